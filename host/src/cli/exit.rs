@@ -1,0 +1,18 @@
+//! Exit codes, documented in `--help` and the README, so CI can tell outcomes apart.
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    GateFailed = 1,
+    Usage = 2,
+    RolledBack = 3,
+    Internal = 4,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}

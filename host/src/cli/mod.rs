@@ -1,0 +1,114 @@
+//! The command line: argument parsing and output only; the work happens in the layers below.
+
+mod exit;
+mod output;
+mod plugins;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use exit::Exit;
+
+use crate::runtime::Runtime;
+
+const ABOUT: &str = "Run software launches whose policies are sandboxed WebAssembly plugins";
+
+const EXAMPLES: &str = "\
+Examples:
+  launch-host plugins list --plugins plugins/     # what is installed
+  launch-host plugins inspect plugins/slo-thresholds.wasm
+  launch-host validate --plugins plugins/         # load everything, time cold and warm loads
+
+Exit codes:
+  0  success
+  1  a gate failed
+  2  usage or configuration error (bad flag, bad runbook, unusable plugin)
+  3  the launch was rolled back
+  4  internal error";
+
+#[derive(Parser, Debug)]
+#[command(name = "launch-host", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Where compiled plugins are cached [default: the user's cache dir, launch-host/compiled]
+    #[arg(long, global = true, value_name = "DIR", env = "LAUNCH_HOST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile every plugin from scratch; read and write no cache
+    #[arg(long, global = true)]
+    no_cache: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List and inspect plugins
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Load every plugin of a directory and check it is usable, timing cold and warm loads
+    #[command(after_help = "Example:\n  launch-host validate --plugins plugins/ --cold")]
+    Validate(validate::ValidateArgs),
+}
+
+/// How results are printed.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Aligned columns for people
+    #[default]
+    Table,
+    /// One JSON document for machines
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Success.into()
+            };
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return report(
+                Exit::Internal,
+                anyhow::anyhow!("cannot start the async runtime: {e}"),
+            );
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(exit) => exit.into(),
+        Err(e) => report(Exit::Internal, e),
+    }
+}
+
+fn report(exit: Exit, e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    exit.into()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let cache_dir = if cli.no_cache {
+        None
+    } else {
+        cli.cache_dir
+            .or_else(crate::runtime::cache::ArtifactCache::default_dir)
+    };
+    let runtime = Runtime::new(cache_dir)?;
+    match cli.command {
+        Command::Plugins(cmd) => plugins::run(&runtime, cmd).await,
+        Command::Validate(args) => validate::run(&runtime, args).await,
+    }
+}

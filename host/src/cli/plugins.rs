@@ -1,0 +1,180 @@
+//! `launch-host plugins list|inspect`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::output::{self, table};
+use super::{Exit, Output};
+use crate::runtime::{Plugin, Runtime};
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// Name, version, role, capabilities, size and digest of every plugin in a directory
+    #[command(after_help = "Example:\n  launch-host plugins list --plugins plugins/ --output json")]
+    List(ListArgs),
+    /// Imports, exports and contract version of one component file
+    #[command(
+        after_help = "Example:\n  launch-host plugins inspect plugins/statusboard-smoke.wasm"
+    )]
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Directory holding the plugin `.wasm` files
+    #[arg(long, value_name = "DIR", default_value = "plugins")]
+    plugins: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The component file
+    file: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        PluginsCommand::List(args) => list(runtime, args).await,
+        PluginsCommand::Inspect(args) => inspect(runtime, args).await,
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    file: &'a std::path::Path,
+    digest: &'a str,
+    size: u64,
+    contract: &'a str,
+    #[serde(flatten)]
+    info: &'a crate::runtime::PluginInfo,
+}
+
+fn listed(p: &Plugin) -> Listed<'_> {
+    Listed {
+        file: &p.path,
+        digest: &p.digest,
+        size: p.size,
+        contract: &p.contract,
+        info: &p.info,
+    }
+}
+
+async fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<Exit> {
+    let catalog = match runtime.discover(&args.plugins).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    match args.output {
+        Output::Json => {
+            let rejected: Vec<String> = catalog.rejected.iter().map(ToString::to_string).collect();
+            output::json(&serde_json::json!({
+                "plugins": catalog.plugins.iter().map(listed).collect::<Vec<_>>(),
+                "rejected": rejected,
+            }))?;
+        }
+        Output::Table => {
+            let mut t = table(&[
+                "NAME",
+                "VERSION",
+                "ROLE",
+                "CAPABILITIES",
+                "SIZE",
+                "DIGEST",
+                "FILE",
+            ]);
+            for p in &catalog.plugins {
+                t.add_row(vec![
+                    p.info.name.clone(),
+                    p.info.version.clone(),
+                    p.info.role.to_string(),
+                    p.info.capabilities.join(","),
+                    output::size(p.size),
+                    format!("sha256:{}", &p.digest[..12]),
+                    p.path.display().to_string(),
+                ]);
+            }
+            if catalog.plugins.is_empty() {
+                println!("no plugins in {}", catalog.dir.display());
+            } else {
+                println!("{t}");
+            }
+            for e in &catalog.rejected {
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    Ok(if catalog.rejected.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Usage
+    })
+}
+
+async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
+    let inspection = match runtime.inspect(&args.file).await {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let usable = inspection.problem.is_none();
+    match args.output {
+        Output::Json => output::json(&inspection)?,
+        Output::Table => {
+            let i = &inspection;
+            println!("file:      {}", i.path.display());
+            println!("size:      {}", output::size(i.size));
+            println!("digest:    sha256:{}", i.digest);
+            let versions = if i.contract_versions.is_empty() {
+                "(none)".to_string()
+            } else {
+                i.contract_versions.join(", ")
+            };
+            println!(
+                "contract:  launch:plugin@{versions} (this host: {})",
+                i.host_contract
+            );
+            if let Some(p) = &i.plugin {
+                println!("plugin:    {} {} ({})", p.name, p.version, p.role);
+                println!("           {}", p.description);
+                println!(
+                    "requests:  {}",
+                    if p.capabilities.is_empty() {
+                        "nothing".into()
+                    } else {
+                        p.capabilities.join(", ")
+                    }
+                );
+                println!(
+                    "config:    {}",
+                    if p.config_schema.is_some() {
+                        "JSON Schema provided"
+                    } else {
+                        "no schema"
+                    }
+                );
+            }
+            println!("imports:");
+            for name in &i.imports {
+                println!("  {name}");
+            }
+            println!("exports:");
+            for name in &i.exports {
+                println!("  {name}");
+            }
+            if let Some(problem) = &i.problem {
+                eprintln!("error: {problem}");
+            }
+        }
+    }
+    Ok(if usable { Exit::Success } else { Exit::Usage })
+}

@@ -1,0 +1,140 @@
+//! `launch-host validate`: load every plugin, prove each can be instantiated and called, and
+//! show what loading costs cold (compiling) and warm (from the artifact cache).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::output::{self, table};
+use super::{Exit, Output};
+use crate::runtime::{LoadSource, Runtime, Sandbox};
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// Directory holding the plugin `.wasm` files
+    #[arg(long, value_name = "DIR", default_value = "plugins")]
+    plugins: PathBuf,
+    /// Compile every plugin for the first load even when the cache has it, to time a cold load
+    #[arg(long)]
+    cold: bool,
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    name: String,
+    role: String,
+    file: PathBuf,
+    first_load: LoadSource,
+    first_load_ms: f64,
+    warm_load_ms: f64,
+    call_ms: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> {
+    let files = match crate::runtime::discovery::wasm_files(&args.plugins) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for file in &files {
+        let first = if args.cold {
+            runtime.load_uncached(file).await
+        } else {
+            runtime.load(file).await
+        };
+        let plugin = match first {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let warm = match runtime.load(file).await {
+            Ok(p) => p,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let call = match warm.describe(&Sandbox::default()).await {
+            Ok(c) => c.elapsed,
+            Err(e) => {
+                problems.push(format!("{}: {e}", file.display()));
+                continue;
+            }
+        };
+        rows.push(Row {
+            name: plugin.info.name.clone(),
+            role: plugin.info.role.to_string(),
+            file: file.clone(),
+            first_load: plugin.load.source,
+            first_load_ms: ms(plugin.load.elapsed),
+            warm_load_ms: ms(warm.load.elapsed),
+            call_ms: ms(call),
+        });
+    }
+    match args.output {
+        Output::Json => {
+            output::json(&serde_json::json!({ "plugins": rows, "problems": problems }))?
+        }
+        Output::Table => {
+            let mut t = table(&["PLUGIN", "ROLE", "FIRST LOAD", "WARM LOAD", "DESCRIBE CALL"]);
+            for r in &rows {
+                let source = match r.first_load {
+                    LoadSource::Compiled => "compiled",
+                    LoadSource::Cached => "cached",
+                };
+                t.add_row(vec![
+                    r.name.clone(),
+                    r.role.clone(),
+                    format!(
+                        "{} ({source})",
+                        output::millis(Duration::from_secs_f64(r.first_load_ms / 1000.0))
+                    ),
+                    output::millis(Duration::from_secs_f64(r.warm_load_ms / 1000.0)),
+                    output::millis(Duration::from_secs_f64(r.call_ms / 1000.0)),
+                ]);
+            }
+            if !rows.is_empty() {
+                println!("{t}");
+            }
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            let verdict = if problems.is_empty() && !rows.is_empty() {
+                "ok"
+            } else {
+                "FAILED"
+            };
+            println!(
+                "{verdict}: {} plugin(s) valid, {} problem(s) in {}",
+                rows.len(),
+                problems.len(),
+                args.plugins.display()
+            );
+        }
+    }
+    if rows.is_empty() && problems.is_empty() {
+        eprintln!(
+            "error: no plugins in {} (build them with `just build-plugins`)",
+            args.plugins.display()
+        );
+        return Ok(Exit::Usage);
+    }
+    Ok(if problems.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Usage
+    })
+}

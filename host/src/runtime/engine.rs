@@ -1,0 +1,62 @@
+//! One wasmtime `Engine` per process: component model, async host calls, epoch interruption for
+//! deadlines, and the pooling allocator so a fresh instance per call costs microseconds.
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; deadlines are rounded up to it.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The largest linear memory any plugin may be granted. Per-call limits sit below this.
+pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+
+pub fn new_engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+
+    // Sized for componentize-py's CPython (a dozen core instances, ~20k table entries) next to
+    // small Rust plugins, with room for concurrent calls.
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(256)
+        .total_core_instances(2048)
+        .total_memories(512)
+        .total_tables(1024)
+        .total_stacks(256)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .max_tables_per_module(8)
+        .max_memories_per_module(2)
+        .table_elements(200_000)
+        .max_core_instance_size(16 << 20)
+        .max_component_instance_size(4 << 20)
+        .max_memory_size(MAX_MEMORY_BYTES)
+        .max_unused_warm_slots(64);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // Reserve only what the largest grant can use instead of 4 GiB + guard per memory slot.
+    config.memory_reservation(MAX_MEMORY_BYTES as u64);
+    config.memory_guard_size(32 << 20);
+    Ok(Engine::new(&config)?)
+}
+
+/// Advances the engine's epoch every `EPOCH_TICK` until the engine is dropped.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("launch-host-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Epoch ticks covering `deadline`.
+pub fn deadline_ticks(deadline: Duration) -> u64 {
+    (deadline.as_micros().div_ceil(EPOCH_TICK.as_micros())).max(1) as u64
+}

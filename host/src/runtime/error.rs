@@ -1,0 +1,132 @@
+//! Why a plugin could not be loaded, or why a call into it failed. Every message names the file
+//! or plugin, says what was found, and says what to do about it.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::contract::{self, Role};
+use crate::capabilities::log::{LogLine, Source};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: cannot read the file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{}: not a WebAssembly file ({found}); a plugin is a wasm component built against {}", path.display(), contract::accepted_range())]
+    NotWasm { path: PathBuf, found: String },
+
+    #[error("{}: a core WebAssembly module, not a component; build the plugin for `wasm32-wasip2` (or wrap the module with `wasm-tools component new`)", path.display())]
+    CoreModule { path: PathBuf },
+
+    #[error("{}: not a valid component: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+
+    #[error("{}: built against {}@{found}, but this host speaks {}@{} (it accepts {}); rebuild the plugin against this host's `wit/`", path.display(), contract::PACKAGE, contract::PACKAGE, contract::VERSION, contract::accepted_range())]
+    IncompatibleContract { path: PathBuf, found: String },
+
+    #[error("{}: implements no launch-host role: it exports [{}]; expected `{}/describe` and one of `{}/{{{}}}` (build it against a world of `wit/worlds.wit`, e.g. `slo-gate-plugin`)",
+        path.display(), exports.join(", "), contract::PACKAGE, contract::PACKAGE, role_list())]
+    NoRole { path: PathBuf, exports: Vec<String> },
+
+    #[error("{}: exports several roles ({}); a plugin plays exactly one", path.display(), roles.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "))]
+    SeveralRoles { path: PathBuf, roles: Vec<Role> },
+
+    #[error("{}: needs imports this host does not provide: {reason}", path.display())]
+    Link { path: PathBuf, reason: String },
+
+    #[error("{}: describe() failed: {failure}", path.display())]
+    Describe { path: PathBuf, failure: CallFailure },
+
+    #[error("{}: describe() says role `{described}` but the component exports `{exported}`", path.display())]
+    RoleMismatch {
+        path: PathBuf,
+        described: Role,
+        exported: Role,
+    },
+
+    #[error("{}: describe() returned unusable information: {reason}", path.display())]
+    BadInfo { path: PathBuf, reason: String },
+}
+
+fn role_list() -> String {
+    Role::ALL
+        .iter()
+        .map(|r| r.interface())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A call into a plugin that did not return a value.
+#[derive(Debug)]
+pub struct CallFailure {
+    pub plugin: String,
+    pub function: String,
+    pub kind: FailureKind,
+    /// What the plugin logged (and wrote to stdout/stderr) before it failed.
+    pub logs: Vec<LogLine>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FailureKind {
+    /// The call ran past its deadline and was interrupted.
+    Deadline(Duration),
+    /// The instance tried to grow its memory past the limit.
+    MemoryLimit { limit: usize, requested: usize },
+    /// The plugin trapped (panic, `unreachable`, bad memory access...).
+    Trap(String),
+    /// The instance could not even be created.
+    Instantiate(String),
+}
+
+impl fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "plugin `{}` ", self.plugin)?;
+        match &self.kind {
+            FailureKind::Deadline(d) => write!(
+                f,
+                "ran past its deadline of {} ms in `{}` and was stopped; if it is legitimately slow, raise the stage's `deadline`",
+                d.as_millis(),
+                self.function
+            )?,
+            FailureKind::MemoryLimit { limit, requested } => write!(
+                f,
+                "exceeded its memory limit of {} in `{}` (tried to grow to {}); if it needs more, raise the stage's `memory`",
+                mib(*limit),
+                self.function,
+                mib(*requested)
+            )?,
+            FailureKind::Trap(msg) => write!(f, "trapped in `{}`: {msg}", self.function)?,
+            FailureKind::Instantiate(msg) => write!(
+                f,
+                "could not be instantiated for `{}`: {msg}",
+                self.function
+            )?,
+        }
+        // A panic message goes to stderr; it is usually the most useful line.
+        let stderr: Vec<&str> = self
+            .logs
+            .iter()
+            .filter(|l| l.source == Source::Stderr)
+            .map(|l| l.message.as_str())
+            .collect();
+        if !stderr.is_empty() {
+            let tail = &stderr[stderr.len().saturating_sub(3)..];
+            write!(f, "; its stderr ends with: {}", tail.join(" | "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CallFailure {}
+
+pub fn mib(bytes: usize) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    }
+}
