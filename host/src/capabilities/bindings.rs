@@ -5,6 +5,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "capabilities",
     imports: { default: async },
+    additional_derives: [PartialEq],
 });
 
 pub use launch::plugin::{http, log, types};

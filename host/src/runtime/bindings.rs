@@ -9,6 +9,7 @@ macro_rules! role_world {
                 world: $world,
                 imports: { default: async },
                 exports: { default: async },
+                additional_derives: [PartialEq],
                 with: { $($with)* },
             });
         }

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod limits;
 pub mod plugin;
 mod state;
+pub mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

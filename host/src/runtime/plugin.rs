@@ -20,8 +20,8 @@ use super::engine::deadline_ticks;
 use super::error::{CallFailure, FailureKind, LoadError};
 use super::limits::{Limits, MemoryLimitExceeded};
 use super::state::PluginState;
+use super::types;
 use crate::capabilities::Grants;
-use crate::capabilities::bindings::types;
 use crate::capabilities::log::{LogLine, Source};
 
 /// What the operator allows one call: limits enforced by the runtime, grants by capabilities.
@@ -501,10 +501,7 @@ impl Plugin {
         &self,
         sandbox: &Sandbox,
         config_json: &str,
-    ) -> Result<
-        Called<Vec<bindings::uat_checklist::exports::launch::plugin::uat_checklist::UatItem>>,
-        CallFailure,
-    > {
+    ) -> Result<Called<Vec<types::UatItem>>, CallFailure> {
         let config = config_json.to_string();
         role_call!(
             self,
@@ -520,8 +517,8 @@ impl Plugin {
     pub async fn evaluate_uat(
         &self,
         sandbox: &Sandbox,
-        results: &[bindings::uat_checklist::exports::launch::plugin::uat_checklist::UatResult],
-        signoffs: &[bindings::uat_checklist::exports::launch::plugin::uat_checklist::Signoff],
+        results: &[types::UatResult],
+        signoffs: &[types::Signoff],
         config_json: &str,
     ) -> Result<Called<types::StepReport>, CallFailure> {
         let (results, signoffs, config) =
@@ -540,13 +537,10 @@ impl Plugin {
     pub async fn decide_canary(
         &self,
         sandbox: &Sandbox,
-        state: &bindings::canary_policy::exports::launch::plugin::canary_policy::CanaryState,
-        history: &[bindings::canary_policy::exports::launch::plugin::canary_policy::CanaryWindow],
+        state: &types::CanaryState,
+        history: &[types::CanaryWindow],
         config_json: &str,
-    ) -> Result<
-        Called<bindings::canary_policy::exports::launch::plugin::canary_policy::Decision>,
-        CallFailure,
-    > {
+    ) -> Result<Called<types::Decision>, CallFailure> {
         let (state, history, config) = (*state, history.to_vec(), config_json.to_string());
         let mut called = role_call!(
             self,
@@ -564,7 +558,7 @@ impl Plugin {
     pub async fn run_step(
         &self,
         sandbox: &Sandbox,
-        context: &bindings::step::exports::launch::plugin::step::StepContext,
+        context: &types::StepContext,
         config_json: &str,
     ) -> Result<Called<types::StepReport>, CallFailure> {
         let (context, config) = (context.clone(), config_json.to_string());

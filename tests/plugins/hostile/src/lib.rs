@@ -71,8 +71,8 @@ impl step::Guest for Plugin {
                         found.push(format!("file {path}"));
                     }
                 }
-                if let Ok(dir) = std::env::current_dir() {
-                    found.push(format!("cwd {}", dir.display()));
+                if let Ok(entries) = std::fs::read_dir("/") {
+                    found.extend(entries.flatten().map(|e| format!("dir entry {}", e.path().display())));
                 }
                 if std::net::TcpStream::connect("127.0.0.1:1").is_ok() {
                     found.push("socket 127.0.0.1:1".into());

