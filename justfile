@@ -33,9 +33,14 @@ test: build-plugins build-test-plugins
 
 # Benchmarks (release build): plugin load times and instantiate+call latency
 bench: build-plugins
-    cargo run --release -p launch-host --bin launch-bench -- --plugins plugins
+    cargo bench -p launch-host --bench plugins -- --plugins plugins
 
 # Formatting and lints
 lint:
     cargo fmt --all -- --check
     cargo clippy -p launch-host --all-targets -- -D warnings
+
+# The quick start's first command: build the plugins and show that the host loads them all
+demo: build-plugins
+    cargo run --quiet -p launch-host -- plugins list --plugins plugins
+    cargo run --quiet -p launch-host -- validate --plugins plugins

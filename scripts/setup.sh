@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs what building plugins needs: the wasm32-wasip2 Rust target (rustup, else Debian's
+# Installs what building plugins needs: just (the task runner), the wasm32-wasip2 Rust target (rustup, else Debian's
 # toolchain with -Zbuild-std, see DESIGN §7), wasm-tools and componentize-py. Idempotent.
 set -euo pipefail
 
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
+# pip puts tools here; make them visible to the rest of this script.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+
+command -v just >/dev/null || pip_install 'rust-just==1.59.0'
 
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "setup: wasm32-wasip2 target present"

@@ -1,0 +1,116 @@
+//! `just bench`: what loading and calling plugins costs, next to the goals of issue [1/4].
+//!
+//! - cold load (compile from bytes, no cache) vs warm load (from the artifact cache) per plugin;
+//! - all stock Rust plugins warm-loaded together;
+//! - instantiate + call of a policy plugin (fresh instance per call), median and p99.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use launch_host::runtime::types::*;
+use launch_host::runtime::{Runtime, Sandbox};
+
+const CALLS: usize = 5_000;
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1} µs", ns as f64 / 1e3)
+}
+
+fn plugins_dir() -> PathBuf {
+    let dir = std::env::args().skip_while(|a| a != "--plugins").nth(1).map(PathBuf::from);
+    dir.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins"))
+}
+
+fn samples() -> Samples {
+    let ep = |name: &str| EndpointWindow {
+        endpoint: name.into(),
+        requests: 500,
+        errors: 1,
+        conflicts: 2,
+        p50_ms: 80.0,
+        p95_ms: 300.0,
+        p99_ms: 500.0,
+        avg_ms: 110.0,
+        max_ms: 900.0,
+        latencies_ms: Vec::new(),
+    };
+    Samples {
+        windows: (0..10)
+            .map(|i| MetricWindow { start_ms: i * 60_000, duration_ms: 60_000, endpoints: vec![ep("board"), ep("drawer")] })
+            .collect(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let dir = plugins_dir();
+    let cache = tempfile::tempdir()?;
+    let runtime = Runtime::new(Some(cache.path().to_path_buf()))?;
+    let files = launch_host::runtime::discovery::wasm_files(&dir)?;
+    anyhow::ensure!(!files.is_empty(), "no plugins in {} (run `just build-plugins`)", dir.display());
+
+    println!("launch-host plugin benchmark ({} plugins in {})\n", files.len(), dir.display());
+    println!("{:<20} {:>10} {:>14} {:>14}", "plugin", "size", "cold load", "warm load");
+    let mut rust_warm_total = Duration::ZERO;
+    for file in &files {
+        let cold = runtime.load_uncached(file).await?; // compiles, and primes nothing
+        let _ = runtime.load(file).await?; // compiles once more, into the cache
+        // Warm load: best of 5, from the cache.
+        let mut warm = Duration::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            runtime.load(file).await?;
+            warm = warm.min(t.elapsed());
+        }
+        let python = cold.size > 4 << 20;
+        if !python {
+            rust_warm_total += warm;
+        }
+        println!("{:<20} {:>10} {:>14} {:>14}", cold.info.name, format!("{} KiB", cold.size >> 10), ms(cold.load.elapsed), ms(warm));
+    }
+
+    // All stock Rust plugins warm-loaded together (discovery of the directory minus Python).
+    let t = Instant::now();
+    for file in &files {
+        if std::fs::metadata(file)?.len() <= 4 << 20 {
+            runtime.load(file).await?;
+        }
+    }
+    let together = t.elapsed();
+
+    let gate = runtime.load(&dir.join("slo-thresholds.wasm")).await?;
+    let sandbox = Sandbox::default();
+    let samples = samples();
+    let mut describe = Histogram::<u64>::new(3)?;
+    let mut evaluate = Histogram::<u64>::new(3)?;
+    for _ in 0..200 {
+        gate.evaluate_slo(&sandbox, &samples, "").await?; // warm-up
+    }
+    for _ in 0..CALLS {
+        let t = Instant::now();
+        gate.describe(&sandbox).await?;
+        describe.record(t.elapsed().as_nanos() as u64)?;
+        let t = Instant::now();
+        gate.evaluate_slo(&sandbox, &samples, "").await?;
+        evaluate.record(t.elapsed().as_nanos() as u64)?;
+    }
+
+    println!();
+    println!("{:<52} {:>12} {:>12}", "measure", "launch-host", "goal");
+    println!("{:<52} {:>12} {:>12}", "stock Rust plugins warm-loaded together", ms(together), "< 100 ms");
+    println!("{:<52} {:>12} {:>12}", "  (sum of best warm loads)", ms(rust_warm_total), "");
+    println!("{:<52} {:>12} {:>12}", format!("instantiate+describe, median of {CALLS}"), us(describe.value_at_quantile(0.5)), "< 50 µs");
+    println!("{:<52} {:>12} {:>12}", "instantiate+describe, p99", us(describe.value_at_quantile(0.99)), "");
+    println!("{:<52} {:>12} {:>12}", "instantiate+slo-gate.evaluate (10 windows), median", us(evaluate.value_at_quantile(0.5)), "< 50 µs");
+    println!("{:<52} {:>12} {:>12}", "instantiate+slo-gate.evaluate, p99", us(evaluate.value_at_quantile(0.99)), "");
+    Ok(())
+}
