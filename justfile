@@ -33,7 +33,7 @@ test: build-plugins build-test-plugins
 
 # Benchmarks (release build): plugin load times and instantiate+call latency
 bench: build-plugins
-    cargo bench -p launch-host --bench plugins -- --plugins plugins
+    cargo bench -p launch-host --bench plugins -- --plugins "{{justfile_directory()}}/plugins"
 
 # Formatting and lints
 lint:
