@@ -39,26 +39,45 @@ fn plugins_dir() -> String {
 
 #[test]
 fn plugins_list_shows_every_stock_plugin_with_its_digest() {
-    let out = launch_host(&["plugins", "list", "--plugins", &plugins_dir(), "--output", "json"]);
+    let out = launch_host(&[
+        "plugins",
+        "list",
+        "--plugins",
+        &plugins_dir(),
+        "--output",
+        "json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     let plugins = doc["plugins"].as_array().unwrap();
     assert_eq!(plugins.len(), STOCK.len(), "{doc:#}");
     for (name, role) in STOCK {
-        let p = plugins.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{name} not listed"));
+        let p = plugins
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed"));
         assert_eq!(p["role"], role);
         assert_eq!(p["contract"], "0.1.0");
         let bytes = std::fs::read(stock_plugin(name)).unwrap();
         assert_eq!(p["digest"], hex::encode(Sha256::digest(&bytes)), "{name}");
         assert_eq!(p["size"], bytes.len() as u64);
-        assert!(p["capabilities"].as_array().unwrap().contains(&"log".into()) || name == "slo-thresholds");
+        assert!(
+            p["capabilities"]
+                .as_array()
+                .unwrap()
+                .contains(&"log".into())
+                || name == "slo-thresholds"
+        );
     }
     assert_eq!(doc["rejected"].as_array().unwrap().len(), 0);
 
     let out = launch_host(&["plugins", "list", "--plugins", &plugins_dir()]);
     let table = text(&out.stdout);
     for (name, role) in STOCK {
-        let line = table.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{table}"));
+        let line = table
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{table}"));
         assert!(line.contains(role) && line.contains("sha256:"), "{line}");
     }
 }
@@ -71,9 +90,18 @@ fn plugins_inspect_shows_imports_exports_and_contract() {
     let s = text(&out.stdout);
     assert!(s.contains("launch:plugin/smoke-suite@0.1.0"), "{s}");
     assert!(s.contains("launch:plugin/describe@0.1.0"));
-    assert!(s.contains("launch:plugin/http@0.1.0"), "imports are listed: {s}");
-    assert!(s.contains("contract:  launch:plugin@0.1.0 (this host: 0.1.0)"), "{s}");
-    assert!(s.contains("plugin:    statusboard-smoke 0.1.0 (smoke-suite)"), "{s}");
+    assert!(
+        s.contains("launch:plugin/http@0.1.0"),
+        "imports are listed: {s}"
+    );
+    assert!(
+        s.contains("contract:  launch:plugin@0.1.0 (this host: 0.1.0)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("plugin:    statusboard-smoke 0.1.0 (smoke-suite)"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -89,13 +117,21 @@ fn validate_loads_every_plugin_and_times_it() {
         assert!(r["first_load"] == "cached" || r["first_load"] == "compiled");
     }
     let out = launch_host(&["validate", "--plugins", &plugins_dir()]);
-    assert!(text(&out.stdout).contains("ok: 6 plugin(s) valid, 0 problem(s)"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("ok: 6 plugin(s) valid, 0 problem(s)"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 /// A directory holding one bad file next to a good plugin.
 fn dir_with(name: &str, bytes: &[u8]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(stock_plugin("canary-steps"), dir.path().join("canary-steps.wasm")).unwrap();
+    std::fs::copy(
+        stock_plugin("canary-steps"),
+        dir.path().join("canary-steps.wasm"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join(name), bytes).unwrap();
     dir
 }
@@ -103,50 +139,101 @@ fn dir_with(name: &str, bytes: &[u8]) -> tempfile::TempDir {
 fn validate_fails(dir: &Path, expect: &[&str]) {
     let out = launch_host(&["validate", "--plugins", dir.to_str().unwrap()]);
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stdout: {}\nstderr: {err}", text(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout: {}\nstderr: {err}",
+        text(&out.stdout)
+    );
     for e in expect {
         assert!(err.contains(e), "expected `{e}` in:\n{err}");
     }
-    assert!(text(&out.stdout).contains("1 plugin(s) valid, 1 problem(s)"), "the good plugin still loads");
+    assert!(
+        text(&out.stdout).contains("1 plugin(s) valid, 1 problem(s)"),
+        "the good plugin still loads"
+    );
 }
 
 #[test]
 fn a_text_file_named_wasm_is_rejected_by_name() {
     let dir = dir_with("notes.wasm", b"these are my release notes\n");
-    validate_fails(dir.path(), &["notes.wasm: not a WebAssembly file", "a text file starting with \"these are my release notes\"", "launch:plugin@0.1.x"]);
+    validate_fails(
+        dir.path(),
+        &[
+            "notes.wasm: not a WebAssembly file",
+            "a text file starting with \"these are my release notes\"",
+            "launch:plugin@0.1.x",
+        ],
+    );
 }
 
 #[test]
 fn a_core_module_is_rejected_with_the_fix() {
     let dir = dir_with("core.wasm", b"\0asm\x01\0\0\0");
-    validate_fails(dir.path(), &["core.wasm: a core WebAssembly module, not a component", "wasm32-wasip2"]);
+    validate_fails(
+        dir.path(),
+        &[
+            "core.wasm: a core WebAssembly module, not a component",
+            "wasm32-wasip2",
+        ],
+    );
 }
 
 #[test]
 fn a_component_of_another_world_implements_no_role() {
-    let dir = dir_with("cmd.wasm", &std::fs::read(test_plugin("not-a-plugin")).unwrap());
-    validate_fails(dir.path(), &["cmd.wasm: implements no launch-host role", "wasi:cli/run@", "launch:plugin/describe"]);
+    let dir = dir_with(
+        "cmd.wasm",
+        &std::fs::read(test_plugin("not-a-plugin")).unwrap(),
+    );
+    validate_fails(
+        dir.path(),
+        &[
+            "cmd.wasm: implements no launch-host role",
+            "wasi:cli/run@",
+            "launch:plugin/describe",
+        ],
+    );
 }
 
 #[test]
 fn an_incompatible_contract_names_both_versions() {
-    let dir = dir_with("future.wasm", &std::fs::read(test_plugin("future-contract")).unwrap());
-    validate_fails(dir.path(), &["future.wasm: built against launch:plugin@9.0.0", "this host speaks launch:plugin@0.1.0"]);
+    let dir = dir_with(
+        "future.wasm",
+        &std::fs::read(test_plugin("future-contract")).unwrap(),
+    );
+    validate_fails(
+        dir.path(),
+        &[
+            "future.wasm: built against launch:plugin@9.0.0",
+            "this host speaks launch:plugin@0.1.0",
+        ],
+    );
 }
 
 #[test]
 fn duplicate_plugin_names_are_refused() {
-    let dir = dir_with("again.wasm", &std::fs::read(stock_plugin("canary-steps")).unwrap());
+    let dir = dir_with(
+        "again.wasm",
+        &std::fs::read(stock_plugin("canary-steps")).unwrap(),
+    );
     let out = launch_host(&["plugins", "list", "--plugins", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("plugin name `canary-steps` is claimed by both"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("plugin name `canary-steps` is claimed by both"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn a_missing_plugin_directory_is_a_usage_error() {
     let out = launch_host(&["validate", "--plugins", "/nonexistent/plugins"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("/nonexistent/plugins: cannot list the plugin directory"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/plugins: cannot list the plugin directory"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -22,7 +22,10 @@ fn us(ns: u64) -> String {
 }
 
 fn plugins_dir() -> PathBuf {
-    let dir = std::env::args().skip_while(|a| a != "--plugins").nth(1).map(PathBuf::from);
+    let dir = std::env::args()
+        .skip_while(|a| a != "--plugins")
+        .nth(1)
+        .map(PathBuf::from);
     dir.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins"))
 }
 
@@ -41,13 +44,19 @@ fn samples() -> Samples {
     };
     Samples {
         windows: (0..10)
-            .map(|i| MetricWindow { start_ms: i * 60_000, duration_ms: 60_000, endpoints: vec![ep("board"), ep("drawer")] })
+            .map(|i| MetricWindow {
+                start_ms: i * 60_000,
+                duration_ms: 60_000,
+                endpoints: vec![ep("board"), ep("drawer")],
+            })
             .collect(),
     }
 }
 
 fn main() -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run())
 }
 
@@ -56,10 +65,21 @@ async fn run() -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let runtime = Runtime::new(Some(cache.path().to_path_buf()))?;
     let files = launch_host::runtime::discovery::wasm_files(&dir)?;
-    anyhow::ensure!(!files.is_empty(), "no plugins in {} (run `just build-plugins`)", dir.display());
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no plugins in {} (run `just build-plugins`)",
+        dir.display()
+    );
 
-    println!("launch-host plugin benchmark ({} plugins in {})\n", files.len(), dir.display());
-    println!("{:<20} {:>10} {:>14} {:>14}", "plugin", "size", "cold load", "warm load");
+    println!(
+        "launch-host plugin benchmark ({} plugins in {})\n",
+        files.len(),
+        dir.display()
+    );
+    println!(
+        "{:<20} {:>10} {:>14} {:>14}",
+        "plugin", "size", "cold load", "warm load"
+    );
     let mut rust_warm_total = Duration::ZERO;
     for file in &files {
         let cold = runtime.load_uncached(file).await?; // compiles, and primes nothing
@@ -75,7 +95,13 @@ async fn run() -> anyhow::Result<()> {
         if !python {
             rust_warm_total += warm;
         }
-        println!("{:<20} {:>10} {:>14} {:>14}", cold.info.name, format!("{} KiB", cold.size >> 10), ms(cold.load.elapsed), ms(warm));
+        println!(
+            "{:<20} {:>10} {:>14} {:>14}",
+            cold.info.name,
+            format!("{} KiB", cold.size >> 10),
+            ms(cold.load.elapsed),
+            ms(warm)
+        );
     }
 
     // All stock Rust plugins warm-loaded together (discovery of the directory minus Python).
@@ -106,11 +132,41 @@ async fn run() -> anyhow::Result<()> {
 
     println!();
     println!("{:<52} {:>12} {:>12}", "measure", "launch-host", "goal");
-    println!("{:<52} {:>12} {:>12}", "stock Rust plugins warm-loaded together", ms(together), "< 100 ms");
-    println!("{:<52} {:>12} {:>12}", "  (sum of best warm loads)", ms(rust_warm_total), "");
-    println!("{:<52} {:>12} {:>12}", format!("instantiate+describe, median of {CALLS}"), us(describe.value_at_quantile(0.5)), "< 50 µs");
-    println!("{:<52} {:>12} {:>12}", "instantiate+describe, p99", us(describe.value_at_quantile(0.99)), "");
-    println!("{:<52} {:>12} {:>12}", "instantiate+slo-gate.evaluate (10 windows), median", us(evaluate.value_at_quantile(0.5)), "< 50 µs");
-    println!("{:<52} {:>12} {:>12}", "instantiate+slo-gate.evaluate, p99", us(evaluate.value_at_quantile(0.99)), "");
+    println!(
+        "{:<52} {:>12} {:>12}",
+        "stock Rust plugins warm-loaded together",
+        ms(together),
+        "< 100 ms"
+    );
+    println!(
+        "{:<52} {:>12} {:>12}",
+        "  (sum of best warm loads)",
+        ms(rust_warm_total),
+        ""
+    );
+    println!(
+        "{:<52} {:>12} {:>12}",
+        format!("instantiate+describe, median of {CALLS}"),
+        us(describe.value_at_quantile(0.5)),
+        "< 50 µs"
+    );
+    println!(
+        "{:<52} {:>12} {:>12}",
+        "instantiate+describe, p99",
+        us(describe.value_at_quantile(0.99)),
+        ""
+    );
+    println!(
+        "{:<52} {:>12} {:>12}",
+        "instantiate+slo-gate.evaluate (10 windows), median",
+        us(evaluate.value_at_quantile(0.5)),
+        "< 50 µs"
+    );
+    println!(
+        "{:<52} {:>12} {:>12}",
+        "instantiate+slo-gate.evaluate, p99",
+        us(evaluate.value_at_quantile(0.99)),
+        ""
+    );
     Ok(())
 }

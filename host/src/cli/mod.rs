@@ -3,6 +3,7 @@
 mod exit;
 mod output;
 mod plugins;
+mod run;
 mod validate;
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ const ABOUT: &str = "Run software launches whose policies are sandboxed WebAssem
 
 const EXAMPLES: &str = "\
 Examples:
+  launch-host run --plugins plugins/ --yes        # the whole playbook on the embedded default
   launch-host plugins list --plugins plugins/     # what is installed
   launch-host plugins inspect plugins/slo-thresholds.wasm
   launch-host validate --plugins plugins/         # load everything, time cold and warm loads
@@ -49,7 +51,15 @@ enum Command {
     /// List and inspect plugins
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
-    /// Load every plugin of a directory and check it is usable, timing cold and warm loads
+    /// Run the launch playbook (the embedded default, or --runbook FILE)
+    #[command(
+        after_help = "Examples:\n  launch-host run --plugins plugins/ --yes\n  launch-host run --plugins plugins/ --yes --inject v2-latency=2500ms   # watch the canary roll back"
+    )]
+    Run(run::RunArgs),
+    /// Continue an interrupted run without repeating a completed effect
+    #[command(after_help = "Example:\n  launch-host resume 20261127T150000Z-1a2b")]
+    Resume(run::ResumeArgs),
+    /// Load every plugin of a directory and check it is usable (and the runbook, if given)
     #[command(after_help = "Example:\n  launch-host validate --plugins plugins/ --cold")]
     Validate(validate::ValidateArgs),
 }
@@ -109,6 +119,8 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
     let runtime = Runtime::new(cache_dir)?;
     match cli.command {
         Command::Plugins(cmd) => plugins::run(&runtime, cmd).await,
+        Command::Run(args) => run::run(&runtime, args).await,
+        Command::Resume(args) => run::resume(&runtime, args).await,
         Command::Validate(args) => validate::run(&runtime, args).await,
     }
 }

@@ -68,6 +68,10 @@ impl canary_policy::Guest for Plugin {
         if cfg.steps.is_empty() || cfg.steps.windows(2).any(|w| w[0] >= w[1]) {
             return decision(Action::Hold("invalid config: steps must be a rising list of percentages".into()), Vec::new());
         }
+        // A canary that has not started yet starts at the first step.
+        if state.percent == 0 {
+            return decision(Action::Promote(cfg.steps[0]), Vec::new());
+        }
         let Some(latest) = history.last() else {
             return decision(Action::Hold("no check interval measured yet".into()), Vec::new());
         };

@@ -21,6 +21,9 @@ use serde::Deserialize;
 struct Config {
     min_approvals: u32,
     required_roles: Vec<String>,
+    /// Whether a blocking item recorded as skipped may pass (automated runs); otherwise it is
+    /// inconclusive and needs a human.
+    allow_skipped: bool,
 }
 
 impl Default for Config {
@@ -28,12 +31,13 @@ impl Default for Config {
         Config {
             min_approvals: 2,
             required_roles: ["qa_lead", "product_owner", "tech_lead", "operations"].map(String::from).to_vec(),
+            allow_skipped: false,
         }
     }
 }
 
 const SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","additionalProperties":false,
-"properties":{"min-approvals":{"type":"integer","minimum":1},"required-roles":{"type":"array","items":{"type":"string"},"minItems":1}}}"#;
+"properties":{"min-approvals":{"type":"integer","minimum":1},"required-roles":{"type":"array","items":{"type":"string"},"minItems":1},"allow-skipped":{"type":"boolean"}}}"#;
 
 /// (id, category, title, expected, blocking, automated probe)
 const ITEMS: &[(&str, &str, &str, &str, bool, Option<&str>)] = &[
@@ -95,7 +99,8 @@ impl uat_checklist::Guest for Plugin {
                 Some(UatOutcome::Pass) => Verdict::Pass,
                 Some(UatOutcome::Fail) => Verdict::Fail(format!("{title}: failed")),
                 Some(UatOutcome::Blocked) => Verdict::Fail(format!("{title}: blocked")),
-                Some(UatOutcome::Skipped) => Verdict::Inconclusive(format!("{title}: skipped")),
+                Some(UatOutcome::Skipped) if cfg.allow_skipped => Verdict::Pass,
+                Some(UatOutcome::Skipped) => Verdict::Inconclusive(format!("{title}: skipped; test it or set allow-skipped")),
                 None => Verdict::NoData(format!("{title}: not tested yet")),
             };
             let detail = latest.map_or(String::from("no result recorded"), |r| {

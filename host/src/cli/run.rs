@@ -1,0 +1,140 @@
+//! `launch-host run` and `launch-host resume`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Exit;
+use crate::engine::{self, Outcome, RunOptions, Runbook};
+use crate::runtime::Runtime;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Directory holding the plugin `.wasm` files
+    #[arg(long, value_name = "DIR", default_value = "plugins")]
+    plugins: PathBuf,
+    /// The runbook; the embedded default (the guide's 14 steps on a local StatusBoardV2) when absent
+    #[arg(long, value_name = "FILE")]
+    runbook: Option<PathBuf>,
+    /// Proceed without asking (also AUTO_CONFIRM=true); needed when not on a terminal
+    #[arg(long, short = 'y', env = "AUTO_CONFIRM", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    yes: bool,
+    /// Inject a fault into the embedded target's V2: v2-latency=2500ms, v2-errors=20%, down
+    #[arg(long, value_name = "FAULT")]
+    inject: Vec<String>,
+    /// Where run folders are created
+    #[arg(long, value_name = "DIR", default_value = ".launch/runs")]
+    runs_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The run id (a folder of --runs-dir) or a run folder path
+    run: String,
+    #[arg(long, value_name = "DIR", default_value = ".launch/runs")]
+    runs_dir: PathBuf,
+}
+
+fn exit_for(outcome: Outcome) -> Exit {
+    match outcome {
+        Outcome::Passed => Exit::Success,
+        Outcome::GateFailed => Exit::GateFailed,
+        Outcome::RolledBack => Exit::RolledBack,
+    }
+}
+
+fn print_summary(s: &engine::RunSummary) {
+    println!(
+        "run {}: {} — {}",
+        s.run_id,
+        s.outcome.word().to_uppercase(),
+        s.summary
+    );
+    println!(
+        "reports: {}/report.{{md,html,json}}, {}/junit.xml",
+        s.run_dir.display(),
+        s.run_dir.display()
+    );
+}
+
+pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
+    let (text, source) = match &args.runbook {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => (t, path.display().to_string()),
+            Err(e) => {
+                eprintln!("error: {}: cannot read the runbook: {e}", path.display());
+                return Ok(Exit::Usage);
+            }
+        },
+        None => (
+            engine::runbook::DEFAULT_RUNBOOK.to_string(),
+            "(embedded default runbook)".to_string(),
+        ),
+    };
+    // Check everything before the first effect: a bad runbook or plugin changes nothing.
+    let runbook = match Runbook::parse(&text, &source) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let mut inject = crate::simulator::Inject::default();
+    for spec in &args.inject {
+        if let Err(e) = inject.apply(spec) {
+            eprintln!("error: --inject {e}");
+            return Ok(Exit::Usage);
+        }
+    }
+    let catalog = match runtime.discover(&args.plugins).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(Exit::Usage);
+        }
+    };
+    let mut problems: Vec<String> = catalog.rejected.iter().map(ToString::to_string).collect();
+    problems.extend(engine::playbook::validate(&runbook, &catalog));
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        eprintln!(
+            "error: nothing was run; fix the problems above (`launch-host validate` checks them)"
+        );
+        return Ok(Exit::Usage);
+    }
+    if !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!(
+            "error: not on a terminal, so nobody can answer prompts: pass --yes (or AUTO_CONFIRM=true) to run unattended"
+        );
+        return Ok(Exit::Usage);
+    }
+    let options = RunOptions {
+        plugins_dir: args.plugins.clone(),
+        auto: args.yes,
+        inject: args.inject.clone(),
+    };
+    let summary = engine::playbook::start(runtime, &text, &source, options, &args.runs_dir).await?;
+    print_summary(&summary);
+    Ok(exit_for(summary.outcome))
+}
+
+pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit> {
+    let as_path = PathBuf::from(&args.run);
+    let dir = if as_path.join("journal.jsonl").is_file() {
+        as_path
+    } else {
+        args.runs_dir.join(&args.run)
+    };
+    match engine::playbook::resume(runtime, &dir).await {
+        Ok(summary) => {
+            print_summary(&summary);
+            Ok(exit_for(summary.outcome))
+        }
+        Err(e) => {
+            eprintln!("error: cannot resume {}: {e:#}", dir.display());
+            Ok(Exit::Usage)
+        }
+    }
+}

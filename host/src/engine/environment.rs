@@ -1,0 +1,93 @@
+//! A runbook environment made concrete for one run: its artifact store, its flag store and the
+//! URLs of its target — for an embedded environment, a StatusBoardV2 simulator on loopback
+//! whose store and flags live in the run folder (so `resume` finds them again).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::runbook::{Environment, Runbook};
+use crate::providers::flags::{FlagStore, LocalFlags};
+use crate::providers::store::{ArtifactStore, LocalStore};
+use crate::simulator::{Inject, Simulator, SimulatorConfig, site};
+
+pub struct Env {
+    pub name: String,
+    pub store: Arc<dyn ArtifactStore>,
+    pub flags: Arc<dyn FlagStore>,
+    pub url: String,
+    pub api_url: String,
+    _simulator: Option<Simulator>,
+}
+
+impl Env {
+    /// The `host:port` of the target, for the stage's network grant.
+    pub fn hosts(&self) -> Vec<String> {
+        [&self.url, &self.api_url]
+            .iter()
+            .filter_map(|u| reqwest::Url::parse(u).ok())
+            .filter_map(|u| {
+                Some(match u.port() {
+                    Some(p) => format!("{}:{p}", u.host_str()?),
+                    None => u.host_str()?.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+pub async fn open(
+    name: &str,
+    spec: &Environment,
+    runbook: &Runbook,
+    run_dir: &Path,
+    inject: Inject,
+) -> anyhow::Result<Env> {
+    let dir = run_dir.join("env").join(name);
+    let store: Arc<dyn ArtifactStore> = Arc::new(LocalStore::new(dir.join("store")));
+    let flags: Arc<dyn FlagStore> = Arc::new(LocalFlags::new(dir.join("flags.json")));
+    if !spec.is_embedded() {
+        let url = spec.url.clone().context("url")?;
+        let api_url = spec.api_url.clone().context("api-url")?;
+        return Ok(Env {
+            name: name.into(),
+            store,
+            flags,
+            url,
+            api_url,
+            _simulator: None,
+        });
+    }
+    // First start: the live site is the legacy board and every flag is off, as in production
+    // before a launch.
+    if store.current()?.is_none() {
+        let build = dir.join("seed-build");
+        site::write_statusboard_build(&build, "legacy", false)
+            .context("writing the legacy site")?;
+        store.publish("00000000T000000Z-legacy", &build)?;
+        store.set_current("00000000T000000Z-legacy")?;
+        let _ = std::fs::remove_dir_all(&build);
+        flags.set(&runbook.launch.flag, 0)?;
+        for f in &runbook.launch.component_flags {
+            flags.set(f, 0)?;
+        }
+    }
+    let sim = Simulator::start(SimulatorConfig {
+        store: store.clone(),
+        flags: flags.clone(),
+        flag: runbook.launch.flag.clone(),
+        inject,
+    })
+    .await
+    .with_context(|| format!("starting the embedded target for `{name}`"))?;
+    let url = sim.url();
+    Ok(Env {
+        name: name.into(),
+        store,
+        flags,
+        api_url: url.clone(),
+        url,
+        _simulator: Some(sim),
+    })
+}

@@ -1,0 +1,15 @@
+//! The launch engine: the runbook model, the stage state machine, the journal and resume.
+//! It decides *when* things happen; plugins (through `runtime`) decide *whether* they should,
+//! and the host does every effect itself.
+
+mod canary;
+pub mod environment;
+pub mod journal;
+pub mod playbook;
+pub mod record;
+pub mod runbook;
+mod stages;
+mod uat;
+
+pub use playbook::{Outcome, RunOptions, RunSummary};
+pub use runbook::{Runbook, RunbookError};
