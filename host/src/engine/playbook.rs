@@ -540,6 +540,11 @@ async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
                 format!("{e:#}"),
             ),
         };
+        let mut result = result;
+        // A stage whose plugin failed is still attributed to it.
+        result.plugin = result
+            .plugin
+            .or_else(|| stage.plugin.as_ref().map(|p| p.get_ref().clone()));
         let (next, what) = decide_next(&mut ctx, stage, &result).await?;
         eprintln!(
             "  {} {} — {}",

@@ -64,9 +64,11 @@ impl Router {
     }
 }
 
-/// True for `rate` of tickets, spread evenly.
+/// True for `rate` of tickets, evenly spaced (Bresenham): over any first n tickets, the count
+/// is within one of `rate * n`, so even a short canary window sees the injected rate.
 pub fn hits(ticket: u64, rate: f64) -> bool {
-    ((ticket * 53) % 1000) < (rate * 1000.0).round() as u64
+    let t = ticket as f64;
+    ((t + 1.0) * rate).floor() > (t * rate).floor()
 }
 
 #[cfg(test)]
@@ -85,8 +87,10 @@ mod tests {
     }
 
     #[test]
-    fn fault_rate_is_exact_over_a_thousand() {
+    fn fault_rate_is_exact_over_any_prefix() {
         assert_eq!((0..1000).filter(|&t| hits(t, 0.2)).count(), 200);
+        assert_eq!((0..10).filter(|&t| hits(t, 0.2)).count(), 2);
         assert_eq!((0..1000).filter(|&t| hits(t, 0.0)).count(), 0);
+        assert_eq!((0..1000).filter(|&t| hits(t, 1.0)).count(), 1000);
     }
 }

@@ -31,10 +31,15 @@ impl describe::Guest for Plugin {
     }
 }
 
-/// The config is `<attack>` or `<attack> <argument>`; plain text keeps this plugin free of
-/// a JSON dependency.
+/// The config is `<attack>` or `<attack> <argument>` (or `{"attack":"<attack>"}` from a
+/// runbook); plain text keeps this plugin free of a JSON dependency.
 impl step::Guest for Plugin {
     fn run(_context: StepContext, config: String) -> StepReport {
+        // From a runbook the config arrives as JSON: `{"attack":"panic"}`.
+        let config = match config.split('"').collect::<Vec<_>>().as_slice() {
+            [_, "attack", _, attack, ..] => attack.to_string(),
+            _ => config,
+        };
         let (attack, arg) = config.split_once(' ').unwrap_or((config.as_str(), ""));
         match attack {
             "loop" => {

@@ -1,0 +1,416 @@
+//! The whole playbook through the real binary against the embedded StatusBoardV2 targets:
+//! a healthy launch, canaries that roll back, a target that is down, a host killed mid-canary
+//! and resumed, a malformed runbook and a plugin that traps.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn launch_host() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_launch-host"));
+    c.env("LAUNCH_HOST_CACHE_DIR", cache_dir())
+        .env_remove("AUTO_CONFIRM")
+        .stdin(Stdio::null());
+    c
+}
+
+fn plugins() -> String {
+    stock_plugin("canary-steps");
+    repo().join("plugins").display().to_string()
+}
+
+fn run(runs: &Path, extra: &[&str]) -> Output {
+    let plugins = plugins();
+    let mut args = vec![
+        "run",
+        "--plugins",
+        &plugins,
+        "--yes",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    launch_host().args(&args).output().expect("binary runs")
+}
+
+fn only_run(runs: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn journal(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid journal line {l}: {e}"))
+        })
+        .collect()
+}
+
+fn report(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap()
+}
+
+fn flag(run: &Path, env: &str) -> u64 {
+    let flags: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(run.join("env").join(env).join("flags.json")).unwrap(),
+    )
+    .unwrap();
+    flags["STATUS_BOARD_V2_ENABLED"].as_u64().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn healthy_launch_passes_all_fourteen_stages_and_reports_agree() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = run(runs.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let run = only_run(runs.path());
+
+    let r = report(&run);
+    assert_eq!(r["outcome"], "passed");
+    let stages = r["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 14);
+    for s in stages {
+        assert_eq!(s["verdict"]["kind"], "pass", "{s:#}");
+    }
+    assert_eq!(flag(&run, "production"), 100, "the rollout reached 100 %");
+    // The production canary went through the guide's steps, in order.
+    let rollout = stages
+        .iter()
+        .find(|s| s["name"] == "production-rollout")
+        .unwrap();
+    let promoted: Vec<u64> = rollout["effects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e.as_str()?
+                .split("→ ")
+                .nth(1)?
+                .trim_end_matches('%')
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(promoted, vec![5, 15, 25, 50, 75, 100]);
+
+    let junit = std::fs::read_to_string(run.join("junit.xml")).unwrap();
+    let checks: usize = stages
+        .iter()
+        .map(|s| s["checks"].as_array().unwrap().len().max(1))
+        .sum();
+    assert!(
+        junit.contains(&format!("tests=\"{checks}\" failures=\"0\"")),
+        "junit disagrees with report.json ({checks} checks):\n{}",
+        &junit[..300.min(junit.len())]
+    );
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        md.contains("— PASSED") && md.matches("**PASS**").count() == 14,
+        "{md}"
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains(r["run_id"].as_str().unwrap()) && html.contains("<svg"),
+        "the HTML has the canary chart"
+    );
+    // The deployed site is the new release, with the V2 markers.
+    let prod_current = std::fs::read_to_string(run.join("env/production/store/current")).unwrap();
+    assert!(prod_current.ends_with("-production"), "{prod_current}");
+}
+
+#[test]
+fn slow_v2_rolls_the_canary_back_and_says_which_rule_fired() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = run(runs.path(), &["--inject", "v2-latency=2500ms"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "rolled back is exit 3: {}",
+        text(&out.stderr)
+    );
+    let run = only_run(runs.path());
+    assert_eq!(flag(&run, "staging"), 0, "the flag is back at 0");
+    let r = report(&run);
+    assert_eq!(r["outcome"], "rolled-back");
+    let canary = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "staging-canary")
+        .unwrap();
+    let reason = canary["verdict"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("latency-p95") && reason.contains("exceeds 2000 ms"),
+        "{reason}"
+    );
+    let latency = canary["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "latency-p95")
+        .unwrap();
+    assert!(latency["observed"].as_f64().unwrap() >= 2500.0, "{latency}");
+    assert_eq!(latency["threshold"], 2000.0);
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        md.contains("ROLLED-BACK") && md.contains("latency-p95"),
+        "{md}"
+    );
+    // Nothing after the canary ran: production was never touched.
+    assert_eq!(flag(&run, "production"), 0);
+    assert!(
+        !r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "production-deploy")
+    );
+}
+
+#[test]
+fn failing_v2_rolls_back_on_error_rate() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = run(runs.path(), &["--inject", "v2-errors=20%"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let run = only_run(runs.path());
+    assert_eq!(flag(&run, "staging"), 0);
+    let r = report(&run);
+    let canary = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "staging-canary")
+        .unwrap();
+    let err = canary["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "error-rate")
+        .unwrap();
+    assert_eq!(err["verdict"]["kind"], "fail");
+    let observed = err["observed"].as_f64().unwrap();
+    assert!(
+        (10.0..=30.0).contains(&observed),
+        "20 % of V2 answers fail, observed {err}"
+    );
+    assert_eq!(err["threshold"], 1.0);
+}
+
+#[test]
+fn a_target_that_is_down_never_passes() {
+    let runs = tempfile::tempdir().unwrap();
+    let out = run(runs.path(), &["--inject", "down"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed gate is exit 1: {}",
+        text(&out.stderr)
+    );
+    let r = report(&only_run(runs.path()));
+    assert_eq!(r["outcome"], "gate-failed");
+    let first = &r["stages"][0];
+    assert_eq!(first["name"], "preflight");
+    assert_ne!(first["verdict"]["kind"], "pass");
+    assert_eq!(
+        r["stages"].as_array().unwrap().len(),
+        1,
+        "nothing ran after the failed gate"
+    );
+}
+
+#[test]
+fn killed_mid_canary_then_resumed_completes_without_repeating_effects() {
+    let runs = tempfile::tempdir().unwrap();
+    let mut child = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            &plugins(),
+            "--yes",
+            "--runs-dir",
+            runs.path().to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let started = Instant::now();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains("canary 15% → 25%") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the production canary never started"
+        );
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let run = only_run(runs.path());
+    assert!(!journal(&run).iter().any(|r| r["event"] == "run-finished"));
+    assert!(flag(&run, "production") >= 25);
+
+    let id = run.file_name().unwrap().to_str().unwrap().to_string();
+    let out = launch_host()
+        .args(["resume", &id, "--runs-dir", runs.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(flag(&run, "production"), 100);
+
+    let records = journal(&run);
+    assert_eq!(
+        records.iter().filter(|r| r["event"] == "resumed").count(),
+        1
+    );
+    let mut done = std::collections::HashSet::new();
+    for r in records.iter().filter(|r| r["event"] == "effect-done") {
+        let key = format!("{}/{}", r["stage"], r["key"]);
+        assert!(done.insert(key.clone()), "effect {key} was done twice");
+    }
+    for stage in ["staging-deploy", "production-deploy", "production-rollout"] {
+        let started = records
+            .iter()
+            .filter(|r| r["event"] == "stage-started" && r["stage"] == stage)
+            .count();
+        let finished = records
+            .iter()
+            .filter(|r| r["event"] == "stage-finished" && r["stage"] == stage)
+            .count();
+        assert_eq!((started, finished), (1, 1), "{stage}");
+    }
+    assert_eq!(report(&run)["outcome"], "passed");
+}
+
+#[test]
+fn a_malformed_runbook_is_refused_with_its_line_and_nothing_runs() {
+    let runs = tempfile::tempdir().unwrap();
+    let book = runs.path().join("launch.toml");
+    std::fs::write(&book, "[launch]\nname = \"x\"\nflag = \"F\"\n\n[environments.staging]\ntarget = \"embedded\"\n\n[[stage]]\nname = \"smoke\"\nplugin = \"no-such-plugin\"\nenvironment = \"staging\"\n").unwrap();
+    let out = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            &plugins(),
+            "--yes",
+            "--runs-dir",
+            runs.path().join("runs").to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("launch.toml:10:") && err.contains("no plugin named `no-such-plugin`"),
+        "{err}"
+    );
+    assert!(
+        !runs.path().join("runs").exists(),
+        "a refused runbook creates no run"
+    );
+
+    std::fs::write(&book, "[launch]\nname = \"x\"\nflag = 3\n").unwrap();
+    let out = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            &plugins(),
+            "--yes",
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("launch.toml:3:"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_it_refuses_instead_of_hanging() {
+    let out = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            &plugins(),
+            "--runs-dir",
+            "/nonexistent-runs",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_plugin_that_traps_fails_its_stage_by_name_and_keeps_the_journal_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugin_dir).unwrap();
+    std::fs::copy(test_plugin("hostile"), plugin_dir.join("hostile.wasm")).unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(&book, "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"custom\"\nplugin = \"hostile\"\nenvironment = \"staging\"\nconfig = { attack = \"panic\" }\n[[stage]]\nname = \"after\"\naction = \"wait\"\nduration = \"10ms\"\n").unwrap();
+    let runs = dir.path().join("runs");
+    let out = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            plugin_dir.to_str().unwrap(),
+            "--yes",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let run = only_run(&runs);
+    let r = report(&run);
+    assert_eq!(
+        r["stages"].as_array().unwrap().len(),
+        1,
+        "the stage after a failed gate did not run"
+    );
+    let reason = r["stages"][0]["verdict"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("plugin `hostile` trapped") && reason.contains("panicked on purpose"),
+        "{reason}"
+    );
+    assert_eq!(r["stages"][0]["plugin"], "hostile");
+    journal(&run); // every line parses
+}
