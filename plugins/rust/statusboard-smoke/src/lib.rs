@@ -23,6 +23,8 @@ struct Config {
     board_path: String,
     stats_path: String,
     drawer_path: String,
+    /// The move endpoint; `{id}` is replaced by the appointment id.
+    move_path: String,
     /// Text the served page must contain to prove the V2 build is live.
     marker: String,
     /// Requests per latency measurement.
@@ -40,6 +42,7 @@ impl Default for Config {
             board_path: "/api/admin/appointments/board".into(),
             stats_path: "/api/admin/dashboard/stats".into(),
             drawer_path: "/api/appointments/1".into(),
+            move_path: "/api/admin/appointments/{id}/move".into(),
             marker: "StatusBoardV2".into(),
             samples: 20,
             concurrency: 4,
@@ -51,7 +54,7 @@ impl Default for Config {
 
 const SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","additionalProperties":false,
 "properties":{"site-path":{"type":"string"},"health-path":{"type":"string"},"board-path":{"type":"string"},
-"stats-path":{"type":"string"},"drawer-path":{"type":"string"},"marker":{"type":"string"},
+"stats-path":{"type":"string"},"drawer-path":{"type":"string"},"move-path":{"type":"string"},"marker":{"type":"string"},
 "samples":{"type":"integer","minimum":1,"maximum":10000},"concurrency":{"type":"integer","minimum":1,"maximum":256},
 "board-p95-ms":{"type":"number","exclusiveMinimum":0},"drawer-avg-ms":{"type":"number","exclusiveMinimum":0}}}"#;
 
@@ -95,6 +98,7 @@ impl smoke_suite::Guest for Plugin {
                     format!("looked for `{}` in {site}", cfg.marker),
                 ));
                 checks.push(secrets_check(&body, &site));
+                checks.extend(asset_checks(&body, &target.base_url));
             }
             Err(e) => checks.push(unreachable("site-reachable", &site, &e)),
         }
@@ -125,6 +129,7 @@ impl smoke_suite::Guest for Plugin {
         let drawer = latencies(&api(&cfg.drawer_path), cfg.samples, cfg.concurrency);
         checks.push(latency_check("drawer-avg", "avg", &drawer, cfg.drawer_avg_ms, &api(&cfg.drawer_path)));
 
+        checks.push(occ_check(&api(&cfg.drawer_path), &api(&cfg.move_path)));
         sdk::report(checks, "staging smoke tests")
     }
 }
@@ -191,6 +196,83 @@ fn latency_check(name: &str, stat: &str, l: &Latencies, threshold: f64, url: &st
             detail,
         },
         Some(v) => sdk::below(name, v, threshold, "ms", detail),
+    }
+}
+
+/// Every `/assets/...` the page links must load, and hashed assets must be cacheable for good.
+fn asset_checks(page: &str, base_url: &str) -> Vec<Check> {
+    let assets: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/assets/"))
+        .collect();
+    if assets.is_empty() {
+        return vec![sdk::check("assets", Verdict::Fail("the page links no /assets/".into()), "looked for src/href=\"/assets/...\"")];
+    }
+    let requests: Vec<_> = assets.iter().map(|a| sdk::get(format!("{base_url}{a}"))).collect();
+    assets
+        .iter()
+        .zip(http::send_batch(&requests, 4))
+        .map(|(asset, result)| {
+            let name = format!("asset {asset}");
+            match result {
+                Ok(r) if (200..300).contains(&r.status) => {
+                    let cache = sdk::header(&r, "cache-control").unwrap_or("");
+                    let verdict = if cache.contains("immutable") || cache.contains("max-age=31536000") {
+                        Verdict::Pass
+                    } else {
+                        Verdict::Fail(format!("Cache-Control `{cache}` is not long-lived for a hashed asset"))
+                    };
+                    sdk::check(&name, verdict, format!("{} bytes, Cache-Control: {cache}", r.body.len()))
+                }
+                Ok(r) => sdk::check(&name, Verdict::Fail(format!("answered {}", r.status)), ""),
+                Err(e) => unreachable(&name, asset, &e),
+            }
+        })
+        .collect()
+}
+
+/// Optimistic concurrency (guide §3): a move naming a stale version must be answered 409, and
+/// a retry with the current version must succeed.
+fn occ_check(drawer_url: &str, move_template: &str) -> Check {
+    let name = "occ-conflict-and-retry";
+    let current = match http::send(&sdk::get(drawer_url)) {
+        Ok(r) if (200..300).contains(&r.status) => String::from_utf8_lossy(&r.body).into_owned(),
+        Ok(r) => return sdk::check(name, Verdict::Fail(format!("{drawer_url} answered {}", r.status)), ""),
+        Err(e) => return unreachable(name, drawer_url, &e),
+    };
+    let field = |key: &str| -> Option<String> {
+        let at = current.find(&format!("\"{key}\":"))? + key.len() + 3;
+        let rest = current[at..].trim_start().trim_start_matches('"');
+        Some(rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
+    };
+    let (Some(id), Some(version)) = (field("id"), field("version").and_then(|v| v.parse::<u64>().ok())) else {
+        return sdk::check(name, Verdict::Fail(format!("{drawer_url} has no id/version to move with")), current);
+    };
+    let status = field("status").unwrap_or_else(|| "scheduled".into());
+    let url = move_template.replace("{id}", &id);
+    let patch = |v: u64| http::Request {
+        method: http::Method::Patch,
+        url: url.clone(),
+        headers: vec![http::Header { name: "content-type".into(), value: "application/json".into() }],
+        body: format!("{{\"status\":\"{status}\",\"version\":{v}}}").into_bytes(),
+        timeout_ms: None,
+        follow_redirects: Some(false),
+    };
+    let stale = http::send(&patch(version.wrapping_sub(1)));
+    let retry = http::send(&patch(version));
+    let (stale_status, retry_status) = (stale.as_ref().map_or(0, |r| r.status), retry.as_ref().map_or(0, |r| r.status));
+    let verdict = match (stale_status, retry_status) {
+        (409, 200..=299) => Verdict::Pass,
+        (409, s) => Verdict::Fail(format!("the retry with the current version answered {s}")),
+        (s, _) => Verdict::Fail(format!("a stale move answered {s}, expected 409 Conflict")),
+    };
+    Check {
+        name: name.into(),
+        verdict,
+        observed: Some(stale_status as f64),
+        threshold: Some(409.0),
+        unit: "status".into(),
+        detail: format!("PATCH {url} with stale version {} → {stale_status}; retry with {version} → {retry_status}", version.wrapping_sub(1)),
     }
 }
 
