@@ -72,7 +72,8 @@ async fn simulator(dir: &std::path::Path) -> launch_host::simulator::Simulator {
     use launch_host::providers::flags::LocalFlags;
     use launch_host::providers::store::{ArtifactStore, LocalStore};
     let store = std::sync::Arc::new(LocalStore::new(dir.join("store")));
-    launch_host::simulator::site::write_statusboard_build(&dir.join("build"), "test", true).unwrap();
+    launch_host::simulator::site::write_statusboard_build(&dir.join("build"), "test", true)
+        .unwrap();
     store.publish("r1", &dir.join("build")).unwrap();
     store.set_current("r1").unwrap();
     let config = launch_host::simulator::SimulatorConfig {
@@ -81,7 +82,9 @@ async fn simulator(dir: &std::path::Path) -> launch_host::simulator::Simulator {
         flag: "STATUS_BOARD_V2_ENABLED".into(),
         inject: Default::default(),
     };
-    launch_host::simulator::Simulator::start(config).await.unwrap()
+    launch_host::simulator::Simulator::start(config)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -121,9 +124,18 @@ async fn smoke_suite_probes_the_embedded_target_and_reports_each_check() {
     }
     let occ = check(&report, "occ-conflict-and-retry");
     assert_eq!((occ.observed, occ.threshold), (Some(409.0), Some(409.0)));
-    let assets: Vec<&Check> = report.checks.iter().filter(|c| c.name.starts_with("asset /assets/")).collect();
+    let assets: Vec<&Check> = report
+        .checks
+        .iter()
+        .filter(|c| c.name.starts_with("asset /assets/"))
+        .collect();
     assert_eq!(assets.len(), 2, "the page links a script and a stylesheet");
-    assert!(assets.iter().all(|c| c.verdict == Verdict::Pass && c.detail.contains("immutable")), "{assets:#?}");
+    assert!(
+        assets
+            .iter()
+            .all(|c| c.verdict == Verdict::Pass && c.detail.contains("immutable")),
+        "{assets:#?}"
+    );
     let p95 = check(&report, "board-p95");
     assert_eq!(p95.verdict, Verdict::Pass);
     assert_eq!(p95.threshold, Some(800.0));
@@ -166,7 +178,11 @@ async fn smoke_suite_fails_the_check_that_broke() {
         matches!(&cors.verdict, Verdict::Fail(r) if r.contains("Access-Control-Allow-Origin")),
         "{cors:?}"
     );
-    assert!(matches!(&report.verdict, Verdict::Fail(_)), "{:?}", report.verdict);
+    assert!(
+        matches!(&report.verdict, Verdict::Fail(_)),
+        "{:?}",
+        report.verdict
+    );
     assert_eq!(check(&report, "api-health").verdict, Verdict::Pass);
 }
 
@@ -624,4 +640,92 @@ async fn custom_step_checks_status_codes() {
     assert_eq!(report.checks[1].observed, Some(404.0));
     assert!(matches!(&report.checks[1].verdict, Verdict::Fail(r) if r.contains("answered 404")));
     assert!(report.summary.contains("post-deploy"));
+}
+
+#[tokio::test]
+async fn statistical_canary_compares_canary_and_baseline_with_mann_whitney() {
+    let rt = runtime();
+    let plugin = load(&rt, stock_plugin("canary-steps")).await;
+    let cfg = r#"{"step-duration-ms": 1000, "mode": "statistical", "alpha": 0.01}"#;
+    let state = CanaryState {
+        percent: 10,
+        step_index: 0,
+        step_elapsed_ms: 100,
+        total_elapsed_ms: 100,
+    };
+    let with_raw = |canary: Vec<f64>, baseline: Vec<f64>| {
+        let mut w = canary_window(200, 0, 400.0);
+        w.canary[0].latencies_ms = canary;
+        w.baseline[0].latencies_ms = baseline;
+        w
+    };
+    let baseline: Vec<f64> = (0..60).map(|i| 100.0 + f64::from(i % 20)).collect();
+    // 40 % slower, well under the 2000 ms limit: only the comparison can catch it.
+    let slower: Vec<f64> = (0..30).map(|i| 140.0 + f64::from(i % 20)).collect();
+    let d = plugin
+        .decide_canary(
+            &Sandbox::default(),
+            &state,
+            &[with_raw(slower, baseline.clone())],
+            cfg,
+        )
+        .await
+        .unwrap()
+        .value;
+    let Action::Rollback(reason) = &d.action else {
+        panic!("a clearly slower canary must roll back: {d:#?}")
+    };
+    assert!(
+        reason.contains("latency-vs-baseline") && reason.contains("Mann-Whitney"),
+        "{reason}"
+    );
+    let check = d
+        .checks
+        .iter()
+        .find(|c| c.name == "latency-vs-baseline")
+        .unwrap();
+    assert!(check.observed.unwrap() < 0.01, "{check:?}");
+    assert!(check.detail.contains("baseline"), "{check:?}");
+
+    let same: Vec<f64> = (0..30).map(|i| 100.0 + f64::from((i * 7) % 20)).collect();
+    let d = plugin
+        .decide_canary(
+            &Sandbox::default(),
+            &state,
+            &[with_raw(same, baseline.clone())],
+            cfg,
+        )
+        .await
+        .unwrap()
+        .value;
+    assert!(
+        matches!(d.action, Action::Hold(_)),
+        "an equal canary holds until its step is over: {d:#?}"
+    );
+    let check = d
+        .checks
+        .iter()
+        .find(|c| c.name == "latency-vs-baseline")
+        .unwrap();
+    assert_eq!(check.verdict, Verdict::Pass, "{check:?}");
+
+    let d = plugin
+        .decide_canary(
+            &Sandbox::default(),
+            &state,
+            &[with_raw(vec![100.0; 3], baseline)],
+            cfg,
+        )
+        .await
+        .unwrap()
+        .value;
+    let check = d
+        .checks
+        .iter()
+        .find(|c| c.name == "latency-vs-baseline")
+        .unwrap();
+    assert!(
+        matches!(check.verdict, Verdict::Inconclusive(_)),
+        "three samples prove nothing: {check:?}"
+    );
 }

@@ -25,6 +25,20 @@ struct Config {
     max_latency_ms: f64,
     /// Canary requests an interval needs before it can be judged.
     min_requests: u64,
+    /// `thresholds` (the guide's fixed limits) or `statistical`: also compare canary and
+    /// baseline latencies with a one-sided Mann-Whitney U test, as Kayenta does.
+    mode: Mode,
+    /// Significance level of the statistical test.
+    alpha: f64,
+    /// The canary median must also be this much slower than the baseline's to count.
+    min_slowdown_pct: f64,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    Thresholds,
+    Statistical,
 }
 
 impl Default for Config {
@@ -35,6 +49,9 @@ impl Default for Config {
             max_error_rate_pct: 1.0,
             max_latency_ms: 2000.0,
             min_requests: 10,
+            mode: Mode::Thresholds,
+            alpha: 0.01,
+            min_slowdown_pct: 10.0,
         }
     }
 }
@@ -42,7 +59,9 @@ impl Default for Config {
 const SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","additionalProperties":false,
 "properties":{"steps":{"type":"array","items":{"type":"integer","minimum":1,"maximum":100},"minItems":1},
 "step-duration-ms":{"type":"integer","minimum":0},"max-error-rate-pct":{"type":"number","exclusiveMinimum":0},
-"max-latency-ms":{"type":"number","exclusiveMinimum":0},"min-requests":{"type":"integer","minimum":1}}}"#;
+"max-latency-ms":{"type":"number","exclusiveMinimum":0},"min-requests":{"type":"integer","minimum":1},
+"mode":{"enum":["thresholds","statistical"]},"alpha":{"type":"number","exclusiveMinimum":0,"exclusiveMaximum":0.5},
+"min-slowdown-pct":{"type":"number","minimum":0}}}"#;
 
 struct Plugin;
 
@@ -94,7 +113,10 @@ impl canary_policy::Guest for Plugin {
         let detail = format!("{requests} canary requests at {}% over {} ms", state.percent, latest.duration_ms);
         let error_check = not_above("error-rate", error_rate, cfg.max_error_rate_pct, "%", detail.clone());
         let latency_check = not_above("latency-p95", p95, cfg.max_latency_ms, "ms", detail);
-        let checks = vec![error_check, latency_check];
+        let mut checks = vec![error_check, latency_check];
+        if cfg.mode == Mode::Statistical {
+            checks.push(compare_with_baseline(latest, &cfg));
+        }
 
         if let Some(fired) = checks.iter().find_map(|c| match &c.verdict {
             Verdict::Fail(r) => Some(format!("{}: {r}", c.name)),
@@ -113,6 +135,67 @@ impl canary_policy::Guest for Plugin {
         };
         decision(action, checks)
     }
+}
+
+/// Is the canary slower than the baseline? One-sided Mann-Whitney U over the raw latencies of
+/// the interval (normal approximation with tie correction), plus a minimum effect size so a
+/// statistically significant but negligible slowdown does not roll back.
+fn compare_with_baseline(w: &CanaryWindow, cfg: &Config) -> Check {
+    let raw = |eps: &[EndpointWindow]| eps.iter().flat_map(|e| e.latencies_ms.iter().copied()).collect::<Vec<f64>>();
+    let (canary, baseline) = (raw(&w.canary), raw(&w.baseline));
+    let name = "latency-vs-baseline";
+    if canary.len() < 8 || baseline.len() < 8 {
+        let reason = format!("{} canary and {} baseline samples; the test needs 8 of each", canary.len(), baseline.len());
+        return Check { name: name.into(), verdict: Verdict::Inconclusive(reason), observed: None, threshold: Some(cfg.alpha), unit: "p".into(), detail: String::new() };
+    }
+    let p = mann_whitney_greater(&canary, &baseline);
+    let (mc, mb) = (sdk::percentile(&canary, 50.0).unwrap_or(0.0), sdk::percentile(&baseline, 50.0).unwrap_or(0.0));
+    let slowdown = if mb > 0.0 { 100.0 * (mc - mb) / mb } else { 0.0 };
+    let detail = format!("median {mc:.1} ms (canary, n={}) vs {mb:.1} ms (baseline, n={}): {slowdown:+.1} %", canary.len(), baseline.len());
+    let verdict = if p < cfg.alpha && slowdown >= cfg.min_slowdown_pct {
+        Verdict::Fail(format!("canary is slower than baseline (Mann-Whitney p = {p:.2e} < {}, {slowdown:+.1} %)", cfg.alpha))
+    } else {
+        Verdict::Pass
+    };
+    Check { name: name.into(), verdict, observed: Some(p), threshold: Some(cfg.alpha), unit: "p".into(), detail }
+}
+
+/// One-sided p-value that `x` tends to be larger than `y`.
+fn mann_whitney_greater(x: &[f64], y: &[f64]) -> f64 {
+    let (n1, n2) = (x.len() as f64, y.len() as f64);
+    let mut all: Vec<(f64, bool)> = x.iter().map(|&v| (v, true)).chain(y.iter().map(|&v| (v, false))).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut rank_sum_x, mut tie_term, mut i) = (0.0, 0.0, 0);
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        let t = (j - i + 1) as f64;
+        tie_term += t * t * t - t;
+        rank_sum_x += all[i..=j].iter().filter(|e| e.1).count() as f64 * avg_rank;
+        i = j + 1;
+    }
+    let u = rank_sum_x - n1 * (n1 + 1.0) / 2.0;
+    let n = n1 + n2;
+    let sigma = (n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)))).sqrt();
+    if sigma == 0.0 {
+        return 1.0;
+    }
+    let z = (u - n1 * n2 / 2.0 - 0.5) / sigma; // continuity correction
+    1.0 - normal_cdf(z)
+}
+
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
+}
+
+/// Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
+fn erf(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.3275911 * x.abs());
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * (-x * x).exp();
+    if x >= 0.0 { y } else { -y }
 }
 
 /// Auto-rollback fires when the value *exceeds* the limit (guide: "error rate > 1%").
