@@ -149,7 +149,7 @@ fn validate_fails(dir: &Path, expect: &[&str]) {
         assert!(err.contains(e), "expected `{e}` in:\n{err}");
     }
     assert!(
-        text(&out.stdout).contains("1 plugin(s) valid, 1 problem(s)"),
+        text(&out.stdout).contains("FAILED: 1 plugin(s) valid"),
         "the good plugin still loads"
     );
 }
@@ -244,4 +244,68 @@ fn help_has_examples_and_exit_codes() {
     assert!(s.contains("Examples:") && s.contains("Exit codes:"), "{s}");
     let out = launch_host(&["plugins", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The embedded default runbook with one line changed.
+fn runbook_with(from: &str, to: &str) -> tempfile::NamedTempFile {
+    let text =
+        std::fs::read_to_string(repo().join("host/src/engine/default-runbook.toml")).unwrap();
+    assert!(text.contains(from), "{from} not in the default runbook");
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), text.replacen(from, to, 1)).unwrap();
+    file
+}
+
+#[test]
+fn validate_checks_the_default_runbook_against_the_plugins() {
+    let out = launch_host(&["validate", "--plugins", &plugins_dir()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("and (embedded default runbook)"));
+}
+
+#[test]
+fn validate_catches_a_gate_that_can_never_fail() {
+    let book = runbook_with(
+        "config = { min-requests = 10 }",
+        "config = { min-requests = 10, objectives = [{ endpoint = \"board\", metric = \"p95\", below = 1e12 }] }",
+    );
+    let out = launch_host(&[
+        "validate",
+        "--plugins",
+        &plugins_dir(),
+        "--runbook",
+        book.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("passes even when every request fails")
+            && err.contains("stage `production-validation`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}:82:", book.path().display())),
+        "the line is named: {err}"
+    );
+}
+
+#[test]
+fn validate_rejects_config_the_plugin_schema_refuses() {
+    let book = runbook_with(
+        "config = { samples = 20 }",
+        "config = { samples = \"many\" }",
+    );
+    let out = launch_host(&[
+        "validate",
+        "--plugins",
+        &plugins_dir(),
+        "--runbook",
+        book.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("config rejected by `statusboard-smoke`'s schema") && err.contains("/samples"),
+        "{err}"
+    );
 }

@@ -15,6 +15,9 @@ pub struct ValidateArgs {
     /// Directory holding the plugin `.wasm` files
     #[arg(long, value_name = "DIR", default_value = "plugins")]
     plugins: PathBuf,
+    /// The runbook to check against the plugins [default: the embedded default runbook]
+    #[arg(long, value_name = "FILE")]
+    runbook: Option<PathBuf>,
     /// Compile every plugin for the first load even when the cache has it, to time a cold load
     #[arg(long)]
     cold: bool,
@@ -84,10 +87,35 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
             call_ms: ms(call),
         });
     }
-    match args.output {
-        Output::Json => {
-            output::json(&serde_json::json!({ "plugins": rows, "problems": problems }))?
+    // The runbook: parsed, checked against the plugins, and its gates probed with the worst
+    // inputs so a gate that can never fail is caught here, not after it passed in production.
+    let (text, source) = match &args.runbook {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => (t, p.display().to_string()),
+            Err(e) => {
+                eprintln!("error: {}: cannot read the runbook: {e}", p.display());
+                return Ok(Exit::Usage);
+            }
+        },
+        None => (
+            crate::engine::runbook::DEFAULT_RUNBOOK.to_string(),
+            "(embedded default runbook)".to_string(),
+        ),
+    };
+    match crate::engine::Runbook::parse(&text, &source) {
+        Err(e) => problems.push(e.to_string()),
+        Ok(runbook) => {
+            if let Ok(catalog) = runtime.discover(&args.plugins).await {
+                problems.extend(crate::engine::playbook::validate(&runbook, &catalog));
+                problems
+                    .extend(crate::engine::lint::gates_that_cannot_fail(&runbook, &catalog).await);
+            }
         }
+    }
+    match args.output {
+        Output::Json => output::json(
+            &serde_json::json!({ "plugins": rows, "runbook": source, "problems": problems }),
+        )?,
         Output::Table => {
             let mut t = table(&["PLUGIN", "ROLE", "FIRST LOAD", "WARM LOAD", "DESCRIBE CALL"]);
             for r in &rows {
@@ -118,7 +146,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
                 "FAILED"
             };
             println!(
-                "{verdict}: {} plugin(s) valid, {} problem(s) in {}",
+                "{verdict}: {} plugin(s) valid, {} problem(s) in {} and {source}",
                 rows.len(),
                 problems.len(),
                 args.plugins.display()

@@ -5,6 +5,7 @@
 mod canary;
 pub mod environment;
 pub mod journal;
+pub mod lint;
 pub mod playbook;
 pub mod record;
 pub mod runbook;
