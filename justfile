@@ -31,9 +31,11 @@ build:
 test: build-plugins build-test-plugins
     cargo test -p launch-host --no-fail-fast
 
-# Benchmarks (release build): plugin load times and instantiate+call latency
+# Benchmarks (release build): plugin loads and calls; the embedded run, the probe vs wrk, reaction time
 bench: build-plugins
+    command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk unavailable: the probe is shown without its reference"
     cargo bench -p launch-host --bench plugins -- --plugins "{{justfile_directory()}}/plugins"
+    cargo bench -p launch-host --bench playbook
 
 # Formatting and lints
 lint:

@@ -81,6 +81,7 @@ async fn simulator(dir: &std::path::Path) -> launch_host::simulator::Simulator {
         flags: std::sync::Arc::new(LocalFlags::new(dir.join("flags.json"))),
         flag: "STATUS_BOARD_V2_ENABLED".into(),
         inject: Default::default(),
+        inject_file: None,
     };
     launch_host::simulator::Simulator::start(config)
         .await

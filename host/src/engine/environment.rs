@@ -78,6 +78,7 @@ pub async fn open(
         flags: flags.clone(),
         flag: runbook.launch.flag.clone(),
         inject,
+        inject_file: Some(dir.join("inject")),
     })
     .await
     .with_context(|| format!("starting the embedded target for `{name}`"))?;

@@ -150,3 +150,47 @@ async fn run(
         }
     }
 }
+
+/// Closed-loop load, as `wrk` makes it: `connections` workers each send the next request as
+/// soon as the previous answer is read, for `duration`. Used to compare the probe's client
+/// path with wrk's on the same target; monitoring itself uses the open model above.
+pub async fn saturate(
+    client: reqwest::Client,
+    url: String,
+    connections: usize,
+    duration: Duration,
+) -> EndpointStats {
+    let deadline = Instant::now() + duration;
+    let workers: Vec<_> = (0..connections.max(1))
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut w = Window::new(SystemTime::now(), vec![String::new()]);
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let status = match client.get(&url).send().await {
+                        Ok(r) => {
+                            let s = r.status().as_u16();
+                            r.bytes().await.ok().map(|_| s)
+                        }
+                        Err(_) => None,
+                    };
+                    w.record(0, Served::Baseline, sent.elapsed(), status);
+                }
+                w
+            })
+        })
+        .collect();
+    let mut total: Option<EndpointStats> = None;
+    for worker in workers {
+        if let Ok(w) = worker.await {
+            for (_, s) in w.endpoints(None) {
+                match &mut total {
+                    Some(t) => t.merge(&s),
+                    None => total = Some(s),
+                }
+            }
+        }
+    }
+    total.unwrap_or_else(EndpointStats::empty)
+}

@@ -22,6 +22,10 @@ pub struct EndpointStats {
 }
 
 impl EndpointStats {
+    pub fn empty() -> Self {
+        Self::new()
+    }
+
     fn new() -> Self {
         EndpointStats {
             requests: 0,

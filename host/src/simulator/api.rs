@@ -21,6 +21,7 @@ pub struct State {
     router: routing::Router,
     /// Appointment id → (status, version), for optimistic-concurrency moves.
     appointments: Mutex<HashMap<u32, (String, u64)>>,
+    live_inject: Mutex<(std::time::Instant, Inject)>,
 }
 
 impl State {
@@ -28,15 +29,37 @@ impl State {
         let appointments = (1..=12)
             .map(|id| (id, (STATUSES[id as usize % STATUSES.len()].to_string(), 1)))
             .collect();
+        let stale = std::time::Instant::now() - std::time::Duration::from_secs(1);
+        let live_inject = Mutex::new((stale, config.inject));
         State {
             config,
             router: routing::Router::new(),
             appointments: Mutex::new(appointments),
+            live_inject,
         }
     }
 
+    /// The faults in force: the configured ones, or those of the fault file while it exists
+    /// (so a fault can be injected into a running launch, e.g. by the reaction-time benchmark).
     fn inject(&self) -> Inject {
-        self.config.inject
+        let Some(path) = &self.config.inject_file else {
+            return self.config.inject;
+        };
+        let mut cached = self.live_inject.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0.elapsed() >= std::time::Duration::from_millis(20) {
+            let live = std::fs::read_to_string(path).ok().and_then(|text| {
+                let mut i = Inject::default();
+                text.split_whitespace()
+                    .try_for_each(|spec| i.apply(spec))
+                    .ok()
+                    .map(|_| i)
+            });
+            *cached = (
+                std::time::Instant::now(),
+                live.unwrap_or(self.config.inject),
+            );
+        }
+        cached.1
     }
 }
 

@@ -64,6 +64,8 @@ pub struct SimulatorConfig {
     /// The flag that routes requests to V2.
     pub flag: String,
     pub inject: Inject,
+    /// A file of fault specs (`v2-errors=100%` ...) that, while it exists, replaces `inject`.
+    pub inject_file: Option<std::path::PathBuf>,
 }
 
 /// A running simulator; stops when dropped.

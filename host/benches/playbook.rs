@@ -1,0 +1,250 @@
+//! `just bench` (second part): the launch as a whole, side by side with its goals and with wrk.
+//!
+//! 1. wall time of the full embedded run (`launch-host run --yes`), goal < 15 s;
+//! 2. the probe engine's HTTP client path against wrk on the same loopback target, same
+//!    connection count: requests/s (goal ≥ 0.8× wrk) and p95 (goal within 10 % of wrk);
+//! 3. reaction time from injecting a V2 fault into a running canary to the flag at 0
+//!    (goal ≤ one check interval + 200 ms).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use launch_host::providers::flags::{FlagStore, LocalFlags};
+use launch_host::providers::store::{ArtifactStore, LocalStore};
+use launch_host::simulator::{Simulator, SimulatorConfig, site};
+
+const BIN: &str = env!("CARGO_BIN_EXE_launch-host");
+const CONNECTIONS: usize = 32;
+const LOAD_SECONDS: u64 = 5;
+const INTERVAL_MS: u64 = 250;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn row(measure: &str, ours: String, reference: String, goal: &str) {
+    println!("{measure:<44} {ours:>14} {reference:>14} {goal:>22}");
+}
+
+fn main() -> anyhow::Result<()> {
+    let plugins = repo().join("plugins");
+    anyhow::ensure!(
+        plugins.join("canary-steps.wasm").is_file(),
+        "run `just build-plugins` first"
+    );
+    let work = tempfile::tempdir()?;
+    println!("launch-host playbook benchmark\n");
+    println!(
+        "{:<44} {:>14} {:>14} {:>22}",
+        "measure", "launch-host", "reference", "goal"
+    );
+
+    // 1. The full embedded run.
+    let mut walls = Vec::new();
+    for i in 0..3 {
+        let t = Instant::now();
+        let status = Command::new(BIN)
+            .args([
+                "run",
+                "--yes",
+                "--plugins",
+                plugins.to_str().unwrap(),
+                "--runs-dir",
+            ])
+            .arg(work.path().join(format!("runs{i}")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "the embedded run failed ({status})");
+        walls.push(t.elapsed());
+    }
+    walls.sort();
+    row(
+        "full embedded run, median of 3",
+        format!("{:.2} s", walls[1].as_secs_f64()),
+        "—".into(),
+        "< 15 s",
+    );
+
+    // 2. Probe engine vs wrk.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let target = work.path().join("target");
+    let sim = rt.block_on(async {
+        let store = Arc::new(LocalStore::new(target.join("store")));
+        site::write_statusboard_build(&target.join("build"), "bench", true)?;
+        store.publish("r1", &target.join("build"))?;
+        store.set_current("r1")?;
+        let flags = Arc::new(LocalFlags::new(target.join("flags.json")));
+        flags.set("STATUS_BOARD_V2_ENABLED", 0)?;
+        Simulator::start(SimulatorConfig {
+            store,
+            flags,
+            flag: "STATUS_BOARD_V2_ENABLED".into(),
+            inject: Default::default(),
+            inject_file: None,
+        })
+        .await
+    })?;
+    let url = format!("{}/api/admin/appointments/board", sim.url());
+    let probe_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let stats = probe_rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CONNECTIONS)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
+        launch_host::probe::saturate(
+            client,
+            url.clone(),
+            CONNECTIONS,
+            Duration::from_secs(LOAD_SECONDS),
+        )
+        .await
+    });
+    let ours_rps = stats.requests as f64 / LOAD_SECONDS as f64;
+    let ours_p95 = stats.quantile_ms(0.95);
+    match wrk(&url, work.path()) {
+        Some((rps, p95)) => {
+            row(
+                &format!("requests/s, {CONNECTIONS} connections, {LOAD_SECONDS} s"),
+                format!("{ours_rps:.0}"),
+                format!("{rps:.0} (wrk)"),
+                &format!("≥ {:.0} (0.8× wrk)", 0.8 * rps),
+            );
+            row(
+                "p95 latency",
+                format!("{ours_p95:.2} ms"),
+                format!("{p95:.2} ms (wrk)"),
+                &format!("{:.2}–{:.2} ms", p95 * 0.9, p95 * 1.1),
+            );
+        }
+        None => {
+            row(
+                &format!("requests/s, {CONNECTIONS} connections, {LOAD_SECONDS} s"),
+                format!("{ours_rps:.0}"),
+                "wrk missing".into(),
+                "install wrk",
+            );
+            row(
+                "p95 latency",
+                format!("{ours_p95:.2} ms"),
+                "wrk missing".into(),
+                "",
+            );
+        }
+    }
+    drop(sim);
+
+    // 3. Reaction time: fault injected mid-canary → flag at 0.
+    let mut reactions = Vec::new();
+    for i in 0..3 {
+        reactions.push(reaction(&plugins, &work.path().join(format!("react{i}")))?);
+    }
+    reactions.sort();
+    row(
+        &format!("fault → flag at 0 (interval {INTERVAL_MS} ms), median/max"),
+        format!(
+            "{}/{} ms",
+            reactions[1].as_millis(),
+            reactions[2].as_millis()
+        ),
+        "—".into(),
+        &format!("≤ {} ms", INTERVAL_MS + 200),
+    );
+    Ok(())
+}
+
+/// wrk's requests/s and p95 (ms) on `url`, or None when wrk is not installed.
+fn wrk(url: &str, dir: &Path) -> Option<(f64, f64)> {
+    let script = dir.join("p95.lua");
+    std::fs::write(&script, "done = function(summary, latency, requests)\n  io.write(string.format(\"P95_US %d\\n\", latency:percentile(95)))\nend\n").ok()?;
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{CONNECTIONS}"),
+            &format!("-d{LOAD_SECONDS}s"),
+            "-s",
+        ])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let p95_us: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("P95_US "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((rps, p95_us / 1000.0))
+}
+
+/// Starts a canary that would hold for a minute per step, injects a V2 failure once it is at
+/// 10 %, and measures until the host has set the flag back to 0.
+fn reaction(plugins: &Path, dir: &Path) -> anyhow::Result<Duration> {
+    std::fs::create_dir_all(dir)?;
+    let book = dir.join("launch.toml");
+    std::fs::write(
+        &book,
+        format!(
+            "[launch]\nname = \"bench\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n[environments.staging]\ntarget = \"embedded\"\n[defaults]\nprobe-rate = 400\n\
+             [[stage]]\nname = \"canary\"\nplugin = \"canary-steps\"\nenvironment = \"staging\"\ninterval = \"{INTERVAL_MS}ms\"\non-fail = \"rollback\"\n\
+             config = {{ steps = [10, 100], step-duration-ms = 60000, min-requests = 5 }}\n"
+        ),
+    )?;
+    let runs = dir.join("runs");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--yes",
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line?.contains("canary 0% → 10%") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(600)); // a couple of healthy intervals first
+    let run = std::fs::read_dir(&runs)?.next().unwrap()?.path();
+    let env = run.join("env/staging");
+    let flags = LocalFlags::new(env.join("flags.json"));
+    let injected = Instant::now();
+    std::fs::write(env.join("inject"), "v2-errors=100%")?;
+    while flags.get("STATUS_BOARD_V2_ENABLED")? != 0 {
+        anyhow::ensure!(
+            injected.elapsed() < Duration::from_secs(30),
+            "the canary never rolled back"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let reaction = injected.elapsed();
+    let _ = child.wait();
+    Ok(reaction)
+}
