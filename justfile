@@ -42,7 +42,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy -p launch-host --all-targets -- -D warnings
 
-# The quick start's first command: build the plugins and show that the host loads them all
+# The quick start's first command: build the plugins and run the whole playbook on the embedded default
 demo: build-plugins
     cargo run --quiet -p launch-host -- plugins list --plugins plugins
-    cargo run --quiet -p launch-host -- validate --plugins plugins
+    cargo run --quiet -p launch-host -- run --plugins plugins --yes
