@@ -414,3 +414,49 @@ fn a_plugin_that_traps_fails_its_stage_by_name_and_keeps_the_journal_intact() {
     assert_eq!(r["stages"][0]["plugin"], "hostile");
     journal(&run); // every line parses
 }
+
+#[test]
+fn a_full_rollback_stage_restores_the_previous_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(
+        &book,
+        "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n[environments.staging]\ntarget = \"embedded\"\n\
+         [[stage]]\nname = \"deploy\"\naction = \"deploy\"\nenvironment = \"staging\"\nsite = \"statusboard-v2\"\n\
+         [[stage]]\nname = \"flag-on\"\naction = \"flag\"\nenvironment = \"staging\"\npercent = 50\n\
+         [[stage]]\nname = \"undo\"\naction = \"rollback\"\nenvironment = \"staging\"\nfull = true\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let out = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            &plugins(),
+            "--yes",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = only_run(&runs);
+    assert_eq!(flag(&run, "staging"), 0);
+    let current = std::fs::read_to_string(run.join("env/staging/store/current")).unwrap();
+    assert!(
+        current.ends_with("-legacy"),
+        "the legacy release is live again: {current}"
+    );
+    let page = std::fs::read_to_string(
+        run.join("env/staging/store/releases")
+            .join(&current)
+            .join("index.html"),
+    )
+    .unwrap();
+    assert!(
+        !page.contains("StatusBoardV2"),
+        "the restored site is the previous one"
+    );
+}

@@ -156,6 +156,10 @@ pub struct Stage {
     pub output: Option<PathBuf>,
     /// `flag`: the percentage to set.
     pub percent: Option<u8>,
+    /// `rollback`: also make the previous release current again (a full rollback), not only
+    /// the primary flag to 0 (an emergency rollback).
+    #[serde(default)]
+    pub full: bool,
     /// `monitor`, `wait`: how long.
     #[serde(default, with = "opt_duration")]
     pub duration: Option<Duration>,

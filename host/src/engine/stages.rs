@@ -78,10 +78,16 @@ pub async fn run_stage(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResu
             Action::Monitor => monitor(ctx, stage).await,
             Action::Rollback => {
                 rollback(ctx, stage, "emergency", "runbook rollback stage").await?;
-                Ok(StageResult::from_checks(
-                    vec![pass("rollback", "primary flag at 0")],
-                    "rolled back",
-                ))
+                let mut checks = vec![pass("rollback", "primary flag at 0")];
+                if stage.full {
+                    checks.push(restore_previous_release(ctx, stage).await?);
+                }
+                let what = if stage.full {
+                    "full rollback"
+                } else {
+                    "emergency rollback"
+                };
+                Ok(StageResult::from_checks(checks, what))
             }
             Action::RollbackDrill => rollback_drill(ctx, stage).await,
             Action::UatInit => super::uat::init(ctx, stage).await,
@@ -526,6 +532,39 @@ pub async fn rollback(
         || async move { flags.set(&f2, 0) },
     )
     .await
+}
+
+/// Full rollback: the release before the current one becomes current again.
+async fn restore_previous_release(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<CheckRecord> {
+    let store = ctx.env(stage)?.store.clone();
+    let current = store.current()?;
+    let releases = store.releases()?;
+    let Some(previous) = current
+        .as_ref()
+        .and_then(|c| releases.iter().position(|r| r == c))
+        .and_then(|i| i.checked_sub(1))
+        .map(|i| releases[i].clone())
+    else {
+        return Ok(fail(
+            "previous-release",
+            format!(
+                "no release before {} to roll back to",
+                current.as_deref().unwrap_or("(none)")
+            ),
+        ));
+    };
+    let (s2, p2) = (store.clone(), previous.clone());
+    ctx.effect(
+        stage.name.get_ref(),
+        &format!("restore:{previous}"),
+        &format!(
+            "make {previous} current again (was {})",
+            current.as_deref().unwrap_or("none")
+        ),
+        || async move { s2.set_current(&p2) },
+    )
+    .await?;
+    Ok(pass("previous-release", format!("current → {previous}")))
 }
 
 /// Proves the rollback path works: flag to 0, check that legacy answers, restore the flag.

@@ -89,26 +89,12 @@ impl ArtifactCache {
             .await
             .map_err(|e| wasmtime::format_err!("compiler thread failed: {e}"))??;
         if let Some(path) = &entry {
-            // Best effort: a read-only cache only costs speed.
-            let _ = store_atomically(path, &compiled);
+            // Best effort: a read-only cache only costs speed. Written atomically, so a
+            // concurrent reader never sees half an entry.
+            let _ = crate::providers::store::write_atomically(path, &compiled);
         }
         // SAFETY: `compiled` was produced by this very engine a moment ago.
         let component = unsafe { Component::deserialize(engine, &compiled)? };
         Ok((component, LoadSource::Compiled))
     }
-}
-
-/// Writes to a temporary file and renames it into place, so readers never see half an entry.
-fn store_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("cache entries live in a directory");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
