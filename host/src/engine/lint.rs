@@ -56,12 +56,11 @@ pub async fn gates_that_cannot_fail(runbook: &Runbook, catalog: &Catalog) -> Vec
                 if let Ok(called) = plugin
                     .evaluate_slo(&sandbox, &Samples { windows }, &config)
                     .await
+                    && called.value.verdict == crate::runtime::types::Verdict::Pass
                 {
-                    if called.value.verdict == crate::runtime::types::Verdict::Pass {
-                        problems.push(runbook.error_at(at, format!(
+                    problems.push(runbook.error_at(at, format!(
                             "stage `{}`: gate `{}` passes even when every request fails and takes an hour, so it can never fail; check its thresholds and endpoints",
                             stage.name.get_ref(), plugin.info.name)).to_string());
-                    }
                 }
             }
             Role::CanaryPolicy => {
@@ -80,12 +79,11 @@ pub async fn gates_that_cannot_fail(runbook: &Runbook, catalog: &Catalog) -> Vec
                 if let Ok(called) = plugin
                     .decide_canary(&sandbox, &state, &[window], &config)
                     .await
+                    && matches!(called.value.action, Action::Promote(_) | Action::Complete)
                 {
-                    if matches!(called.value.action, Action::Promote(_) | Action::Complete) {
-                        problems.push(runbook.error_at(at, format!(
+                    problems.push(runbook.error_at(at, format!(
                             "stage `{}`: canary policy `{}` promotes a canary whose every request fails and takes an hour, so it can never roll back; check its limits",
                             stage.name.get_ref(), plugin.info.name)).to_string());
-                    }
                 }
             }
             _ => {}

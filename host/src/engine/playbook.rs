@@ -604,10 +604,12 @@ async fn decide_next(
     if result.rolled_back {
         return Ok((Some(Outcome::RolledBack), "rolled back (flag at 0)".into()));
     }
-    if let VerdictRecord::Inconclusive(reason) = &result.verdict {
-        if !ctx.options.auto && std::io::stdin().is_terminal() && ask_proceed(stage, reason) {
-            return Ok((None, "continued by the operator".into()));
-        }
+    if let VerdictRecord::Inconclusive(reason) = &result.verdict
+        && !ctx.options.auto
+        && std::io::stdin().is_terminal()
+        && ask_proceed(stage, reason)
+    {
+        return Ok((None, "continued by the operator".into()));
     }
     match stage.on_fail {
         OnFail::Continue => Ok((None, "continued (on-fail = continue)".into())),

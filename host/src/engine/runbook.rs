@@ -251,18 +251,18 @@ impl Runbook {
                     format!("stage `{}` is defined twice", stage.name.get_ref()),
                 ));
             }
-            if let Some(env) = &stage.environment {
-                if !self.environments.contains_key(env.get_ref()) {
-                    let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
-                    return Err(self.error_at(
-                        env.span().start,
-                        format!(
-                            "unknown environment `{}` (defined: {})",
-                            env.get_ref(),
-                            known.join(", ")
-                        ),
-                    ));
-                }
+            if let Some(env) = &stage.environment
+                && !self.environments.contains_key(env.get_ref())
+            {
+                let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                return Err(self.error_at(
+                    env.span().start,
+                    format!(
+                        "unknown environment `{}` (defined: {})",
+                        env.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
             }
             match (&stage.action, &stage.plugin) {
                 (None, None) => {

@@ -131,22 +131,22 @@ impl HttpClient {
             let resp = builder.send().await.map_err(|e| classify(&url, &e))?;
             let ttfb = started.elapsed();
             let status = resp.status();
-            if req.follow_redirects && status.is_redirection() {
-                if let Some(location) = resp.headers().get(reqwest::header::LOCATION) {
-                    let location = location
-                        .to_str()
-                        .map_err(|_| Failure::Protocol("non-text Location header".into()))?;
-                    url = url.join(location).map_err(|e| {
-                        Failure::Protocol(format!("bad Location `{location}`: {e}"))
-                    })?;
-                    // 303 (and, as browsers do, 301/302 after POST) turn into a GET without body.
-                    if status == 303 || ((status == 301 || status == 302) && method == Method::POST)
-                    {
-                        method = Method::GET;
-                        body.clear();
-                    }
-                    continue;
+            if req.follow_redirects
+                && status.is_redirection()
+                && let Some(location) = resp.headers().get(reqwest::header::LOCATION)
+            {
+                let location = location
+                    .to_str()
+                    .map_err(|_| Failure::Protocol("non-text Location header".into()))?;
+                url = url
+                    .join(location)
+                    .map_err(|e| Failure::Protocol(format!("bad Location `{location}`: {e}")))?;
+                // 303 (and, as browsers do, 301/302 after POST) turn into a GET without body.
+                if status == 303 || ((status == 301 || status == 302) && method == Method::POST) {
+                    method = Method::GET;
+                    body.clear();
                 }
+                continue;
             }
             let headers = resp
                 .headers()

@@ -81,7 +81,7 @@ pub fn render(r: &RunReport) -> String {
             } else {
                 out.push_str(&format!(
                     "<system-out>{}</system-out>",
-                    escape(&format!("{} {}", numbers(c), c.detail).trim().to_string())
+                    escape(format!("{} {}", numbers(c), c.detail).trim())
                 ));
             }
             out.push_str("</testcase>\n");

@@ -39,7 +39,10 @@ pub enum LoadError {
     Link { path: PathBuf, reason: String },
 
     #[error("{}: describe() failed: {failure}", path.display())]
-    Describe { path: PathBuf, failure: CallFailure },
+    Describe {
+        path: PathBuf,
+        failure: Box<CallFailure>,
+    },
 
     #[error("{}: describe() says role `{described}` but the component exports `{exported}`", path.display())]
     RoleMismatch {
@@ -124,7 +127,7 @@ impl fmt::Display for CallFailure {
 impl std::error::Error for CallFailure {}
 
 pub fn mib(bytes: usize) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)

@@ -224,7 +224,7 @@ pub(super) async fn load(
     .await
     .map_err(|failure| LoadError::Describe {
         path: path.clone(),
-        failure,
+        failure: Box::new(failure),
     })?;
     let info = host_info(described.value, role, &path)?;
     let version = scan.versions.first().cloned().unwrap_or_default();
