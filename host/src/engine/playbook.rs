@@ -78,6 +78,8 @@ pub struct Ctx {
     pub windows: BTreeMap<String, Vec<WindowRecord>>,
     /// Effects that completed in an earlier attempt of this run.
     pub done_effects: HashSet<String>,
+    /// Stages that finished in an earlier attempt of this run.
+    pub finished: HashSet<String>,
     /// Stage being resumed, with the records it had written.
     pub resumed_stage: Option<(String, Vec<Record>)>,
 }
@@ -234,10 +236,11 @@ impl Ctx {
 fn new_run_id() -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let stamp: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    format!(
-        "{stamp}-{:04x}",
-        std::process::id() as u16 ^ (Instant::now().elapsed().subsec_nanos() as u16)
-    )
+    // Two runs started in the same second by different processes still differ.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{stamp}-{:04x}", (std::process::id() ^ nanos) as u16)
 }
 
 fn digest(s: &[u8]) -> String {
@@ -483,10 +486,9 @@ async fn prepare(
         probe_client,
         windows,
         done_effects,
+        finished,
         resumed_stage,
     };
-    ctx.done_effects
-        .extend(finished.into_iter().map(|s| format!("{s}/#finished")));
     Ok(ctx)
 }
 
@@ -510,7 +512,7 @@ async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
     let mut failed_summary = None;
     for i in 0..stage_count {
         let name = ctx.runbook.stages[i].name.get_ref().clone();
-        if ctx.done_effects.contains(&format!("{name}/#finished")) {
+        if ctx.finished.contains(&name) {
             continue;
         }
         let title = ctx.runbook.stages[i].title().to_string();
