@@ -39,9 +39,11 @@ fn run(runs: &Path, extra: &[&str]) -> Output {
 }
 
 fn only_run(runs: &Path) -> PathBuf {
+    // Run folders only: `.locks` sits beside them.
     let dirs: Vec<PathBuf> = std::fs::read_dir(runs)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .collect();
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs[0].clone()
@@ -459,4 +461,75 @@ fn a_full_rollback_stage_restores_the_previous_release() {
         !page.contains("StatusBoardV2"),
         "the restored site is the previous one"
     );
+}
+
+#[test]
+fn concurrent_runs_against_one_environment_exactly_one_proceeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(
+        &book,
+        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.production]\ntarget = \"embedded\"\n\
+         [[stage]]\nname = \"hold\"\naction = \"monitor\"\nenvironment = \"production\"\nduration = \"1500ms\"\ninterval = \"500ms\"\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            launch_host()
+                .args([
+                    "run",
+                    "--plugins",
+                    &plugins(),
+                    "--yes",
+                    "--runs-dir",
+                    runs.to_str().unwrap(),
+                    "--runbook",
+                    book.to_str().unwrap(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "exactly one run proceeds: {codes:?}"
+    );
+    for o in outputs.iter().filter(|o| o.status.code() != Some(0)) {
+        assert_eq!(o.status.code(), Some(5), "{}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("environment `production` is locked by run") && err.contains("since"),
+            "{err}"
+        );
+    }
+    let finished: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("journal.jsonl").exists())
+        .collect();
+    assert_eq!(finished.len(), 1, "refused runs leave no run folder");
+    // The lock is released at the end: the next run proceeds.
+    let out = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            &plugins(),
+            "--yes",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

@@ -232,7 +232,16 @@ fn reaction(plugins: &Path, dir: &Path) -> anyhow::Result<Duration> {
         }
     }
     std::thread::sleep(Duration::from_millis(600)); // a couple of healthy intervals first
-    let run = std::fs::read_dir(&runs)?.next().unwrap()?.path();
+    let run = std::fs::read_dir(&runs)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            !p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .ok_or_else(|| anyhow::anyhow!("no run folder in {}", runs.display()))?;
     let env = run.join("env/staging");
     let flags = LocalFlags::new(env.join("flags.json"));
     let injected = Instant::now();

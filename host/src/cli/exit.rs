@@ -9,6 +9,8 @@ pub enum Exit {
     Usage = 2,
     RolledBack = 3,
     Internal = 4,
+    /// Another run holds an environment this run needs.
+    Locked = 5,
 }
 
 impl From<Exit> for ExitCode {

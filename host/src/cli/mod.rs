@@ -29,7 +29,8 @@ Exit codes:
   1  a gate failed
   2  usage or configuration error (bad flag, bad runbook, unusable plugin)
   3  the launch was rolled back
-  4  internal error";
+  4  internal error
+  5  an environment is locked by another run";
 
 #[derive(Parser, Debug)]
 #[command(name = "launch-host", version, about = ABOUT, after_help = EXAMPLES)]

@@ -115,9 +115,19 @@ pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
         auto: args.yes,
         inject: args.inject.clone(),
     };
-    let summary = engine::playbook::start(runtime, &text, &source, options, &args.runs_dir).await?;
-    print_summary(&summary);
-    Ok(exit_for(summary.outcome))
+    match engine::playbook::start(runtime, &text, &source, options, &args.runs_dir).await {
+        Ok(summary) => {
+            print_summary(&summary);
+            Ok(exit_for(summary.outcome))
+        }
+        Err(e) => match e.downcast_ref::<engine::lock::LockError>() {
+            Some(locked) => {
+                eprintln!("error: {locked}");
+                Ok(Exit::Locked)
+            }
+            None => Err(e),
+        },
+    }
 }
 
 pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit> {
@@ -134,7 +144,11 @@ pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit>
         }
         Err(e) => {
             eprintln!("error: cannot resume {}: {e:#}", dir.display());
-            Ok(Exit::Usage)
+            Ok(if e.downcast_ref::<engine::lock::LockError>().is_some() {
+                Exit::Locked
+            } else {
+                Exit::Usage
+            })
         }
     }
 }

@@ -6,6 +6,7 @@ mod canary;
 pub mod environment;
 pub mod journal;
 pub mod lint;
+pub mod lock;
 pub mod playbook;
 pub mod record;
 pub mod runbook;

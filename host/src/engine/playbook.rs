@@ -243,6 +243,23 @@ fn new_run_id() -> String {
     format!("{stamp}-{:04x}", (std::process::id() ^ nanos) as u16)
 }
 
+/// Where environment locks live: beside the runs that take them.
+fn lock_dir(runs_root: &Path) -> PathBuf {
+    runs_root.join(".locks")
+}
+
+/// The environments a runbook's stages touch.
+fn environments(runbook: &Runbook) -> Vec<String> {
+    let mut envs: Vec<String> = runbook
+        .stages
+        .iter()
+        .filter_map(|s| s.environment.as_ref().map(|e| e.get_ref().clone()))
+        .collect();
+    envs.sort();
+    envs.dedup();
+    envs
+}
+
 fn digest(s: &[u8]) -> String {
     hex::encode(Sha256::digest(s))
 }
@@ -320,6 +337,9 @@ pub async fn start(
     runs_root: &Path,
 ) -> anyhow::Result<RunSummary> {
     let run_id = new_run_id();
+    let runbook = Runbook::parse(runbook_text, runbook_source)?;
+    // Locked before the run folder exists: a refused run leaves nothing behind.
+    let _locks = super::lock::acquire(&lock_dir(runs_root), &run_id, &environments(&runbook))?;
     let run_dir = runs_root.join(&run_id);
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
@@ -328,7 +348,6 @@ pub async fn start(
         run_dir.join("options.json"),
         serde_json::to_vec_pretty(&options)?,
     )?;
-    let runbook = Runbook::parse(runbook_text, runbook_source)?;
     let catalog = runtime.discover(&options.plugins_dir).await?;
     let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
     let plugins = catalog
@@ -400,6 +419,8 @@ pub async fn resume(runtime: &Runtime, run_dir: &Path) -> anyhow::Result<RunSumm
             ),
         }
     }
+    let runs_root = run_dir.parent().unwrap_or(Path::new("."));
+    let _locks = super::lock::acquire(&lock_dir(runs_root), run_id, &environments(&runbook))?;
     let mut journal = Journal::open(&journal_path)?;
     journal.append(Event::Resumed {
         pid: std::process::id(),
