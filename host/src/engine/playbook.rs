@@ -496,7 +496,7 @@ async fn prepare(
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .build()?;
-    let mut ctx = Ctx {
+    let ctx = Ctx {
         runbook: Arc::new(runbook),
         catalog,
         journal,
