@@ -522,16 +522,31 @@ pub async fn rollback(
     mode: &str,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let flags = ctx.env(stage)?.flags.clone();
+    // A stage bound to an environment rolls that one back; any other rolls back every
+    // environment of the runbook, so `on-fail = "rollback"` always means users leave V2.
+    let targets: Vec<(
+        String,
+        std::sync::Arc<dyn crate::providers::flags::FlagStore>,
+    )> = match ctx.env(stage) {
+        Ok(env) => vec![(env.name.clone(), env.flags.clone())],
+        Err(_) => ctx
+            .envs
+            .values()
+            .map(|e| (e.name.clone(), e.flags.clone()))
+            .collect(),
+    };
     let flag = ctx.runbook.launch.flag.clone();
-    let f2 = flag.clone();
-    ctx.effect(
-        stage.name.get_ref(),
-        &format!("rollback:{mode}"),
-        &format!("{mode} rollback: {flag} → 0% ({reason})"),
-        || async move { flags.set(&f2, 0) },
-    )
-    .await
+    for (env, flags) in targets {
+        let f2 = flag.clone();
+        ctx.effect(
+            stage.name.get_ref(),
+            &format!("rollback:{mode}:{env}"),
+            &format!("{mode} rollback of {env}: {flag} → 0% ({reason})"),
+            || async move { flags.set(&f2, 0) },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Full rollback: the release before the current one becomes current again.
