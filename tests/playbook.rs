@@ -533,3 +533,69 @@ fn concurrent_runs_against_one_environment_exactly_one_proceeds() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn emergency_rollback_through_the_http_flag_provider_reaches_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(
+        &book,
+        "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n[environments.staging]\ntarget = \"embedded\"\nflags = \"http\"\n\
+         [[stage]]\nname = \"flag-on\"\naction = \"flag\"\nenvironment = \"staging\"\npercent = 30\n\
+         [[stage]]\nname = \"check\"\naction = \"monitor\"\nenvironment = \"staging\"\nduration = \"500ms\"\ninterval = \"250ms\"\n\
+         [[stage]]\nname = \"emergency\"\naction = \"rollback\"\nenvironment = \"staging\"\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let out = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            &plugins(),
+            "--yes",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = only_run(&runs);
+    // The target's own flag storage, written only through its admin API.
+    assert_eq!(flag(&run, "staging"), 0);
+    let r = report(&run);
+    let effects: Vec<String> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["effects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(
+        effects
+            .iter()
+            .any(|e| e.contains("to 30% via http://127.0.0.1:")
+                && e.contains("/api/admin/feature-flags")),
+        "{effects:?}"
+    );
+    assert!(
+        effects
+            .iter()
+            .any(|e| e.starts_with("emergency rollback of staging") && e.contains("via http://")),
+        "{effects:?}"
+    );
+    // While the flag was at 30 %, the target really routed V2 traffic.
+    let monitor = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "check")
+        .unwrap();
+    assert_eq!(monitor["verdict"]["kind"], "pass");
+}

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use launch_host::providers::flags::{FlagStore, LocalFlags};
+use launch_host::providers::flags::LocalFlags;
 use launch_host::providers::store::{ArtifactStore, LocalStore};
 use launch_host::simulator::{Simulator, SimulatorConfig, site};
 
@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         store.publish("r1", &target.join("build"))?;
         store.set_current("r1")?;
         let flags = Arc::new(LocalFlags::new(target.join("flags.json")));
-        flags.set("STATUS_BOARD_V2_ENABLED", 0)?;
+        flags.write("STATUS_BOARD_V2_ENABLED", 0)?;
         Simulator::start(SimulatorConfig {
             store,
             flags,
@@ -246,7 +246,7 @@ fn reaction(plugins: &Path, dir: &Path) -> anyhow::Result<Duration> {
     let flags = LocalFlags::new(env.join("flags.json"));
     let injected = Instant::now();
     std::fs::write(env.join("inject"), "v2-errors=100%")?;
-    while flags.get("STATUS_BOARD_V2_ENABLED")? != 0 {
+    while flags.read("STATUS_BOARD_V2_ENABLED")? != 0 {
         anyhow::ensure!(
             injected.elapsed() < Duration::from_secs(30),
             "the canary never rolled back"

@@ -22,7 +22,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let config = Ctx::config_json(stage);
 
     // On resume, carry on from where the flag is: completed promotions are not repeated.
-    let mut percent = flags.get(&flag)?;
+    let mut percent = flags.get(&flag).await?;
     let promotions = ctx.resumed_stage.as_ref().filter(|(s, _)| *s == name).map_or(0, |(_, recs)| {
         recs.iter().filter(|r| matches!(&r.event, Event::EffectDone { key, .. } if key.starts_with("promote:"))).count()
     });
@@ -123,7 +123,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                     &name,
                     &format!("promote:{next}"),
                     &format!("{flag} {percent}% → {next}%"),
-                    || async move { f.set(&fl, next) },
+                    || async move { f.set(&fl, next).await },
                 )
                 .await?;
                 eprintln!("  canary {percent}% → {next}%");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::runbook::{Environment, Runbook};
-use crate::providers::flags::{FlagStore, LocalFlags};
+use crate::providers::flags::{FlagStore, HttpFlags, LocalFlags};
 use crate::providers::store::{ArtifactStore, LocalStore};
 use crate::simulator::{Inject, Simulator, SimulatorConfig, site};
 
@@ -46,49 +46,55 @@ pub async fn open(
 ) -> anyhow::Result<Env> {
     let dir = run_dir.join("env").join(name);
     let store: Arc<dyn ArtifactStore> = Arc::new(LocalStore::new(dir.join("store")));
-    let flags: Arc<dyn FlagStore> = Arc::new(LocalFlags::new(dir.join("flags.json")));
-    if !spec.is_embedded() {
-        let url = spec.url.clone().context("url")?;
-        let api_url = spec.api_url.clone().context("api-url")?;
-        return Ok(Env {
-            name: name.into(),
-            store,
-            flags,
-            url,
-            api_url,
-            _simulator: None,
-        });
-    }
-    // First start: the live site is the legacy board and every flag is off, as in production
-    // before a launch.
-    if store.current()?.is_none() {
-        let build = dir.join("seed-build");
-        site::write_statusboard_build(&build, "legacy", false)
-            .context("writing the legacy site")?;
-        store.publish("00000000T000000Z-legacy", &build)?;
-        store.set_current("00000000T000000Z-legacy")?;
-        let _ = std::fs::remove_dir_all(&build);
-        flags.set(&runbook.launch.flag, 0)?;
-        for f in &runbook.launch.component_flags {
-            flags.set(f, 0)?;
+    let local_flags = Arc::new(LocalFlags::new(dir.join("flags.json")));
+    let (url, api_url, simulator) = if spec.is_embedded() {
+        // First start: the live site is the legacy board and every flag is off, as in
+        // production before a launch.
+        if store.current()?.is_none() {
+            let build = dir.join("seed-build");
+            site::write_statusboard_build(&build, "legacy", false)
+                .context("writing the legacy site")?;
+            store.publish("00000000T000000Z-legacy", &build)?;
+            store.set_current("00000000T000000Z-legacy")?;
+            let _ = std::fs::remove_dir_all(&build);
+            local_flags.write(&runbook.launch.flag, 0)?;
+            for f in &runbook.launch.component_flags {
+                local_flags.write(f, 0)?;
+            }
         }
-    }
-    let sim = Simulator::start(SimulatorConfig {
-        store: store.clone(),
-        flags: flags.clone(),
-        flag: runbook.launch.flag.clone(),
-        inject,
-        inject_file: Some(dir.join("inject")),
-    })
-    .await
-    .with_context(|| format!("starting the embedded target for `{name}`"))?;
-    let url = sim.url();
+        let sim = Simulator::start(SimulatorConfig {
+            store: store.clone(),
+            flags: local_flags.clone(),
+            flag: runbook.launch.flag.clone(),
+            inject,
+            inject_file: Some(dir.join("inject")),
+        })
+        .await
+        .with_context(|| format!("starting the embedded target for `{name}`"))?;
+        (sim.url(), sim.url(), Some(sim))
+    } else {
+        (
+            spec.url.clone().context("url")?,
+            spec.api_url.clone().context("api-url")?,
+            None,
+        )
+    };
+    // Where the engine reads and moves flags: the run's flag file, or the target's admin API.
+    let flags: Arc<dyn FlagStore> = match spec.flags.as_deref() {
+        None | Some("file") => local_flags,
+        Some("http") => Arc::new(HttpFlags::new(format!(
+            "{api_url}/api/admin/feature-flags"
+        ))?),
+        Some(other) => anyhow::bail!(
+            "environment `{name}`: unknown flag provider `{other}` (expected \"file\" or \"http\")"
+        ),
+    };
     Ok(Env {
         name: name.into(),
         store,
         flags,
-        api_url: url.clone(),
         url,
-        _simulator: Some(sim),
+        api_url,
+        _simulator: simulator,
     })
 }

@@ -271,7 +271,7 @@ async fn preflight(ctx: &mut Ctx) -> anyhow::Result<StageResult> {
             },
         };
         checks.push(check);
-        let flag = env.flags.get(&ctx.runbook.launch.flag)?;
+        let flag = env.flags.get(&ctx.runbook.launch.flag).await?;
         checks.push(CheckRecord {
             observed: Some(f64::from(flag)),
             threshold: Some(0.0),
@@ -436,8 +436,8 @@ async fn set_flag(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     ctx.effect(
         stage.name.get_ref(),
         &format!("flag:{percent}"),
-        &format!("set {flag} to {percent}%"),
-        || async move { flags.set(&f2, percent) },
+        &format!("set {flag} to {percent}% via {}", flags.describe()),
+        || async move { flags.set(&f2, percent).await },
     )
     .await?;
     Ok(StageResult::from_checks(
@@ -483,7 +483,7 @@ async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         let Some(w) = probe.next_window().await else {
             break;
         };
-        let percent = flags.get(&ctx.runbook.launch.flag).unwrap_or(0);
+        let percent = flags.get(&ctx.runbook.launch.flag).await.unwrap_or(0);
         let record = WindowRecord::from_window(&w, percent, false);
         let (r, e, _) = record.totals(None);
         requests += r;
@@ -541,8 +541,11 @@ pub async fn rollback(
         ctx.effect(
             stage.name.get_ref(),
             &format!("rollback:{mode}:{env}"),
-            &format!("{mode} rollback of {env}: {flag} → 0% ({reason})"),
-            || async move { flags.set(&f2, 0) },
+            &format!(
+                "{mode} rollback of {env}: {flag} → 0% via {} ({reason})",
+                flags.describe()
+            ),
+            || async move { flags.set(&f2, 0).await },
         )
         .await?;
     }
@@ -587,14 +590,14 @@ async fn rollback_drill(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageRes
     let env = ctx.env(stage)?;
     let (flags, api) = (env.flags.clone(), env.api_url.clone());
     let flag = ctx.runbook.launch.flag.clone();
-    let before = flags.get(&flag)?;
+    let before = flags.get(&flag).await?;
     let name = stage.name.get_ref().clone();
     let (f1, fl1) = (flags.clone(), flag.clone());
     ctx.effect(
         &name,
         "drill:off",
         &format!("drill: {flag} {before}% → 0%"),
-        || async move { f1.set(&fl1, 0) },
+        || async move { f1.set(&fl1, 0).await },
     )
     .await?;
     let started = Instant::now();
@@ -616,7 +619,7 @@ async fn rollback_drill(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageRes
         &name,
         "drill:restore",
         &format!("drill: restore {flag} to {before}%"),
-        || async move { f2.set(&fl2, before) },
+        || async move { f2.set(&fl2, before).await },
     )
     .await?;
     let checks = vec![
@@ -641,7 +644,7 @@ async fn rollback_drill(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageRes
             unit: "ms".into(),
             ..pass("drill-duration", "flag off, verified and restored")
         },
-        if flags.get(&flag)? == before {
+        if flags.get(&flag).await? == before {
             pass("flag-restored", format!("{flag} back at {before}%"))
         } else {
             fail("flag-restored", "the flag was not restored")

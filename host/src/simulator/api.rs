@@ -266,7 +266,7 @@ async fn move_card(
 }
 
 async fn list_flags(Extract(s): Extract<Shared>) -> Response {
-    match s.config.flags.all() {
+    match s.config.flags.read_all() {
         Ok(flags) => Json(flags).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response(),
     }
@@ -279,7 +279,7 @@ struct SetFlag {
 }
 
 async fn set_flag(Extract(s): Extract<Shared>, Json(f): Json<SetFlag>) -> Response {
-    match s.config.flags.set(&f.name, f.percent) {
+    match s.config.flags.write(&f.name, f.percent) {
         Ok(()) => Json(json!({"name": f.name, "percent": f.percent})).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e:#}")).into_response(),
     }

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::providers::flags::FlagStore;
+use crate::providers::flags::LocalFlags;
 use crate::providers::store::ArtifactStore;
 
 pub use routing::Variant;
@@ -60,7 +60,8 @@ impl Inject {
 
 pub struct SimulatorConfig {
     pub store: Arc<dyn ArtifactStore>,
-    pub flags: Arc<dyn FlagStore>,
+    /// The target's own flag storage; the admin API reads and writes it.
+    pub flags: Arc<LocalFlags>,
     /// The flag that routes requests to V2.
     pub flag: String,
     pub inject: Inject,

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::providers::flags::FlagStore;
+use crate::providers::flags::LocalFlags;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
@@ -43,11 +43,11 @@ impl Router {
     }
 
     /// The rollout percentage, re-read from the flag store at most every `FLAG_TTL`.
-    pub fn percent(&self, flags: &dyn FlagStore, flag: &str) -> u8 {
+    pub fn percent(&self, flags: &LocalFlags, flag: &str) -> u8 {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         if cached.0.elapsed() >= FLAG_TTL {
             // An unreadable flag file routes everyone to legacy: the safe side.
-            *cached = (Instant::now(), flags.get(flag).unwrap_or(0));
+            *cached = (Instant::now(), flags.read(flag).unwrap_or(0));
         }
         cached.1
     }
