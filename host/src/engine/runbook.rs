@@ -47,6 +47,8 @@ pub struct Environment {
     pub target: Option<String>,
     pub url: Option<String>,
     pub api_url: Option<String>,
+    /// Where releases go: `s3://bucket/prefix` (real deploys); the run folder when absent.
+    pub store: Option<String>,
     /// Where flags are moved: `file` (the run folder; default) or `http` (the target's
     /// `/api/admin/feature-flags`).
     pub flags: Option<String>,

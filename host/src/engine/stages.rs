@@ -113,7 +113,7 @@ pub async fn run_stage(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResu
     let plugin_name = ctx.plugin(stage)?.info.name.clone();
     let mut result = match ctx.plugin(stage)?.role() {
         Role::SmokeSuite => {
-            let target = target(ctx, stage)?;
+            let target = target(ctx, stage).await?;
             let (plugin, sandbox, config) = (
                 ctx.plugin(stage)?,
                 ctx.sandbox(stage)?,
@@ -152,7 +152,7 @@ pub async fn run_stage(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResu
             let context = StepContext {
                 run_id: ctx.run_id.clone(),
                 stage: stage.name.get_ref().clone(),
-                target: target(ctx, stage).unwrap_or(Target {
+                target: target(ctx, stage).await.unwrap_or(Target {
                     environment: String::new(),
                     base_url: String::new(),
                     api_base_url: String::new(),
@@ -195,13 +195,13 @@ pub fn fail(name: &str, reason: impl Into<String>) -> CheckRecord {
     }
 }
 
-pub fn target(ctx: &Ctx, stage: &Stage) -> anyhow::Result<Target> {
+pub async fn target(ctx: &Ctx, stage: &Stage) -> anyhow::Result<Target> {
     let env = ctx.env(stage)?;
     Ok(Target {
         environment: env.name.clone(),
         base_url: env.url.clone(),
         api_base_url: env.api_url.clone(),
-        release_id: env.store.current()?,
+        release_id: env.store.current().await?,
     })
 }
 
@@ -299,7 +299,12 @@ fn build(ctx: &Ctx, stage: &Stage) -> anyhow::Result<(std::path::PathBuf, usize)
                 site_name == "statusboard-v2",
                 "unknown built-in site `{site_name}` (known: statusboard-v2)"
             );
-            site::write_statusboard_build(&dir, &ctx.run_id, true)?;
+            // Labelled with the release, so every deploy's site differs and can be told apart.
+            site::write_statusboard_build(
+                &dir,
+                &format!("{}-{}", ctx.run_id, stage.name.get_ref()),
+                true,
+            )?;
         }
         (None, Some(command)) => {
             let output = stage
@@ -355,10 +360,11 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let env_name = ctx.env(stage)?.name.clone();
     let stage_name = stage.name.get_ref().clone();
     // The release id is fixed by the first attempt, so a resumed deploy publishes the same one.
-    let release = format!("{}-{env_name}", ctx.run_id);
+    // One release per deploy stage: a runbook may deploy the same environment twice.
+    let release = format!("{}-{stage_name}", ctx.run_id);
     let (dir, files) = build(ctx, stage)?;
     let store = ctx.env(stage)?.store.clone();
-    let previous = store.current()?;
+    let previous = store.current().await?;
     let s2 = store.clone();
     let (r2, d2) = (release.clone(), dir.clone());
     ctx.effect(
@@ -368,7 +374,7 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             "publish release {release} ({files} files) to {}",
             store.describe()
         ),
-        || async move { s2.publish(&r2, &d2).map(|_| ()) },
+        || async move { s2.publish(&r2, &d2).await.map(|_| ()) },
     )
     .await?;
     let s3 = store.clone();
@@ -380,10 +386,10 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             "make {release} current (was {})",
             previous.as_deref().unwrap_or("none")
         ),
-        || async move { s3.set_current(&r3) },
+        || async move { s3.set_current(&r3).await },
     )
     .await?;
-    let url = format!("{}/", ctx.env(stage)?.url);
+    let url = format!("{}/index.html", ctx.env(stage)?.url);
     let page = ctx
         .probe_client
         .get(&url)
@@ -393,7 +399,7 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let served = match page {
         Ok(r) if r.status().is_success() => {
             let body = r.text().await.unwrap_or_default();
-            if body.contains(&ctx.run_id) {
+            if body.contains(&release) {
                 pass("site-serves-release", format!("{url} serves {release}"))
             } else {
                 fail(
@@ -408,7 +414,7 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             ..pass("site-serves-release", "")
         },
     };
-    let current_ok = store.current()?.as_deref() == Some(release.as_str());
+    let current_ok = store.current().await?.as_deref() == Some(release.as_str());
     let checks = vec![
         CheckRecord {
             observed: Some(files as f64),
@@ -555,8 +561,8 @@ pub async fn rollback(
 /// Full rollback: the release before the current one becomes current again.
 async fn restore_previous_release(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<CheckRecord> {
     let store = ctx.env(stage)?.store.clone();
-    let current = store.current()?;
-    let releases = store.releases()?;
+    let current = store.current().await?;
+    let releases = store.releases().await?;
     let Some(previous) = current
         .as_ref()
         .and_then(|c| releases.iter().position(|r| r == c))
@@ -579,7 +585,7 @@ async fn restore_previous_release(ctx: &mut Ctx, stage: &Stage) -> anyhow::Resul
             "make {previous} current again (was {})",
             current.as_deref().unwrap_or("none")
         ),
-        || async move { s2.set_current(&p2) },
+        || async move { s2.set_current(&p2).await },
     )
     .await?;
     Ok(pass("previous-release", format!("current → {previous}")))

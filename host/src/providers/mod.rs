@@ -3,4 +3,5 @@
 
 pub mod flags;
 pub mod http;
+pub mod s3;
 pub mod store;

@@ -2,25 +2,129 @@
 //! the live one. The local directory store backs the embedded default; S3 implements the same
 //! trait in real use.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
 
 /// A store of site releases with a movable `current` pointer.
 pub trait ArtifactStore: Send + Sync {
-    /// Copies every file under `build_dir` into release `id`, then writes its manifest. The
-    /// release is invisible until `set_current` names it.
-    fn publish(&self, id: &str, build_dir: &Path) -> anyhow::Result<Vec<String>>;
-    /// Makes `id` the live release, atomically.
-    fn set_current(&self, id: &str) -> anyhow::Result<()>;
+    /// Copies every file under `build_dir` into release `id`, with its manifest. The release
+    /// is invisible until `set_current` names it. Returns the manifest.
+    fn publish<'a>(&'a self, id: &'a str, build_dir: &'a Path) -> StoreFuture<'a, Manifest>;
+    /// Makes `id` the live release.
+    fn set_current<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
     /// The live release, if any.
-    fn current(&self) -> anyhow::Result<Option<String>>;
+    fn current(&self) -> StoreFuture<'_, Option<String>>;
     /// Every published release, oldest first.
-    fn releases(&self) -> anyhow::Result<Vec<String>>;
-    /// A file of the live release (`path` relative to the release root).
-    fn read_current(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>>;
-    /// Describes the store for messages, e.g. `local:/path`.
+    fn releases(&self) -> StoreFuture<'_, Vec<String>>;
+    /// Describes the store for messages, e.g. `local:/path` or `s3://bucket/prefix`.
     fn describe(&self) -> String;
+}
+
+/// What a release contains: written beside it as `manifest.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub release: String,
+    /// Unix milliseconds.
+    pub created_ms: u64,
+    /// `git rev-parse HEAD` of the working directory, when it is a git checkout.
+    pub git_sha: Option<String>,
+    pub files: Vec<ManifestFile>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ManifestFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub content_type: String,
+    pub cache_control: String,
+}
+
+/// One file of a build, with its bytes.
+pub type BuildFile = (ManifestFile, Vec<u8>);
+
+/// Reads a build folder: every file with its digest and how it must be served.
+pub fn read_build(id: &str, build_dir: &Path) -> anyhow::Result<(Manifest, Vec<BuildFile>)> {
+    let mut files = Vec::new();
+    for file in files_under(build_dir)
+        .with_context(|| format!("reading build output {}", build_dir.display()))?
+    {
+        let rel = file
+            .strip_prefix(build_dir)
+            .expect("under build dir")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let entry = ManifestFile {
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+            content_type: content_type(&rel).to_string(),
+            cache_control: cache_control(&rel).to_string(),
+            path: rel,
+        };
+        files.push((entry, bytes));
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "build output {} is empty",
+        build_dir.display()
+    );
+    let git_sha = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let manifest = Manifest {
+        release: id.to_string(),
+        created_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        git_sha,
+        files: files.iter().map(|(f, _)| f.clone()).collect(),
+    };
+    Ok((manifest, files))
+}
+
+/// The content type of a site file, by extension.
+pub fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Hashed assets (`app.3f9a1c.js`) never change and are cached for a year; entry points
+/// (`index.html`, unhashed files) must revalidate so a deploy or rollback shows at once.
+pub fn cache_control(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let parts: Vec<&str> = name.split('.').collect();
+    let hashed = parts.len() >= 3
+        && parts[parts.len() - 2].len() >= 6
+        && parts[parts.len() - 2]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric());
+    if hashed {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
 }
 
 pub struct LocalStore {
@@ -69,33 +173,25 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-impl ArtifactStore for LocalStore {
-    fn publish(&self, id: &str, build_dir: &Path) -> anyhow::Result<Vec<String>> {
+impl LocalStore {
+    pub fn publish(&self, id: &str, build_dir: &Path) -> anyhow::Result<Manifest> {
         let dest = self.release_dir(id);
         let staging = self.root.join("releases").join(format!(".{id}.partial"));
         let _ = std::fs::remove_dir_all(&staging);
-        let mut manifest = Vec::new();
-        for file in files_under(build_dir)
-            .with_context(|| format!("reading build output {}", build_dir.display()))?
-        {
-            let rel = file
-                .strip_prefix(build_dir)
-                .expect("under build dir")
-                .to_string_lossy()
-                .replace('\\', "/");
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let target = staging.join(&rel);
+        let (manifest, files) = read_build(id, build_dir)?;
+        for (file, bytes) in &files {
+            let target = staging.join(&file.path);
             std::fs::create_dir_all(target.parent().expect("has parent"))?;
-            std::fs::write(&target, &bytes)
+            std::fs::write(&target, bytes)
                 .with_context(|| format!("writing {}", target.display()))?;
-            manifest.push(rel);
         }
-        anyhow::ensure!(
-            !manifest.is_empty(),
-            "build output {} is empty",
-            build_dir.display()
-        );
+        // The manifest sits beside the release, not in it: it is not part of the site.
+        std::fs::write(
+            self.root
+                .join("releases")
+                .join(format!(".{id}.manifest.json")),
+            serde_json::to_vec_pretty(&manifest)?,
+        )?;
         // A half-copied release never appears under its real name.
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::rename(&staging, &dest)
@@ -103,7 +199,7 @@ impl ArtifactStore for LocalStore {
         Ok(manifest)
     }
 
-    fn set_current(&self, id: &str) -> anyhow::Result<()> {
+    pub fn set_current(&self, id: &str) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.release_dir(id).is_dir(),
             "release {id} does not exist in {}",
@@ -113,7 +209,7 @@ impl ArtifactStore for LocalStore {
             .with_context(|| format!("moving current to {id}"))
     }
 
-    fn current(&self) -> anyhow::Result<Option<String>> {
+    pub fn current(&self) -> anyhow::Result<Option<String>> {
         match std::fs::read_to_string(self.root.join("current")) {
             Ok(s) => Ok(Some(s.trim().to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -121,7 +217,7 @@ impl ArtifactStore for LocalStore {
         }
     }
 
-    fn releases(&self) -> anyhow::Result<Vec<String>> {
+    pub fn releases(&self) -> anyhow::Result<Vec<String>> {
         let dir = self.root.join("releases");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(Vec::new());
@@ -136,7 +232,8 @@ impl ArtifactStore for LocalStore {
         Ok(ids)
     }
 
-    fn read_current(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    /// A file of the live release (`path` relative to the release root).
+    pub fn read_current(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let Some(id) = self.current()? else {
             return Ok(None);
         };
@@ -153,7 +250,25 @@ impl ArtifactStore for LocalStore {
         }
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!("local:{}", self.root.display())
+    }
+}
+
+impl ArtifactStore for LocalStore {
+    fn publish<'a>(&'a self, id: &'a str, build_dir: &'a Path) -> StoreFuture<'a, Manifest> {
+        Box::pin(async move { LocalStore::publish(self, id, build_dir) })
+    }
+    fn set_current<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move { LocalStore::set_current(self, id) })
+    }
+    fn current(&self) -> StoreFuture<'_, Option<String>> {
+        Box::pin(async move { LocalStore::current(self) })
+    }
+    fn releases(&self) -> StoreFuture<'_, Vec<String>> {
+        Box::pin(async move { LocalStore::releases(self) })
+    }
+    fn describe(&self) -> String {
+        LocalStore::describe(self)
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::providers::flags::LocalFlags;
-use crate::providers::store::ArtifactStore;
+use crate::providers::store::LocalStore;
 
 pub use routing::Variant;
 
@@ -59,7 +59,8 @@ impl Inject {
 }
 
 pub struct SimulatorConfig {
-    pub store: Arc<dyn ArtifactStore>,
+    /// The target's own release store; it serves the current release.
+    pub store: Arc<LocalStore>,
     /// The target's own flag storage; the admin API reads and writes it.
     pub flags: Arc<LocalFlags>,
     /// The flag that routes requests to V2.

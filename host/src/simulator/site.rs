@@ -31,28 +31,4 @@ pub fn write_statusboard_build(dir: &Path, label: &str, v2: bool) -> std::io::Re
     Ok(())
 }
 
-/// The content type of a site file, by extension.
-pub fn content_type(path: &str) -> &'static str {
-    match path.rsplit('.').next().unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "js" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        "txt" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
-}
-
-/// Hashed assets never change and may be cached for a year; entry points must revalidate.
-pub fn cache_control(path: &str) -> &'static str {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let hashed = name.split('.').count() >= 3;
-    if hashed {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    }
-}
+pub use crate::providers::store::{cache_control, content_type};

@@ -1,0 +1,194 @@
+//! Real deploys against the AWS SDK and moto on 127.0.0.1: what lands in S3, with which headers,
+//! the manifest, a full rollback, and a bucket that does not exist.
+
+mod support;
+
+use std::process::{Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+use support::*;
+
+fn launch_host(moto: &Moto) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_launch-host"));
+    c.env("LAUNCH_HOST_CACHE_DIR", cache_dir())
+        .stdin(Stdio::null());
+    for (k, v) in moto.env() {
+        c.env(k, v);
+    }
+    c
+}
+
+fn run(moto: &Moto, dir: &std::path::Path, runbook: &str) -> Output {
+    let book = dir.join("launch.toml");
+    std::fs::write(&book, runbook).unwrap();
+    stock_plugin("canary-steps");
+    launch_host(moto)
+        .args([
+            "run",
+            "--yes",
+            "--plugins",
+            repo().join("plugins").to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .args(["--runs-dir", dir.join("runs").to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+fn runbook(moto: &Moto, bucket: &str, stages: &str) -> String {
+    format!(
+        "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n\
+         [environments.production]\nurl = \"{e}/{bucket}\"\napi-url = \"{e}/{bucket}\"\nstore = \"s3://{bucket}\"\n{stages}",
+        e = moto.endpoint
+    )
+}
+
+const DEPLOY: &str = "[[stage]]\nname = \"deploy\"\naction = \"deploy\"\nenvironment = \"production\"\nsite = \"statusboard-v2\"\n";
+
+/// A bucket whose objects anyone may read, as a static site's origin (the deploy stage checks
+/// that the site serves the new release).
+async fn site_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{bucket}/*"}}]}}"#
+    );
+    s3.put_bucket_policy()
+        .bucket(bucket)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn body(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn deploy_uploads_every_file_with_its_headers_and_a_correct_manifest() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    site_bucket(&s3, "site").await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&moto, dir.path(), &runbook(&moto, "site", DEPLOY));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let current = String::from_utf8(body(&s3, "site", "current").await).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&body(&s3, "site", &format!("manifests/{current}.json")).await)
+            .unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(
+        files.len(),
+        3,
+        "index.html, a script and a stylesheet: {manifest:#}"
+    );
+    for f in files {
+        let path = f["path"].as_str().unwrap();
+        for key in [path.to_string(), format!("releases/{current}/{path}")] {
+            let head = s3
+                .head_object()
+                .bucket("site")
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            let (ct, cc) = (
+                head.content_type().unwrap_or(""),
+                head.cache_control().unwrap_or(""),
+            );
+            assert_eq!(ct, f["content_type"].as_str().unwrap(), "{key}");
+            if path == "index.html" {
+                assert_eq!((ct, cc), ("text/html; charset=utf-8", "no-cache"), "{key}");
+            } else {
+                assert_eq!(cc, "public, max-age=31536000, immutable", "{key}");
+            }
+            let bytes = body(&s3, "site", &key).await;
+            assert_eq!(
+                f["sha256"],
+                hex::encode(Sha256::digest(&bytes)),
+                "{key}: manifest digest"
+            );
+            assert_eq!(f["size"], bytes.len());
+        }
+    }
+}
+
+#[tokio::test]
+async fn full_rollback_restores_the_previous_release_bytes() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    site_bucket(&s3, "site").await;
+    let dir = tempfile::tempdir().unwrap();
+    let stages = format!(
+        "{DEPLOY}[[stage]]\nname = \"deploy-again\"\naction = \"deploy\"\nenvironment = \"production\"\nsite = \"statusboard-v2\"\n\
+         [[stage]]\nname = \"undo\"\naction = \"rollback\"\nenvironment = \"production\"\nfull = true\n"
+    );
+    let out = run(&moto, dir.path(), &runbook(&moto, "site", &stages));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let current = String::from_utf8(body(&s3, "site", "current").await).unwrap();
+    assert!(
+        current.ends_with("-deploy"),
+        "the first release is current again: {current}"
+    );
+    let live = body(&s3, "site", "index.html").await;
+    assert_eq!(
+        live,
+        body(&s3, "site", &format!("releases/{current}/index.html")).await,
+        "the site root has the first release's bytes"
+    );
+    let second = current.replace("-deploy", "-deploy-again");
+    assert_ne!(
+        live,
+        body(&s3, "site", &format!("releases/{second}/index.html")).await
+    );
+}
+
+#[tokio::test]
+async fn a_missing_bucket_fails_the_deploy_clearly_and_publishes_nothing() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&moto, dir.path(), &runbook(&moto, "no-such-bucket", DEPLOY));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed deploy is a failed gate"
+    );
+    let md = std::fs::read_to_string(
+        std::fs::read_dir(dir.path().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.join("report.md").exists())
+            .unwrap()
+            .join("report.md"),
+    )
+    .unwrap();
+    assert!(
+        md.contains("no-such-bucket") && md.contains("NoSuchBucket"),
+        "{md}"
+    );
+    assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
+}
