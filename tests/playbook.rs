@@ -38,6 +38,28 @@ fn run(runs: &Path, extra: &[&str]) -> Output {
     launch_host().args(&args).output().expect("binary runs")
 }
 
+/// Runs `runbook` (written into `dir`) with the stock plugins; returns the output and the
+/// runs folder.
+fn run_book(dir: &Path, runbook: &str) -> (Output, PathBuf) {
+    let book = dir.join("launch.toml");
+    std::fs::write(&book, runbook).unwrap();
+    let runs = dir.join("runs");
+    let out = launch_host()
+        .args([
+            "run",
+            "--plugins",
+            &plugins(),
+            "--yes",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    (out, runs)
+}
+
 fn only_run(runs: &Path) -> PathBuf {
     // Run folders only: `.locks` sits beside them.
     let dirs: Vec<PathBuf> = std::fs::read_dir(runs)
@@ -423,29 +445,13 @@ fn a_plugin_that_traps_fails_its_stage_by_name_and_keeps_the_journal_intact() {
 #[test]
 fn a_full_rollback_stage_restores_the_previous_release() {
     let dir = tempfile::tempdir().unwrap();
-    let book = dir.path().join("launch.toml");
-    std::fs::write(
-        &book,
+    let (out, runs) = run_book(
+        dir.path(),
         "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n[environments.staging]\ntarget = \"embedded\"\n\
          [[stage]]\nname = \"deploy\"\naction = \"deploy\"\nenvironment = \"staging\"\nsite = \"statusboard-v2\"\n\
          [[stage]]\nname = \"flag-on\"\naction = \"flag\"\nenvironment = \"staging\"\npercent = 50\n\
          [[stage]]\nname = \"undo\"\naction = \"rollback\"\nenvironment = \"staging\"\nfull = true\n",
-    )
-    .unwrap();
-    let runs = dir.path().join("runs");
-    let out = launch_host()
-        .args([
-            "run",
-            "--plugins",
-            &plugins(),
-            "--yes",
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--runbook",
-            book.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = only_run(&runs);
     assert_eq!(flag(&run, "staging"), 0);
@@ -540,29 +546,13 @@ fn concurrent_runs_against_one_environment_exactly_one_proceeds() {
 #[test]
 fn emergency_rollback_through_the_http_flag_provider_reaches_the_target() {
     let dir = tempfile::tempdir().unwrap();
-    let book = dir.path().join("launch.toml");
-    std::fs::write(
-        &book,
+    let (out, runs) = run_book(
+        dir.path(),
         "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n[environments.staging]\ntarget = \"embedded\"\nflags = \"http\"\n\
          [[stage]]\nname = \"flag-on\"\naction = \"flag\"\nenvironment = \"staging\"\npercent = 30\n\
          [[stage]]\nname = \"check\"\naction = \"monitor\"\nenvironment = \"staging\"\nduration = \"500ms\"\ninterval = \"250ms\"\n\
          [[stage]]\nname = \"emergency\"\naction = \"rollback\"\nenvironment = \"staging\"\n",
-    )
-    .unwrap();
-    let runs = dir.path().join("runs");
-    let out = launch_host()
-        .args([
-            "run",
-            "--plugins",
-            &plugins(),
-            "--yes",
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--runbook",
-            book.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = only_run(&runs);
     // The target's own flag storage, written only through its admin API.
