@@ -192,3 +192,120 @@ async fn a_missing_bucket_fails_the_deploy_clearly_and_publishes_nothing() {
     );
     assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
 }
+
+/// A CloudFront distribution in moto, in front of `bucket`; returns a client and its id.
+async fn distribution(moto: &Moto, bucket: &str) -> (aws_sdk_cloudfront::Client, String) {
+    use aws_sdk_cloudfront::types::*;
+    let creds =
+        aws_sdk_cloudfront::config::Credentials::new("testing", "testing", None, None, "moto");
+    let conf = aws_sdk_cloudfront::config::Builder::new()
+        .behavior_version(aws_sdk_cloudfront::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudfront::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .endpoint_url(&moto.endpoint)
+        .build();
+    let cf = aws_sdk_cloudfront::Client::from_conf(conf);
+    let origin = Origin::builder()
+        .id("site")
+        .domain_name(format!("{bucket}.s3.amazonaws.com"))
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference("test")
+        .comment("launch-host test")
+        .enabled(true)
+        .origins(
+            Origins::builder()
+                .quantity(1)
+                .items(origin)
+                .build()
+                .unwrap(),
+        )
+        .default_cache_behavior(
+            DefaultCacheBehavior::builder()
+                .target_origin_id("site")
+                .viewer_protocol_policy(ViewerProtocolPolicy::AllowAll)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let created = cf
+        .create_distribution()
+        .distribution_config(config)
+        .send()
+        .await
+        .unwrap();
+    let id = created.distribution().unwrap().id().to_string();
+    (cf, id)
+}
+
+#[tokio::test]
+async fn deploy_invalidates_cloudfront_and_waits_for_it() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    site_bucket(&s3, "site").await;
+    let (cf, dist) = distribution(&moto, "site").await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = runbook(&moto, "site", DEPLOY).replace(
+        "store = \"s3://site\"\n",
+        &format!("store = \"s3://site\"\ncloudfront = \"{dist}\"\n"),
+    );
+    let out = run(&moto, dir.path(), &book);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("report.json").exists())
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    let deploy = &report["stages"][0];
+    let cdn = deploy["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cdn-invalidated")
+        .expect("a CDN check");
+    assert_eq!(cdn["verdict"]["kind"], "pass");
+    assert!(
+        deploy["effects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap() == format!("invalidate /* on cloudfront:{dist}")),
+        "{deploy:#}"
+    );
+    // Read back through the SDK: exactly one invalidation, of `/*`.
+    let list = cf
+        .list_invalidations()
+        .distribution_id(&dist)
+        .send()
+        .await
+        .unwrap();
+    let items = list.invalidation_list().unwrap().items();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let inv = cf
+        .get_invalidation()
+        .distribution_id(&dist)
+        .id(items[0].id())
+        .send()
+        .await
+        .unwrap();
+    let paths = inv
+        .invalidation()
+        .unwrap()
+        .invalidation_batch()
+        .unwrap()
+        .paths()
+        .unwrap()
+        .items()
+        .to_vec();
+    assert_eq!(paths, vec!["/*".to_string()]);
+}

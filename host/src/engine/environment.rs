@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use super::runbook::{Environment, Runbook};
+use crate::providers::cloudfront::CloudFront;
 use crate::providers::flags::{FlagStore, HttpFlags, LocalFlags};
 use crate::providers::s3::S3Store;
 use crate::providers::store::{ArtifactStore, LocalStore};
@@ -19,6 +20,8 @@ pub struct Env {
     pub flags: Arc<dyn FlagStore>,
     pub url: String,
     pub api_url: String,
+    /// The CDN in front of the site, when there is one.
+    pub cdn: Option<Arc<CloudFront>>,
     _simulator: Option<Simulator>,
 }
 
@@ -101,12 +104,17 @@ pub async fn open(
             "environment `{name}`: unknown flag provider `{other}` (expected \"file\" or \"http\")"
         ),
     };
+    let cdn = match &spec.cloudfront {
+        Some(id) => Some(Arc::new(CloudFront::connect(id).await)),
+        None => None,
+    };
     Ok(Env {
         name: name.into(),
         store,
         flags,
         url,
         api_url,
+        cdn,
         _simulator: simulator,
     })
 }

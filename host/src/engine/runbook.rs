@@ -49,6 +49,9 @@ pub struct Environment {
     pub api_url: Option<String>,
     /// Where releases go: `s3://bucket/prefix` (real deploys); the run folder when absent.
     pub store: Option<String>,
+    /// The CloudFront distribution in front of the store, invalidated after every deploy and
+    /// full rollback.
+    pub cloudfront: Option<String>,
     /// Where flags are moved: `file` (the run folder; default) or `http` (the target's
     /// `/api/admin/feature-flags`).
     pub flags: Option<String>,

@@ -389,6 +389,7 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         || async move { s3.set_current(&r3).await },
     )
     .await?;
+    let cdn_check = invalidate_cdn(ctx, stage, &release).await?;
     let url = format!("{}/index.html", ctx.env(stage)?.url);
     let page = ctx
         .probe_client
@@ -428,6 +429,7 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         },
         served,
     ];
+    let checks = checks.into_iter().chain(cdn_check).collect();
     Ok(StageResult::from_checks(
         checks,
         format!("deployed {release} to {env_name}"),
@@ -588,7 +590,39 @@ async fn restore_previous_release(ctx: &mut Ctx, stage: &Stage) -> anyhow::Resul
         || async move { s2.set_current(&p2).await },
     )
     .await?;
+    if let Some(check) = invalidate_cdn(ctx, stage, &format!("rollback-to-{previous}")).await? {
+        anyhow::ensure!(check.verdict.is_pass(), "{}", check.verdict.reason());
+    }
     Ok(pass("previous-release", format!("current → {previous}")))
+}
+
+/// After the live release changed: invalidate `/*` on the environment's CDN and wait for it.
+async fn invalidate_cdn(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    reference: &str,
+) -> anyhow::Result<Option<CheckRecord>> {
+    let Some(cdn) = ctx.env(stage)?.cdn.clone() else {
+        return Ok(None);
+    };
+    let c2 = cdn.clone();
+    let reference = format!("{}-{reference}", ctx.run_id);
+    let r2 = reference.clone();
+    ctx.effect(
+        stage.name.get_ref(),
+        &format!("invalidate:{reference}"),
+        &format!("invalidate /* on {}", cdn.describe()),
+        || async move {
+            c2.invalidate(&["/*"], &r2, Duration::from_secs(300))
+                .await
+                .map(|_| ())
+        },
+    )
+    .await?;
+    Ok(Some(pass(
+        "cdn-invalidated",
+        format!("/* invalidated on {} and completed", cdn.describe()),
+    )))
 }
 
 /// Proves the rollback path works: flag to 0, check that legacy answers, restore the flag.
