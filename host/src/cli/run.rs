@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Exit;
-use crate::engine::{self, Outcome, RunOptions, Runbook};
+use crate::engine::{self, Outcome, RunOptions};
 use crate::runtime::Runtime;
 
 #[derive(Args, Debug)]
@@ -71,39 +71,6 @@ pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
             "(embedded default runbook)".to_string(),
         ),
     };
-    // Check everything before the first effect: a bad runbook or plugin changes nothing.
-    let runbook = match Runbook::parse(&text, &source) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Usage);
-        }
-    };
-    let mut inject = crate::simulator::Inject::default();
-    for spec in &args.inject {
-        if let Err(e) = inject.apply(spec) {
-            eprintln!("error: --inject {e}");
-            return Ok(Exit::Usage);
-        }
-    }
-    let catalog = match runtime.discover(&args.plugins).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Exit::Usage);
-        }
-    };
-    let mut problems: Vec<String> = catalog.rejected.iter().map(ToString::to_string).collect();
-    problems.extend(engine::playbook::validate(&runbook, &catalog));
-    if !problems.is_empty() {
-        for p in &problems {
-            eprintln!("error: {p}");
-        }
-        eprintln!(
-            "error: nothing was run; fix the problems above (`launch-host validate` checks them)"
-        );
-        return Ok(Exit::Usage);
-    }
     if !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!(
             "error: not on a terminal, so nobody can answer prompts: pass --yes (or AUTO_CONFIRM=true) to run unattended"
@@ -120,13 +87,22 @@ pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
             print_summary(&summary);
             Ok(exit_for(summary.outcome))
         }
-        Err(e) => match e.downcast_ref::<engine::lock::LockError>() {
-            Some(locked) => {
+        Err(e) => {
+            if let Some(refused) = e.downcast_ref::<engine::playbook::Refused>() {
+                for p in &refused.problems {
+                    eprintln!("error: {p}");
+                }
+                eprintln!(
+                    "error: nothing was run; fix the problems above (`launch-host validate` checks them)"
+                );
+                Ok(Exit::Usage)
+            } else if let Some(locked) = e.downcast_ref::<engine::lock::LockError>() {
                 eprintln!("error: {locked}");
                 Ok(Exit::Locked)
+            } else {
+                Err(e)
             }
-            None => Err(e),
-        },
+        }
     }
 }
 

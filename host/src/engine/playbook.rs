@@ -329,6 +329,16 @@ pub fn validate(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
 }
 
 /// Starts a new run.
+/// Why a run was refused before its first effect: every problem found, each naming its file,
+/// line or plugin. Nothing was created or changed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problems.join("\n"))]
+pub struct Refused {
+    pub problems: Vec<String>,
+}
+
+/// Starts a new run. Everything is checked first — the runbook, the fault specs, every plugin
+/// and the runbook against the plugins — so a bad input changes nothing (`Refused`).
 pub async fn start(
     runtime: &Runtime,
     runbook_text: &str,
@@ -336,8 +346,25 @@ pub async fn start(
     options: RunOptions,
     runs_root: &Path,
 ) -> anyhow::Result<RunSummary> {
+    let refused = |problems: Vec<String>| anyhow::Error::new(Refused { problems });
+    let runbook =
+        Runbook::parse(runbook_text, runbook_source).map_err(|e| refused(vec![e.to_string()]))?;
+    let mut inject = Inject::default();
+    for spec in &options.inject {
+        inject
+            .apply(spec)
+            .map_err(|e| refused(vec![format!("--inject {e}")]))?;
+    }
+    let catalog = runtime
+        .discover(&options.plugins_dir)
+        .await
+        .map_err(|e| refused(vec![e.to_string()]))?;
+    let mut problems: Vec<String> = catalog.rejected.iter().map(ToString::to_string).collect();
+    problems.extend(validate(&runbook, &catalog));
+    if !problems.is_empty() {
+        return Err(refused(problems));
+    }
     let run_id = new_run_id();
-    let runbook = Runbook::parse(runbook_text, runbook_source)?;
     // Locked before the run folder exists: a refused run leaves nothing behind.
     let _locks = super::lock::acquire(&lock_dir(runs_root), &run_id, &environments(&runbook))?;
     let run_dir = runs_root.join(&run_id);
@@ -348,7 +375,6 @@ pub async fn start(
         run_dir.join("options.json"),
         serde_json::to_vec_pretty(&options)?,
     )?;
-    let catalog = runtime.discover(&options.plugins_dir).await?;
     let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
     let plugins = catalog
         .plugins
