@@ -527,19 +527,7 @@ fn concurrent_runs_against_one_environment_exactly_one_proceeds() {
         .collect();
     assert_eq!(finished.len(), 1, "refused runs leave no run folder");
     // The lock is released at the end: the next run proceeds.
-    let out = launch_host()
-        .args([
-            "run",
-            "--plugins",
-            &plugins(),
-            "--yes",
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--runbook",
-            book.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let (out, _) = run_book(dir.path(), &std::fs::read_to_string(&book).unwrap());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
