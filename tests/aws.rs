@@ -167,28 +167,26 @@ async fn full_rollback_restores_the_previous_release_bytes() {
 }
 
 #[tokio::test]
-async fn a_missing_bucket_fails_the_deploy_clearly_and_publishes_nothing() {
+async fn a_missing_bucket_is_refused_before_anything_runs() {
     let moto = Moto::start();
     let s3 = moto.s3().await;
     let dir = tempfile::tempdir().unwrap();
     let out = run(&moto, dir.path(), &runbook(&moto, "no-such-bucket", DEPLOY));
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "a failed deploy is a failed gate"
+        Some(2),
+        "a missing bucket is a configuration error: {stderr}"
     );
-    let md = std::fs::read_to_string(
-        std::fs::read_dir(dir.path().join("runs"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.join("report.md").exists())
-            .unwrap()
-            .join("report.md"),
-    )
-    .unwrap();
     assert!(
-        md.contains("no-such-bucket") && md.contains("NoSuchBucket"),
-        "{md}"
+        stderr.contains("s3://no-such-bucket/launch/lock")
+            && stderr.contains("NoSuchBucket")
+            && stderr.contains("check the store URL"),
+        "{stderr}"
+    );
+    assert!(
+        support::local_runs(&dir.path().join("runs")).is_empty(),
+        "no run was started"
     );
     assert!(s3.list_buckets().send().await.unwrap().buckets().is_empty());
 }

@@ -173,3 +173,27 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Run folders (those with a journal) under `runs`.
+pub fn local_runs(runs: &std::path::Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("journal.jsonl").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The binary, with the test compile cache, no stdin, and `env` added.
+pub fn launch_host_with(env: &[(&str, String)]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_launch-host"));
+    c.env("LAUNCH_HOST_CACHE_DIR", cache_dir())
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}

@@ -3,8 +3,11 @@
 mod exit;
 mod output;
 mod plugins;
+mod rollback;
 mod run;
+mod status;
 mod validate;
+mod workspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +66,21 @@ enum Command {
     /// Load every plugin of a directory and check it is usable (and the runbook, if given)
     #[command(after_help = "Example:\n  launch-host validate --plugins plugins/ --cold")]
     Validate(validate::ValidateArgs),
+    /// A run's stages and verdicts (the latest run when no id is given)
+    #[command(
+        after_help = "Examples:\n  launch-host status\n  launch-host status 20261127T150000Z-1a2b --output json\n  launch-host status --state s3://my-bucket/launch   # a run started on another machine"
+    )]
+    Status(status::StatusArgs),
+    /// Print a run's report (Markdown, or JSON with --output json), rebuilt from its journal
+    #[command(
+        after_help = "Examples:\n  launch-host report\n  launch-host report --output json > report.json"
+    )]
+    Report(status::ReportArgs),
+    /// Roll back: emergency (flag to 0), full (previous release), validate (health checks)
+    #[command(
+        after_help = "Examples:\n  launch-host rollback emergency --reason \"Performance degradation detected\"\n  launch-host rollback full --reason \"Critical bug in StatusBoardV2\"\n  launch-host rollback validate"
+    )]
+    Rollback(rollback::RollbackArgs),
 }
 
 /// How results are printed.
@@ -123,5 +141,8 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Run(args) => run::run(&runtime, args).await,
         Command::Resume(args) => run::resume(&runtime, args).await,
         Command::Validate(args) => validate::run(&runtime, args).await,
+        Command::Status(args) => status::status(args).await,
+        Command::Report(args) => status::report(args).await,
+        Command::Rollback(args) => rollback::run(&runtime, args).await,
     }
 }

@@ -33,6 +33,14 @@ pub struct ResumeArgs {
     run: String,
     #[arg(long, value_name = "DIR", default_value = ".launch/runs")]
     runs_dir: PathBuf,
+    /// Fetch the run from this shared state location (s3://bucket/prefix) first: resume a run
+    /// that another machine started
+    #[arg(long, value_name = "URL", env = "LAUNCH_HOST_STATE")]
+    state: Option<String>,
+    /// The plugins directory on this machine [default: the one the run started with]; each
+    /// plugin must still have the digest the run started with
+    #[arg(long, value_name = "DIR")]
+    plugins: Option<PathBuf>,
 }
 
 fn exit_for(outcome: Outcome) -> Exit {
@@ -40,6 +48,7 @@ fn exit_for(outcome: Outcome) -> Exit {
         Outcome::Passed => Exit::Success,
         Outcome::GateFailed => Exit::GateFailed,
         Outcome::RolledBack => Exit::RolledBack,
+        Outcome::Aborted => Exit::GateFailed,
     }
 }
 
@@ -78,11 +87,22 @@ pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Usage);
     }
     let options = RunOptions {
-        plugins_dir: args.plugins.clone(),
-        auto: args.yes,
         inject: args.inject.clone(),
+        ..RunOptions::new(args.plugins.clone(), args.yes)
     };
-    match engine::playbook::start(runtime, &text, &source, options, &args.runs_dir).await {
+    launch(runtime, &text, &source, options, &args.runs_dir).await
+}
+
+/// Starts a run and turns how it ended into the exit code, printing refusals and lock
+/// conflicts as errors.
+pub async fn launch(
+    runtime: &Runtime,
+    text: &str,
+    source: &str,
+    options: RunOptions,
+    runs_dir: &std::path::Path,
+) -> anyhow::Result<Exit> {
+    match engine::playbook::start(runtime, text, source, options, runs_dir).await {
         Ok(summary) => {
             print_summary(&summary);
             Ok(exit_for(summary.outcome))
@@ -96,9 +116,12 @@ pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
                     "error: nothing was run; fix the problems above (`launch-host validate` checks them)"
                 );
                 Ok(Exit::Usage)
-            } else if let Some(locked) = e.downcast_ref::<engine::lock::LockError>() {
-                eprintln!("error: {locked}");
-                Ok(Exit::Locked)
+            } else if let Some(lock) = e.downcast_ref::<engine::lock::LockError>() {
+                eprintln!("error: {lock}");
+                Ok(match lock {
+                    engine::lock::LockError::Held { .. } => Exit::Locked,
+                    engine::lock::LockError::Unavailable { .. } => Exit::Usage,
+                })
             } else {
                 Err(e)
             }
@@ -107,13 +130,19 @@ pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
 }
 
 pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit> {
-    let as_path = PathBuf::from(&args.run);
-    let dir = if as_path.join("journal.jsonl").is_file() {
-        as_path
-    } else {
-        args.runs_dir.join(&args.run)
+    let run = super::status::RunRef {
+        run: Some(args.run.clone()),
+        state: args.state.clone(),
+        runs_dir: args.runs_dir.clone(),
     };
-    match engine::playbook::resume(runtime, &dir).await {
+    let dir = match run.resolve().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot resume {}: {e:#}", args.run);
+            return Ok(Exit::Usage);
+        }
+    };
+    match engine::playbook::resume(runtime, &dir, args.plugins.clone()).await {
         Ok(summary) => {
             print_summary(&summary);
             Ok(exit_for(summary.outcome))

@@ -11,6 +11,7 @@ use super::runbook::{Environment, Runbook};
 use crate::providers::cloudfront::CloudFront;
 use crate::providers::flags::{FlagStore, HttpFlags, LocalFlags};
 use crate::providers::s3::S3Store;
+use crate::providers::s3_flags::S3Flags;
 use crate::providers::store::{ArtifactStore, LocalStore};
 use crate::simulator::{Inject, Simulator, SimulatorConfig, site};
 
@@ -45,10 +46,10 @@ pub async fn open(
     name: &str,
     spec: &Environment,
     runbook: &Runbook,
-    run_dir: &Path,
+    envs_dir: &Path,
     inject: Inject,
 ) -> anyhow::Result<Env> {
-    let dir = run_dir.join("env").join(name);
+    let dir = envs_dir.join(name);
     let local_store = Arc::new(LocalStore::new(dir.join("store")));
     let local_flags = Arc::new(LocalFlags::new(dir.join("flags.json")));
     let (url, api_url, simulator) = if spec.is_embedded() {
@@ -100,8 +101,13 @@ pub async fn open(
         Some("http") => Arc::new(HttpFlags::new(format!(
             "{api_url}/api/admin/feature-flags"
         ))?),
+        Some(url) if url.starts_with("s3://") => Arc::new(
+            S3Flags::connect(url)
+                .await
+                .with_context(|| format!("environment `{name}`: flags"))?,
+        ),
         Some(other) => anyhow::bail!(
-            "environment `{name}`: unknown flag provider `{other}` (expected \"file\" or \"http\")"
+            "environment `{name}`: unknown flag provider `{other}` (expected \"file\", \"http\" or an s3://bucket/flags.json URL)"
         ),
     };
     let cdn = match &spec.cloudfront {

@@ -92,6 +92,8 @@ pub struct Record {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// Told after every append (the S3 mirror uploads the journal).
+    listener: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Journal {
@@ -104,7 +106,12 @@ impl Journal {
         Ok(Journal {
             path: path.to_path_buf(),
             file,
+            listener: None,
         })
+    }
+
+    pub fn on_append(&mut self, listener: impl Fn() + Send + Sync + 'static) {
+        self.listener = Some(Box::new(listener));
     }
 
     pub fn path(&self) -> &Path {
@@ -121,7 +128,11 @@ impl Journal {
         self.file
             .write_all(&line)
             .and_then(|_| self.file.sync_data())
-            .with_context(|| format!("writing the journal {}", self.path.display()))
+            .with_context(|| format!("writing the journal {}", self.path.display()))?;
+        if let Some(listener) = &self.listener {
+            listener();
+        }
+        Ok(())
     }
 
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a bad line

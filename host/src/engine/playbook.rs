@@ -15,10 +15,12 @@ use sha2::{Digest, Sha256};
 
 use super::environment::{self, Env};
 use super::journal::{Event, Journal, Record};
+use super::mirror::Mirror;
 use super::record::{CheckRecord, VerdictRecord, WindowRecord};
 use super::runbook::{OnFail, Runbook, Stage};
 use super::stages;
 use crate::capabilities::{AllowList, Grants};
+use crate::providers::s3::S3Location;
 use crate::runtime::{Catalog, Limits, Plugin, Runtime, Sandbox};
 use crate::simulator::Inject;
 
@@ -29,6 +31,8 @@ pub enum Outcome {
     Passed,
     GateFailed,
     RolledBack,
+    /// The operator stopped the run at a prompt.
+    Aborted,
 }
 
 impl Outcome {
@@ -37,13 +41,19 @@ impl Outcome {
             Outcome::Passed => "passed",
             Outcome::GateFailed => "gate-failed",
             Outcome::RolledBack => "rolled-back",
+            Outcome::Aborted => "aborted",
         }
     }
 
     fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Passed, Outcome::GateFailed, Outcome::RolledBack]
-            .into_iter()
-            .find(|o| o.word() == s)
+        [
+            Outcome::Passed,
+            Outcome::GateFailed,
+            Outcome::RolledBack,
+            Outcome::Aborted,
+        ]
+        .into_iter()
+        .find(|o| o.word() == s)
     }
 }
 
@@ -55,6 +65,38 @@ pub struct RunOptions {
     pub auto: bool,
     /// Faults injected into the embedded targets' V2 behaviour.
     pub inject: Vec<String>,
+    /// Where embedded environments and UAT data persist between commands (`<workspace>/env/`,
+    /// `<workspace>/uat/`); a playbook run without one keeps them in its run folder.
+    #[serde(default)]
+    pub workspace: Option<PathBuf>,
+    /// Take the environments' run locks. Emergency commands (rollback) do not: nothing may
+    /// stand between an operator and turning the feature off.
+    #[serde(default = "yes")]
+    pub lock: bool,
+    /// Ask proceed / skip / abort before each stage (on a terminal).
+    #[serde(default)]
+    pub interactive: bool,
+    /// Walk testers through untested UAT items during the UAT stage (interactive runs only).
+    #[serde(default)]
+    pub skip_uat_interactive: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RunOptions {
+    pub fn new(plugins_dir: PathBuf, auto: bool) -> RunOptions {
+        RunOptions {
+            plugins_dir,
+            auto,
+            inject: Vec::new(),
+            workspace: None,
+            lock: true,
+            interactive: false,
+            skip_uat_interactive: false,
+        }
+    }
 }
 
 pub struct RunSummary {
@@ -133,6 +175,11 @@ pub fn overall(checks: &[CheckRecord]) -> VerdictRecord {
 }
 
 impl Ctx {
+    /// Where UAT checklist, results and sign-offs live.
+    pub fn uat_dir(&self) -> PathBuf {
+        uat_dir(&self.options, &self.run_dir)
+    }
+
     pub fn env(&self, stage: &Stage) -> anyhow::Result<&Env> {
         let name = stage
             .environment
@@ -248,8 +295,8 @@ fn lock_dir(runs_root: &Path) -> PathBuf {
     runs_root.join(".locks")
 }
 
-/// The environments a runbook's stages touch.
-fn environments(runbook: &Runbook) -> Vec<String> {
+/// The environments a runbook's stages touch, with the S3 store each keeps its remote lock in.
+async fn lock_targets(runbook: &Runbook) -> Result<Vec<super::lock::Target>, Refused> {
     let mut envs: Vec<String> = runbook
         .stages
         .iter()
@@ -257,7 +304,37 @@ fn environments(runbook: &Runbook) -> Vec<String> {
         .collect();
     envs.sort();
     envs.dedup();
-    envs
+    let mut targets = Vec::new();
+    for environment in envs {
+        let store = runbook
+            .environments
+            .get(&environment)
+            .and_then(|e| e.store.as_deref())
+            .filter(|s| s.starts_with("s3://"));
+        let remote = match store {
+            Some(url) => Some(S3Location::connect(url).await.map_err(|e| Refused {
+                problems: vec![format!("environment `{environment}`: store: {e:#}")],
+            })?),
+            None => None,
+        };
+        targets.push(super::lock::Target {
+            environment,
+            remote,
+        });
+    }
+    Ok(targets)
+}
+
+/// Where a run's state is mirrored: the runbook's `state`, else the S3 store of the first
+/// environment (by name) that has one.
+pub fn state_url(runbook: &Runbook) -> Option<String> {
+    runbook.launch.state.clone().or_else(|| {
+        runbook
+            .environments
+            .values()
+            .filter_map(|e| e.store.clone())
+            .find(|s| s.starts_with("s3://"))
+    })
 }
 
 fn digest(s: &[u8]) -> String {
@@ -366,7 +443,12 @@ pub async fn start(
     }
     let run_id = new_run_id();
     // Locked before the run folder exists: a refused run leaves nothing behind.
-    let _locks = super::lock::acquire(&lock_dir(runs_root), &run_id, &environments(&runbook))?;
+    let targets = if options.lock {
+        lock_targets(&runbook).await?
+    } else {
+        Vec::new()
+    };
+    let locks = super::lock::acquire(&lock_dir(runs_root), &run_id, &targets).await?;
     let run_dir = runs_root.join(&run_id);
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
@@ -376,6 +458,13 @@ pub async fn start(
         serde_json::to_vec_pretty(&options)?,
     )?;
     let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
+    let mirror = match mirror_to(&runbook, &run_id, &run_dir, &mut journal).await {
+        Ok(m) => m,
+        Err(e) => {
+            locks.release().await;
+            return Err(e);
+        }
+    };
     let plugins = catalog
         .plugins
         .iter()
@@ -397,12 +486,53 @@ pub async fn start(
         options,
         Vec::new(),
     )
-    .await?;
-    drive(ctx).await
+    .await;
+    finish(ctx, locks, mirror).await
+}
+
+/// Starts mirroring the run to the runbook's state location, if it has one.
+async fn mirror_to(
+    runbook: &Runbook,
+    run_id: &str,
+    run_dir: &Path,
+    journal: &mut Journal,
+) -> anyhow::Result<Option<Mirror>> {
+    let Some(url) = state_url(runbook) else {
+        return Ok(None);
+    };
+    let mirror = Mirror::start(&url, run_id, run_dir)
+        .await
+        .with_context(|| format!("copying the run's state to {url}"))?;
+    journal.on_append(mirror.notifier());
+    Ok(Some(mirror))
+}
+
+/// Drives the run, then releases its locks and completes the state copy, whatever happened.
+async fn finish(
+    ctx: anyhow::Result<Ctx>,
+    locks: super::lock::Locks,
+    mirror: Option<Mirror>,
+) -> anyhow::Result<RunSummary> {
+    let result = match ctx {
+        Ok(ctx) => drive(ctx).await,
+        Err(e) => Err(e),
+    };
+    locks.release().await;
+    if let Some(mirror) = mirror {
+        let url = mirror.url();
+        if let Err(e) = mirror.finish().await {
+            eprintln!("warning: the run's state was not fully copied to {url}: {e:#}");
+        }
+    }
+    result
 }
 
 /// Continues an interrupted run from its journal, refusing if a plugin changed since.
-pub async fn resume(runtime: &Runtime, run_dir: &Path) -> anyhow::Result<RunSummary> {
+pub async fn resume(
+    runtime: &Runtime,
+    run_dir: &Path,
+    plugins_dir: Option<PathBuf>,
+) -> anyhow::Result<RunSummary> {
     let journal_path = run_dir.join("journal.jsonl");
     anyhow::ensure!(
         journal_path.is_file(),
@@ -427,8 +557,12 @@ pub async fn resume(runtime: &Runtime, run_dir: &Path) -> anyhow::Result<RunSumm
     }
     let text = std::fs::read_to_string(run_dir.join("runbook.toml"))
         .context("reading the run's runbook copy")?;
-    let options: RunOptions = serde_json::from_slice(&std::fs::read(run_dir.join("options.json"))?)
-        .context("reading options.json")?;
+    let mut options: RunOptions =
+        serde_json::from_slice(&std::fs::read(run_dir.join("options.json"))?)
+            .context("reading options.json")?;
+    if let Some(dir) = plugins_dir {
+        options.plugins_dir = dir;
+    }
     let runbook = Runbook::parse(&text, source)?;
     let catalog = runtime.discover(&options.plugins_dir).await?;
     for (name, digest) in plugins {
@@ -446,8 +580,20 @@ pub async fn resume(runtime: &Runtime, run_dir: &Path) -> anyhow::Result<RunSumm
         }
     }
     let runs_root = run_dir.parent().unwrap_or(Path::new("."));
-    let _locks = super::lock::acquire(&lock_dir(runs_root), run_id, &environments(&runbook))?;
+    let targets = if options.lock {
+        lock_targets(&runbook).await?
+    } else {
+        Vec::new()
+    };
+    let locks = super::lock::acquire(&lock_dir(runs_root), run_id, &targets).await?;
     let mut journal = Journal::open(&journal_path)?;
+    let mirror = match mirror_to(&runbook, run_id, run_dir, &mut journal).await {
+        Ok(m) => m,
+        Err(e) => {
+            locks.release().await;
+            return Err(e);
+        }
+    };
     journal.append(Event::Resumed {
         pid: std::process::id(),
     })?;
@@ -460,8 +606,8 @@ pub async fn resume(runtime: &Runtime, run_dir: &Path) -> anyhow::Result<RunSumm
         options,
         records,
     )
-    .await?;
-    drive(ctx).await
+    .await;
+    finish(ctx, locks, mirror).await
 }
 
 async fn prepare(
@@ -483,7 +629,14 @@ async fn prepare(
     for (name, spec) in &runbook.environments {
         envs.insert(
             name.clone(),
-            environment::open(name, spec, &runbook, &run_dir, inject).await?,
+            environment::open(
+                name,
+                spec,
+                &runbook,
+                &ctx_env_dir(&options, &run_dir),
+                inject,
+            )
+            .await?,
         );
     }
     let mut done_effects = HashSet::new();
@@ -539,6 +692,21 @@ async fn prepare(
     Ok(ctx)
 }
 
+pub fn uat_dir(options: &RunOptions, run_dir: &Path) -> PathBuf {
+    options
+        .workspace
+        .as_ref()
+        .map_or_else(|| run_dir.join("uat"), |w| w.join("uat"))
+}
+
+/// Where embedded environments keep their store and flags.
+fn ctx_env_dir(options: &RunOptions, run_dir: &Path) -> PathBuf {
+    options
+        .workspace
+        .as_ref()
+        .map_or_else(|| run_dir.join("env"), |w| w.join("env"))
+}
+
 fn record_stage(e: &Event) -> Option<&str> {
     match e {
         Event::StageStarted { stage, .. }
@@ -571,6 +739,40 @@ async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
             })?;
         }
         eprintln!("▶ {title}");
+        if ctx.options.interactive && !resuming {
+            match ask_step(&title) {
+                Step::Proceed => {}
+                Step::Skip => {
+                    eprintln!("  skipped by the operator");
+                    ctx.journal.append(Event::StageFinished {
+                        stage: name.clone(),
+                        verdict: VerdictRecord::NoData("skipped by the operator".into()),
+                        checks: Vec::new(),
+                        summary: "skipped by the operator".into(),
+                        plugin: None,
+                        dry_run: false,
+                        outcome: "skipped by the operator".into(),
+                        elapsed_ms: 0,
+                    })?;
+                    continue;
+                }
+                Step::Abort => {
+                    ctx.journal.append(Event::StageFinished {
+                        stage: name.clone(),
+                        verdict: VerdictRecord::NoData("aborted by the operator".into()),
+                        checks: Vec::new(),
+                        summary: "aborted by the operator".into(),
+                        plugin: None,
+                        dry_run: false,
+                        outcome: "run aborted by the operator".into(),
+                        elapsed_ms: 0,
+                    })?;
+                    outcome = Outcome::Aborted;
+                    failed_summary = Some(format!("aborted by the operator before `{name}`"));
+                    break;
+                }
+            }
+        }
         let started = Instant::now();
         let runbook = ctx.runbook.clone();
         let stage = &runbook.stages[i];
@@ -676,6 +878,31 @@ async fn decide_next(
             )
             .await?;
             Ok((Some(Outcome::RolledBack), "rolled back (flag at 0)".into()))
+        }
+    }
+}
+
+enum Step {
+    Proceed,
+    Skip,
+    Abort,
+}
+
+/// Interactive runs: proceed, skip or abort before each stage. Only ever called on a terminal
+/// (the CLI refuses interactive mode otherwise); end of input means abort, never proceed.
+fn ask_step(title: &str) -> Step {
+    loop {
+        eprint!("  run \"{title}\"? [p]roceed / [s]kip / [a]bort: ");
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(0) | Err(_) => return Step::Abort,
+            Ok(_) => {}
+        }
+        match line.trim().to_ascii_lowercase().as_str() {
+            "p" | "proceed" | "y" | "yes" | "" => return Step::Proceed,
+            "s" | "skip" => return Step::Skip,
+            "a" | "abort" | "q" => return Step::Abort,
+            other => eprintln!("  `{other}`: answer p, s or a"),
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct Launch {
     /// Component flags, OFF until the primary flag reaches 100 %.
     #[serde(default)]
     pub component_flags: Vec<String>,
+    /// Where runs (journal, reports, UAT data) are mirrored so `status`, `report` and `resume`
+    /// work from another machine: an `s3://bucket/prefix`. Defaults to the S3 store of the
+    /// first environment (by name) that has one; local only when none has.
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,8 +56,9 @@ pub struct Environment {
     /// The CloudFront distribution in front of the store, invalidated after every deploy and
     /// full rollback.
     pub cloudfront: Option<String>,
-    /// Where flags are moved: `file` (the run folder; default) or `http` (the target's
-    /// `/api/admin/feature-flags`).
+    /// Where flags are moved: `file` (the run folder; default), `http` (the target's
+    /// `/api/admin/feature-flags`), or `s3://bucket/path/flags.json` (a JSON object that a
+    /// static site reads).
     pub flags: Option<String>,
 }
 
@@ -119,6 +124,8 @@ pub enum Action {
     Monitor,
     Rollback,
     RollbackDrill,
+    /// Host-only health checks after a rollback: flag at 0, health, legacy serving.
+    VerifyRollback,
     UatInit,
     Wait,
     Report,
@@ -164,6 +171,10 @@ pub struct Stage {
     pub output: Option<PathBuf>,
     /// `flag`: the percentage to set.
     pub percent: Option<u8>,
+    /// `flag`: which flag [default: the launch's primary flag].
+    pub flag: Option<String>,
+    /// `rollback`: why, recorded in the journal and the report.
+    pub reason: Option<String>,
     /// `rollback`: also make the previous release current again (a full rollback), not only
     /// the primary flag to 0 (an emergency rollback).
     #[serde(default)]
@@ -208,7 +219,12 @@ impl Runbook {
         Runbook::parse(&text, &path.display().to_string())
     }
 
+    /// Parses a runbook after expanding `${VAR}` from the process environment (the guide's
+    /// `STAGING_URL`, `S3_BUCKET`, `CLOUDFRONT_DIST_ID`...). The run folder keeps the text
+    /// unexpanded, so no value read from the environment is written to disk.
     pub fn parse(text: &str, source: &str) -> Result<Runbook, RunbookError> {
+        let expanded = expand_vars(text, source, |name| std::env::var(name).ok())?;
+        let text = expanded.as_str();
         let mut rb: Runbook = toml::from_str(text).map_err(|e| RunbookError {
             source_name: source.to_string(),
             line: e.span().map_or(0, |s| line_of(text, s.start)),
@@ -295,6 +311,7 @@ impl Runbook {
                         | Action::Monitor
                         | Action::Rollback
                         | Action::RollbackDrill
+                        | Action::VerifyRollback
                 );
                 if needs_env && stage.environment.is_none() {
                     return Err(self.error_at(
@@ -327,6 +344,67 @@ impl Runbook {
         }
         Ok(())
     }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` outside comments; `$${` is a literal `${`. A
+/// variable that is unset (and has no default) is an error at its line, naming it. Values may
+/// not contain quotes, backslashes or newlines, so a variable cannot change the runbook's shape.
+pub fn expand_vars(
+    text: &str,
+    source: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, RunbookError> {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let error = |message: String| RunbookError {
+            source_name: source.to_string(),
+            line: i + 1,
+            message,
+        };
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("${") {
+            if rest[..at].ends_with('$') {
+                out.push_str(&rest[..at - 1]);
+                out.push_str("${");
+                rest = &rest[at + 2..];
+                continue;
+            }
+            out.push_str(&rest[..at]);
+            let Some(end) = rest[at..].find('}') else {
+                return Err(error("`${` without a closing `}`".into()));
+            };
+            let inner = &rest[at + 2..at + end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(error(format!("`${{{inner}}}` is not a variable name")));
+            }
+            let value = match (lookup(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => d.to_string(),
+                (None, None) => {
+                    return Err(error(format!(
+                        "`${{{name}}}` is not set; export {name}=... (or write `${{{name}:-default}}`)"
+                    )));
+                }
+            };
+            if value.contains(['"', '\\', '\n', '\r']) {
+                return Err(error(format!(
+                    "`${{{name}}}` holds a quote, backslash or newline, which a runbook value cannot take"
+                )));
+            }
+            out.push_str(&value);
+            rest = &rest[at + end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
 }
 
 pub fn line_of(text: &str, offset: usize) -> usize {
@@ -417,6 +495,22 @@ mod tests {
         let e = Runbook::parse(text, "launch.toml").unwrap_err();
         assert_eq!(e.line, 9, "{e}");
         assert!(e.message.contains("unknown environment `prod`"), "{e}");
+    }
+
+    #[test]
+    fn variables_expand_and_a_missing_one_names_its_line() {
+        let vars = |n: &str| (n == "S3_BUCKET").then(|| "edgar-site".to_string());
+        let text = "# ${IGNORED}\nstore = \"s3://${S3_BUCKET}/staging\"\nurl = \"${STAGING_URL:-http://localhost}\"\nraw = \"$${x}\"\n";
+        let out = expand_vars(text, "launch.toml", vars).unwrap();
+        assert_eq!(
+            out,
+            "# ${IGNORED}\nstore = \"s3://edgar-site/staging\"\nurl = \"http://localhost\"\nraw = \"${x}\"\n"
+        );
+        let e = expand_vars("a = 1\nurl = \"${PROD_URL}\"\n", "launch.toml", vars).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("export PROD_URL="), "{e}");
+        let hostile = |_: &str| Some("x\"\n[launch]".to_string());
+        assert!(expand_vars("u = \"${A}\"", "l", hostile).is_err());
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub async fn run_stage(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResu
             Action::Flag => set_flag(ctx, stage).await,
             Action::Monitor => monitor(ctx, stage).await,
             Action::Rollback => {
-                rollback(ctx, stage, "emergency", "runbook rollback stage").await?;
+                let reason = stage.reason.as_deref().unwrap_or("runbook rollback stage");
+                rollback(ctx, stage, "emergency", reason).await?;
                 let mut checks = vec![pass("rollback", "primary flag at 0")];
                 if stage.full {
                     checks.push(restore_previous_release(ctx, stage).await?);
@@ -90,9 +91,18 @@ pub async fn run_stage(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResu
                 Ok(StageResult::from_checks(checks, what))
             }
             Action::RollbackDrill => rollback_drill(ctx, stage).await,
+            Action::VerifyRollback => verify_rollback(ctx, stage).await,
             Action::UatInit => super::uat::init(ctx, stage).await,
             Action::Wait => {
-                tokio::time::sleep(stage.duration.unwrap_or(Duration::from_secs(1))).await;
+                let duration = stage.duration.unwrap_or(Duration::from_secs(1));
+                let bar = super::progress::timed(duration, stage.title());
+                let started = Instant::now();
+                while started.elapsed() < duration {
+                    let step = (duration - started.elapsed()).min(Duration::from_millis(100));
+                    tokio::time::sleep(step).await;
+                    bar.set_position(started.elapsed().as_millis() as u64);
+                }
+                bar.finish_and_clear();
                 Ok(StageResult::from_checks(
                     vec![pass("wait", "waited")],
                     "waited",
@@ -374,7 +384,16 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             "publish release {release} ({files} files) to {}",
             store.describe()
         ),
-        || async move { s2.publish(&r2, &d2).await.map(|_| ()) },
+        || async move {
+            let bar = super::progress::uploads(files, &format!("uploading {r2}"));
+            let on_uploaded = |f: &crate::providers::store::ManifestFile| {
+                bar.inc(1);
+                bar.set_message(format!("uploading {} ({} B)", f.path, f.size));
+            };
+            let published = s2.publish(&r2, &d2, &on_uploaded).await;
+            bar.finish_and_clear();
+            published.map(|_| ())
+        },
     )
     .await?;
     let s3 = store.clone();
@@ -439,19 +458,102 @@ async fn deploy(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
 async fn set_flag(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let percent = stage.percent.unwrap_or(0);
     let flags = ctx.env(stage)?.flags.clone();
-    let flag = ctx.runbook.launch.flag.clone();
-    let f2 = flag.clone();
+    let flag = stage
+        .flag
+        .clone()
+        .unwrap_or_else(|| ctx.runbook.launch.flag.clone());
+    let (f2, fl2) = (flag.clone(), flags.clone());
     ctx.effect(
         stage.name.get_ref(),
         &format!("flag:{percent}"),
         &format!("set {flag} to {percent}% via {}", flags.describe()),
-        || async move { flags.set(&f2, percent).await },
+        || async move { fl2.set(&f2, percent).await },
     )
     .await?;
+    let now = flags.get(&flag).await?;
+    let check = CheckRecord {
+        observed: Some(f64::from(now)),
+        threshold: Some(f64::from(percent)),
+        unit: "%".into(),
+        ..if now == percent {
+            pass(
+                "flag",
+                format!("{flag} reads back {now}% from {}", flags.describe()),
+            )
+        } else {
+            fail("flag", format!("{flag} reads back {now}%, not {percent}%"))
+        }
+    };
     Ok(StageResult::from_checks(
-        vec![pass("flag", format!("{flag} = {percent}%"))],
+        vec![check],
         format!("{flag} set to {percent}%"),
     ))
+}
+
+/// After a rollback, checked by the host alone (so it works when plugins are broken): the
+/// primary flag is at 0, the API is healthy, the site answers, and the board is served by the
+/// legacy code path.
+async fn verify_rollback(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
+    let env = ctx.env(stage)?;
+    let (flags, api, url) = (env.flags.clone(), env.api_url.clone(), env.url.clone());
+    let flag = ctx.runbook.launch.flag.clone();
+    let mut checks = Vec::new();
+    let percent = flags.get(&flag).await?;
+    checks.push(CheckRecord {
+        observed: Some(f64::from(percent)),
+        threshold: Some(0.0),
+        unit: "%".into(),
+        ..if percent == 0 {
+            pass("flag-off", format!("{flag} = 0% in {}", flags.describe()))
+        } else {
+            fail("flag-off", format!("{flag} is still at {percent}%"))
+        }
+    });
+    let client = ctx.probe_client.clone();
+    let get = |u: String| {
+        let client = client.clone();
+        async move { client.get(&u).timeout(Duration::from_secs(5)).send().await }
+    };
+    for (name, target) in [
+        ("api-health", format!("{api}/api/health")),
+        ("site", format!("{url}/")),
+    ] {
+        checks.push(match get(target.clone()).await {
+            Ok(r) if r.status().is_success() => {
+                pass(name, format!("GET {target} → {}", r.status()))
+            }
+            Ok(r) => fail(name, format!("GET {target} → {}", r.status())),
+            Err(e) => fail(name, format!("GET {target}: {e}")),
+        });
+    }
+    let board = format!("{api}/api/admin/appointments/board");
+    let mut v2 = 0;
+    let mut answered = 0;
+    for _ in 0..10 {
+        if let Ok(r) = get(board.clone()).await {
+            answered += 1;
+            if r.headers().get("x-served-by").is_some_and(|v| v == "v2") {
+                v2 += 1;
+            }
+        }
+    }
+    checks.push(CheckRecord {
+        observed: Some(f64::from(v2)),
+        threshold: Some(0.0),
+        unit: "requests".into(),
+        ..match (answered, v2) {
+            (0, _) => fail("legacy-serving", format!("{board} did not answer")),
+            (n, 0) => pass(
+                "legacy-serving",
+                format!("{n} of {n} board requests served by legacy"),
+            ),
+            (n, v) => fail(
+                "legacy-serving",
+                format!("{v} of {n} board requests still reached V2"),
+            ),
+        }
+    });
+    Ok(StageResult::from_checks(checks, "post-rollback validation"))
 }
 
 /// The endpoints probes measure: the board, the drawer and the stats.

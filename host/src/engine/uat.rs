@@ -58,7 +58,7 @@ fn write<T: serde::Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
 
 /// Records the plugin's checklist and checks the automatable items over HTTP.
 pub async fn init(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
-    let dir = ctx.run_dir.join("uat");
+    let dir = ctx.uat_dir();
     let (plugin, sandbox, config) = (
         ctx.plugin(stage)?,
         ctx.sandbox(stage)?,
@@ -137,7 +137,7 @@ fn decision(s: &str) -> SignoffDecision {
 /// no one tested are recorded as skipped, and the plugin's config decides what that means, and the
 /// runbook's sign-offs are recorded.
 pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
-    let dir = ctx.run_dir.join("uat");
+    let dir = ctx.uat_dir();
     let mut signoffs: Vec<SignoffFile> = read(&dir.join("signoffs.json"))?;
     for s in &stage.signoffs {
         if !signoffs

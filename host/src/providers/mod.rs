@@ -5,4 +5,5 @@ pub mod cloudfront;
 pub mod flags;
 pub mod http;
 pub mod s3;
+pub mod s3_flags;
 pub mod store;

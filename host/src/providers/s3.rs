@@ -4,29 +4,97 @@
 //! itself at the prefix root (what CloudFront serves), and `current` naming the live release.
 
 use anyhow::Context;
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::StreamExt;
 
-use super::store::{ArtifactStore, Manifest, StoreFuture, read_build};
+use super::store::{ArtifactStore, Manifest, OnUploaded, StoreFuture, read_build};
 
 pub struct S3Store {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    loc: S3Location,
 }
 
 /// Keys under the prefix that belong to launch-host, not to the site.
 const CONTROL: [&str; 4] = ["releases/", "manifests/", "current", "launch/"];
 
-fn err<E: std::error::Error>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("{}", DisplayErrorContext(e))
+/// An SDK error as an operator reads it: the service's code and message when S3 answered,
+/// the cause chain when it did not, and what to do about the common ones.
+pub(crate) fn err<E>(
+    e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> anyhow::Error
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    let (text, hint) = match &e {
+        SdkError::ServiceError(se) => {
+            let inner = se.err();
+            let code = inner.code().unwrap_or("error");
+            let status = se.raw().status().as_u16();
+            let text = format!(
+                "S3 answered {status} {code}: {}",
+                inner.message().unwrap_or("(no message)")
+            );
+            let hint = match code {
+                "NoSuchBucket" => "the bucket does not exist: check the store URL (S3_BUCKET)",
+                "AccessDenied" | "AllAccessDisabled" => {
+                    "access denied: the credentials lack permission on this bucket"
+                }
+                "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" => {
+                    "the credentials were rejected: check AWS_PROFILE or AWS_ACCESS_KEY_ID"
+                }
+                _ if status >= 500 => "S3 kept failing after retries: try again later",
+                _ => "",
+            };
+            (text, hint)
+        }
+        other => {
+            let text = DisplayErrorContext(other).to_string();
+            let hint = if text.contains("credentials") {
+                "no AWS credentials were found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            } else if matches!(
+                other,
+                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+            ) {
+                "the S3 endpoint did not answer: check the network, AWS_REGION, and AWS_ENDPOINT_URL if set"
+            } else {
+                ""
+            };
+            (text, hint)
+        }
+    };
+    if hint.is_empty() {
+        anyhow::anyhow!("{text}")
+    } else {
+        anyhow::anyhow!("{text}; {hint}")
+    }
 }
 
-impl S3Store {
+/// An `s3://bucket/prefix` location, with a client from the standard AWS chain.
+#[derive(Clone)]
+pub struct S3Location {
+    pub client: aws_sdk_s3::Client,
+    pub bucket: String,
+    /// Empty, or ends with `/`.
+    pub prefix: String,
+}
+
+/// What a conditional write found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    /// The precondition failed: another writer got there first.
+    Conflict,
+}
+
+impl S3Location {
     /// `url` is `s3://bucket` or `s3://bucket/prefix`. Credentials and region come from the
-    /// standard AWS chain (`AWS_PROFILE`, environment, SSO, instance role).
-    pub async fn connect(url: &str) -> anyhow::Result<S3Store> {
+    /// standard AWS chain (`AWS_PROFILE`, environment, SSO, instance role); `AWS_ENDPOINT_URL`
+    /// points it at an S3-compatible store.
+    pub async fn connect(url: &str) -> anyhow::Result<S3Location> {
         let rest = url
             .strip_prefix("s3://")
             .with_context(|| format!("`{url}` is not an s3:// URL"))?;
@@ -36,26 +104,97 @@ impl S3Store {
             "" => String::new(),
             p => format!("{p}/"),
         };
-        let shared = aws_config::load_from_env().await;
-        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
-        if std::env::var_os("AWS_ENDPOINT_URL").is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
-        {
-            // S3-compatible stores (and moto) rarely resolve bucket subdomains.
-            conf = conf.force_path_style(true);
-        }
-        Ok(S3Store {
-            client: aws_sdk_s3::Client::from_conf(conf.build()),
+        Ok(S3Location {
+            client: client().await,
             bucket: bucket.to_string(),
             prefix,
         })
     }
 
-    fn key(&self, rest: &str) -> String {
+    pub fn key(&self, rest: &str) -> String {
         format!("{}{rest}", self.prefix)
     }
 
-    async fn list(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+    pub fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// The object's bytes and ETag, or `None` when it does not exist.
+    pub async fn get(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, Option<String>)>> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => {
+                let etag = o.e_tag().map(String::from);
+                let bytes = o
+                    .body
+                    .collect()
+                    .await
+                    .with_context(|| format!("reading {}", self.url(key)))?
+                    .into_bytes()
+                    .to_vec();
+                Ok(Some((bytes, etag)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(err(e)).with_context(|| format!("reading {}", self.url(key))),
+        }
+    }
+
+    /// Writes `key`. `only_if`: `Some(None)` writes only if the key does not exist
+    /// (`If-None-Match: *`), `Some(Some(etag))` only if it is unchanged (`If-Match`).
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        only_if: Option<Option<&str>>,
+    ) -> anyhow::Result<Written> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            // Control objects (flags a static site reads, locks, journals) must never be
+            // served stale.
+            .cache_control("no-cache")
+            .body(ByteStream::from(body));
+        req = match only_if {
+            Some(None) => req.if_none_match("*"),
+            Some(Some(etag)) => req.if_match(etag),
+            None => req,
+        };
+        match req.send().await {
+            Ok(_) => Ok(Written::Done),
+            Err(e) if is_conflict(e.raw_response().map(|r| r.status().as_u16())) => {
+                Ok(Written::Conflict)
+            }
+            Err(e) => Err(err(e)).with_context(|| format!("writing {}", self.url(key))),
+        }
+    }
+
+    /// Deletes `key`; with `etag`, only if the object is still that version.
+    pub async fn delete(&self, key: &str, etag: Option<&str>) -> anyhow::Result<Written> {
+        let mut req = self.client.delete_object().bucket(&self.bucket).key(key);
+        if let Some(etag) = etag {
+            req = req.if_match(etag);
+        }
+        match req.send().await {
+            Ok(_) => Ok(Written::Done),
+            Err(e) if is_conflict(e.raw_response().map(|r| r.status().as_u16())) => {
+                Ok(Written::Conflict)
+            }
+            Err(e) => Err(err(e)).with_context(|| format!("deleting {}", self.url(key))),
+        }
+    }
+
+    /// Every key under `prefix` (a full key prefix, not relative to this location).
+    pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
         let mut keys = Vec::new();
         let mut pages = self
             .client
@@ -67,7 +206,7 @@ impl S3Store {
         while let Some(page) = pages.next().await {
             let page = page
                 .map_err(err)
-                .with_context(|| format!("listing s3://{}/{prefix}", self.bucket))?;
+                .with_context(|| format!("listing {}", self.url(prefix)))?;
             keys.extend(
                 page.contents()
                     .iter()
@@ -75,6 +214,51 @@ impl S3Store {
             );
         }
         Ok(keys)
+    }
+}
+
+/// 412 Precondition Failed, or 409 when a conditional write raced another.
+fn is_conflict(status: Option<u16>) -> bool {
+    matches!(status, Some(412 | 409))
+}
+
+/// One S3 client configuration for the whole process: the standard chain, plus path-style
+/// addressing when an endpoint override is set (S3-compatible stores rarely resolve bucket
+/// subdomains). Retries: the SDK's standard mode, 3 attempts with backoff, so a 5xx or a
+/// dropped connection is retried before it becomes an error.
+async fn client() -> aws_sdk_s3::Client {
+    let shared = aws_config::load_from_env().await;
+    let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+    {
+        conf = conf.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(conf.build())
+}
+
+impl S3Store {
+    pub async fn connect(url: &str) -> anyhow::Result<S3Store> {
+        let loc = S3Location::connect(url).await?;
+        Ok(S3Store {
+            client: loc.client.clone(),
+            bucket: loc.bucket.clone(),
+            prefix: loc.prefix.clone(),
+            loc,
+        })
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+
+    async fn list(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        self.loc.list(prefix).await
+    }
+
+    /// Where this store keeps launch-host's own objects (locks, runs).
+    pub fn location(&self) -> &S3Location {
+        &self.loc
     }
 
     async fn copy(&self, from: &str, to: &str) -> anyhow::Result<()> {
@@ -96,6 +280,7 @@ impl ArtifactStore for S3Store {
         &'a self,
         id: &'a str,
         build_dir: &'a std::path::Path,
+        on_uploaded: OnUploaded<'a>,
     ) -> StoreFuture<'a, Manifest> {
         Box::pin(async move {
             let (manifest, files) = read_build(id, build_dir)?;
@@ -111,7 +296,9 @@ impl ArtifactStore for S3Store {
                     .send()
                     .await
                     .map_err(err)
-                    .with_context(|| format!("uploading s3://{}/{key}", self.bucket))
+                    .with_context(|| format!("uploading s3://{}/{key}", self.bucket))?;
+                on_uploaded(&file);
+                anyhow::Ok(())
             });
             let results: Vec<anyhow::Result<_>> = futures::stream::iter(uploads)
                 .buffer_unordered(8)

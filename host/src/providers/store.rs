@@ -11,11 +11,19 @@ use sha2::{Digest, Sha256};
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send + 'a>>;
 
+/// Called once per file as it lands (for a progress bar).
+pub type OnUploaded<'a> = &'a (dyn Fn(&ManifestFile) + Send + Sync);
+
 /// A store of site releases with a movable `current` pointer.
 pub trait ArtifactStore: Send + Sync {
     /// Copies every file under `build_dir` into release `id`, with its manifest. The release
     /// is invisible until `set_current` names it. Returns the manifest.
-    fn publish<'a>(&'a self, id: &'a str, build_dir: &'a Path) -> StoreFuture<'a, Manifest>;
+    fn publish<'a>(
+        &'a self,
+        id: &'a str,
+        build_dir: &'a Path,
+        on_uploaded: OnUploaded<'a>,
+    ) -> StoreFuture<'a, Manifest>;
     /// Makes `id` the live release.
     fn set_current<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
     /// The live release, if any.
@@ -256,8 +264,17 @@ impl LocalStore {
 }
 
 impl ArtifactStore for LocalStore {
-    fn publish<'a>(&'a self, id: &'a str, build_dir: &'a Path) -> StoreFuture<'a, Manifest> {
-        Box::pin(async move { LocalStore::publish(self, id, build_dir) })
+    fn publish<'a>(
+        &'a self,
+        id: &'a str,
+        build_dir: &'a Path,
+        on_uploaded: OnUploaded<'a>,
+    ) -> StoreFuture<'a, Manifest> {
+        Box::pin(async move {
+            let manifest = LocalStore::publish(self, id, build_dir)?;
+            manifest.files.iter().for_each(on_uploaded);
+            Ok(manifest)
+        })
     }
     fn set_current<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move { LocalStore::set_current(self, id) })

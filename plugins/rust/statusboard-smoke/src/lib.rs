@@ -32,6 +32,16 @@ struct Config {
     concurrency: u32,
     board_p95_ms: f64,
     drawer_avg_ms: f64,
+    /// `quick`: the essential checks (site, marker, health, board and drawer latency);
+    /// `full`: also assets and their cache headers, secrets, CORS, stats and OCC.
+    mode: Mode,
+}
+
+#[derive(serde::Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    Quick,
+    Full,
 }
 
 impl Default for Config {
@@ -48,6 +58,7 @@ impl Default for Config {
             concurrency: 4,
             board_p95_ms: 800.0,
             drawer_avg_ms: 200.0,
+            mode: Mode::Full,
         }
     }
 }
@@ -56,7 +67,8 @@ const SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema
 "properties":{"site-path":{"type":"string"},"health-path":{"type":"string"},"board-path":{"type":"string"},
 "stats-path":{"type":"string"},"drawer-path":{"type":"string"},"move-path":{"type":"string"},"marker":{"type":"string"},
 "samples":{"type":"integer","minimum":1,"maximum":10000},"concurrency":{"type":"integer","minimum":1,"maximum":256},
-"board-p95-ms":{"type":"number","exclusiveMinimum":0},"drawer-avg-ms":{"type":"number","exclusiveMinimum":0}}}"#;
+"board-p95-ms":{"type":"number","exclusiveMinimum":0},"drawer-avg-ms":{"type":"number","exclusiveMinimum":0},
+"mode":{"enum":["quick","full"]}}}"#;
 
 struct Plugin;
 
@@ -81,6 +93,7 @@ impl smoke_suite::Guest for Plugin {
         };
         sdk::info(format!("smoke suite against {} ({})", target.base_url, target.environment));
         let mut checks = Vec::new();
+        let full = cfg.mode == Mode::Full;
         let site = format!("{}{}", target.base_url, cfg.site_path);
         let api = |p: &str| format!("{}{}", target.api_base_url, p);
 
@@ -97,18 +110,25 @@ impl smoke_suite::Guest for Plugin {
                     },
                     format!("looked for `{}` in {site}", cfg.marker),
                 ));
-                checks.push(secrets_check(&body, &site));
-                checks.extend(asset_checks(&body, &target.base_url));
+                if full {
+                    checks.push(secrets_check(&body, &site));
+                    checks.extend(asset_checks(&body, &target.base_url));
+                }
             }
             Err(e) => checks.push(unreachable("site-reachable", &site, &e)),
         }
 
-        for (name, path) in [("api-health", &cfg.health_path), ("api-stats", &cfg.stats_path)] {
+        let endpoints: &[(&str, &String)] = if full {
+            &[("api-health", &cfg.health_path), ("api-stats", &cfg.stats_path)]
+        } else {
+            &[("api-health", &cfg.health_path)]
+        };
+        for &(name, path) in endpoints {
             let url = api(path);
             match http::send(&sdk::get(&url)) {
                 Ok(resp) => {
                     checks.push(status_check(name, &url, &resp));
-                    if name == "api-health" {
+                    if name == "api-health" && full {
                         let cors = sdk::header(&resp, "access-control-allow-origin");
                         checks.push(sdk::check(
                             "cors-headers",
@@ -129,8 +149,10 @@ impl smoke_suite::Guest for Plugin {
         let drawer = latencies(&api(&cfg.drawer_path), cfg.samples, cfg.concurrency);
         checks.push(latency_check("drawer-avg", "avg", &drawer, cfg.drawer_avg_ms, &api(&cfg.drawer_path)));
 
-        checks.push(occ_check(&api(&cfg.drawer_path), &api(&cfg.move_path)));
-        sdk::report(checks, "staging smoke tests")
+        if full {
+            checks.push(occ_check(&api(&cfg.drawer_path), &api(&cfg.move_path)));
+        }
+        sdk::report(checks, if full { "smoke tests (full)" } else { "smoke tests (quick)" })
     }
 }
 

@@ -1,0 +1,145 @@
+//! `launch-host status` and `launch-host report`: a run's state and reports, read from its
+//! journal — in the local workspace, or fetched from the shared state in S3 (`--state`), so
+//! another machine sees the same run.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::output::{json, table};
+use super::{Exit, Output};
+use crate::engine::mirror;
+use crate::report::RunReport;
+
+#[derive(Args, Debug)]
+pub struct RunRef {
+    /// The run id [default: the latest run]
+    pub run: Option<String>,
+    /// Read runs from this shared state location (s3://bucket/prefix) instead of the local
+    /// workspace
+    #[arg(long, value_name = "URL", env = "LAUNCH_HOST_STATE")]
+    pub state: Option<String>,
+    /// Where runs are kept locally (and fetched runs are copied to)
+    #[arg(long, value_name = "DIR", default_value = ".launch/runs")]
+    pub runs_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub run: RunRef,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub run: RunRef,
+    /// `table` prints the Markdown report, `json` the JSON one
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// Run ids in a local runs folder, oldest first.
+pub fn local_runs(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("journal.jsonl").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // By start time: ids sort by second only, and two runs can start in the same second.
+    ids.sort_by_key(|id| {
+        let started = std::fs::metadata(dir.join(id).join("runbook.toml"))
+            .and_then(|m| m.modified())
+            .ok();
+        (started, id.clone())
+    });
+    ids
+}
+
+impl RunRef {
+    /// The run's local folder, fetched from the shared state first when `--state` is given.
+    pub async fn resolve(&self) -> anyhow::Result<PathBuf> {
+        let id = match (&self.run, &self.state) {
+            (Some(id), _) => id.clone(),
+            (None, Some(url)) => mirror::list(url)
+                .await?
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("no runs in {url}"))?,
+            (None, None) => local_runs(&self.runs_dir).pop().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no runs in {}; start one with `launch-host run`",
+                    self.runs_dir.display()
+                )
+            })?,
+        };
+        let as_path = PathBuf::from(&id);
+        if self.state.is_none() && as_path.join("journal.jsonl").is_file() {
+            return Ok(as_path);
+        }
+        let dir = self.runs_dir.join(&id);
+        if let Some(url) = &self.state {
+            mirror::fetch(url, &id, &dir).await?;
+        }
+        anyhow::ensure!(
+            dir.join("journal.jsonl").is_file(),
+            "no run {id} in {} (pass --state s3://... to read a run started elsewhere)",
+            self.runs_dir.display()
+        );
+        Ok(dir)
+    }
+}
+
+pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
+    let dir = match args.run.resolve().await {
+        Ok(d) => d,
+        Err(e) => return super::workspace::usage(e),
+    };
+    let report = RunReport::from_journal(&dir)?;
+    if args.output == Output::Json {
+        json(&report)?;
+        return Ok(Exit::Success);
+    }
+    println!("run {} — {}", report.run_id, report.outcome.to_uppercase());
+    println!("runbook: {}", report.runbook);
+    if !report.summary.is_empty() {
+        println!("{}", report.summary);
+    }
+    let mut t = table(&["stage", "verdict", "what happened", "time"]);
+    for s in &report.stages {
+        t.add_row(vec![
+            s.title.clone(),
+            s.verdict
+                .as_ref()
+                .map_or("running".into(), |v| v.word().to_string()),
+            s.outcome.clone(),
+            format!("{:.1} s", s.elapsed_ms as f64 / 1000.0),
+        ]);
+    }
+    println!("{t}");
+    println!("folder: {}", dir.display());
+    Ok(Exit::Success)
+}
+
+pub async fn report(args: ReportArgs) -> anyhow::Result<Exit> {
+    let dir = match args.run.resolve().await {
+        Ok(d) => d,
+        Err(e) => return super::workspace::usage(e),
+    };
+    // Rebuilt from the journal, so an interrupted or fetched run has current reports too.
+    crate::report::write_all(&dir)?;
+    let file = match args.output {
+        Output::Json => "report.json",
+        Output::Table => "report.md",
+    };
+    print!("{}", std::fs::read_to_string(dir.join(file))?);
+    eprintln!(
+        "reports: {}/report.{{md,html,json}}, {}/junit.xml",
+        dir.display(),
+        dir.display()
+    );
+    Ok(Exit::Success)
+}

@@ -1,0 +1,292 @@
+//! State shared between machines through S3 (moto on 127.0.0.1): flags kept as a JSON object,
+//! the run lock object written with `If-None-Match: *`, and runs mirrored so `status`,
+//! `report` and `resume` work from another machine. "Another machine" is another process
+//! with its own runs folder.
+
+mod support;
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use support::*;
+
+fn host(moto: &Moto) -> std::process::Command {
+    launch_host_with(&moto.env())
+}
+
+fn plugins() -> String {
+    repo().join("plugins").display().to_string()
+}
+
+fn write_runbook(dir: &std::path::Path, moto: &Moto, env_extra: &str, stages: &str) -> String {
+    let text = format!(
+        "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n\
+         [environments.production]\nurl = \"{e}/site\"\napi-url = \"{e}/site\"\n{env_extra}\n{stages}",
+        e = moto.endpoint
+    );
+    let path = dir.join("launch.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn wait_stage(name: &str, duration: &str) -> String {
+    format!(
+        "[[stage]]\nname = \"{name}\"\naction = \"wait\"\nenvironment = \"production\"\nduration = \"{duration}\"\n"
+    )
+}
+
+fn start_run(moto: &Moto, book: &str, runs: &std::path::Path) -> Child {
+    host(moto)
+        .args(["run", "--yes", "--plugins", &plugins(), "--runbook", book])
+        .args(["--runs-dir", runs.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let o = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(o.body.collect().await.unwrap().into_bytes().to_vec())
+}
+
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &str) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.as_bytes().to_vec()))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn emergency_rollback_through_s3_flags_keeps_the_other_flags() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("flags").send().await.unwrap();
+    put(
+        &s3,
+        "flags",
+        "config/flags.json",
+        r#"{"STATUS_BOARD_V2_ENABLED": 50, "STATUS_BOARD_V2_DRAWER": 100}"#,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = write_runbook(
+        dir.path(),
+        &moto,
+        "flags = \"s3://flags/config/flags.json\"",
+        &wait_stage("idle", "10ms"),
+    );
+    let ws = dir.path().join("ws");
+    let out = host(&moto)
+        .args(["rollback", "emergency", "--reason", "SLO breach detected"])
+        .args(["--plugins", &plugins(), "--runbook", &book])
+        .args(["--workspace", ws.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let flags: serde_json::Value =
+        serde_json::from_slice(&get(&s3, "flags", "config/flags.json").await.unwrap()).unwrap();
+    assert_eq!(flags["STATUS_BOARD_V2_ENABLED"], 0, "{flags}");
+    assert_eq!(
+        flags["STATUS_BOARD_V2_DRAWER"], 100,
+        "other flags kept: {flags}"
+    );
+    let head = s3
+        .head_object()
+        .bucket("flags")
+        .key("config/flags.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.cache_control(), Some("no-cache"));
+    let run = local_runs(&ws.join("runs"))
+        .pop()
+        .expect("the rollback is a run");
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("SLO breach detected") && journal.contains("s3://flags/config/flags.json"),
+        "the reason and the flag store are journaled: {journal}"
+    );
+}
+
+#[tokio::test]
+async fn the_s3_lock_admits_exactly_one_of_three_machines() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("site").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let book = write_runbook(
+        dir.path(),
+        &moto,
+        "store = \"s3://site\"",
+        &wait_stage("hold", "3s"),
+    );
+    // Three machines: three runs folders, so only the S3 lock can exclude them.
+    let children: Vec<Child> = (0..3)
+        .map(|i| start_run(&moto, &book, &dir.path().join(format!("machine-{i}"))))
+        .collect();
+    let started = Instant::now();
+    let mut lock_seen = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some(b) = get(&s3, "site", "launch/lock").await {
+            lock_seen = Some(String::from_utf8(b).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let holder = lock_seen.expect("the lock object exists while a run holds it");
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(5)).count(),
+        2,
+        "{codes:?}"
+    );
+    let holder: serde_json::Value = serde_json::from_str(&holder).unwrap();
+    for o in outs.iter().filter(|o| o.status.code() == Some(5)) {
+        let e = stderr(o);
+        assert!(
+            e.contains(&format!(
+                "locked by run {}",
+                holder["run_id"].as_str().unwrap()
+            )) && e.contains("s3://site/launch/lock")
+                && e.contains(" since "),
+            "{e}"
+        );
+    }
+    assert!(
+        get(&s3, "site", "launch/lock").await.is_none(),
+        "the lock is released when the run ends"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_lock_is_taken_over() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("site").send().await.unwrap();
+    put(
+        &s3,
+        "site",
+        "launch/lock",
+        r#"{"run_id":"gone","pid":1,"host":"elsewhere","since_ms":1,"expires_ms":2}"#,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let book = write_runbook(
+        dir.path(),
+        &moto,
+        "store = \"s3://site\"",
+        &wait_stage("w", "10ms"),
+    );
+    let out = start_run(&moto, &book, &dir.path().join("runs"))
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn another_machine_reads_status_and_report_and_resumes_the_run() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("site").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stages = format!(
+        "{}{}{}",
+        wait_stage("first", "10ms"),
+        wait_stage("long", "3s"),
+        wait_stage("last", "10ms")
+    );
+    let book = write_runbook(dir.path(), &moto, "store = \"s3://site\"", &stages);
+    let mut a = start_run(&moto, &book, &dir.path().join("machine-a"));
+
+    // Wait until the mirrored journal shows the long stage started, then kill machine A.
+    let started = Instant::now();
+    let run_id = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no mirrored journal"
+        );
+        let keys = s3
+            .list_objects_v2()
+            .bucket("site")
+            .prefix("launch/runs/")
+            .send()
+            .await
+            .unwrap();
+        let journal = keys
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .find(|k| k.ends_with("/journal.jsonl"))
+            .map(String::from);
+        if let Some(key) = journal
+            && let Some(body) = get(&s3, "site", &key).await
+            && String::from_utf8_lossy(&body).contains(r#""stage":"long""#)
+        {
+            break key.split('/').nth(2).unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    a.kill().unwrap();
+    a.wait().unwrap();
+
+    let state = ["--state", "s3://site"];
+    let b_runs = dir.path().join("machine-b");
+    let status = host(&moto)
+        .args(["status", "--output", "json"])
+        .args(state)
+        .args(["--runs-dir", b_runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["run_id"], run_id.as_str());
+    assert_eq!(report["outcome"], "running", "{report:#}");
+    assert_eq!(report["stages"][0]["verdict"]["kind"], "pass");
+    assert_eq!(report["stages"][1]["name"], "long");
+
+    let resumed = host(&moto)
+        .args(["resume", &run_id, "--plugins", &plugins()])
+        .args(state)
+        .args(["--runs-dir", b_runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+
+    // A third machine reads the finished run.
+    let c_runs = dir.path().join("machine-c");
+    let out = host(&moto)
+        .args(["report", &run_id, "--output", "json"])
+        .args(state)
+        .args(["--runs-dir", c_runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "passed", "{report:#}");
+    let names: Vec<&str> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first", "long", "last"], "each stage once");
+    assert!(c_runs.join(&run_id).join("report.html").is_file());
+}
