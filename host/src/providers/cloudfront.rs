@@ -21,8 +21,14 @@ impl CloudFront {
     /// the endpoint (S3-compatible stacks, moto).
     pub async fn connect(distribution: &str) -> CloudFront {
         let shared = aws_config::load_from_env().await;
+        // As for S3: the SDK sets no operation timeout of its own.
+        let timeouts = aws_sdk_cloudfront::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_timeout(Duration::from_secs(60))
+            .build();
+        let conf = aws_sdk_cloudfront::config::Builder::from(&shared).timeout_config(timeouts);
         CloudFront {
-            client: aws_sdk_cloudfront::Client::new(&shared),
+            client: aws_sdk_cloudfront::Client::from_conf(conf.build()),
             distribution: distribution.to_string(),
         }
     }

@@ -228,7 +228,14 @@ fn is_conflict(status: Option<u16>) -> bool {
 /// dropped connection is retried before it becomes an error.
 async fn client() -> aws_sdk_s3::Client {
     let shared = aws_config::load_from_env().await;
-    let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+    // The SDK sets no operation timeout: an endpoint that accepts and never answers would
+    // hang a launch forever.
+    let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(60))
+        .operation_timeout(std::time::Duration::from_secs(300))
+        .build();
+    let mut conf = aws_sdk_s3::config::Builder::from(&shared).timeout_config(timeouts);
     if std::env::var_os("AWS_ENDPOINT_URL").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
     {
