@@ -309,3 +309,46 @@ fn validate_rejects_config_the_plugin_schema_refuses() {
         "{err}"
     );
 }
+
+/// The guide's variables, as an operator exports them.
+const GUIDE_VARS: [(&str, &str); 5] = [
+    ("STAGING_URL", "https://staging.example.com"),
+    ("STAGING_API_BASE_URL", "https://staging-api.example.com"),
+    ("PROD_URL", "https://example.com"),
+    ("S3_BUCKET", "my-site-bucket"),
+    ("CLOUDFRONT_DIST_ID", "E1234567890123"),
+];
+
+#[test]
+fn the_aws_example_takes_the_guides_variables_and_names_a_missing_one() {
+    let book = repo().join("examples/aws-launch.toml");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_launch-host"));
+    c.args(["validate", "--plugins", &plugins_dir(), "--runbook"])
+        .arg(&book)
+        .env("LAUNCH_HOST_CACHE_DIR", cache_dir());
+    for (k, v) in GUIDE_VARS {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let mut c = Command::new(env!("CARGO_BIN_EXE_launch-host"));
+    c.args(["validate", "--plugins", &plugins_dir(), "--runbook"])
+        .arg(&book)
+        .env("LAUNCH_HOST_CACHE_DIR", cache_dir());
+    for (k, v) in GUIDE_VARS
+        .iter()
+        .filter(|(k, _)| *k != "CLOUDFRONT_DIST_ID")
+    {
+        c.env(k, v);
+    }
+    c.env_remove("CLOUDFRONT_DIST_ID");
+    let out = c.output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("aws-launch.toml:")
+            && err.contains("`${CLOUDFRONT_DIST_ID}` is not set; export CLOUDFRONT_DIST_ID="),
+        "{err}"
+    );
+}

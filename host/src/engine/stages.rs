@@ -281,7 +281,48 @@ async fn preflight(ctx: &mut Ctx) -> anyhow::Result<StageResult> {
             },
         };
         checks.push(check);
+        // The guide's "aws s3 ls s3://$S3_BUCKET": the store answers with these credentials.
+        checks.push(match env.store.current().await {
+            Ok(current) => pass(
+                &format!("{}-store", env.name),
+                format!(
+                    "{} readable; live release {}",
+                    env.store.describe(),
+                    current.as_deref().unwrap_or("(none)")
+                ),
+            ),
+            Err(e) => fail(&format!("{}-store", env.name), format!("{e:#}")),
+        });
         let flag = env.flags.get(&ctx.runbook.launch.flag).await?;
+        // Before the launch turns V2 on, every component flag must be off too.
+        if flag == 0 {
+            let mut on = Vec::new();
+            for f in &ctx.runbook.launch.component_flags {
+                let v = env.flags.get(f).await?;
+                if v > 0 {
+                    on.push(format!("{f} = {v}%"));
+                }
+            }
+            let name = format!("{}-component-flags-off", env.name);
+            checks.push(if on.is_empty() {
+                pass(
+                    &name,
+                    format!(
+                        "{} component flag(s) off",
+                        ctx.runbook.launch.component_flags.len()
+                    ),
+                )
+            } else {
+                fail(
+                    &name,
+                    format!(
+                        "{} is off but {} (run `launch-host canary init` to turn them off)",
+                        ctx.runbook.launch.flag,
+                        on.join(", ")
+                    ),
+                )
+            });
+        }
         checks.push(CheckRecord {
             observed: Some(f64::from(flag)),
             threshold: Some(0.0),
