@@ -1,11 +1,18 @@
 //! The command line: argument parsing and output only; the work happens in the layers below.
 
+mod canary;
+mod dashboard;
+mod deploy;
 mod exit;
+mod launch;
+mod monitor;
 mod output;
+mod playbook;
 mod plugins;
 mod rollback;
 mod run;
 mod status;
+mod uat;
 mod validate;
 mod workspace;
 
@@ -23,9 +30,16 @@ const ABOUT: &str = "Run software launches whose policies are sandboxed WebAssem
 const EXAMPLES: &str = "\
 Examples:
   launch-host run --plugins plugins/ --yes        # the whole playbook on the embedded default
+  launch-host playbook interactive                # the guided launch: proceed / skip / abort
+  launch-host deploy staging --yes                # one step of the guide at a time
+  launch-host canary promote 50 --yes
+  launch-host rollback emergency --reason \"SLO breach detected\"
   launch-host plugins list --plugins plugins/     # what is installed
-  launch-host plugins inspect plugins/slo-thresholds.wasm
   launch-host validate --plugins plugins/         # load everything, time cold and warm loads
+
+Operator commands act on the runbook's environments (--runbook, or the embedded default) and
+keep their state in the workspace (--workspace, default .launch/): embedded targets, UAT data
+and every command's run folder with its journal and reports.
 
 Exit codes:
   0  success
@@ -81,6 +95,41 @@ enum Command {
         after_help = "Examples:\n  launch-host rollback emergency --reason \"Performance degradation detected\"\n  launch-host rollback full --reason \"Critical bug in StatusBoardV2\"\n  launch-host rollback validate"
     )]
     Rollback(rollback::RollbackArgs),
+    /// Build and deploy to an environment (the guide's deploy-staging.sh)
+    #[command(
+        after_help = "Examples:\n  launch-host deploy staging --yes\n  launch-host deploy production --runbook launch.toml --yes"
+    )]
+    Deploy(deploy::DeployArgs),
+    /// Smoke tests against an environment: quick checks, or --full (staging-smoke-tests.sh)
+    #[command(
+        after_help = "Examples:\n  launch-host smoke --yes\n  launch-host smoke --full --yes"
+    )]
+    Smoke(deploy::SmokeArgs),
+    /// The feature-flag canary (canary-rollout.sh): init, start, monitor, promote, rollback, status
+    #[command(subcommand)]
+    Canary(canary::CanaryCommand),
+    /// Performance monitoring (performance-monitor.sh): start, SECS, dashboard
+    #[command(
+        after_help = "Examples:\n  launch-host monitor start              # live, until Ctrl-C\n  launch-host monitor 600                # ten minutes\n  launch-host monitor dashboard --output json"
+    )]
+    Monitor(monitor::MonitorArgs),
+    /// User acceptance testing (uat-validation.sh): checklist, tests, sign-offs, gate
+    #[command(subcommand)]
+    Uat(uat::UatCommand),
+    /// The production launch (production-launch.sh)
+    #[command(subcommand)]
+    Launch(launch::LaunchCommand),
+    /// The whole 14-step playbook (execute-launch-playbook.sh): validate, interactive, auto
+    #[command(subcommand)]
+    Playbook(playbook::PlaybookCommand),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  launch-host completions bash > /etc/bash_completion.d/launch-host\n  launch-host completions zsh > \"${fpath[1]}/_launch-host\""
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// How results are printed.
@@ -129,6 +178,11 @@ fn report(exit: Exit, e: anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    if let Command::Completions { shell } = cli.command {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cmd, "launch-host", &mut std::io::stdout());
+        return Ok(Exit::Success);
+    }
     let cache_dir = if cli.no_cache {
         None
     } else {
@@ -144,5 +198,13 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status(args) => status::status(args).await,
         Command::Report(args) => status::report(args).await,
         Command::Rollback(args) => rollback::run(&runtime, args).await,
+        Command::Deploy(args) => deploy::deploy(&runtime, args).await,
+        Command::Smoke(args) => deploy::smoke(&runtime, args).await,
+        Command::Canary(cmd) => canary::run(&runtime, cmd).await,
+        Command::Monitor(args) => monitor::run(args).await,
+        Command::Uat(cmd) => uat::run(&runtime, cmd).await,
+        Command::Launch(cmd) => launch::run(&runtime, cmd).await,
+        Command::Playbook(cmd) => playbook::run(&runtime, cmd).await,
+        Command::Completions { .. } => unreachable!("answered before the runtime starts"),
     }
 }

@@ -58,14 +58,14 @@ impl WorkspaceArgs {
         Ok(runtime.discover(&self.plugins).await?)
     }
 
-    /// Runs the stages of the workspace runbook that `pick` keeps, plus `extra`, as one run.
+    /// Runs `first` and then the stages of the workspace runbook that `pick` keeps, as one run.
     pub async fn run_derived(
         &self,
         runtime: &Runtime,
         command: &str,
         what: &str,
         pick: impl FnMut(&StageView) -> Option<toml::Table>,
-        extra: Vec<toml::Table>,
+        first: Vec<toml::Table>,
         options: RunOptions,
     ) -> anyhow::Result<Exit> {
         let (text, source) = match self.runbook_text() {
@@ -77,7 +77,7 @@ impl WorkspaceArgs {
             Err(e) => return usage(e),
         };
         let Derived { text, source } =
-            match operation::derive(&text, &source, command, &catalog, pick, extra, what) {
+            match operation::derive(&text, &source, command, &catalog, pick, first, what) {
                 Ok(d) => d,
                 Err(e) => return usage(e),
             };

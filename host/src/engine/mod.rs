@@ -14,7 +14,8 @@ mod progress;
 pub mod record;
 pub mod runbook;
 mod stages;
-mod uat;
+pub use stages::probe_endpoints;
+pub mod uat;
 
 pub use playbook::{Outcome, RunOptions, RunSummary};
 pub use runbook::{Runbook, RunbookError};

@@ -27,15 +27,15 @@ pub struct StageView<'a> {
 }
 
 /// Builds the runbook of a command: the workspace runbook's launch, environments and
-/// defaults, with the stages `pick` keeps (possibly edited) followed by `extra`. Fails, naming
-/// `what`, when no stage remains.
+/// defaults, with the stages written for the command (`first`) followed by the stages of the
+/// runbook that `pick` keeps (possibly edited). Fails, naming `what`, when no stage remains.
 pub fn derive(
     text: &str,
     source: &str,
     command: &str,
     catalog: &Catalog,
     mut pick: impl FnMut(&StageView) -> Option<Table>,
-    extra: Vec<Table>,
+    first: Vec<Table>,
     what: &str,
 ) -> anyhow::Result<Derived> {
     // Validate the original first, so its errors carry its own lines.
@@ -46,7 +46,7 @@ pub fn derive(
         Some(Value::Array(a)) => a,
         _ => Vec::new(),
     };
-    let mut chosen: Vec<Value> = Vec::new();
+    let mut chosen: Vec<Value> = first.into_iter().map(Value::Table).collect();
     for stage in &stages {
         let Some(table) = stage.as_table() else {
             continue;
@@ -63,7 +63,6 @@ pub fn derive(
             chosen.push(Value::Table(t));
         }
     }
-    chosen.extend(extra.into_iter().map(Value::Table));
     anyhow::ensure!(
         !chosen.is_empty(),
         "{source} has no stage that {what}; add one to the runbook"

@@ -13,18 +13,18 @@ use super::runbook::Stage;
 use super::stages::{journal_logs, pass};
 use crate::runtime::types::{Signoff, SignoffDecision, UatItem, UatOutcome, UatResult};
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ItemFile {
-    id: String,
-    category: String,
-    title: String,
-    steps: Vec<String>,
-    expected: String,
-    blocking: bool,
-    automated_probe: Option<String>,
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub struct ItemFile {
+    pub id: String,
+    pub category: String,
+    pub title: String,
+    pub steps: Vec<String>,
+    pub expected: String,
+    pub blocking: bool,
+    pub automated_probe: Option<String>,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct ResultFile {
     pub id: String,
     pub outcome: String,
@@ -33,7 +33,7 @@ pub struct ResultFile {
     pub at_ms: u64,
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
 pub struct SignoffFile {
     pub role: String,
     pub name: String,
@@ -54,6 +54,89 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
 fn write<T: serde::Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
     crate::providers::store::write_atomically(path, &serde_json::to_vec_pretty(v)?)
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The UAT data of a workspace (or run) folder.
+pub struct UatData {
+    pub items: Vec<ItemFile>,
+    pub results: Vec<ResultFile>,
+    pub signoffs: Vec<SignoffFile>,
+}
+
+impl UatData {
+    pub fn load(dir: &Path) -> anyhow::Result<UatData> {
+        Ok(UatData {
+            items: read(&dir.join("checklist.json"))?,
+            results: read(&dir.join("results.json"))?,
+            signoffs: read(&dir.join("signoffs.json"))?,
+        })
+    }
+
+    /// The latest result of an item.
+    pub fn result(&self, id: &str) -> Option<&ResultFile> {
+        self.results.iter().rev().find(|r| r.id == id)
+    }
+}
+
+/// Records a tester's result; it replaces an earlier result of the same item.
+pub fn record_result(dir: &Path, result: ResultFile) -> anyhow::Result<()> {
+    let mut results: Vec<ResultFile> = read(&dir.join("results.json"))?;
+    results.retain(|r| r.id != result.id);
+    results.push(result);
+    write(&dir.join("results.json"), &results)
+}
+
+/// Records a sign-off; it replaces an earlier one by the same person in the same role.
+pub fn record_signoff(dir: &Path, signoff: SignoffFile) -> anyhow::Result<()> {
+    let mut signoffs: Vec<SignoffFile> = read(&dir.join("signoffs.json"))?;
+    signoffs.retain(|s| !(s.role == signoff.role && s.name == signoff.name));
+    signoffs.push(signoff);
+    write(&dir.join("signoffs.json"), &signoffs)
+}
+
+/// Walks a tester through one item on the terminal: its steps and expected result, then
+/// asks for the outcome and notes. `None` when input ends.
+pub fn walk_through(item: &ItemFile, tester: &str) -> Option<ResultFile> {
+    use std::io::{BufRead, Write};
+    let mut err = std::io::stderr();
+    let _ = writeln!(
+        err,
+        "\n{} [{}]{}: {}",
+        item.id,
+        item.category,
+        if item.blocking { " (blocking)" } else { "" },
+        item.title
+    );
+    for (i, step) in item.steps.iter().enumerate() {
+        let _ = writeln!(err, "  {}. {step}", i + 1);
+    }
+    let _ = writeln!(err, "  expected: {}", item.expected);
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let outcome = loop {
+        let _ = write!(err, "  result? [p]ass / [f]ail / [b]locked / [s]kip: ");
+        let _ = err.flush();
+        let line = lines.next()?.ok()?;
+        match line.trim().to_ascii_lowercase().as_str() {
+            "p" | "pass" => break "pass",
+            "f" | "fail" => break "fail",
+            "b" | "blocked" => break "blocked",
+            "s" | "skip" | "skipped" => break "skipped",
+            other => {
+                let _ = writeln!(err, "  `{other}`: answer p, f, b or s");
+            }
+        }
+    };
+    let _ = write!(err, "  notes: ");
+    let _ = err.flush();
+    let notes = lines.next()?.ok()?.trim().to_string();
+    Some(ResultFile {
+        id: item.id.clone(),
+        outcome: outcome.into(),
+        tester: tester.into(),
+        notes,
+        at_ms: now_ms(),
+    })
 }
 
 /// Records the plugin's checklist and checks the automatable items over HTTP.
@@ -99,6 +182,7 @@ pub async fn init(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             Ok(r) if r.status().is_success() => "pass",
             _ => "fail",
         };
+        results.retain(|r| r.id != item.id);
         results.push(ResultFile {
             id: item.id.clone(),
             outcome: outcome.into(),
@@ -154,6 +238,21 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
         }
     }
     write(&dir.join("signoffs.json"), &signoffs)?;
+    // An interactive run walks the tester through every untested item (unless
+    // SKIP_UAT_INTERACTIVE); what they answer is recorded like `launch-host uat test`.
+    if ctx.options.interactive
+        && !ctx.options.skip_uat_interactive
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        let data = UatData::load(&dir)?;
+        let tester = std::env::var("USER").unwrap_or_else(|_| "tester".into());
+        for item in data.items.iter().filter(|i| data.result(&i.id).is_none()) {
+            let Some(result) = walk_through(item, &tester) else {
+                break;
+            };
+            record_result(&dir, result)?;
+        }
+    }
     let mut results: Vec<ResultFile> = read(&dir.join("results.json"))?;
     if ctx.options.auto {
         let items: Vec<ItemFile> = read(&dir.join("checklist.json"))?;

@@ -1,0 +1,272 @@
+//! `launch-host launch validate|full-launch|build|deploy|rollout|monitor SECS|status|report`:
+//! the guide's `production-launch.sh`, on the runbook's production environment.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::dashboard;
+use super::output::json;
+use super::workspace::{WorkspaceArgs, usage};
+use super::{Exit, Output};
+use crate::engine::operation::{s, stage};
+use crate::engine::{RunOptions, Runbook};
+use crate::runtime::{Role, Runtime};
+
+#[derive(Args, Debug)]
+pub struct LaunchArgs {
+    /// The production environment's name in the runbook
+    #[arg(long = "env", value_name = "ENV", default_value = "production")]
+    pub environment: String,
+    #[command(flatten)]
+    pub ws: WorkspaceArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LaunchCommand {
+    /// Prerequisites: targets reachable, stores readable, flags off, UAT approved
+    #[command(after_help = "Example:\n  launch-host launch validate --yes")]
+    Validate(LaunchArgs),
+    /// The whole production sequence: deploy, gradual rollout, SLO validation, report
+    #[command(
+        name = "full-launch",
+        after_help = "Example:\n  launch-host launch full-launch --yes"
+    )]
+    FullLaunch(LaunchArgs),
+    /// Build the production artifacts (into the run folder) without deploying
+    #[command(after_help = "Example:\n  launch-host launch build --yes")]
+    Build(LaunchArgs),
+    /// Deploy to production's store and publish as current
+    #[command(after_help = "Example:\n  launch-host launch deploy --yes")]
+    Deploy(LaunchArgs),
+    /// Gradual rollout: 5→15→25→50→75→100 with auto-rollback
+    #[command(after_help = "Example:\n  launch-host launch rollout --yes")]
+    Rollout(LaunchArgs),
+    /// Monitor production for SECS seconds, then run its SLO gates on what was measured
+    #[command(after_help = "Example:\n  launch-host launch monitor 600 --yes")]
+    Monitor {
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        secs: u64,
+        #[command(flatten)]
+        args: LaunchArgs,
+    },
+    /// Production health: API health, flags, live release, rollout progress
+    #[command(after_help = "Example:\n  launch-host launch status --output json")]
+    Status {
+        #[command(flatten)]
+        args: LaunchArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// The latest run's report (Markdown, or JSON with --output json)
+    #[command(after_help = "Example:\n  launch-host launch report --output json")]
+    Report {
+        #[command(flatten)]
+        args: LaunchArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+pub async fn run(runtime: &Runtime, cmd: LaunchCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        LaunchCommand::Validate(a) => {
+            let preflight = stage(&[
+                ("name", s("preflight")),
+                ("title", s("Pre-flight validation")),
+                ("action", s("preflight")),
+            ]);
+            a.ws.run_derived(
+                runtime,
+                "launch validate",
+                "validates",
+                |v| {
+                    // The UAT gate: production needs UAT approval.
+                    (v.role == Some(Role::UatChecklist) && v.action.is_none())
+                        .then(|| v.table.clone())
+                },
+                vec![preflight],
+                RunOptions {
+                    lock: false,
+                    ..a.ws.options()
+                },
+            )
+            .await
+        }
+        LaunchCommand::FullLaunch(a) => {
+            let env = a.environment.clone();
+            a.ws.run_derived(
+                runtime,
+                "launch full-launch",
+                &format!("acts on `{env}`"),
+                |v| {
+                    (v.environment == Some(env.as_str()) || v.action == Some("report"))
+                        .then(|| v.table.clone())
+                },
+                Vec::new(),
+                a.ws.options(),
+            )
+            .await
+        }
+        LaunchCommand::Build(a) => {
+            let env = a.environment.clone();
+            a.ws.run_derived(
+                runtime,
+                "launch build",
+                &format!("deploys to `{env}` (its build settings are used)"),
+                |v| {
+                    if v.action != Some("deploy") || v.environment != Some(env.as_str()) {
+                        return None;
+                    }
+                    let mut t = v.table.clone();
+                    t.insert("action".into(), s("build"));
+                    t.insert("name".into(), s(&format!("{}-build", v.name)));
+                    t.insert("title".into(), s(&format!("Build for {env}")));
+                    Some(t)
+                },
+                Vec::new(),
+                a.ws.options(),
+            )
+            .await
+        }
+        LaunchCommand::Deploy(a) => {
+            let env = a.environment.clone();
+            a.ws.run_derived(
+                runtime,
+                "launch deploy",
+                &format!("deploys to `{env}`"),
+                |v| {
+                    (v.action == Some("deploy") && v.environment == Some(env.as_str()))
+                        .then(|| v.table.clone())
+                },
+                Vec::new(),
+                a.ws.options(),
+            )
+            .await
+        }
+        LaunchCommand::Rollout(a) => {
+            let env = a.environment.clone();
+            a.ws.run_derived(
+                runtime,
+                "launch rollout",
+                &format!("runs a canary-policy plugin on `{env}`"),
+                |v| {
+                    (v.role == Some(Role::CanaryPolicy) && v.environment == Some(env.as_str()))
+                        .then(|| v.table.clone())
+                },
+                Vec::new(),
+                a.ws.options(),
+            )
+            .await
+        }
+        LaunchCommand::Monitor { secs, args: a } => {
+            let env = a.environment.clone();
+            let monitor = stage(&[
+                ("name", s("production-monitor")),
+                ("title", s(&format!("Monitor {env} for {secs} s"))),
+                ("action", s("monitor")),
+                ("environment", s(&env)),
+                ("duration", s(&format!("{secs}s"))),
+                ("interval", s(&format!("{}s", secs.clamp(1, 60)))),
+            ]);
+            // Monitoring first, then the environment's SLO gates judge what it measured.
+            a.ws.run_derived(
+                runtime,
+                &format!("launch monitor {secs}"),
+                &format!("monitors `{env}`"),
+                |v| {
+                    (v.role == Some(Role::SloGate) && v.environment == Some(env.as_str()))
+                        .then(|| v.table.clone())
+                },
+                vec![monitor],
+                RunOptions {
+                    lock: false,
+                    ..a.ws.options()
+                },
+            )
+            .await
+        }
+        LaunchCommand::Status { args: a, output } => status(&a, output).await,
+        LaunchCommand::Report { args: a, output } => {
+            super::status::report(super::status::ReportArgs {
+                run: super::status::RunRef {
+                    run: None,
+                    state: None,
+                    runs_dir: a.ws.runs_dir(),
+                },
+                output,
+            })
+            .await
+        }
+    }
+}
+
+async fn status(a: &LaunchArgs, output: Output) -> anyhow::Result<Exit> {
+    let (text, source) = match a.ws.runbook_text() {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let rb = match Runbook::parse(&text, &source) {
+        Ok(rb) => rb,
+        Err(e) => return usage(e.into()),
+    };
+    let env = match dashboard::open_env(&rb, &a.environment, &a.ws.workspace).await {
+        Ok(e) => e,
+        Err(e) => return usage(e),
+    };
+    let health_url = format!("{}/api/health", env.api_url);
+    let health = match reqwest::Client::new()
+        .get(&health_url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16().to_string(),
+        Err(e) => format!("unreachable: {e}"),
+    };
+    let flags = env.flags.all().await?;
+    let percent = flags.get(&rb.launch.flag).copied().unwrap_or(0);
+    let canary = dashboard::canary_progress(&a.ws.runs_dir(), &rb, &env.name);
+    let last_run = super::status::local_runs(&a.ws.runs_dir()).pop();
+    let status = serde_json::json!({
+        "environment": env.name,
+        "url": env.url,
+        "health": { "url": health_url, "status": health },
+        "flag": rb.launch.flag,
+        "percent": percent,
+        "flags": flags,
+        "release": env.store.current().await?,
+        "store": env.store.describe(),
+        "rollout": canary,
+        "last_run": last_run,
+    });
+    if output == Output::Json {
+        json(&status)?;
+    } else {
+        println!("{} ({})", env.name, env.url);
+        println!("  health: GET {health_url} → {health}");
+        println!("  {}: {percent}%", rb.launch.flag);
+        for f in &rb.launch.component_flags {
+            println!("  {f}: {}%", flags.get(f).copied().unwrap_or(0));
+        }
+        println!(
+            "  live release: {} in {}",
+            status["release"].as_str().unwrap_or("(none)"),
+            env.store.describe()
+        );
+        if let Some(c) = canary {
+            println!(
+                "  rollout: {} at {}% ({}), last decision {}: {}",
+                c.stage,
+                c.percent,
+                if c.running { "running" } else { "finished" },
+                c.last_action,
+                c.last_summary
+            );
+        }
+        if let Some(r) = last_run {
+            println!("  last run: {r} (`launch-host status {r}`)");
+        }
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,339 @@
+//! `launch-host uat init|status|test ID|approve|report|checklist|signoffs`: the guide's
+//! `uat-validation.sh`. The checklist comes from the runbook's UAT plugin; results and
+//! sign-offs are kept in the workspace (`<workspace>/uat/`), and `report` runs the UAT gate.
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::output::{json, table};
+use super::workspace::{WorkspaceArgs, usage};
+use super::{Exit, Output};
+use crate::engine::journal::now_ms;
+use crate::engine::uat::{self, ResultFile, SignoffFile, UatData};
+use crate::runtime::{Role, Runtime};
+
+#[derive(Args, Debug)]
+pub struct UatArgs {
+    /// The environment the UAT runs on
+    #[arg(long = "env", value_name = "ENV", default_value = "staging")]
+    pub environment: String,
+    #[command(flatten)]
+    pub ws: WorkspaceArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum TestOutcome {
+    Pass,
+    Fail,
+    Blocked,
+    Skipped,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum Decision {
+    Approved,
+    Rejected,
+    Conditional,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UatCommand {
+    /// Record the UAT plugin's checklist and run its automated probes
+    #[command(after_help = "Example:\n  launch-host uat init --yes")]
+    Init(UatArgs),
+    /// Progress: items tested, failures, sign-offs
+    #[command(after_help = "Example:\n  launch-host uat status --output json")]
+    Status {
+        #[command(flatten)]
+        args: UatArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Walk through one item and record its result (prompts on a terminal; --result otherwise)
+    #[command(
+        after_help = "Examples:\n  launch-host uat test func_001\n  launch-host uat test func_001 --result pass --notes \"drawer opens in 120 ms\""
+    )]
+    Test {
+        /// The item id, as `uat checklist` lists it
+        id: String,
+        /// Record this result without prompting
+        #[arg(long, value_enum)]
+        result: Option<TestOutcome>,
+        #[arg(long, default_value = "")]
+        notes: String,
+        /// Who tested [default: $USER]
+        #[arg(long)]
+        tester: Option<String>,
+        #[command(flatten)]
+        args: UatArgs,
+    },
+    /// Record a stakeholder's sign-off, with the time
+    #[command(
+        after_help = "Example:\n  launch-host uat approve qa_lead \"Jane Smith\" approved \"All tests pass\""
+    )]
+    Approve {
+        /// The stakeholder's role, e.g. qa_lead, product_owner
+        role: String,
+        name: String,
+        #[arg(value_enum)]
+        decision: Decision,
+        #[arg(default_value = "")]
+        note: String,
+        #[command(flatten)]
+        args: UatArgs,
+    },
+    /// Run the UAT gate on what is recorded and write the report
+    #[command(after_help = "Example:\n  launch-host uat report --yes")]
+    Report(UatArgs),
+    /// The test checklist
+    #[command(after_help = "Example:\n  launch-host uat checklist")]
+    Checklist {
+        #[command(flatten)]
+        args: UatArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// The sign-offs recorded so far
+    #[command(after_help = "Example:\n  launch-host uat signoffs")]
+    Signoffs {
+        #[command(flatten)]
+        args: UatArgs,
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+}
+
+fn dir(ws: &WorkspaceArgs) -> std::path::PathBuf {
+    ws.workspace.join("uat")
+}
+
+fn at(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+fn load(ws: &WorkspaceArgs) -> anyhow::Result<UatData> {
+    let data = UatData::load(&dir(ws))?;
+    anyhow::ensure!(
+        !data.items.is_empty(),
+        "no UAT checklist in {}; run `launch-host uat init` first",
+        dir(ws).display()
+    );
+    Ok(data)
+}
+
+pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
+    match cmd {
+        UatCommand::Init(a) => {
+            let env = a.environment.clone();
+            a.ws.run_derived(
+                runtime,
+                &format!("uat init --env {env}"),
+                &format!("initializes UAT on `{env}` (action = \"uat-init\")"),
+                |v| {
+                    (v.action == Some("uat-init") && v.environment == Some(env.as_str()))
+                        .then(|| v.table.clone())
+                },
+                Vec::new(),
+                a.ws.options(),
+            )
+            .await
+        }
+        UatCommand::Report(a) => {
+            let env = a.environment.clone();
+            a.ws.run_derived(
+                runtime,
+                &format!("uat report --env {env}"),
+                &format!("runs the UAT gate on `{env}`"),
+                |v| {
+                    (v.role == Some(Role::UatChecklist)
+                        && v.action.is_none()
+                        && v.environment == Some(env.as_str()))
+                    .then(|| v.table.clone())
+                },
+                Vec::new(),
+                crate::engine::RunOptions {
+                    lock: false,
+                    ..a.ws.options()
+                },
+            )
+            .await
+        }
+        UatCommand::Status { args: a, output } => {
+            let data = match load(&a.ws) {
+                Ok(d) => d,
+                Err(e) => return usage(e),
+            };
+            let count = |o: &str| {
+                data.items
+                    .iter()
+                    .filter(|i| data.result(&i.id).is_some_and(|r| r.outcome == o))
+                    .count()
+            };
+            let untested: Vec<&str> = data
+                .items
+                .iter()
+                .filter(|i| data.result(&i.id).is_none())
+                .map(|i| i.id.as_str())
+                .collect();
+            let status = serde_json::json!({
+                "items": data.items.len(),
+                "pass": count("pass"),
+                "fail": count("fail"),
+                "blocked": count("blocked"),
+                "skipped": count("skipped"),
+                "untested": untested,
+                "signoffs": data.signoffs,
+            });
+            if output == Output::Json {
+                json(&status)?;
+            } else {
+                println!(
+                    "UAT: {} item(s): {} pass, {} fail, {} blocked, {} skipped, {} untested",
+                    data.items.len(),
+                    status["pass"],
+                    status["fail"],
+                    status["blocked"],
+                    status["skipped"],
+                    untested.len()
+                );
+                if !untested.is_empty() {
+                    println!("untested: {}", untested.join(", "));
+                }
+                println!(
+                    "sign-offs: {}",
+                    if data.signoffs.is_empty() {
+                        "none".to_string()
+                    } else {
+                        data.signoffs
+                            .iter()
+                            .map(|s| format!("{} {} ({})", s.role, s.name, s.decision))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                );
+            }
+            Ok(Exit::Success)
+        }
+        UatCommand::Test {
+            id,
+            result,
+            notes,
+            tester,
+            args: a,
+        } => {
+            let data = match load(&a.ws) {
+                Ok(d) => d,
+                Err(e) => return usage(e),
+            };
+            let Some(item) = data.items.iter().find(|i| i.id == id) else {
+                let ids: Vec<&str> = data.items.iter().map(|i| i.id.as_str()).collect();
+                return usage(anyhow::anyhow!(
+                    "no UAT item `{id}` (items: {})",
+                    ids.join(", ")
+                ));
+            };
+            let tester = tester
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "tester".into());
+            let recorded = match result {
+                Some(outcome) => ResultFile {
+                    id: item.id.clone(),
+                    outcome: format!("{outcome:?}").to_lowercase(),
+                    tester,
+                    notes,
+                    at_ms: now_ms(),
+                },
+                None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    match uat::walk_through(item, &tester) {
+                        Some(r) => r,
+                        None => return usage(anyhow::anyhow!("no answer; nothing recorded")),
+                    }
+                }
+                None => {
+                    return usage(anyhow::anyhow!(
+                        "not on a terminal, so nobody can answer: pass --result pass|fail|blocked|skipped (and --notes)"
+                    ));
+                }
+            };
+            println!(
+                "{}: {} by {} at {}",
+                recorded.id,
+                recorded.outcome,
+                recorded.tester,
+                at(recorded.at_ms)
+            );
+            uat::record_result(&dir(&a.ws), recorded)?;
+            Ok(Exit::Success)
+        }
+        UatCommand::Approve {
+            role,
+            name,
+            decision,
+            note,
+            args: a,
+        } => {
+            if let Err(e) = load(&a.ws) {
+                return usage(e);
+            }
+            let signoff = SignoffFile {
+                role,
+                name,
+                decision: format!("{decision:?}").to_lowercase(),
+                note,
+                at_ms: now_ms(),
+            };
+            println!(
+                "{} {} {} at {}",
+                signoff.role,
+                signoff.name,
+                signoff.decision,
+                at(signoff.at_ms)
+            );
+            uat::record_signoff(&dir(&a.ws), signoff)?;
+            Ok(Exit::Success)
+        }
+        UatCommand::Checklist { args: a, output } => {
+            let data = match load(&a.ws) {
+                Ok(d) => d,
+                Err(e) => return usage(e),
+            };
+            if output == Output::Json {
+                return json(&data.items).map(|_| Exit::Success);
+            }
+            let mut t = table(&["id", "category", "item", "blocking", "result"]);
+            for i in &data.items {
+                t.add_row(vec![
+                    i.id.clone(),
+                    i.category.clone(),
+                    i.title.clone(),
+                    if i.blocking { "yes" } else { "" }.into(),
+                    data.result(&i.id)
+                        .map_or("untested".into(), |r| r.outcome.clone()),
+                ]);
+            }
+            println!("{t}");
+            Ok(Exit::Success)
+        }
+        UatCommand::Signoffs { args: a, output } => {
+            let data = match load(&a.ws) {
+                Ok(d) => d,
+                Err(e) => return usage(e),
+            };
+            if output == Output::Json {
+                return json(&data.signoffs).map(|_| Exit::Success);
+            }
+            let mut t = table(&["role", "name", "decision", "note", "at"]);
+            for s in &data.signoffs {
+                t.add_row(vec![
+                    s.role.clone(),
+                    s.name.clone(),
+                    s.decision.clone(),
+                    s.note.clone(),
+                    at(s.at_ms),
+                ]);
+            }
+            println!("{t}");
+            Ok(Exit::Success)
+        }
+    }
+}
