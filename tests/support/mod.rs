@@ -183,7 +183,13 @@ pub fn local_runs(runs: &std::path::Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.join("journal.jsonl").is_file())
         .collect();
-    dirs.sort();
+    // By start time: run ids sort by the second only.
+    dirs.sort_by_key(|d| {
+        let started = std::fs::metadata(d.join("runbook.toml"))
+            .and_then(|m| m.modified())
+            .ok();
+        (started, d.clone())
+    });
     dirs
 }
 

@@ -192,7 +192,8 @@ pub async fn run(runtime: &Runtime, cmd: LaunchCommand) -> anyhow::Result<Exit> 
                 run: super::status::RunRef {
                     run: None,
                     state: None,
-                    runs_dir: a.ws.runs_dir(),
+                    workspace: a.ws.workspace.clone(),
+                    runs_dir: None,
                 },
                 output,
             })

@@ -75,14 +75,14 @@ enum Command {
     )]
     Run(run::RunArgs),
     /// Continue an interrupted run without repeating a completed effect
-    #[command(after_help = "Example:\n  launch-host resume 20261127T150000Z-1a2b")]
+    #[command(after_help = "Example:\n  launch-host resume 20261127T150000123Z-1a2b")]
     Resume(run::ResumeArgs),
     /// Load every plugin of a directory and check it is usable (and the runbook, if given)
     #[command(after_help = "Example:\n  launch-host validate --plugins plugins/ --cold")]
     Validate(validate::ValidateArgs),
     /// A run's stages and verdicts (the latest run when no id is given)
     #[command(
-        after_help = "Examples:\n  launch-host status\n  launch-host status 20261127T150000Z-1a2b --output json\n  launch-host status --state s3://my-bucket/launch   # a run started on another machine"
+        after_help = "Examples:\n  launch-host status\n  launch-host status 20261127T150000123Z-1a2b --output json\n  launch-host status --state s3://my-bucket/launch   # a run started on another machine"
     )]
     Status(status::StatusArgs),
     /// Print a run's report (Markdown, or JSON with --output json), rebuilt from its journal

@@ -133,7 +133,8 @@ pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit>
     let run = super::status::RunRef {
         run: Some(args.run.clone()),
         state: args.state.clone(),
-        runs_dir: args.runs_dir.clone(),
+        workspace: PathBuf::from(".launch"),
+        runs_dir: Some(args.runs_dir.clone()),
     };
     let dir = match run.resolve().await {
         Ok(d) => d,

@@ -19,9 +19,17 @@ pub struct RunRef {
     /// workspace
     #[arg(long, value_name = "URL", env = "LAUNCH_HOST_STATE")]
     pub state: Option<String>,
-    /// Where runs are kept locally (and fetched runs are copied to)
-    #[arg(long, value_name = "DIR", default_value = ".launch/runs")]
-    pub runs_dir: PathBuf,
+    /// The workspace whose runs to read
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".launch",
+        env = "LAUNCH_HOST_WORKSPACE"
+    )]
+    pub workspace: PathBuf,
+    /// Where runs are kept locally (and fetched runs are copied to) [default: WORKSPACE/runs]
+    #[arg(long, value_name = "DIR")]
+    pub runs_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +69,12 @@ pub fn local_runs(dir: &Path) -> Vec<String> {
 }
 
 impl RunRef {
+    pub fn runs_dir(&self) -> PathBuf {
+        self.runs_dir
+            .clone()
+            .unwrap_or_else(|| self.workspace.join("runs"))
+    }
+
     /// The run's local folder, fetched from the shared state first when `--state` is given.
     pub async fn resolve(&self) -> anyhow::Result<PathBuf> {
         let id = match (&self.run, &self.state) {
@@ -69,10 +83,10 @@ impl RunRef {
                 .await?
                 .pop()
                 .ok_or_else(|| anyhow::anyhow!("no runs in {url}"))?,
-            (None, None) => local_runs(&self.runs_dir).pop().ok_or_else(|| {
+            (None, None) => local_runs(&self.runs_dir()).pop().ok_or_else(|| {
                 anyhow::anyhow!(
                     "no runs in {}; start one with `launch-host run`",
-                    self.runs_dir.display()
+                    self.runs_dir().display()
                 )
             })?,
         };
@@ -80,14 +94,14 @@ impl RunRef {
         if self.state.is_none() && as_path.join("journal.jsonl").is_file() {
             return Ok(as_path);
         }
-        let dir = self.runs_dir.join(&id);
+        let dir = self.runs_dir().join(&id);
         if let Some(url) = &self.state {
             mirror::fetch(url, &id, &dir).await?;
         }
         anyhow::ensure!(
             dir.join("journal.jsonl").is_file(),
             "no run {id} in {} (pass --state s3://... to read a run started elsewhere)",
-            self.runs_dir.display()
+            self.runs_dir().display()
         );
         Ok(dir)
     }

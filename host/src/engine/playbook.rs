@@ -281,7 +281,9 @@ impl Ctx {
 }
 
 fn new_run_id() -> String {
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    // Millisecond precision: releases are named after runs, and their order is what a full
+    // rollback goes back along.
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let stamp: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     // Two runs started in the same second by different processes still differ.
     let nanos = std::time::SystemTime::now()
@@ -436,9 +438,16 @@ pub async fn start(
         .discover(&options.plugins_dir)
         .await
         .map_err(|e| refused(vec![e.to_string()]))?;
-    let mut problems: Vec<String> = catalog.rejected.iter().map(ToString::to_string).collect();
-    problems.extend(validate(&runbook, &catalog));
-    if !problems.is_empty() {
+    let mut problems = validate(&runbook, &catalog);
+    // A file that is not a usable plugin matters when a stage needs a plugin that is missing
+    // (it may be that one); otherwise it is reported and the run goes on, so a broken file in
+    // the plugins folder never blocks a rollback.
+    if problems.is_empty() {
+        for r in &catalog.rejected {
+            eprintln!("warning: {r} (not used by this run)");
+        }
+    } else {
+        problems.extend(catalog.rejected.iter().map(ToString::to_string));
         return Err(refused(problems));
     }
     let run_id = new_run_id();
@@ -797,8 +806,15 @@ async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
             .plugin
             .or_else(|| stage.plugin.as_ref().map(|p| p.get_ref().clone()));
         let (next, what) = decide_next(&mut ctx, stage, &result).await?;
-        eprintln!(
-            "  {} {} — {}",
+        // Coloured on a terminal; anstream drops the colour with NO_COLOR or when piped.
+        let colour = match &result.verdict {
+            VerdictRecord::Pass => anstyle::AnsiColor::Green,
+            VerdictRecord::Fail(_) => anstyle::AnsiColor::Red,
+            _ => anstyle::AnsiColor::Yellow,
+        };
+        let style = anstyle::Style::new().bold().fg_color(Some(colour.into()));
+        anstream::eprintln!(
+            "  {style}{}{style:#} {} — {}",
             result.verdict.word(),
             if result.verdict.is_pass() {
                 ""
