@@ -284,7 +284,7 @@ fn validate_catches_a_gate_that_can_never_fail() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("{}:82:", book.path().display())),
+        err.contains(&format!("{}:83:", book.path().display())),
         "the line is named: {err}"
     );
 }

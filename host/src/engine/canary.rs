@@ -40,11 +40,14 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let mut last_checks: Vec<CheckRecord> = Vec::new();
     let mut decisions = 0u32;
 
+    let timeout = stage.duration.unwrap_or(CANARY_TIMEOUT);
+    let bar = super::progress::canary(stage.title());
     loop {
-        if started.elapsed() > CANARY_TIMEOUT {
+        bar.set_position(u64::from(percent));
+        if started.elapsed() > timeout {
             let reason = format!(
                 "the canary did not complete within {} s (stuck at {percent}%)",
-                CANARY_TIMEOUT.as_secs()
+                timeout.as_secs()
             );
             rollback(ctx, stage, "canary-timeout", &reason).await?;
             return Ok(rolled_back(
@@ -97,6 +100,11 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             Action::Rollback(_) => "rollback".into(),
             Action::Complete => "complete".into(),
         };
+        bar.set_message(format!(
+            "{}: {action_word} — {}",
+            stage.title(),
+            decision.summary
+        ));
         ctx.journal.append(Event::Decision {
             stage: name.clone(),
             percent,

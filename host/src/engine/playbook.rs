@@ -940,5 +940,6 @@ pub fn finished_outcome(records: &[Record]) -> Option<Outcome> {
     })
 }
 
-/// Slack for canary stages that hold on missing data.
-pub const CANARY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest a canary stage may take when its `duration` does not say: past it, a canary
+/// still holding (on missing data, say) is rolled back rather than left half-way forever.
+pub const CANARY_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);

@@ -29,3 +29,28 @@ pub fn timed(total: Duration, what: &str) -> ProgressBar {
         "  {spinner} {msg} [{bar:30}] {elapsed}/{duration}",
     )
 }
+
+/// A canary: the flag percentage, with the policy's last decision as the message. Cleared
+/// however the canary ends.
+pub fn canary(what: &str) -> Cleared {
+    Cleared(styled(
+        ProgressBar::new(100).with_message(what.to_string()),
+        "  {spinner} [{bar:30}] {pos:>3}% {wide_msg}",
+    ))
+}
+
+/// A bar that clears itself when dropped.
+pub struct Cleared(ProgressBar);
+
+impl std::ops::Deref for Cleared {
+    type Target = ProgressBar;
+    fn deref(&self) -> &ProgressBar {
+        &self.0
+    }
+}
+
+impl Drop for Cleared {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -179,7 +179,8 @@ pub struct Stage {
     /// the primary flag to 0 (an emergency rollback).
     #[serde(default)]
     pub full: bool,
-    /// `monitor`, `wait`: how long.
+    /// `monitor`, `wait`: how long. Canary stages: the longest the canary may take before it
+    /// is rolled back [default: 6 h].
     #[serde(default, with = "opt_duration")]
     pub duration: Option<Duration>,
     /// Canary check interval / monitor window.

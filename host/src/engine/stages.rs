@@ -630,7 +630,9 @@ async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     );
     let started = Instant::now();
     let (mut requests, mut errors, mut windows) = (0, 0, 0);
+    let bar = super::progress::timed(duration, stage.title());
     while started.elapsed() + interval / 2 < duration {
+        bar.set_position(started.elapsed().as_millis() as u64);
         let Some(w) = probe.next_window().await else {
             break;
         };
@@ -642,6 +644,7 @@ async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         windows += 1;
         ctx.record_window(stage.name.get_ref(), &env_name, record)?;
     }
+    bar.finish_and_clear();
     let check = if requests == 0 {
         CheckRecord {
             verdict: VerdictRecord::NoData("no probe answered".into()),
