@@ -8,10 +8,9 @@ use toml::Value;
 
 use super::dashboard;
 use super::output::json;
-use super::workspace::{WorkspaceArgs, usage};
+use super::workspace::{WorkspaceArgs, by_role, usage};
 use super::{Exit, Output};
 use crate::engine::operation::{s, stage};
-use crate::engine::{RunOptions, Runbook};
 use crate::runtime::{Role, Runtime};
 
 #[derive(Args, Debug)]
@@ -75,15 +74,10 @@ fn flag_stage(env: &str, flag: &str, percent: u8) -> toml::Table {
     ])
 }
 
-fn runbook(ws: &WorkspaceArgs) -> anyhow::Result<Runbook> {
-    let (text, source) = ws.runbook_text()?;
-    Ok(Runbook::parse(&text, &source)?)
-}
-
 pub async fn run(runtime: &Runtime, cmd: CanaryCommand) -> anyhow::Result<Exit> {
     match cmd {
         CanaryCommand::Init(a) => {
-            let rb = match runbook(&a.ws) {
+            let rb = match a.ws.parse_runbook() {
                 Ok(rb) => rb,
                 Err(e) => return usage(e),
             };
@@ -108,17 +102,14 @@ pub async fn run(runtime: &Runtime, cmd: CanaryCommand) -> anyhow::Result<Exit> 
                 runtime,
                 &format!("canary start --env {env}"),
                 &format!("runs a canary-policy plugin on `{env}`"),
-                |v| {
-                    (v.role == Some(Role::CanaryPolicy) && v.environment == Some(env.as_str()))
-                        .then(|| v.table.clone())
-                },
+                by_role(Role::CanaryPolicy, &env),
                 Vec::new(),
                 a.ws.options(),
             )
             .await
         }
         CanaryCommand::Promote { percent, args: a } => {
-            let rb = match runbook(&a.ws) {
+            let rb = match a.ws.parse_runbook() {
                 Ok(rb) => rb,
                 Err(e) => return usage(e),
             };
@@ -134,37 +125,13 @@ pub async fn run(runtime: &Runtime, cmd: CanaryCommand) -> anyhow::Result<Exit> 
             .await
         }
         CanaryCommand::Rollback(a) => {
-            let env = a.environment.as_str();
-            let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-            let rollback = stage(&[
-                ("name", s("canary-rollback")),
-                ("title", s("Canary rollback: primary flag to 0")),
-                ("action", s("rollback")),
-                ("environment", s(env)),
-                ("reason", s(&format!("canary rollback (by {who})"))),
-            ]);
-            let options = RunOptions {
-                auto: true,
-                lock: false,
-                ..a.ws.options()
-            };
-            a.ws.run_derived(
-                runtime,
-                &format!("canary rollback --env {env}"),
-                "rolls back",
-                |_| None,
-                vec![rollback],
-                options,
-            )
-            .await
+            let env = a.environment.clone();
+            let command = format!("canary rollback --env {env}");
+            super::rollback::emergency(runtime, &a.ws, &env, &command, "canary rollback").await
         }
         CanaryCommand::Monitor { args: a, duration } => {
-            let rb = match runbook(&a.ws) {
-                Ok(rb) => rb,
-                Err(e) => return usage(e),
-            };
-            let env = match dashboard::open_env(&rb, &a.environment, &a.ws.workspace).await {
-                Ok(e) => e,
+            let (rb, env) = match a.ws.open(&a.environment).await {
+                Ok(opened) => opened,
                 Err(e) => return usage(e),
             };
             dashboard::watch(
@@ -179,12 +146,8 @@ pub async fn run(runtime: &Runtime, cmd: CanaryCommand) -> anyhow::Result<Exit> 
             Ok(Exit::Success)
         }
         CanaryCommand::Status { args: a, output } => {
-            let rb = match runbook(&a.ws) {
-                Ok(rb) => rb,
-                Err(e) => return usage(e),
-            };
-            let env = match dashboard::open_env(&rb, &a.environment, &a.ws.workspace).await {
-                Ok(e) => e,
+            let (rb, env) = match a.ws.open(&a.environment).await {
+                Ok(opened) => opened,
                 Err(e) => return usage(e),
             };
             let flags = env.flags.all().await?;

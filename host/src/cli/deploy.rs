@@ -5,7 +5,7 @@ use clap::Args;
 use toml::Value;
 
 use super::Exit;
-use super::workspace::WorkspaceArgs;
+use super::workspace::{WorkspaceArgs, by_action};
 use crate::runtime::{Role, Runtime};
 
 #[derive(Args, Debug)]
@@ -37,10 +37,7 @@ pub async fn deploy(runtime: &Runtime, args: DeployArgs) -> anyhow::Result<Exit>
             runtime,
             &format!("deploy {env}"),
             &format!("deploys to `{env}` (action = \"deploy\")"),
-            |v| {
-                (v.action == Some("deploy") && v.environment == Some(env.as_str()))
-                    .then(|| v.table.clone())
-            },
+            by_action("deploy", &env),
             Vec::new(),
             args.ws.options(),
         )

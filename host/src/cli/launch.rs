@@ -7,10 +7,10 @@ use clap::{Args, Subcommand};
 
 use super::dashboard;
 use super::output::json;
-use super::workspace::{WorkspaceArgs, usage};
+use super::workspace::{WorkspaceArgs, by_action, by_role, usage};
 use super::{Exit, Output};
+use crate::engine::RunOptions;
 use crate::engine::operation::{s, stage};
-use crate::engine::{RunOptions, Runbook};
 use crate::runtime::{Role, Runtime};
 
 #[derive(Args, Debug)]
@@ -135,10 +135,7 @@ pub async fn run(runtime: &Runtime, cmd: LaunchCommand) -> anyhow::Result<Exit> 
                 runtime,
                 "launch deploy",
                 &format!("deploys to `{env}`"),
-                |v| {
-                    (v.action == Some("deploy") && v.environment == Some(env.as_str()))
-                        .then(|| v.table.clone())
-                },
+                by_action("deploy", &env),
                 Vec::new(),
                 a.ws.options(),
             )
@@ -150,10 +147,7 @@ pub async fn run(runtime: &Runtime, cmd: LaunchCommand) -> anyhow::Result<Exit> 
                 runtime,
                 "launch rollout",
                 &format!("runs a canary-policy plugin on `{env}`"),
-                |v| {
-                    (v.role == Some(Role::CanaryPolicy) && v.environment == Some(env.as_str()))
-                        .then(|| v.table.clone())
-                },
+                by_role(Role::CanaryPolicy, &env),
                 Vec::new(),
                 a.ws.options(),
             )
@@ -174,10 +168,7 @@ pub async fn run(runtime: &Runtime, cmd: LaunchCommand) -> anyhow::Result<Exit> 
                 runtime,
                 &format!("launch monitor {secs}"),
                 &format!("monitors `{env}`"),
-                |v| {
-                    (v.role == Some(Role::SloGate) && v.environment == Some(env.as_str()))
-                        .then(|| v.table.clone())
-                },
+                by_role(Role::SloGate, &env),
                 vec![monitor],
                 RunOptions {
                     lock: false,
@@ -203,16 +194,8 @@ pub async fn run(runtime: &Runtime, cmd: LaunchCommand) -> anyhow::Result<Exit> 
 }
 
 async fn status(a: &LaunchArgs, output: Output) -> anyhow::Result<Exit> {
-    let (text, source) = match a.ws.runbook_text() {
-        Ok(t) => t,
-        Err(e) => return usage(e),
-    };
-    let rb = match Runbook::parse(&text, &source) {
-        Ok(rb) => rb,
-        Err(e) => return usage(e.into()),
-    };
-    let env = match dashboard::open_env(&rb, &a.environment, &a.ws.workspace).await {
-        Ok(e) => e,
+    let (rb, env) = match a.ws.open(&a.environment).await {
+        Ok(opened) => opened,
         Err(e) => return usage(e),
     };
     let health_url = format!("{}/api/health", env.api_url);

@@ -10,7 +10,6 @@ use super::dashboard;
 use super::output::json;
 use super::workspace::{WorkspaceArgs, usage};
 use super::{Exit, Output};
-use crate::engine::Runbook;
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {
@@ -50,16 +49,8 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<Exit> {
             args.interval
         ));
     }
-    let (text, source) = match args.ws.runbook_text() {
-        Ok(t) => t,
-        Err(e) => return usage(e),
-    };
-    let rb = match Runbook::parse(&text, &source) {
-        Ok(rb) => rb,
-        Err(e) => return usage(e.into()),
-    };
-    let env = match dashboard::open_env(&rb, &args.environment, &args.ws.workspace).await {
-        Ok(e) => e,
+    let (rb, env) = match args.ws.open(&args.environment).await {
+        Ok(opened) => opened,
         Err(e) => return usage(e),
     };
     // A one-shot snapshot shows only its result; the others draw as they go.

@@ -34,23 +34,58 @@ pub struct RollbackArgs {
     ws: WorkspaceArgs,
 }
 
-pub async fn run(runtime: &Runtime, args: RollbackArgs) -> anyhow::Result<Exit> {
+/// The reason as journaled: the operator's words and who gave them.
+fn reason(given: Option<&str>) -> String {
     let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-    let reason = format!(
-        "{} (by {who})",
-        args.reason.as_deref().unwrap_or("no reason given")
-    );
+    format!("{} (by {who})", given.unwrap_or("no reason given"))
+}
+
+fn emergency_stage(environment: &str, reason: &str) -> toml::Table {
+    stage(&[
+        ("name", s("rollback-emergency")),
+        ("title", s("Emergency rollback: primary flag to 0")),
+        ("action", s("rollback")),
+        ("environment", s(environment)),
+        ("reason", s(reason)),
+    ])
+}
+
+/// The operator typed the command: it needs no confirmation, and takes no lock.
+fn options(ws: &WorkspaceArgs) -> crate::engine::RunOptions {
+    crate::engine::RunOptions {
+        auto: true,
+        lock: false,
+        ..ws.options()
+    }
+}
+
+/// An emergency rollback of `environment`, as `canary rollback` also does.
+pub async fn emergency(
+    runtime: &Runtime,
+    ws: &WorkspaceArgs,
+    environment: &str,
+    command: &str,
+    why: &str,
+) -> anyhow::Result<Exit> {
+    let stage = emergency_stage(environment, &reason(Some(why)));
+    ws.run_derived(
+        runtime,
+        command,
+        "rolls back",
+        |_| None,
+        vec![stage],
+        options(ws),
+    )
+    .await
+}
+
+pub async fn run(runtime: &Runtime, args: RollbackArgs) -> anyhow::Result<Exit> {
+    let reason = reason(args.reason.as_deref());
     let env = s(&args.environment);
     let (name, extra) = match args.mode {
         Mode::Emergency => (
             "rollback emergency",
-            stage(&[
-                ("name", s("rollback-emergency")),
-                ("title", s("Emergency rollback: primary flag to 0")),
-                ("action", s("rollback")),
-                ("environment", env),
-                ("reason", s(&reason)),
-            ]),
+            emergency_stage(&args.environment, &reason),
         ),
         Mode::Full => (
             "rollback full",
@@ -76,13 +111,14 @@ pub async fn run(runtime: &Runtime, args: RollbackArgs) -> anyhow::Result<Exit> 
             ]),
         ),
     };
-    // The operator typed the command: it needs no confirmation, and takes no lock.
-    let options = crate::engine::RunOptions {
-        auto: true,
-        lock: false,
-        ..args.ws.options()
-    };
     args.ws
-        .run_derived(runtime, name, "rolls back", |_| None, vec![extra], options)
+        .run_derived(
+            runtime,
+            name,
+            "rolls back",
+            |_| None,
+            vec![extra],
+            options(&args.ws),
+        )
         .await
 }

@@ -5,7 +5,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{json, table};
-use super::workspace::{WorkspaceArgs, usage};
+use super::workspace::{WorkspaceArgs, by_action, usage};
 use super::{Exit, Output};
 use crate::engine::journal::now_ms;
 use crate::engine::uat::{self, ResultFile, SignoffFile, UatData};
@@ -129,10 +129,7 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
                 runtime,
                 &format!("uat init --env {env}"),
                 &format!("initializes UAT on `{env}` (action = \"uat-init\")"),
-                |v| {
-                    (v.action == Some("uat-init") && v.environment == Some(env.as_str()))
-                        .then(|| v.table.clone())
-                },
+                by_action("uat-init", &env),
                 Vec::new(),
                 a.ws.options(),
             )

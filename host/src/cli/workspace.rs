@@ -7,9 +7,10 @@ use clap::Args;
 
 use super::Exit;
 use super::run::launch;
+use crate::engine::environment::Env;
 use crate::engine::operation::{self, Derived, StageView};
-use crate::engine::{self, RunOptions};
-use crate::runtime::{Catalog, Runtime};
+use crate::engine::{self, RunOptions, Runbook};
+use crate::runtime::{Catalog, Role, Runtime};
 
 #[derive(Args, Debug, Clone)]
 pub struct WorkspaceArgs {
@@ -52,6 +53,19 @@ impl WorkspaceArgs {
             workspace: Some(self.workspace.clone()),
             ..RunOptions::new(self.plugins.clone(), self.yes)
         }
+    }
+
+    pub fn parse_runbook(&self) -> anyhow::Result<Runbook> {
+        let (text, source) = self.runbook_text()?;
+        Ok(Runbook::parse(&text, &source)?)
+    }
+
+    /// The runbook and one of its environments, opened as the workspace's commands see it
+    /// (an embedded target is started on its workspace state).
+    pub async fn open(&self, environment: &str) -> anyhow::Result<(Runbook, Env)> {
+        let runbook = self.parse_runbook()?;
+        let env = super::dashboard::open_env(&runbook, environment, &self.workspace).await?;
+        Ok((runbook, env))
     }
 
     pub async fn catalog(&self, runtime: &Runtime) -> anyhow::Result<Catalog> {
@@ -106,4 +120,16 @@ pub fn runbook_text(path: Option<&Path>) -> anyhow::Result<(String, String)> {
 pub fn usage(e: anyhow::Error) -> anyhow::Result<Exit> {
     eprintln!("error: {e:#}");
     Ok(Exit::Usage)
+}
+
+/// Picks the runbook's stages whose plugin plays `role` on `environment`.
+pub fn by_role(role: Role, environment: &str) -> impl FnMut(&StageView) -> Option<toml::Table> {
+    move |v| (v.role == Some(role) && v.environment == Some(environment)).then(|| v.table.clone())
+}
+
+/// Picks the runbook's stages doing the built-in `action` on `environment`.
+pub fn by_action(action: &str, environment: &str) -> impl FnMut(&StageView) -> Option<toml::Table> {
+    move |v| {
+        (v.action == Some(action) && v.environment == Some(environment)).then(|| v.table.clone())
+    }
 }
