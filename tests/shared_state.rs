@@ -290,3 +290,37 @@ async fn another_machine_reads_status_and_report_and_resumes_the_run() {
     assert_eq!(names, ["first", "long", "last"], "each stage once");
     assert!(c_runs.join(&run_id).join("report.html").is_file());
 }
+
+#[tokio::test]
+async fn concurrent_flag_writers_lose_no_update() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("flags").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Six runs on six "machines", each moving its own flag in the same JSON object.
+    let children: Vec<Child> = (1..=6)
+        .map(|i| {
+            let stage = format!(
+                "[[stage]]\nname = \"set\"\naction = \"flag\"\nenvironment = \"production\"\nflag = \"F{i}\"\npercent = {i}\n"
+            );
+            let machine = dir.path().join(format!("m{i}"));
+            std::fs::create_dir_all(&machine).unwrap();
+            let book = write_runbook(
+                &machine,
+                &moto,
+                "flags = \"s3://flags/flags.json\"",
+                &stage,
+            );
+            start_run(&moto, &book, &machine.join("runs"))
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let flags: serde_json::Value =
+        serde_json::from_slice(&get(&s3, "flags", "flags.json").await.unwrap()).unwrap();
+    for i in 1..=6 {
+        assert_eq!(flags[format!("F{i}")], i, "F{i} kept: {flags}");
+    }
+}
