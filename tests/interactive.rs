@@ -243,3 +243,54 @@ fn a_uat_test_on_a_terminal_and_two_approvals_pass_the_uat_gate() {
     let records = journal(&ws);
     assert_eq!(finished(&records, "uat")["verdict"]["kind"], "pass");
 }
+
+const UAT_PLAYBOOK: &str = "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n\
+[environments.staging]\ntarget = \"embedded\"\n\
+[[stage]]\nname = \"uat-init\"\ntitle = \"UAT initialization\"\naction = \"uat-init\"\nplugin = \"uat-signoff\"\nenvironment = \"staging\"\n\
+[[stage]]\nname = \"uat\"\ntitle = \"UAT execution\"\nplugin = \"uat-signoff\"\nenvironment = \"staging\"\n\
+signoffs = [{ role = \"qa_lead\", name = \"Jane Smith\", decision = \"approved\" }, { role = \"product_owner\", name = \"Pat Doe\", decision = \"approved\" }]\n";
+
+#[test]
+fn the_guided_playbook_walks_testers_through_uat_unless_skipped() {
+    stock_plugin("uat-signoff");
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(&book, UAT_PLAYBOOK).unwrap();
+
+    let ws = dir.path().join("walked");
+    let mut walked = 0;
+    let code = on_pty(command(&ws, &book, &["playbook", "interactive"]), |p| {
+        p.expect("run \"UAT initialization\"?").unwrap();
+        p.send_line("p").unwrap();
+        p.expect("run \"UAT execution\"?").unwrap();
+        p.send_line("p").unwrap();
+        // Every item the automated probes could not check is walked through.
+        while p.expect("result? [p]ass / [f]ail / [b]locked / [s]kip").is_ok() {
+            p.send_line("p").unwrap();
+            p.expect("notes:").unwrap();
+            p.send_line("seen on staging").unwrap();
+            walked += 1;
+            if walked == 8 {
+                break;
+            }
+        }
+    });
+    assert_eq!(code, 0, "every item tested and two approvals: the gate passes");
+    assert_eq!(walked, 8, "the eight items without an automated probe");
+    let records = journal(&ws);
+    assert_eq!(finished(&records, "uat")["verdict"]["kind"], "pass");
+
+    // SKIP_UAT_INTERACTIVE: nobody is asked, so the untested items leave the gate without data.
+    let ws = dir.path().join("skipped");
+    let mut c = command(&ws, &book, &["playbook", "interactive"]);
+    c.env("SKIP_UAT_INTERACTIVE", "true");
+    let code = on_pty(c, |p| {
+        p.expect("run \"UAT initialization\"?").unwrap();
+        p.send_line("p").unwrap();
+        p.expect("run \"UAT execution\"?").unwrap();
+        p.send_line("p").unwrap();
+        p.expect("not tested yet").unwrap();
+    });
+    assert_eq!(code, 1);
+    assert_eq!(finished(&journal(&ws), "uat")["verdict"]["kind"], "no-data");
+}
