@@ -145,9 +145,21 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    // 3. An operator's emergency rollback through the guide's flag admin API: the whole
+    //    command (runbook, plugin discovery, journal, reports) next to the bare HTTP call the
+    //    guide's rollback.sh makes.
+    let (ours, curl) = emergency_rollback(&plugins, work.path(), &sim.url())?;
+    row(
+        "rollback emergency → flag at 0, median of 5",
+        format!("{:.0} ms", ours.as_secs_f64() * 1000.0),
+        curl.map_or("curl missing".into(), |c| {
+            format!("{:.0} ms (curl)", c.as_secs_f64() * 1000.0)
+        }),
+        "< 1000 ms",
+    );
     drop(sim);
 
-    // 3. Reaction time: fault injected mid-canary → flag at 0.
+    // 4. Reaction time: fault injected mid-canary → flag at 0.
     let mut reactions = Vec::new();
     for i in 0..3 {
         reactions.push(reaction(&plugins, &work.path().join(format!("react{i}")))?);
@@ -164,6 +176,60 @@ fn main() -> anyhow::Result<()> {
         &format!("≤ {} ms", INTERVAL_MS + 200),
     );
     Ok(())
+}
+
+/// Median wall time of `launch-host rollback emergency` against the simulator's flag admin API,
+/// and of the same change made with one `curl -X PUT` (None when curl is missing).
+fn emergency_rollback(
+    plugins: &Path,
+    dir: &Path,
+    api: &str,
+) -> anyhow::Result<(Duration, Option<Duration>)> {
+    let book = dir.join("rollback.toml");
+    std::fs::write(
+        &book,
+        format!(
+            "[launch]\nname = \"bench\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n\
+             [environments.production]\nurl = \"{api}\"\napi-url = \"{api}\"\nflags = \"http\"\n\
+             [[stage]]\nname = \"idle\"\naction = \"wait\"\nduration = \"1ms\"\n"
+        ),
+    )?;
+    let admin = format!("{api}/api/admin/feature-flags");
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mut ours = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let status = Command::new(BIN)
+            .args(["rollback", "emergency", "--reason", "bench", "--runbook"])
+            .arg(&book)
+            .arg("--plugins")
+            .arg(plugins)
+            .arg("--workspace")
+            .arg(dir.join("ws"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "rollback emergency failed ({status})");
+        ours.push(t.elapsed());
+    }
+    let mut curl = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let ok = Command::new("curl")
+            .args(["-sf", "-X", "PUT", "-H", "content-type: application/json"])
+            .args(["-d", r#"{"name":"STATUS_BOARD_V2_ENABLED","percent":0}"#, &admin])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Ok((median(ours), None));
+        }
+        curl.push(t.elapsed());
+    }
+    Ok((median(ours), Some(median(curl))))
 }
 
 /// wrk's requests/s and p95 (ms) on `url`, or None when wrk is not installed.
