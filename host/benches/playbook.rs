@@ -220,7 +220,11 @@ fn emergency_rollback(
         let t = Instant::now();
         let ok = Command::new("curl")
             .args(["-sf", "-X", "PUT", "-H", "content-type: application/json"])
-            .args(["-d", r#"{"name":"STATUS_BOARD_V2_ENABLED","percent":0}"#, &admin])
+            .args([
+                "-d",
+                r#"{"name":"STATUS_BOARD_V2_ENABLED","percent":0}"#,
+                &admin,
+            ])
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());

@@ -3,18 +3,72 @@
 //! turn a failing UAT gate into a passing one. Without a terminal, the same commands refuse
 //! instead of hanging.
 
-mod support;
-
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use expectrl::process::unix::WaitStatus;
 use expectrl::{Eof, Expect, Session};
-use support::*;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root")
+}
+
+/// The launch-host binary of this build: `cargo test -p launch-host -p launch-host-pty-tests`
+/// (what `just test` runs) builds it beside this test's own folder.
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .join("launch-host");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `just test` (or build -p launch-host with this target dir)",
+        bin.display()
+    );
+    bin
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("LAUNCH_HOST_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("launch-host-test-compiled"))
+}
+
+fn stock_plugin(name: &str) {
+    let path = repo().join("plugins").join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `just build-plugins`",
+        path.display()
+    );
+}
+
+/// Run folders under `runs`, by start time.
+fn local_runs(runs: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("journal.jsonl").is_file())
+        .collect();
+    dirs.sort_by_key(|d| {
+        let started = std::fs::metadata(d.join("runbook.toml"))
+            .and_then(|m| m.modified())
+            .ok();
+        (started, d.clone())
+    });
+    dirs
+}
 
 fn command(ws: &Path, runbook: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_launch-host"));
+    let mut c = Command::new(binary());
     c.args(args)
         .arg("--workspace")
         .arg(ws)
@@ -265,7 +319,10 @@ fn the_guided_playbook_walks_testers_through_uat_unless_skipped() {
         p.expect("run \"UAT execution\"?").unwrap();
         p.send_line("p").unwrap();
         // Every item the automated probes could not check is walked through.
-        while p.expect("result? [p]ass / [f]ail / [b]locked / [s]kip").is_ok() {
+        while p
+            .expect("result? [p]ass / [f]ail / [b]locked / [s]kip")
+            .is_ok()
+        {
             p.send_line("p").unwrap();
             p.expect("notes:").unwrap();
             p.send_line("seen on staging").unwrap();
@@ -275,7 +332,10 @@ fn the_guided_playbook_walks_testers_through_uat_unless_skipped() {
             }
         }
     });
-    assert_eq!(code, 0, "every item tested and two approvals: the gate passes");
+    assert_eq!(
+        code, 0,
+        "every item tested and two approvals: the gate passes"
+    );
     assert_eq!(walked, 8, "the eight items without an automated probe");
     let records = journal(&ws);
     assert_eq!(finished(&records, "uat")["verdict"]["kind"], "pass");
