@@ -76,7 +76,8 @@ pub struct RunOptions {
     /// Ask proceed / skip / abort before each stage (on a terminal).
     #[serde(default)]
     pub interactive: bool,
-    /// Walk testers through untested UAT items during the UAT stage (interactive runs only).
+    /// In an interactive run, do not walk testers through untested UAT items
+    /// (SKIP_UAT_INTERACTIVE): they stay untested.
     #[serde(default)]
     pub skip_uat_interactive: bool,
 }
@@ -407,7 +408,6 @@ pub fn validate(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
     problems
 }
 
-/// Starts a new run.
 /// Why a run was refused before its first effect: every problem found, each naming its file,
 /// line or plugin. Nothing was created or changed.
 #[derive(Debug, thiserror::Error)]
