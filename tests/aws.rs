@@ -62,18 +62,9 @@ async fn site_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
 }
 
 async fn body(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    s3.get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
+    s3_object(s3, bucket, key)
         .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
+        .unwrap_or_else(|| panic!("s3://{bucket}/{key} exists"))
 }
 
 #[tokio::test]

@@ -187,18 +187,9 @@ async fn failing_proxy(moto: &Moto) -> (Server, Arc<AtomicUsize>) {
 }
 
 async fn object(s3: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
-    s3.get_object()
-        .bucket("site")
-        .key(key)
-        .send()
+    s3_object(s3, "site", key)
         .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
+        .unwrap_or_else(|| panic!("s3://site/{key} exists"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

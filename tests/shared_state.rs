@@ -47,8 +47,7 @@ fn start_run(moto: &Moto, book: &str, runs: &std::path::Path) -> Child {
 }
 
 async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
-    let o = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
-    Some(o.body.collect().await.unwrap().into_bytes().to_vec())
+    s3_object(s3, bucket, key).await
 }
 
 async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &str) {

@@ -203,3 +203,9 @@ pub fn launch_host_with(env: &[(&str, String)]) -> std::process::Command {
     }
     c
 }
+
+/// An object's bytes read back through the SDK, or `None` when it does not exist.
+pub async fn s3_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let o = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(o.body.collect().await.unwrap().into_bytes().to_vec())
+}
