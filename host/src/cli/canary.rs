@@ -11,6 +11,7 @@ use super::output::json;
 use super::workspace::{WorkspaceArgs, by_role, usage};
 use super::{Exit, Output};
 use crate::engine::operation::{s, stage};
+use crate::engine::workspace;
 use crate::runtime::{Role, Runtime};
 
 #[derive(Args, Debug)]
@@ -158,7 +159,7 @@ pub async fn run(runtime: &Runtime, cmd: CanaryCommand) -> anyhow::Result<Exit> 
                 "flags": flags,
                 "flag_store": env.flags.describe(),
                 "release": env.store.current().await?,
-                "canary": dashboard::canary_progress(&a.ws.runs_dir(), &rb, &env.name),
+                "canary": workspace::canary_progress(&a.ws.runs_dir(), &rb, &env.name),
             });
             if output == Output::Json {
                 json(&status)?;
@@ -177,7 +178,7 @@ pub async fn run(runtime: &Runtime, cmd: CanaryCommand) -> anyhow::Result<Exit> 
                     "live release: {}",
                     status["release"].as_str().unwrap_or("(none)")
                 );
-                match dashboard::canary_progress(&a.ws.runs_dir(), &rb, &env.name) {
+                match workspace::canary_progress(&a.ws.runs_dir(), &rb, &env.name) {
                     Some(c) => println!(
                         "canary: stage {} of run {} — {} at {}%, last decision {}: {}",
                         c.stage,

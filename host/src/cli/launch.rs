@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::dashboard;
 use super::output::json;
 use super::workspace::{WorkspaceArgs, by_action, by_role, usage};
 use super::{Exit, Output};
 use crate::engine::RunOptions;
 use crate::engine::operation::{s, stage};
+use crate::engine::workspace;
 use crate::runtime::{Role, Runtime};
 
 #[derive(Args, Debug)]
@@ -210,8 +210,8 @@ async fn status(a: &LaunchArgs, output: Output) -> anyhow::Result<Exit> {
     };
     let flags = env.flags.all().await?;
     let percent = flags.get(&rb.launch.flag).copied().unwrap_or(0);
-    let canary = dashboard::canary_progress(&a.ws.runs_dir(), &rb, &env.name);
-    let last_run = super::status::local_runs(&a.ws.runs_dir()).pop();
+    let canary = workspace::canary_progress(&a.ws.runs_dir(), &rb, &env.name);
+    let last_run = workspace::runs(&a.ws.runs_dir()).pop();
     let status = serde_json::json!({
         "environment": env.name,
         "url": env.url,

@@ -2,7 +2,7 @@
 //! journal — in the local workspace, or fetched from the shared state in S3 (`--state`), so
 //! another machine sees the same run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -49,25 +49,6 @@ pub struct ReportArgs {
     pub output: Output,
 }
 
-/// Run ids in a local runs folder, oldest first.
-pub fn local_runs(dir: &Path) -> Vec<String> {
-    let mut ids: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().join("journal.jsonl").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    // By start time: ids sort by second only, and two runs can start in the same second.
-    ids.sort_by_key(|id| {
-        let started = std::fs::metadata(dir.join(id).join("runbook.toml"))
-            .and_then(|m| m.modified())
-            .ok();
-        (started, id.clone())
-    });
-    ids
-}
-
 impl RunRef {
     pub fn runs_dir(&self) -> PathBuf {
         self.runs_dir
@@ -83,12 +64,14 @@ impl RunRef {
                 .await?
                 .pop()
                 .ok_or_else(|| anyhow::anyhow!("no runs in {url}"))?,
-            (None, None) => local_runs(&self.runs_dir()).pop().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no runs in {}; start one with `launch-host run`",
-                    self.runs_dir().display()
-                )
-            })?,
+            (None, None) => crate::engine::workspace::runs(&self.runs_dir())
+                .pop()
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no runs in {}; start one with `launch-host run`",
+                        self.runs_dir().display()
+                    )
+                })?,
         };
         let as_path = PathBuf::from(&id);
         if self.state.is_none() && as_path.join("journal.jsonl").is_file() {

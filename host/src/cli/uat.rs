@@ -103,7 +103,7 @@ pub enum UatCommand {
 }
 
 fn dir(ws: &WorkspaceArgs) -> std::path::PathBuf {
-    ws.workspace.join("uat")
+    crate::engine::workspace::uat_dir(&ws.workspace)
 }
 
 fn at(ms: u64) -> String {

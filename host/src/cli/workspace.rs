@@ -64,7 +64,8 @@ impl WorkspaceArgs {
     /// (an embedded target is started on its workspace state).
     pub async fn open(&self, environment: &str) -> anyhow::Result<(Runbook, Env)> {
         let runbook = self.parse_runbook()?;
-        let env = super::dashboard::open_env(&runbook, environment, &self.workspace).await?;
+        let env =
+            crate::engine::workspace::open_env(&runbook, environment, &self.workspace).await?;
         Ok((runbook, env))
     }
 

@@ -16,6 +16,7 @@ pub mod runbook;
 mod stages;
 pub use stages::probe_endpoints;
 pub mod uat;
+pub mod workspace;
 
 pub use playbook::{Outcome, RunOptions, RunSummary};
 pub use runbook::{Runbook, RunbookError};

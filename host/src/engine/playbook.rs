@@ -705,7 +705,7 @@ pub fn uat_dir(options: &RunOptions, run_dir: &Path) -> PathBuf {
     options
         .workspace
         .as_ref()
-        .map_or_else(|| run_dir.join("uat"), |w| w.join("uat"))
+        .map_or_else(|| run_dir.join("uat"), |w| super::workspace::uat_dir(w))
 }
 
 /// Where embedded environments keep their store and flags.
@@ -713,7 +713,7 @@ fn ctx_env_dir(options: &RunOptions, run_dir: &Path) -> PathBuf {
     options
         .workspace
         .as_ref()
-        .map_or_else(|| run_dir.join("env"), |w| w.join("env"))
+        .map_or_else(|| run_dir.join("env"), |w| super::workspace::envs_dir(w))
 }
 
 fn record_stage(e: &Event) -> Option<&str> {
