@@ -27,9 +27,10 @@ build-test-plugins:
 build:
     cargo build -p launch-host
 
-# Run every test: builds plugins and test plugins first
+# Run every test (every crate's unit tests, the end-to-end tests, the pty tests): builds plugins
+# and test plugins first
 test: build-plugins build-test-plugins
-    cargo test -p launch-host -p launch-host-pty-tests --no-fail-fast
+    cargo test --workspace --no-fail-fast
 
 # Benchmarks (release build): plugin loads and calls; the embedded run, the probe vs wrk, reaction time
 bench: build-plugins
@@ -40,7 +41,7 @@ bench: build-plugins
 # Formatting and lints
 lint:
     cargo fmt --all -- --check
-    cargo clippy -p launch-host -p launch-host-pty-tests --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets -- -D warnings
 
 # The quick start's first command: build the plugins and run the whole playbook on the embedded default
 demo: build-plugins

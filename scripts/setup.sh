@@ -8,6 +8,13 @@ pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@";
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 
 command -v just >/dev/null || pip_install 'rust-just==1.59.0'
+# pip's script folder is not on a new shell's PATH (pyenv, --user installs): link `just` beside
+# `cargo`, which is, so the README's `just demo` works in a fresh shell exactly as written.
+cargo_bin=$(dirname "$(command -v cargo)")
+if [ "$(command -v just)" != "$cargo_bin/just" ] && [ ! -e "$cargo_bin/just" ]; then
+    ln -s "$(command -v just)" "$cargo_bin/just"
+    echo "setup: linked just into $cargo_bin"
+fi
 
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "setup: wasm32-wasip2 target present"

@@ -248,8 +248,10 @@ fn help_has_examples_and_exit_codes() {
 
 /// The embedded default runbook with one line changed.
 fn runbook_with(from: &str, to: &str) -> tempfile::NamedTempFile {
-    let text =
-        std::fs::read_to_string(repo().join("host/src/engine/default-runbook.toml")).unwrap();
+    let text = std::fs::read_to_string(
+        repo().join("crates/launch-engine/src/runbook/default-runbook.toml"),
+    )
+    .unwrap();
     assert!(text.contains(from), "{from} not in the default runbook");
     let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     std::fs::write(file.path(), text.replacen(from, to, 1)).unwrap();
@@ -258,9 +260,50 @@ fn runbook_with(from: &str, to: &str) -> tempfile::NamedTempFile {
 
 #[test]
 fn validate_checks_the_default_runbook_against_the_plugins() {
-    let out = launch_host(&["validate", "--plugins", &plugins_dir()]);
+    let out = launch_host(&[
+        "validate",
+        "--plugins",
+        &plugins_dir(),
+        "--runbook",
+        "embedded",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("and (embedded default runbook)"));
+}
+
+#[test]
+fn validate_without_a_runbook_checks_the_plugins_alone() {
+    // One new plugin on its own: the embedded runbook would miss its smoke suite and UAT
+    // plugins, but nobody asked about a runbook.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        stock_plugin("canary-steps"),
+        dir.path().join("canary-steps.wasm"),
+    )
+    .unwrap();
+    let out = launch_host(&["validate", "--plugins", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("no runbook checked"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn validate_refuses_two_plugins_claiming_one_name() {
+    let dir = dir_with(
+        "canary-steps-copy.wasm",
+        &std::fs::read(stock_plugin("canary-steps")).unwrap(),
+    );
+    let out = launch_host(&["validate", "--plugins", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("plugin name `canary-steps` is claimed by both")
+            && err.contains("canary-steps-copy.wasm"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -439,7 +439,39 @@ fn a_plugin_that_traps_fails_its_stage_by_name_and_keeps_the_journal_intact() {
         "{reason}"
     );
     assert_eq!(r["stages"][0]["plugin"], "hostile");
-    journal(&run); // every line parses
+    // The failed call's stderr (the panic message) is kept in the journal for later reading.
+    let kept = journal(&run).into_iter().any(|e| {
+        e["event"] == "log"
+            && e["source"] == "stderr"
+            && e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("panicked on purpose")
+    });
+    assert!(kept, "the failed call's stderr is journaled");
+}
+
+#[test]
+fn a_bad_environment_is_refused_before_the_run_folder_exists() {
+    for (line, expect) in [
+        ("flags = \"bogus\"", "unknown flag provider `bogus`"),
+        ("store = \"/var/www/site\"", "is not an s3:// URL"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, runs) = run_book(
+            dir.path(),
+            &format!(
+                "[launch]\nname = \"x\"\nflag = \"F\"\n\n[environments.staging]\ntarget = \"embedded\"\n{line}\n\n[[stage]]\nname = \"on\"\naction = \"flag\"\nenvironment = \"staging\"\npercent = 10\n"
+            ),
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("launch.toml:7:") && err.contains(expect),
+            "{err}"
+        );
+        assert!(!runs.exists(), "a refused run leaves no folder behind");
+    }
 }
 
 #[test]

@@ -7,8 +7,8 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use launch_host::runtime::types::*;
-use launch_host::runtime::{Role, Sandbox};
+use launch_runtime::types::*;
+use launch_runtime::{Role, Sandbox};
 use support::*;
 
 /// A StatusBoardV2 stand-in: site page with the V2 marker, and the API the smoke suite probes.
@@ -68,22 +68,22 @@ fn check<'a>(report: &'a StepReport, name: &str) -> &'a Check {
 }
 
 /// The embedded StatusBoardV2 simulator with a V2 build live, in `dir`.
-async fn simulator(dir: &std::path::Path) -> launch_host::simulator::Simulator {
-    use launch_host::providers::flags::LocalFlags;
-    use launch_host::providers::store::LocalStore;
+async fn simulator(dir: &std::path::Path) -> launch_targets::simulator::Simulator {
+    use launch_targets::flags::LocalFlags;
+    use launch_targets::store::LocalStore;
     let store = std::sync::Arc::new(LocalStore::new(dir.join("store")));
-    launch_host::simulator::site::write_statusboard_build(&dir.join("build"), "test", true)
+    launch_targets::simulator::site::write_statusboard_build(&dir.join("build"), "test", true)
         .unwrap();
     store.publish("r1", &dir.join("build")).unwrap();
     store.set_current("r1").unwrap();
-    let config = launch_host::simulator::SimulatorConfig {
+    let config = launch_targets::simulator::SimulatorConfig {
         store,
         flags: std::sync::Arc::new(LocalFlags::new(dir.join("flags.json"))),
         flag: "STATUS_BOARD_V2_ENABLED".into(),
         inject: Default::default(),
         inject_file: None,
     };
-    launch_host::simulator::Simulator::start(config)
+    launch_targets::simulator::Simulator::start(config)
         .await
         .unwrap()
 }

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::response::Redirect;
 use axum::routing::get;
-use launch_host::capabilities::{AllowList, Grants};
-use launch_host::runtime::bounds::{MAX_CHECKS, MAX_TEXT};
-use launch_host::runtime::types::*;
-use launch_host::runtime::{FailureKind, Limits, Plugin, Runtime, Sandbox};
+use launch_runtime::bounds::{MAX_CHECKS, MAX_TEXT};
+use launch_runtime::capabilities::{AllowList, Grants};
+use launch_runtime::types::*;
+use launch_runtime::{FailureKind, Limits, Plugin, Runtime, Sandbox};
 use support::*;
 
 fn context() -> StepContext {
@@ -33,7 +33,7 @@ async fn attack(
     plugin: &Plugin,
     sandbox: &Sandbox,
     what: &str,
-) -> Result<launch_host::runtime::Called<StepReport>, launch_host::runtime::CallFailure> {
+) -> Result<launch_runtime::Called<StepReport>, launch_runtime::CallFailure> {
     plugin.run_step(sandbox, &context(), what).await
 }
 

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use launch_host::runtime::types::*;
-use launch_host::runtime::{Runtime, Sandbox};
+use launch_runtime::types::*;
+use launch_runtime::{Runtime, Sandbox};
 
 const CALLS: usize = 5_000;
 
@@ -64,7 +64,7 @@ async fn run() -> anyhow::Result<()> {
     let dir = plugins_dir();
     let cache = tempfile::tempdir()?;
     let runtime = Runtime::new(Some(cache.path().to_path_buf()))?;
-    let files = launch_host::runtime::discovery::wasm_files(&dir)?;
+    let files = launch_runtime::discovery::wasm_files(&dir)?;
     anyhow::ensure!(
         !files.is_empty(),
         "no plugins in {} (run `just build-plugins`)",

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use launch_host::capabilities::{AllowList, Grants};
-use launch_host::runtime::{Limits, Plugin, Runtime, Sandbox};
+use launch_runtime::capabilities::{AllowList, Grants};
+use launch_runtime::{Limits, Plugin, Runtime, Sandbox};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

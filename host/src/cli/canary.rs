@@ -4,15 +4,12 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use toml::Value;
 
 use super::dashboard;
 use super::output::json;
-use super::workspace::{WorkspaceArgs, by_role, usage};
-use super::{Exit, Output};
-use crate::engine::operation::{s, stage};
-use crate::engine::workspace;
-use crate::runtime::{Role, Runtime};
+use super::workspace::{WorkspaceArgs, usage};
+use super::{Exit, Host, Output};
+use launch_engine::{Operation, workspace};
 
 #[derive(Args, Debug)]
 pub struct CanaryArgs {
@@ -64,71 +61,33 @@ pub enum CanaryCommand {
     },
 }
 
-fn flag_stage(env: &str, flag: &str, percent: u8) -> toml::Table {
-    stage(&[
-        ("name", s(&format!("flag-{}", flag.to_lowercase()))),
-        ("title", s(&format!("{flag} → {percent}%"))),
-        ("action", s("flag")),
-        ("environment", s(env)),
-        ("flag", s(flag)),
-        ("percent", Value::Integer(percent.into())),
-    ])
-}
-
-pub async fn run(runtime: &Runtime, cmd: CanaryCommand) -> anyhow::Result<Exit> {
+pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
     match cmd {
         CanaryCommand::Init(a) => {
-            let rb = match a.ws.parse_runbook() {
-                Ok(rb) => rb,
-                Err(e) => return usage(e),
+            let op = Operation::CanaryInit {
+                environment: a.environment.clone(),
             };
-            let env = a.environment.as_str();
-            let stages = std::iter::once(&rb.launch.flag)
-                .chain(&rb.launch.component_flags)
-                .map(|f| flag_stage(env, f, 0))
-                .collect();
-            a.ws.run_derived(
-                runtime,
-                &format!("canary init --env {env}"),
-                "sets flags",
-                |_| None,
-                stages,
-                a.ws.options(),
-            )
-            .await
+            a.ws.run(host, op).await
         }
         CanaryCommand::Start(a) => {
-            let env = a.environment.clone();
-            a.ws.run_derived(
-                runtime,
-                &format!("canary start --env {env}"),
-                &format!("runs a canary-policy plugin on `{env}`"),
-                by_role(Role::CanaryPolicy, &env),
-                Vec::new(),
-                a.ws.options(),
-            )
-            .await
+            let op = Operation::CanaryStart {
+                environment: a.environment.clone(),
+            };
+            a.ws.run(host, op).await
         }
         CanaryCommand::Promote { percent, args: a } => {
-            let rb = match a.ws.parse_runbook() {
-                Ok(rb) => rb,
-                Err(e) => return usage(e),
+            let op = Operation::CanaryPromote {
+                environment: a.environment.clone(),
+                percent,
             };
-            let env = a.environment.as_str();
-            a.ws.run_derived(
-                runtime,
-                &format!("canary promote {percent} --env {env}"),
-                "sets flags",
-                |_| None,
-                vec![flag_stage(env, &rb.launch.flag, percent)],
-                a.ws.options(),
-            )
-            .await
+            a.ws.run(host, op).await
         }
         CanaryCommand::Rollback(a) => {
-            let env = a.environment.clone();
-            let command = format!("canary rollback --env {env}");
-            super::rollback::emergency(runtime, &a.ws, &env, &command, "canary rollback").await
+            let op = Operation::CanaryRollback {
+                environment: a.environment.clone(),
+                reason: super::rollback::reason(Some("canary rollback")),
+            };
+            a.ws.run(host, op).await
         }
         CanaryCommand::Monitor { args: a, duration } => {
             let (rb, env) = match a.ws.open(&a.environment).await {

@@ -10,12 +10,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::output::table;
-use crate::engine::environment::Env;
-use crate::engine::journal::now_ms;
-use crate::engine::record::{EndpointRecord, WindowRecord};
-use crate::engine::workspace::{self, CanaryProgress};
-use crate::engine::{Runbook, probe_endpoints};
-use crate::probe::Probe;
+use launch_engine::environment::Env;
+use launch_engine::journal::now_ms;
+use launch_engine::record::{EndpointRecord, WindowRecord};
+use launch_engine::workspace::{self, CanaryProgress};
+use launch_engine::{Runbook, probe_endpoints};
+use launch_targets::probe::Probe;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {

@@ -2,11 +2,10 @@
 //! (`staging-smoke-tests.sh`): the runbook's own deploy and smoke stages for one environment.
 
 use clap::Args;
-use toml::Value;
 
-use super::Exit;
-use super::workspace::{WorkspaceArgs, by_action};
-use crate::runtime::{Role, Runtime};
+use super::workspace::WorkspaceArgs;
+use super::{Exit, Host};
+use launch_engine::Operation;
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
@@ -30,50 +29,17 @@ pub struct SmokeArgs {
     ws: WorkspaceArgs,
 }
 
-pub async fn deploy(runtime: &Runtime, args: DeployArgs) -> anyhow::Result<Exit> {
-    let env = args.environment.clone();
-    args.ws
-        .run_derived(
-            runtime,
-            &format!("deploy {env}"),
-            &format!("deploys to `{env}` (action = \"deploy\")"),
-            by_action("deploy", &env),
-            Vec::new(),
-            args.ws.options(),
-        )
-        .await
+pub async fn deploy(host: &Host, args: DeployArgs) -> anyhow::Result<Exit> {
+    let op = Operation::Deploy {
+        environment: args.environment.clone(),
+    };
+    args.ws.run(host, op).await
 }
 
-pub async fn smoke(runtime: &Runtime, args: SmokeArgs) -> anyhow::Result<Exit> {
-    let env = args.environment.clone();
-    let mode = if args.full { "full" } else { "quick" };
-    args.ws
-        .run_derived(
-            runtime,
-            &format!(
-                "smoke --env {env}{}",
-                if args.full { " --full" } else { "" }
-            ),
-            &format!("runs a smoke-suite plugin against `{env}`"),
-            |v| {
-                if v.role != Some(Role::SmokeSuite) || v.environment != Some(env.as_str()) {
-                    return None;
-                }
-                let mut t = v.table.clone();
-                let config = t
-                    .entry("config")
-                    .or_insert_with(|| Value::Table(Default::default()));
-                if let Value::Table(c) = config {
-                    c.insert("mode".into(), Value::String(mode.into()));
-                }
-                Some(t)
-            },
-            Vec::new(),
-            // Smoke tests only read, so they run even while a launch holds the lock.
-            crate::engine::RunOptions {
-                lock: false,
-                ..args.ws.options()
-            },
-        )
-        .await
+pub async fn smoke(host: &Host, args: SmokeArgs) -> anyhow::Result<Exit> {
+    let op = Operation::Smoke {
+        environment: args.environment.clone(),
+        full: args.full,
+    };
+    args.ws.run(host, op).await
 }

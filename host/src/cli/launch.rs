@@ -6,12 +6,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::output::json;
-use super::workspace::{WorkspaceArgs, by_action, by_role, usage};
-use super::{Exit, Output};
-use crate::engine::RunOptions;
-use crate::engine::operation::{s, stage};
-use crate::engine::workspace;
-use crate::runtime::{Role, Runtime};
+use super::workspace::{WorkspaceArgs, usage};
+use super::{Exit, Host, Output};
+use launch_engine::{Operation, workspace};
 
 #[derive(Args, Debug)]
 pub struct LaunchArgs {
@@ -68,118 +65,32 @@ pub enum LaunchCommand {
     },
 }
 
-pub async fn run(runtime: &Runtime, cmd: LaunchCommand) -> anyhow::Result<Exit> {
-    match cmd {
-        LaunchCommand::Validate(a) => {
-            let preflight = stage(&[
-                ("name", s("preflight")),
-                ("title", s("Pre-flight validation")),
-                ("action", s("preflight")),
-            ]);
-            a.ws.run_derived(
-                runtime,
-                "launch validate",
-                "validates",
-                |v| {
-                    // The UAT gate: production needs UAT approval.
-                    (v.role == Some(Role::UatChecklist) && v.action.is_none())
-                        .then(|| v.table.clone())
-                },
-                vec![preflight],
-                RunOptions {
-                    lock: false,
-                    ..a.ws.options()
-                },
-            )
-            .await
-        }
+pub async fn run(host: &Host, cmd: LaunchCommand) -> anyhow::Result<Exit> {
+    let (a, op) = match cmd {
+        LaunchCommand::Validate(a) => (a, Operation::LaunchValidate),
         LaunchCommand::FullLaunch(a) => {
-            let env = a.environment.clone();
-            a.ws.run_derived(
-                runtime,
-                "launch full-launch",
-                &format!("acts on `{env}`"),
-                |v| {
-                    (v.environment == Some(env.as_str()) || v.action == Some("report"))
-                        .then(|| v.table.clone())
-                },
-                Vec::new(),
-                a.ws.options(),
-            )
-            .await
+            let environment = a.environment.clone();
+            (a, Operation::LaunchFull { environment })
         }
         LaunchCommand::Build(a) => {
-            let env = a.environment.clone();
-            a.ws.run_derived(
-                runtime,
-                "launch build",
-                &format!("deploys to `{env}` (its build settings are used)"),
-                |v| {
-                    if v.action != Some("deploy") || v.environment != Some(env.as_str()) {
-                        return None;
-                    }
-                    let mut t = v.table.clone();
-                    t.insert("action".into(), s("build"));
-                    t.insert("name".into(), s(&format!("{}-build", v.name)));
-                    t.insert("title".into(), s(&format!("Build for {env}")));
-                    Some(t)
-                },
-                Vec::new(),
-                a.ws.options(),
-            )
-            .await
+            let environment = a.environment.clone();
+            (a, Operation::LaunchBuild { environment })
         }
         LaunchCommand::Deploy(a) => {
-            let env = a.environment.clone();
-            a.ws.run_derived(
-                runtime,
-                "launch deploy",
-                &format!("deploys to `{env}`"),
-                by_action("deploy", &env),
-                Vec::new(),
-                a.ws.options(),
-            )
-            .await
+            let environment = a.environment.clone();
+            (a, Operation::LaunchDeploy { environment })
         }
         LaunchCommand::Rollout(a) => {
-            let env = a.environment.clone();
-            a.ws.run_derived(
-                runtime,
-                "launch rollout",
-                &format!("runs a canary-policy plugin on `{env}`"),
-                by_role(Role::CanaryPolicy, &env),
-                Vec::new(),
-                a.ws.options(),
-            )
-            .await
+            let environment = a.environment.clone();
+            (a, Operation::LaunchRollout { environment })
         }
         LaunchCommand::Monitor { secs, args: a } => {
-            let env = a.environment.clone();
-            let monitor = stage(&[
-                ("name", s("production-monitor")),
-                ("title", s(&format!("Monitor {env} for {secs} s"))),
-                ("action", s("monitor")),
-                ("environment", s(&env)),
-                ("duration", s(&format!("{secs}s"))),
-                ("interval", s(&format!("{}s", secs.clamp(1, 60)))),
-            ]);
-            // Monitoring first, then the environment's SLO gates judge what it measured.
-            a.ws.run_derived(
-                runtime,
-                &format!("launch monitor {secs}"),
-                &format!("monitors `{env}`"),
-                by_role(Role::SloGate, &env),
-                vec![monitor],
-                RunOptions {
-                    lock: false,
-                    ..a.ws.options()
-                },
-            )
-            .await
+            let environment = a.environment.clone();
+            (a, Operation::LaunchMonitor { environment, secs })
         }
-        LaunchCommand::Status { args: a, output } => status(&a, output).await,
+        LaunchCommand::Status { args: a, output } => return status(&a, output).await,
         LaunchCommand::Report { args: a, output } => {
-            super::status::report(super::status::ReportArgs {
+            return super::status::report(super::status::ReportArgs {
                 run: super::status::RunRef {
                     run: None,
                     state: None,
@@ -188,9 +99,10 @@ pub async fn run(runtime: &Runtime, cmd: LaunchCommand) -> anyhow::Result<Exit> 
                 },
                 output,
             })
-            .await
+            .await;
         }
-    }
+    };
+    a.ws.run(host, op).await
 }
 
 async fn status(a: &LaunchArgs, output: Output) -> anyhow::Result<Exit> {

@@ -12,6 +12,7 @@ mod plugins;
 mod rollback;
 mod run;
 mod status;
+mod terminal;
 mod uat;
 mod validate;
 mod workspace;
@@ -23,7 +24,24 @@ use clap::{Parser, Subcommand};
 
 pub use exit::Exit;
 
-use crate::runtime::Runtime;
+use launch_runtime::Runtime;
+
+/// The plugin runtime, started on first use: commands that load no plugin (a rollback, a flag
+/// move, a status) never start wasmtime, so they are as quick as the effect itself.
+pub struct Host {
+    cache_dir: Option<PathBuf>,
+    runtime: std::sync::OnceLock<Runtime>,
+}
+
+impl Host {
+    pub fn runtime(&self) -> anyhow::Result<&Runtime> {
+        if let Some(rt) = self.runtime.get() {
+            return Ok(rt);
+        }
+        let rt = Runtime::new(self.cache_dir.clone())?;
+        Ok(self.runtime.get_or_init(|| rt))
+    }
+}
 
 const ABOUT: &str = "Run software launches whose policies are sandboxed WebAssembly plugins";
 
@@ -187,24 +205,27 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         None
     } else {
         cli.cache_dir
-            .or_else(crate::runtime::cache::ArtifactCache::default_dir)
+            .or_else(launch_runtime::cache::ArtifactCache::default_dir)
     };
-    let runtime = Runtime::new(cache_dir)?;
+    let host = Host {
+        cache_dir,
+        runtime: std::sync::OnceLock::new(),
+    };
     match cli.command {
-        Command::Plugins(cmd) => plugins::run(&runtime, cmd).await,
-        Command::Run(args) => run::run(&runtime, args).await,
-        Command::Resume(args) => run::resume(&runtime, args).await,
-        Command::Validate(args) => validate::run(&runtime, args).await,
+        Command::Plugins(cmd) => plugins::run(host.runtime()?, cmd).await,
+        Command::Run(args) => run::run(&host, args).await,
+        Command::Resume(args) => run::resume(host.runtime()?, args).await,
+        Command::Validate(args) => validate::run(host.runtime()?, args).await,
         Command::Status(args) => status::status(args).await,
         Command::Report(args) => status::report(args).await,
-        Command::Rollback(args) => rollback::run(&runtime, args).await,
-        Command::Deploy(args) => deploy::deploy(&runtime, args).await,
-        Command::Smoke(args) => deploy::smoke(&runtime, args).await,
-        Command::Canary(cmd) => canary::run(&runtime, cmd).await,
+        Command::Rollback(args) => rollback::run(&host, args).await,
+        Command::Deploy(args) => deploy::deploy(&host, args).await,
+        Command::Smoke(args) => deploy::smoke(&host, args).await,
+        Command::Canary(cmd) => canary::run(&host, cmd).await,
         Command::Monitor(args) => monitor::run(args).await,
-        Command::Uat(cmd) => uat::run(&runtime, cmd).await,
-        Command::Launch(cmd) => launch::run(&runtime, cmd).await,
-        Command::Playbook(cmd) => playbook::run(&runtime, cmd).await,
+        Command::Uat(cmd) => uat::run(&host, cmd).await,
+        Command::Launch(cmd) => launch::run(&host, cmd).await,
+        Command::Playbook(cmd) => playbook::run(&host, cmd).await,
         Command::Completions { .. } => unreachable!("answered before the runtime starts"),
     }
 }

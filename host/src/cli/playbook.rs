@@ -3,11 +3,9 @@
 
 use clap::{Args, Subcommand};
 
-use super::Exit;
 use super::workspace::{WorkspaceArgs, usage};
-use crate::engine::RunOptions;
-use crate::engine::operation::{s, stage};
-use crate::runtime::Runtime;
+use super::{Exit, Host};
+use launch_engine::{Operation, RunOptions};
 
 #[derive(Args, Debug)]
 pub struct PlaybookArgs {
@@ -31,32 +29,9 @@ pub enum PlaybookCommand {
     Auto(PlaybookArgs),
 }
 
-pub async fn run(runtime: &Runtime, cmd: PlaybookCommand) -> anyhow::Result<Exit> {
+pub async fn run(host: &Host, cmd: PlaybookCommand) -> anyhow::Result<Exit> {
     match cmd {
-        PlaybookCommand::Validate(a) => {
-            let preflight = stage(&[
-                ("name", s("preflight")),
-                (
-                    "title",
-                    s("Pre-flight validation: plugins, runbook, targets, flags"),
-                ),
-                ("action", s("preflight")),
-            ]);
-            // Preflight checks the runbook against the plugins, then every environment.
-            a.ws.run_derived(
-                runtime,
-                "playbook validate",
-                "validates",
-                |_| None,
-                vec![preflight],
-                RunOptions {
-                    auto: true,
-                    lock: false,
-                    ..a.ws.options()
-                },
-            )
-            .await
-        }
+        PlaybookCommand::Validate(a) => a.ws.run(host, Operation::PlaybookValidate).await,
         PlaybookCommand::Interactive(a) => {
             if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 return usage(anyhow::anyhow!(
@@ -67,34 +42,17 @@ pub async fn run(runtime: &Runtime, cmd: PlaybookCommand) -> anyhow::Result<Exit
                 auto: false,
                 interactive: true,
                 skip_uat_interactive: a.skip_uat_interactive,
-                ..a.ws.options()
+                ..a.ws.options(Operation::Playbook)
             };
-            whole(runtime, &a.ws, "playbook interactive", options).await
+            a.ws.run_with(host, options).await
         }
         PlaybookCommand::Auto(a) => {
             let options = RunOptions {
                 auto: true,
                 skip_uat_interactive: true,
-                ..a.ws.options()
+                ..a.ws.options(Operation::Playbook)
             };
-            whole(runtime, &a.ws, "playbook auto", options).await
+            a.ws.run_with(host, options).await
         }
     }
-}
-
-async fn whole(
-    runtime: &Runtime,
-    ws: &WorkspaceArgs,
-    command: &str,
-    options: RunOptions,
-) -> anyhow::Result<Exit> {
-    ws.run_derived(
-        runtime,
-        command,
-        "runs",
-        |v| Some(v.table.clone()),
-        Vec::new(),
-        options,
-    )
-    .await
 }

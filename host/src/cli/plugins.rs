@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::output::{self, table};
 use super::{Exit, Output};
-use crate::runtime::{Plugin, Runtime};
+use launch_runtime::{Plugin, Runtime};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginsCommand {
@@ -51,7 +51,7 @@ struct Listed<'a> {
     size: u64,
     contract: &'a str,
     #[serde(flatten)]
-    info: &'a crate::runtime::PluginInfo,
+    info: &'a launch_runtime::PluginInfo,
 }
 
 fn listed(p: &Plugin) -> Listed<'_> {

@@ -4,9 +4,14 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::Exit;
-use crate::engine::{self, Outcome, RunOptions};
-use crate::runtime::Runtime;
+use std::sync::Arc;
+
+use super::terminal::Terminal;
+use super::workspace::{runbook_text, usage};
+use super::{Exit, Host};
+use launch_engine::run::{Launch, Refused};
+use launch_engine::{Outcome, RunOptions, Runbook};
+use launch_runtime::{Catalog, Runtime};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -52,7 +57,7 @@ fn exit_for(outcome: Outcome) -> Exit {
     }
 }
 
-fn print_summary(s: &engine::RunSummary) {
+fn print_summary(s: &launch_engine::RunSummary) {
     println!(
         "run {}: {} — {}",
         s.run_id,
@@ -66,19 +71,14 @@ fn print_summary(s: &engine::RunSummary) {
     );
 }
 
-pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
-    let (text, source) = match &args.runbook {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(t) => (t, path.display().to_string()),
-            Err(e) => {
-                eprintln!("error: {}: cannot read the runbook: {e}", path.display());
-                return Ok(Exit::Usage);
-            }
-        },
-        None => (
-            engine::runbook::DEFAULT_RUNBOOK.to_string(),
-            "(embedded default runbook)".to_string(),
-        ),
+pub async fn run(host: &Host, args: RunArgs) -> anyhow::Result<Exit> {
+    let (text, source) = match runbook_text(args.runbook.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let runbook = match Runbook::parse(&text, &source) {
+        Ok(rb) => rb,
+        Err(e) => return usage(e.into()),
     };
     if !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!(
@@ -86,29 +86,41 @@ pub async fn run(runtime: &Runtime, args: RunArgs) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Usage);
     }
+    let catalog = match host.runtime()?.discover(&args.plugins).await {
+        Ok(c) => c,
+        Err(e) => return usage(e.into()),
+    };
     let options = RunOptions {
         inject: args.inject.clone(),
         ..RunOptions::new(args.plugins.clone(), args.yes)
     };
-    launch(runtime, &text, &source, options, &args.runs_dir).await
+    launch(&runbook, &text, catalog, options, &args.runs_dir).await
 }
 
 /// Starts a run and turns how it ended into the exit code, printing refusals and lock
 /// conflicts as errors.
 pub async fn launch(
-    runtime: &Runtime,
+    runbook: &Runbook,
     text: &str,
-    source: &str,
+    catalog: Catalog,
     options: RunOptions,
     runs_dir: &std::path::Path,
 ) -> anyhow::Result<Exit> {
-    match engine::playbook::start(runtime, text, source, options, runs_dir).await {
+    let launch = Launch {
+        runbook,
+        text,
+        catalog,
+        options,
+        operator: Arc::new(Terminal),
+        runs_root: runs_dir,
+    };
+    match launch_engine::run::start(launch).await {
         Ok(summary) => {
             print_summary(&summary);
             Ok(exit_for(summary.outcome))
         }
         Err(e) => {
-            if let Some(refused) = e.downcast_ref::<engine::playbook::Refused>() {
+            if let Some(refused) = e.downcast_ref::<Refused>() {
                 for p in &refused.problems {
                     eprintln!("error: {p}");
                 }
@@ -116,11 +128,11 @@ pub async fn launch(
                     "error: nothing was run; fix the problems above (`launch-host validate` checks them)"
                 );
                 Ok(Exit::Usage)
-            } else if let Some(lock) = e.downcast_ref::<engine::lock::LockError>() {
+            } else if let Some(lock) = e.downcast_ref::<launch_engine::lock::LockError>() {
                 eprintln!("error: {lock}");
                 Ok(match lock {
-                    engine::lock::LockError::Held { .. } => Exit::Locked,
-                    engine::lock::LockError::Unavailable { .. } => Exit::Usage,
+                    launch_engine::lock::LockError::Held { .. } => Exit::Locked,
+                    launch_engine::lock::LockError::Unavailable { .. } => Exit::Usage,
                 })
             } else {
                 Err(e)
@@ -143,18 +155,21 @@ pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit>
             return Ok(Exit::Usage);
         }
     };
-    match engine::playbook::resume(runtime, &dir, args.plugins.clone()).await {
+    match launch_engine::run::resume(runtime, &dir, args.plugins.clone(), Arc::new(Terminal)).await
+    {
         Ok(summary) => {
             print_summary(&summary);
             Ok(exit_for(summary.outcome))
         }
         Err(e) => {
             eprintln!("error: cannot resume {}: {e:#}", dir.display());
-            Ok(if e.downcast_ref::<engine::lock::LockError>().is_some() {
-                Exit::Locked
-            } else {
-                Exit::Usage
-            })
+            Ok(
+                if e.downcast_ref::<launch_engine::lock::LockError>().is_some() {
+                    Exit::Locked
+                } else {
+                    Exit::Usage
+                },
+            )
         }
     }
 }

@@ -8,8 +8,7 @@ use clap::Args;
 
 use super::output::{json, table};
 use super::{Exit, Output};
-use crate::engine::mirror;
-use crate::report::RunReport;
+use launch_engine::report::RunReport;
 
 #[derive(Args, Debug)]
 pub struct RunRef {
@@ -58,35 +57,12 @@ impl RunRef {
 
     /// The run's local folder, fetched from the shared state first when `--state` is given.
     pub async fn resolve(&self) -> anyhow::Result<PathBuf> {
-        let id = match (&self.run, &self.state) {
-            (Some(id), _) => id.clone(),
-            (None, Some(url)) => mirror::list(url)
-                .await?
-                .pop()
-                .ok_or_else(|| anyhow::anyhow!("no runs in {url}"))?,
-            (None, None) => crate::engine::workspace::runs(&self.runs_dir())
-                .pop()
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "no runs in {}; start one with `launch-host run`",
-                        self.runs_dir().display()
-                    )
-                })?,
-        };
-        let as_path = PathBuf::from(&id);
-        if self.state.is_none() && as_path.join("journal.jsonl").is_file() {
-            return Ok(as_path);
-        }
-        let dir = self.runs_dir().join(&id);
-        if let Some(url) = &self.state {
-            mirror::fetch(url, &id, &dir).await?;
-        }
-        anyhow::ensure!(
-            dir.join("journal.jsonl").is_file(),
-            "no run {id} in {} (pass --state s3://... to read a run started elsewhere)",
-            self.runs_dir().display()
-        );
-        Ok(dir)
+        launch_engine::workspace::find_run(
+            &self.runs_dir(),
+            self.run.as_deref(),
+            self.state.as_deref(),
+        )
+        .await
     }
 }
 
@@ -127,7 +103,7 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<Exit> {
         Err(e) => return super::workspace::usage(e),
     };
     // Rebuilt from the journal, so an interrupted or fetched run has current reports too.
-    crate::report::write_all(&dir)?;
+    launch_engine::report::write_all(&dir)?;
     let file = match args.output {
         Output::Json => "report.json",
         Output::Table => "report.md",

@@ -5,11 +5,11 @@
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{json, table};
-use super::workspace::{WorkspaceArgs, by_action, usage};
-use super::{Exit, Output};
-use crate::engine::journal::now_ms;
-use crate::engine::uat::{self, ResultFile, SignoffFile, UatData};
-use crate::runtime::{Role, Runtime};
+use super::workspace::{WorkspaceArgs, usage};
+use super::{Exit, Host, Output};
+use launch_engine::Operation;
+use launch_engine::journal::now_ms;
+use launch_engine::uat::{self, ResultFile, SignoffFile, UatData};
 
 #[derive(Args, Debug)]
 pub struct UatArgs {
@@ -28,11 +28,32 @@ pub enum TestOutcome {
     Skipped,
 }
 
+impl From<TestOutcome> for uat::Outcome {
+    fn from(o: TestOutcome) -> uat::Outcome {
+        match o {
+            TestOutcome::Pass => uat::Outcome::Pass,
+            TestOutcome::Fail => uat::Outcome::Fail,
+            TestOutcome::Blocked => uat::Outcome::Blocked,
+            TestOutcome::Skipped => uat::Outcome::Skipped,
+        }
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 pub enum Decision {
     Approved,
     Rejected,
     Conditional,
+}
+
+impl From<Decision> for uat::Decision {
+    fn from(d: Decision) -> uat::Decision {
+        match d {
+            Decision::Approved => uat::Decision::Approved,
+            Decision::Rejected => uat::Decision::Rejected,
+            Decision::Conditional => uat::Decision::Conditional,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,7 +124,7 @@ pub enum UatCommand {
 }
 
 fn dir(ws: &WorkspaceArgs) -> std::path::PathBuf {
-    crate::engine::workspace::uat_dir(&ws.workspace)
+    launch_engine::workspace::uat_dir(&ws.workspace)
 }
 
 fn at(ms: u64) -> String {
@@ -121,46 +142,26 @@ fn load(ws: &WorkspaceArgs) -> anyhow::Result<UatData> {
     Ok(data)
 }
 
-pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
+pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
     match cmd {
         UatCommand::Init(a) => {
-            let env = a.environment.clone();
-            a.ws.run_derived(
-                runtime,
-                &format!("uat init --env {env}"),
-                &format!("initializes UAT on `{env}` (action = \"uat-init\")"),
-                by_action("uat-init", &env),
-                Vec::new(),
-                a.ws.options(),
-            )
-            .await
+            let op = Operation::UatInit {
+                environment: a.environment.clone(),
+            };
+            a.ws.run(host, op).await
         }
         UatCommand::Report(a) => {
-            let env = a.environment.clone();
-            a.ws.run_derived(
-                runtime,
-                &format!("uat report --env {env}"),
-                &format!("runs the UAT gate on `{env}`"),
-                |v| {
-                    (v.role == Some(Role::UatChecklist)
-                        && v.action.is_none()
-                        && v.environment == Some(env.as_str()))
-                    .then(|| v.table.clone())
-                },
-                Vec::new(),
-                crate::engine::RunOptions {
-                    lock: false,
-                    ..a.ws.options()
-                },
-            )
-            .await
+            let op = Operation::UatReport {
+                environment: a.environment.clone(),
+            };
+            a.ws.run(host, op).await
         }
         UatCommand::Status { args: a, output } => {
             let data = match load(&a.ws) {
                 Ok(d) => d,
                 Err(e) => return usage(e),
             };
-            let count = |o: &str| {
+            let count = |o: uat::Outcome| {
                 data.items
                     .iter()
                     .filter(|i| data.result(&i.id).is_some_and(|r| r.outcome == o))
@@ -174,10 +175,10 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
                 .collect();
             let status = serde_json::json!({
                 "items": data.items.len(),
-                "pass": count("pass"),
-                "fail": count("fail"),
-                "blocked": count("blocked"),
-                "skipped": count("skipped"),
+                "pass": count(uat::Outcome::Pass),
+                "fail": count(uat::Outcome::Fail),
+                "blocked": count(uat::Outcome::Blocked),
+                "skipped": count(uat::Outcome::Skipped),
                 "untested": untested,
                 "signoffs": data.signoffs,
             });
@@ -203,7 +204,7 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
                     } else {
                         data.signoffs
                             .iter()
-                            .map(|s| format!("{} {} ({})", s.role, s.name, s.decision))
+                            .map(|s| format!("{} {} ({})", s.role, s.name, s.decision.word()))
                             .collect::<Vec<_>>()
                             .join(", ")
                     }
@@ -232,17 +233,11 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
             let tester = tester
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "tester".into());
-            let recorded = match result {
-                Some(outcome) => ResultFile {
-                    id: item.id.clone(),
-                    outcome: format!("{outcome:?}").to_lowercase(),
-                    tester,
-                    notes,
-                    at_ms: now_ms(),
-                },
+            let (outcome, notes) = match result {
+                Some(outcome) => (outcome.into(), notes),
                 None if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
-                    match uat::walk_through(item, &tester) {
-                        Some(r) => r,
+                    match super::terminal::walk_through(item) {
+                        Some(a) => (a.outcome, a.notes),
                         None => return usage(anyhow::anyhow!("no answer; nothing recorded")),
                     }
                 }
@@ -252,10 +247,17 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
                     ));
                 }
             };
+            let recorded = ResultFile {
+                id: item.id.clone(),
+                outcome,
+                tester,
+                notes,
+                at_ms: now_ms(),
+            };
             println!(
                 "{}: {} by {} at {}",
                 recorded.id,
-                recorded.outcome,
+                recorded.outcome.word(),
                 recorded.tester,
                 at(recorded.at_ms)
             );
@@ -275,7 +277,7 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
             let signoff = SignoffFile {
                 role,
                 name,
-                decision: format!("{decision:?}").to_lowercase(),
+                decision: decision.into(),
                 note,
                 at_ms: now_ms(),
             };
@@ -283,7 +285,7 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
                 "{} {} {} at {}",
                 signoff.role,
                 signoff.name,
-                signoff.decision,
+                signoff.decision.word(),
                 at(signoff.at_ms)
             );
             uat::record_signoff(&dir(&a.ws), signoff)?;
@@ -305,7 +307,8 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
                     i.title.clone(),
                     if i.blocking { "yes" } else { "" }.into(),
                     data.result(&i.id)
-                        .map_or("untested".into(), |r| r.outcome.clone()),
+                        .map_or("untested", |r| r.outcome.word())
+                        .into(),
                 ]);
             }
             println!("{t}");
@@ -324,7 +327,7 @@ pub async fn run(runtime: &Runtime, cmd: UatCommand) -> anyhow::Result<Exit> {
                 t.add_row(vec![
                     s.role.clone(),
                     s.name.clone(),
-                    s.decision.clone(),
+                    s.decision.word().into(),
                     s.note.clone(),
                     at(s.at_ms),
                 ]);

@@ -7,15 +7,17 @@ use std::time::Duration;
 use clap::Args;
 
 use super::output::{self, table};
+use super::workspace::{runbook_text, usage};
 use super::{Exit, Output};
-use crate::runtime::{LoadSource, Runtime, Sandbox};
+use launch_runtime::{LoadSource, Runtime, Sandbox};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
     /// Directory holding the plugin `.wasm` files
     #[arg(long, value_name = "DIR", default_value = "plugins")]
     plugins: PathBuf,
-    /// The runbook to check against the plugins [default: the embedded default runbook]
+    /// A runbook to check against the plugins (`embedded` for the built-in default); without
+    /// it the plugins are checked alone
     #[arg(long, value_name = "FILE")]
     runbook: Option<PathBuf>,
     /// Compile every plugin for the first load even when the cache has it, to time a cold load
@@ -41,7 +43,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> {
-    let files = match crate::runtime::discovery::wasm_files(&args.plugins) {
+    let files = match launch_runtime::discovery::wasm_files(&args.plugins) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
@@ -87,31 +89,45 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
             call_ms: ms(call),
         });
     }
+    // Names are unique in a folder: `run` looks plugins up by name.
+    let catalog = match runtime.discover(&args.plugins).await {
+        Ok(catalog) => Some(catalog),
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
     // The runbook: parsed, checked against the plugins, and its gates probed with the worst
     // inputs so a gate that can never fail is caught here, not after it passed in production.
-    let (text, source) = match &args.runbook {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => (t, p.display().to_string()),
-            Err(e) => {
-                eprintln!("error: {}: cannot read the runbook: {e}", p.display());
-                return Ok(Exit::Usage);
+    let source = match &args.runbook {
+        None => None,
+        Some(p) => {
+            let (text, source) = if p.as_os_str() == "embedded" {
+                runbook_text(None)?
+            } else {
+                match runbook_text(Some(p)) {
+                    Ok(t) => t,
+                    Err(e) => return usage(e),
+                }
+            };
+            match launch_engine::Runbook::parse(&text, &source) {
+                Err(e) => problems.push(e.to_string()),
+                Ok(runbook) => {
+                    if let Some(catalog) = &catalog {
+                        problems.extend(launch_engine::consistency::validate(&runbook, catalog));
+                        problems.extend(
+                            launch_engine::lint::gates_that_cannot_fail(&runbook, catalog).await,
+                        );
+                    }
+                }
             }
-        },
-        None => (
-            crate::engine::runbook::DEFAULT_RUNBOOK.to_string(),
-            "(embedded default runbook)".to_string(),
-        ),
-    };
-    match crate::engine::Runbook::parse(&text, &source) {
-        Err(e) => problems.push(e.to_string()),
-        Ok(runbook) => {
-            if let Ok(catalog) = runtime.discover(&args.plugins).await {
-                problems.extend(crate::engine::playbook::validate(&runbook, &catalog));
-                problems
-                    .extend(crate::engine::lint::gates_that_cannot_fail(&runbook, &catalog).await);
-            }
+            Some(source)
         }
-    }
+    };
+    let checked = match &source {
+        Some(s) => format!(" and {s}"),
+        None => " (no runbook checked: pass --runbook FILE, or --runbook embedded)".into(),
+    };
     match args.output {
         Output::Json => output::json(
             &serde_json::json!({ "plugins": rows, "runbook": source, "problems": problems }),
@@ -146,7 +162,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
                 "FAILED"
             };
             println!(
-                "{verdict}: {} plugin(s) valid, {} problem(s) in {} and {source}",
+                "{verdict}: {} plugin(s) valid, {} problem(s) in {}{checked}",
                 rows.len(),
                 problems.len(),
                 args.plugins.display()

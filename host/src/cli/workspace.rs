@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::Exit;
 use super::run::launch;
-use crate::engine::environment::Env;
-use crate::engine::operation::{self, Derived, StageView};
-use crate::engine::{self, RunOptions, Runbook};
-use crate::runtime::{Catalog, Role, Runtime};
+use super::{Exit, Host};
+use launch_engine::environment::Env;
+use launch_engine::{Operation, RunOptions, Runbook};
+use launch_runtime::Catalog;
 
 #[derive(Args, Debug, Clone)]
 pub struct WorkspaceArgs {
@@ -43,66 +42,57 @@ impl WorkspaceArgs {
         self.workspace.join("runs")
     }
 
-    /// The runbook's text and a name for messages.
-    pub fn runbook_text(&self) -> anyhow::Result<(String, String)> {
-        runbook_text(self.runbook.as_deref())
-    }
-
-    pub fn options(&self) -> RunOptions {
+    pub fn options(&self, operation: Operation) -> RunOptions {
         RunOptions {
+            lock: operation.takes_lock(),
+            auto: self.yes || operation.never_asks(),
             workspace: Some(self.workspace.clone()),
+            operation,
             ..RunOptions::new(self.plugins.clone(), self.yes)
         }
     }
 
-    pub fn parse_runbook(&self) -> anyhow::Result<Runbook> {
-        let (text, source) = self.runbook_text()?;
-        Ok(Runbook::parse(&text, &source)?)
+    pub fn parse_runbook(&self) -> anyhow::Result<(Runbook, String)> {
+        let (text, source) = runbook_text(self.runbook.as_deref())?;
+        Ok((Runbook::parse(&text, &source)?, text))
     }
 
     /// The runbook and one of its environments, opened as the workspace's commands see it
     /// (an embedded target is started on its workspace state).
     pub async fn open(&self, environment: &str) -> anyhow::Result<(Runbook, Env)> {
-        let runbook = self.parse_runbook()?;
+        let (runbook, _) = self.parse_runbook()?;
         let env =
-            crate::engine::workspace::open_env(&runbook, environment, &self.workspace).await?;
+            launch_engine::workspace::open_env(&runbook, environment, &self.workspace).await?;
         Ok((runbook, env))
     }
 
-    pub async fn catalog(&self, runtime: &Runtime) -> anyhow::Result<Catalog> {
-        Ok(runtime.discover(&self.plugins).await?)
+    /// Runs an operator command on the workspace: the runbook parsed once, the plugins
+    /// discovered only when the command needs them, the command planned by the engine.
+    pub async fn run(&self, host: &Host, operation: Operation) -> anyhow::Result<Exit> {
+        let options = self.options(operation);
+        self.run_with(host, options).await
     }
 
-    /// Runs `first` and then the stages of the workspace runbook that `pick` keeps, as one run.
-    pub async fn run_derived(
-        &self,
-        runtime: &Runtime,
-        command: &str,
-        what: &str,
-        pick: impl FnMut(&StageView) -> Option<toml::Table>,
-        first: Vec<toml::Table>,
-        options: RunOptions,
-    ) -> anyhow::Result<Exit> {
-        let (text, source) = match self.runbook_text() {
-            Ok(t) => t,
+    pub async fn run_with(&self, host: &Host, options: RunOptions) -> anyhow::Result<Exit> {
+        let (runbook, text) = match self.parse_runbook() {
+            Ok(parsed) => parsed,
             Err(e) => return usage(e),
         };
-        let catalog = match self.catalog(runtime).await {
-            Ok(c) => c,
-            Err(e) => return usage(e),
-        };
-        let Derived { text, source } =
-            match operation::derive(&text, &source, command, &catalog, pick, first, what) {
-                Ok(d) => d,
-                Err(e) => return usage(e),
-            };
         if !options.auto && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             eprintln!(
                 "error: not on a terminal, so nobody can answer prompts: pass --yes (or AUTO_CONFIRM=true) to run unattended"
             );
             return Ok(Exit::Usage);
         }
-        launch(runtime, &text, &source, options, &self.runs_dir()).await
+        let catalog = if options.operation.needs_plugins() {
+            match host.runtime()?.discover(&self.plugins).await {
+                Ok(c) => c,
+                Err(e) => return usage(e.into()),
+            }
+        } else {
+            Catalog::empty(&self.plugins)
+        };
+        launch(&runbook, &text, catalog, options, &self.runs_dir()).await
     }
 }
 
@@ -112,7 +102,7 @@ pub fn runbook_text(path: Option<&Path>) -> anyhow::Result<(String, String)> {
             .map(|t| (t, path.display().to_string()))
             .map_err(|e| anyhow::anyhow!("{}: cannot read the runbook: {e}", path.display())),
         None => Ok((
-            engine::runbook::DEFAULT_RUNBOOK.to_string(),
+            launch_engine::runbook::DEFAULT_RUNBOOK.to_string(),
             "(embedded default runbook)".to_string(),
         )),
     }
@@ -121,16 +111,4 @@ pub fn runbook_text(path: Option<&Path>) -> anyhow::Result<(String, String)> {
 pub fn usage(e: anyhow::Error) -> anyhow::Result<Exit> {
     eprintln!("error: {e:#}");
     Ok(Exit::Usage)
-}
-
-/// Picks the runbook's stages whose plugin plays `role` on `environment`.
-pub fn by_role(role: Role, environment: &str) -> impl FnMut(&StageView) -> Option<toml::Table> {
-    move |v| (v.role == Some(role) && v.environment == Some(environment)).then(|| v.table.clone())
-}
-
-/// Picks the runbook's stages doing the built-in `action` on `environment`.
-pub fn by_action(action: &str, environment: &str) -> impl FnMut(&StageView) -> Option<toml::Table> {
-    move |v| {
-        (v.action == Some(action) && v.environment == Some(environment)).then(|| v.table.clone())
-    }
 }

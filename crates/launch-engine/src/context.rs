@@ -1,0 +1,249 @@
+//! What a stage runs in: the run's options, its environments and catalog, the journal every
+//! effect is written to before and after, and the windows measured so far.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::environment::Env;
+use crate::journal::{Event, Journal, Record};
+use crate::operator::Operator;
+use crate::plan::Operation;
+use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
+use crate::runbook::{Runbook, Stage};
+use launch_runtime::capabilities::{AllowList, Grants};
+use launch_runtime::{Catalog, Limits, Plugin, Sandbox};
+
+/// What `run` was asked to do; saved in the run folder so `resume` does the same.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// What the operator asked for: the stages of the runbook it runs are planned from it
+    /// (again on resume). Runs from before typed operations ran their whole saved runbook.
+    #[serde(default)]
+    pub operation: Operation,
+    pub plugins_dir: PathBuf,
+    /// Proceed without asking; without it, an inconclusive stage pauses for a human on a TTY.
+    pub auto: bool,
+    /// Faults injected into the embedded targets' V2 behaviour.
+    pub inject: Vec<String>,
+    /// Where embedded environments and UAT data persist between commands (`<workspace>/env/`,
+    /// `<workspace>/uat/`); a playbook run without one keeps them in its run folder.
+    #[serde(default)]
+    pub workspace: Option<PathBuf>,
+    /// Take the environments' run locks. Emergency commands (rollback) do not: nothing may
+    /// stand between an operator and turning the feature off.
+    #[serde(default = "yes")]
+    pub lock: bool,
+    /// Ask proceed / skip / abort before each stage (on a terminal).
+    #[serde(default)]
+    pub interactive: bool,
+    /// In an interactive run, do not walk testers through untested UAT items
+    /// (SKIP_UAT_INTERACTIVE): they stay untested.
+    #[serde(default)]
+    pub skip_uat_interactive: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RunOptions {
+    pub fn new(plugins_dir: PathBuf, auto: bool) -> RunOptions {
+        RunOptions {
+            operation: Operation::Playbook,
+            plugins_dir,
+            auto,
+            inject: Vec::new(),
+            workspace: None,
+            lock: true,
+            interactive: false,
+            skip_uat_interactive: false,
+        }
+    }
+}
+
+/// Everything a stage needs while it runs.
+pub struct Ctx {
+    pub runbook: Arc<Runbook>,
+    pub catalog: Catalog,
+    pub journal: Journal,
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub envs: BTreeMap<String, Env>,
+    pub options: RunOptions,
+    /// The people running the launch: every question and notice goes through it.
+    pub operator: Arc<dyn Operator>,
+    pub probe_client: reqwest::Client,
+    /// Metric windows measured so far, per environment (for SLO gates).
+    pub windows: BTreeMap<String, Vec<WindowRecord>>,
+    /// Effects that completed in an earlier attempt of this run.
+    pub done_effects: HashSet<String>,
+    /// Stages that finished in an earlier attempt of this run.
+    pub finished: HashSet<String>,
+    /// Stage being resumed, with the records it had written.
+    pub resumed_stage: Option<(String, Vec<Record>)>,
+}
+
+/// The verdict a stage reached, with what backs it.
+pub struct StageResult {
+    pub verdict: VerdictRecord,
+    pub checks: Vec<CheckRecord>,
+    pub summary: String,
+    pub plugin: Option<String>,
+    /// Set by stages that already rolled back themselves (a canary whose policy said so).
+    pub rolled_back: bool,
+}
+
+impl StageResult {
+    pub fn from_checks(checks: Vec<CheckRecord>, summary: impl Into<String>) -> StageResult {
+        let verdict = overall(&checks);
+        StageResult {
+            verdict,
+            checks,
+            summary: summary.into(),
+            plugin: None,
+            rolled_back: false,
+        }
+    }
+}
+
+/// Same rule as the plugin SDK: any failure fails; then inconclusive; then no-data; no checks
+/// is no-data.
+pub fn overall(checks: &[CheckRecord]) -> VerdictRecord {
+    let pick = |want: fn(&VerdictRecord) -> bool| {
+        checks
+            .iter()
+            .find(|c| want(&c.verdict))
+            .map(|c| format!("{}: {}", c.name, c.verdict.reason()))
+    };
+    if let Some(r) = pick(|v| matches!(v, VerdictRecord::Fail(_))) {
+        return VerdictRecord::Fail(r);
+    }
+    if let Some(r) = pick(|v| matches!(v, VerdictRecord::Inconclusive(_))) {
+        return VerdictRecord::Inconclusive(r);
+    }
+    if let Some(r) = pick(|v| matches!(v, VerdictRecord::NoData(_))) {
+        return VerdictRecord::NoData(r);
+    }
+    if checks.is_empty() {
+        VerdictRecord::NoData("no checks ran".into())
+    } else {
+        VerdictRecord::Pass
+    }
+}
+
+impl Ctx {
+    /// Where UAT checklist, results and sign-offs live.
+    pub fn uat_dir(&self) -> PathBuf {
+        uat_dir(&self.options, &self.run_dir)
+    }
+
+    pub fn env(&self, stage: &Stage) -> anyhow::Result<&Env> {
+        let name = stage
+            .environment
+            .as_ref()
+            .map(|e| e.get_ref().as_str())
+            .context("this stage needs an environment")?;
+        self.envs
+            .get(name)
+            .with_context(|| format!("unknown environment `{name}`"))
+    }
+
+    pub fn plugin(&self, stage: &Stage) -> anyhow::Result<&Plugin> {
+        let name = stage.plugin.as_ref().context("this stage needs a plugin")?;
+        self.catalog.get(name.get_ref()).with_context(|| {
+            format!(
+                "plugin `{}` is not in {}",
+                name.get_ref(),
+                self.catalog.dir.display()
+            )
+        })
+    }
+
+    /// The sandbox of a plugin stage: runbook defaults, the stage's overrides, and network
+    /// access to the stage's environment plus its `allow-hosts`.
+    pub fn sandbox(&self, stage: &Stage) -> anyhow::Result<Sandbox> {
+        let mut hosts = stage.allow_hosts.clone();
+        if let Ok(env) = self.env(stage) {
+            hosts.extend(env.hosts());
+        }
+        let allow = AllowList::parse(&hosts)
+            .map_err(|e| anyhow::anyhow!("stage `{}`: allow-hosts: {e}", stage.name.get_ref()))?;
+        Ok(Sandbox {
+            limits: Limits {
+                deadline: stage.deadline.unwrap_or(self.runbook.defaults.deadline),
+                memory_bytes: stage.memory.unwrap_or(self.runbook.defaults.memory),
+            },
+            grants: Arc::new(Grants::default().with_hosts(allow)),
+        })
+    }
+
+    /// Runs `effect` unless an earlier attempt of this run completed it; journals it around.
+    pub async fn effect<F, Fut>(
+        &mut self,
+        stage: &str,
+        key: &str,
+        detail: &str,
+        effect: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        let full = format!("{stage}/{key}");
+        if self.done_effects.contains(&full) {
+            return Ok(());
+        }
+        self.journal.append(Event::EffectStarted {
+            stage: stage.into(),
+            key: key.into(),
+            detail: detail.into(),
+        })?;
+        effect()
+            .await
+            .with_context(|| format!("stage `{stage}`: {detail}"))?;
+        self.journal.append(Event::EffectDone {
+            stage: stage.into(),
+            key: key.into(),
+            detail: detail.into(),
+        })?;
+        self.done_effects.insert(full);
+        Ok(())
+    }
+
+    pub fn record_window(
+        &mut self,
+        stage: &str,
+        env: &str,
+        window: WindowRecord,
+    ) -> anyhow::Result<()> {
+        self.journal.append(Event::Window {
+            stage: stage.into(),
+            environment: env.into(),
+            window: window.clone(),
+        })?;
+        self.windows
+            .entry(env.to_string())
+            .or_default()
+            .push(window);
+        Ok(())
+    }
+}
+
+pub fn uat_dir(options: &RunOptions, run_dir: &Path) -> PathBuf {
+    options
+        .workspace
+        .as_ref()
+        .map_or_else(|| run_dir.join("uat"), |w| crate::workspace::uat_dir(w))
+}
+
+/// Where embedded environments keep their store and flags.
+pub fn env_dir(options: &RunOptions, run_dir: &Path) -> PathBuf {
+    options
+        .workspace
+        .as_ref()
+        .map_or_else(|| run_dir.join("env"), |w| crate::workspace::envs_dir(w))
+}

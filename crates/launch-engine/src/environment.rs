@@ -1,0 +1,126 @@
+//! A runbook environment made concrete for one run: its artifact store, its flag store and the
+//! URLs of its target — for an embedded environment, a StatusBoardV2 simulator on loopback
+//! whose store and flags live in the run folder (so `resume` finds them again).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::runbook::{Environment, Runbook};
+use launch_targets::cloudfront::CloudFront;
+use launch_targets::flags::{FlagStore, HttpFlags, LocalFlags};
+use launch_targets::s3::S3Store;
+use launch_targets::s3_flags::S3Flags;
+use launch_targets::simulator::{Inject, Simulator, SimulatorConfig, site};
+use launch_targets::store::{ArtifactStore, LocalStore};
+
+pub struct Env {
+    pub name: String,
+    pub store: Arc<dyn ArtifactStore>,
+    pub flags: Arc<dyn FlagStore>,
+    pub url: String,
+    pub api_url: String,
+    /// The CDN in front of the site, when there is one.
+    pub cdn: Option<Arc<CloudFront>>,
+    _simulator: Option<Simulator>,
+}
+
+impl Env {
+    /// The `host:port` of the target, for the stage's network grant.
+    pub fn hosts(&self) -> Vec<String> {
+        [&self.url, &self.api_url]
+            .iter()
+            .filter_map(|u| reqwest::Url::parse(u).ok())
+            .filter_map(|u| {
+                Some(match u.port() {
+                    Some(p) => format!("{}:{p}", u.host_str()?),
+                    None => u.host_str()?.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+pub async fn open(
+    name: &str,
+    spec: &Environment,
+    runbook: &Runbook,
+    envs_dir: &Path,
+    inject: Inject,
+) -> anyhow::Result<Env> {
+    let dir = envs_dir.join(name);
+    let local_store = Arc::new(LocalStore::new(dir.join("store")));
+    let local_flags = Arc::new(LocalFlags::new(dir.join("flags.json")));
+    let (url, api_url, simulator) = if spec.is_embedded() {
+        // First start: the live site is the legacy board and every flag is off, as in
+        // production before a launch.
+        if local_store.current()?.is_none() {
+            let build = dir.join("seed-build");
+            site::write_statusboard_build(&build, "legacy", false)
+                .context("writing the legacy site")?;
+            local_store.publish("00000000T000000Z-legacy", &build)?;
+            local_store.set_current("00000000T000000Z-legacy")?;
+            let _ = std::fs::remove_dir_all(&build);
+            local_flags.write(&runbook.launch.flag, 0)?;
+            for f in &runbook.launch.component_flags {
+                local_flags.write(f, 0)?;
+            }
+        }
+        let sim = Simulator::start(SimulatorConfig {
+            store: local_store.clone(),
+            flags: local_flags.clone(),
+            flag: runbook.launch.flag.clone(),
+            inject,
+            inject_file: Some(dir.join("inject")),
+        })
+        .await
+        .with_context(|| format!("starting the embedded target for `{name}`"))?;
+        (sim.url(), sim.url(), Some(sim))
+    } else {
+        (
+            spec.url.clone().context("url")?,
+            spec.api_url.clone().context("api-url")?,
+            None,
+        )
+    };
+    let store: Arc<dyn ArtifactStore> = match spec.store_url() {
+        None => local_store,
+        Some(url) if url.starts_with("s3://") => {
+            anyhow::ensure!(
+                !spec.is_embedded(),
+                "environment `{name}`: an embedded target serves its own local store; drop `store` or point `url` at the real site"
+            );
+            Arc::new(S3Store::connect(url).await?)
+        }
+        Some(other) => anyhow::bail!("environment `{name}`: store `{other}` is not an s3:// URL"),
+    };
+    // Where the engine reads and moves flags: the run's flag file, or the target's admin API.
+    let flags: Arc<dyn FlagStore> = match spec.flags_spec() {
+        None | Some("file") => local_flags,
+        Some("http") => Arc::new(HttpFlags::new(format!(
+            "{api_url}/api/admin/feature-flags"
+        ))?),
+        Some(url) if url.starts_with("s3://") => Arc::new(
+            S3Flags::connect(url)
+                .await
+                .with_context(|| format!("environment `{name}`: flags"))?,
+        ),
+        Some(other) => anyhow::bail!(
+            "environment `{name}`: unknown flag provider `{other}` (expected \"file\", \"http\" or an s3://bucket/flags.json URL)"
+        ),
+    };
+    let cdn = match &spec.cloudfront {
+        Some(id) => Some(Arc::new(CloudFront::connect(id).await)),
+        None => None,
+    };
+    Ok(Env {
+        name: name.into(),
+        store,
+        flags,
+        url,
+        api_url,
+        cdn,
+        _simulator: simulator,
+    })
+}

@@ -1,0 +1,172 @@
+//! The run journal: one JSON record per line, appended and synced to disk before the effect it
+//! announces is treated as done, so a crash at any point leaves a journal that says exactly
+//! which effects completed. `resume` replays it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::record::{CheckRecord, VerdictRecord, WindowRecord};
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        runbook: String,
+        runbook_sha256: String,
+        plugins: Vec<(String, String)>,
+        auto: bool,
+    },
+    Resumed {
+        pid: u32,
+    },
+    StageStarted {
+        stage: String,
+        title: String,
+    },
+    /// An effect is about to happen; `EffectDone` with the same key says it did.
+    EffectStarted {
+        stage: String,
+        key: String,
+        detail: String,
+    },
+    EffectDone {
+        stage: String,
+        key: String,
+        detail: String,
+    },
+    Window {
+        stage: String,
+        environment: String,
+        window: WindowRecord,
+    },
+    Decision {
+        stage: String,
+        percent: u8,
+        action: String,
+        summary: String,
+        checks: Vec<CheckRecord>,
+        plugin: String,
+    },
+    Log {
+        stage: String,
+        source: String,
+        level: String,
+        message: String,
+    },
+    StageFinished {
+        stage: String,
+        verdict: VerdictRecord,
+        checks: Vec<CheckRecord>,
+        summary: String,
+        plugin: Option<String>,
+        dry_run: bool,
+        /// What the host did about the verdict: `continued`, `aborted`, `rolled back`...
+        outcome: String,
+        elapsed_ms: u64,
+    },
+    RunFinished {
+        outcome: String,
+        summary: String,
+    },
+}
+
+impl Event {
+    /// The stage a record belongs to, for the events that belong to one.
+    pub fn stage(&self) -> Option<&str> {
+        match self {
+            Event::StageStarted { stage, .. }
+            | Event::EffectStarted { stage, .. }
+            | Event::EffectDone { stage, .. }
+            | Event::Window { stage, .. }
+            | Event::Decision { stage, .. }
+            | Event::Log { stage, .. }
+            | Event::StageFinished { stage, .. } => Some(stage),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub at: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    /// Told after every append (the S3 mirror uploads the journal).
+    listener: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> anyhow::Result<Journal> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening the journal {}", path.display()))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            listener: None,
+        })
+    }
+
+    pub fn on_append(&mut self, listener: impl Fn() + Send + Sync + 'static) {
+        self.listener = Some(Box::new(listener));
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record and syncs it to disk.
+    pub fn append(&mut self, event: Event) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(&Record {
+            at: now_ms(),
+            event,
+        })?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .and_then(|_| self.file.sync_data())
+            .with_context(|| format!("writing the journal {}", self.path.display()))?;
+        if let Some(listener) = &self.listener {
+            listener();
+        }
+        Ok(())
+    }
+
+    /// Reads every record. A torn last line (a crash mid-write) is ignored; a bad line
+    /// elsewhere is corruption and an error.
+    pub fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
+        let file =
+            File::open(path).with_context(|| format!("opening the journal {}", path.display()))?;
+        let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
+        let mut records = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_str::<Record>(line) {
+                Ok(r) => records.push(r),
+                Err(_) if i + 1 == lines.len() => break,
+                Err(e) => {
+                    anyhow::bail!("{}:{}: corrupt journal record: {e}", path.display(), i + 1)
+                }
+            }
+        }
+        Ok(records)
+    }
+}

@@ -1,0 +1,33 @@
+//! The launch engine: the runbook, operator commands as typed plans, the run driver and its
+//! stages, the journal, reports, locks, the S3 mirror and the workspace. It decides *when* things
+//! happen; plugins (through `launch-runtime`) decide *whether* they should; the host does every
+//! effect itself, on the targets of `launch-targets`. It talks to people only through
+//! [`operator::Operator`].
+//!
+//! Modules depend downward only: `run` → `stages` → `context` → {`consistency`, `environment`,
+//! `operator`, `report`} → `journal` → `record` → `runbook`; `plan` → `runbook`; `workspace`,
+//! `lock`, `mirror`, `lint` and `uat` sit beside them and call nothing above.
+
+pub mod consistency;
+pub mod context;
+pub mod environment;
+pub mod journal;
+pub mod lint;
+pub mod lock;
+pub mod mirror;
+pub mod operator;
+pub mod plan;
+pub mod record;
+pub mod report;
+pub mod run;
+pub mod runbook;
+mod stages;
+pub mod uat;
+pub mod workspace;
+
+pub use context::RunOptions;
+pub use operator::{Operator, Unattended};
+pub use plan::{Operation, RollbackMode};
+pub use run::{Outcome, RunSummary};
+pub use runbook::{Runbook, RunbookError};
+pub use stages::probe_endpoints;

@@ -1,0 +1,157 @@
+//! Shared state: a run folder mirrored to S3 (`launch/runs/<id>/` under the runbook's `state`
+//! location), so `status`, `report` and `resume` work from another machine. The journal is
+//! uploaded in the background each time it grows (coalesced: at most one upload in flight,
+//! always of the latest bytes); at the end of the run every file of the folder is uploaded and
+//! awaited.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use launch_targets::s3::S3Location;
+
+/// Folders of a run that are not state: the embedded targets and build outputs.
+const NOT_STATE: [&str; 2] = ["env", "build"];
+
+pub struct Mirror {
+    loc: S3Location,
+    prefix: String,
+    run_dir: PathBuf,
+    changed: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn run_prefix(loc: &S3Location, run_id: &str) -> String {
+    loc.key(&format!("launch/runs/{run_id}/"))
+}
+
+impl Mirror {
+    pub async fn start(url: &str, run_id: &str, run_dir: &Path) -> anyhow::Result<Mirror> {
+        let loc = S3Location::connect(url).await?;
+        let prefix = run_prefix(&loc, run_id);
+        let (changed, mut rx) = watch::channel(0u64);
+        let (l2, key, journal) = (
+            loc.clone(),
+            format!("{prefix}journal.jsonl"),
+            run_dir.join("journal.jsonl"),
+        );
+        // Failures here are not fatal: the next change, and `finish`, upload again.
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                if let Ok(bytes) = tokio::fs::read(&journal).await {
+                    let _ = l2.put(&key, bytes, "application/x-ndjson", None).await;
+                }
+            }
+        });
+        let mirror = Mirror {
+            loc,
+            prefix,
+            run_dir: run_dir.to_path_buf(),
+            changed,
+            task,
+        };
+        mirror.upload_all().await?;
+        Ok(mirror)
+    }
+
+    /// Where the run is mirrored, for messages.
+    pub fn url(&self) -> String {
+        self.loc.url(&self.prefix)
+    }
+
+    /// A callback for the journal: it grew.
+    pub fn notifier(&self) -> impl Fn() + Send + Sync + 'static {
+        let tx = self.changed.clone();
+        move || {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+
+    async fn upload_all(&self) -> anyhow::Result<()> {
+        for file in state_files(&self.run_dir)? {
+            let rel = file
+                .strip_prefix(&self.run_dir)
+                .expect("under the run folder")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let bytes = tokio::fs::read(&file)
+                .await
+                .with_context(|| format!("reading {}", file.display()))?;
+            let key = format!("{}{rel}", self.prefix);
+            self.loc
+                .put(&key, bytes, launch_targets::store::content_type(&rel), None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the background uploads, then uploads the whole run folder: the final copy is
+    /// complete even if an upload failed mid-run.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        self.upload_all().await
+    }
+}
+
+fn state_files(run_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![run_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if path.is_dir() {
+                if !(dir == run_dir && NOT_STATE.contains(&name.as_ref())) {
+                    stack.push(path);
+                }
+            } else if !name.starts_with('.') {
+                out.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Copies run `run_id` from `url` into `dest` (a run folder), for `resume`, `status` and
+/// `report` on a machine that did not start the run.
+pub async fn fetch(url: &str, run_id: &str, dest: &Path) -> anyhow::Result<()> {
+    let loc = S3Location::connect(url).await?;
+    let prefix = run_prefix(&loc, run_id);
+    let keys = loc.list(&prefix).await?;
+    anyhow::ensure!(
+        keys.iter().any(|k| k.ends_with("/journal.jsonl")),
+        "no run {run_id} in {} (no journal.jsonl there)",
+        loc.url(&prefix)
+    );
+    for key in keys {
+        let rel = &key[prefix.len()..];
+        if rel.split('/').any(|s| s == ".." || s.is_empty()) {
+            continue;
+        }
+        let Some((bytes, _)) = loc.get(&key).await? else {
+            continue;
+        };
+        launch_targets::store::write_atomically(&dest.join(rel), &bytes)
+            .with_context(|| format!("writing {}", dest.join(rel).display()))?;
+    }
+    Ok(())
+}
+
+/// The runs stored at `url`, oldest first (run ids start with a UTC timestamp).
+pub async fn list(url: &str) -> anyhow::Result<Vec<String>> {
+    let loc = S3Location::connect(url).await?;
+    let prefix = loc.key("launch/runs/");
+    let mut ids: Vec<String> = loc
+        .list(&prefix)
+        .await?
+        .iter()
+        .filter_map(|k| k[prefix.len()..].split('/').next().map(String::from))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}

@@ -1,0 +1,198 @@
+//! Serializable forms of what plugins return and probes measure, as they go into the journal
+//! and the reports.
+
+use serde::{Deserialize, Serialize};
+
+use launch_runtime::types::{self, Check, Verdict};
+use launch_targets::probe::{Served, Window};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "reason", rename_all = "kebab-case")]
+pub enum VerdictRecord {
+    Pass,
+    Fail(String),
+    Inconclusive(String),
+    NoData(String),
+}
+
+impl VerdictRecord {
+    pub fn word(&self) -> &'static str {
+        match self {
+            VerdictRecord::Pass => "PASS",
+            VerdictRecord::Fail(_) => "FAIL",
+            VerdictRecord::Inconclusive(_) => "INCONCLUSIVE",
+            VerdictRecord::NoData(_) => "NO DATA",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            VerdictRecord::Pass => "",
+            VerdictRecord::Fail(r) | VerdictRecord::Inconclusive(r) | VerdictRecord::NoData(r) => r,
+        }
+    }
+
+    pub fn is_pass(&self) -> bool {
+        matches!(self, VerdictRecord::Pass)
+    }
+}
+
+impl From<&Verdict> for VerdictRecord {
+    fn from(v: &Verdict) -> Self {
+        match v {
+            Verdict::Pass => VerdictRecord::Pass,
+            Verdict::Fail(r) => VerdictRecord::Fail(r.clone()),
+            Verdict::Inconclusive(r) => VerdictRecord::Inconclusive(r.clone()),
+            Verdict::NoData(r) => VerdictRecord::NoData(r.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub name: String,
+    pub verdict: VerdictRecord,
+    pub observed: Option<f64>,
+    pub threshold: Option<f64>,
+    pub unit: String,
+    pub detail: String,
+    /// Set by the host for a UAT item nobody tested: whatever the policy's verdict, it is
+    /// shown as skipped, never as a pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+}
+
+impl CheckRecord {
+    /// The word reports show: SKIPPED for an untested item, else the verdict's.
+    pub fn word(&self) -> &'static str {
+        if self.skipped {
+            "SKIPPED"
+        } else {
+            self.verdict.word()
+        }
+    }
+}
+
+impl From<&Check> for CheckRecord {
+    fn from(c: &Check) -> Self {
+        CheckRecord {
+            name: c.name.clone(),
+            verdict: (&c.verdict).into(),
+            observed: c.observed,
+            threshold: c.threshold,
+            unit: c.unit.clone(),
+            detail: c.detail.clone(),
+            skipped: false,
+        }
+    }
+}
+
+pub fn checks(cs: &[Check]) -> Vec<CheckRecord> {
+    cs.iter().map(CheckRecord::from).collect()
+}
+
+/// One endpoint's numbers in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub endpoint: String,
+    pub served: Option<Served>,
+    pub requests: u64,
+    pub errors: u64,
+    pub conflicts: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub avg_ms: f64,
+    pub max_ms: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latencies_ms: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    pub start_ms: u64,
+    pub duration_ms: u64,
+    /// Flag percentage while the window was measured.
+    pub percent: u8,
+    pub endpoints: Vec<EndpointRecord>,
+}
+
+impl WindowRecord {
+    /// Per endpoint: both versions together, then canary and baseline separately.
+    pub fn from_window(w: &Window, percent: u8, keep_raw: bool) -> Self {
+        let mut endpoints = Vec::new();
+        for served in [None, Some(Served::Canary), Some(Served::Baseline)] {
+            for (name, s) in w.endpoints(served) {
+                endpoints.push(EndpointRecord {
+                    endpoint: name,
+                    served,
+                    requests: s.requests,
+                    errors: s.errors,
+                    conflicts: s.conflicts,
+                    p50_ms: s.quantile_ms(0.5),
+                    p95_ms: s.quantile_ms(0.95),
+                    p99_ms: s.quantile_ms(0.99),
+                    avg_ms: s.mean_ms(),
+                    max_ms: s.max_ms(),
+                    latencies_ms: if keep_raw && served.is_some() {
+                        s.raw_ms.clone()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+        }
+        WindowRecord {
+            start_ms: w.start_ms(),
+            duration_ms: w.duration.as_millis() as u64,
+            percent,
+            endpoints,
+        }
+    }
+
+    pub fn wit(&self, served: Option<Served>) -> Vec<types::EndpointWindow> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.served == served)
+            .map(|e| types::EndpointWindow {
+                endpoint: e.endpoint.clone(),
+                requests: e.requests,
+                errors: e.errors,
+                conflicts: e.conflicts,
+                p50_ms: e.p50_ms,
+                p95_ms: e.p95_ms,
+                p99_ms: e.p99_ms,
+                avg_ms: e.avg_ms,
+                max_ms: e.max_ms,
+                latencies_ms: e.latencies_ms.clone(),
+            })
+            .collect()
+    }
+
+    pub fn metric_window(&self) -> types::MetricWindow {
+        types::MetricWindow {
+            start_ms: self.start_ms,
+            duration_ms: self.duration_ms,
+            endpoints: self.wit(None),
+        }
+    }
+
+    pub fn canary_window(&self) -> types::CanaryWindow {
+        types::CanaryWindow {
+            start_ms: self.start_ms,
+            duration_ms: self.duration_ms,
+            canary: self.wit(Some(Served::Canary)),
+            baseline: self.wit(Some(Served::Baseline)),
+        }
+    }
+
+    /// All endpoints, both versions: (requests, errors, worst p95).
+    pub fn totals(&self, served: Option<Served>) -> (u64, u64, f64) {
+        self.endpoints
+            .iter()
+            .filter(|e| e.served == served)
+            .fold((0, 0, 0.0), |(r, e, p), x| {
+                (r + x.requests, e + x.errors, p.max(x.p95_ms))
+            })
+    }
+}

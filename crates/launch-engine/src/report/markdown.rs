@@ -1,0 +1,78 @@
+//! The end-of-run summary for people: PASS/FAIL per gate, the numbers behind each failure, and
+//! what to do next.
+
+use super::{RunReport, numbers};
+
+pub fn render(r: &RunReport) -> String {
+    let mut out = format!("# Launch {} — {}\n\n", r.run_id, r.outcome.to_uppercase());
+    out.push_str(&format!("Runbook: {}  \n{}\n\n", r.runbook, r.summary));
+    out.push_str("| # | stage | verdict | what happened | time |\n|---|---|---|---|---|\n");
+    for (i, s) in r.stages.iter().enumerate() {
+        let verdict = s.verdict.as_ref().map_or("—", |v| v.word());
+        let mut what = s.summary.replace('|', "\\|");
+        if let Some(p) = &s.plugin {
+            what.push_str(&format!(" (plugin `{p}`)"));
+        }
+        out.push_str(&format!(
+            "| {} | {} | **{verdict}** | {what} | {:.1} s |\n",
+            i + 1,
+            s.title.replace('|', "\\|"),
+            s.elapsed_ms as f64 / 1000.0
+        ));
+    }
+    let failing: Vec<_> = r
+        .stages
+        .iter()
+        .filter(|s| s.verdict.as_ref().is_some_and(|v| !v.is_pass()))
+        .collect();
+    if !failing.is_empty() {
+        out.push_str("\n## Why\n\n");
+        for s in &failing {
+            let v = s.verdict.as_ref().expect("filtered on verdict");
+            out.push_str(&format!(
+                "### {} — {}\n\n{}\n\n",
+                s.title,
+                v.word(),
+                v.reason()
+            ));
+            for c in s.checks.iter().filter(|c| !c.verdict.is_pass()) {
+                out.push_str(&format!(
+                    "- `{}` {}: {} {}\n",
+                    c.name,
+                    c.verdict.word(),
+                    c.verdict.reason(),
+                    numbers(c)
+                ));
+            }
+            if let Some(d) = s.decisions.last() {
+                out.push_str(&format!(
+                    "- last canary decision at {}% by `{}`: {}\n",
+                    d.percent, d.plugin, d.summary
+                ));
+            }
+            out.push('\n');
+        }
+    }
+    let skipped: Vec<_> = r
+        .stages
+        .iter()
+        .flat_map(|s| s.checks.iter().filter(|c| c.skipped).map(move |c| (s, c)))
+        .collect();
+    if !skipped.is_empty() {
+        out.push_str("\n## Skipped\n\nNobody tested these; they are not passes.\n\n");
+        for (s, c) in skipped {
+            out.push_str(&format!(
+                "- {}: `{}` SKIPPED — {}\n",
+                s.title, c.name, c.detail
+            ));
+        }
+    }
+    out.push_str("\n## Next actions\n\n");
+    out.push_str(match r.outcome.as_str() {
+        "passed" => "- Launch complete: keep monitoring (`launch-host monitor`), and remove the legacy board after the stability window.\n",
+        "rolled-back" => "- The primary flag is at 0: users are on the legacy board.\n- Read *Why* above, fix the release, and start a new run.\n- For a full rollback to the previous release, use `launch-host rollback full`.\n",
+        "gate-failed" => "- A gate failed and the launch stopped; nothing after it ran.\n- Read *Why* above; fix and re-run, or resume with `launch-host resume RUN` once the cause is fixed.\n",
+        _ => "- The run did not finish: `launch-host resume RUN` continues it.\n",
+    });
+    out
+}

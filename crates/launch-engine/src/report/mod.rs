@@ -1,0 +1,187 @@
+//! Reports of a run, all built from its journal (the single source of truth) into the run
+//! folder: `report.json` for machines, `junit.xml` for CI (each check a test case), `report.md`
+//! (PASS/FAIL per gate and next actions, like the guide's end-of-run summary) and `report.html`
+//! with a latency-over-time chart per canary stage.
+
+mod html;
+mod junit;
+mod markdown;
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::journal::{Event, Journal};
+use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub runbook: String,
+    /// `passed`, `gate-failed`, `rolled-back`, or `running` for an unfinished run.
+    pub outcome: String,
+    pub summary: String,
+    pub started_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub plugins: Vec<(String, String)>,
+    pub stages: Vec<StageReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageReport {
+    pub name: String,
+    pub title: String,
+    pub verdict: Option<VerdictRecord>,
+    pub checks: Vec<CheckRecord>,
+    pub summary: String,
+    pub plugin: Option<String>,
+    pub outcome: String,
+    pub dry_run: bool,
+    pub elapsed_ms: u64,
+    pub effects: Vec<String>,
+    pub decisions: Vec<DecisionReport>,
+    #[serde(skip)]
+    pub windows: Vec<WindowRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DecisionReport {
+    pub at_ms: u64,
+    pub percent: u8,
+    pub action: String,
+    pub summary: String,
+    pub plugin: String,
+    pub checks: Vec<CheckRecord>,
+}
+
+impl RunReport {
+    pub fn from_journal(run_dir: &Path) -> anyhow::Result<RunReport> {
+        let records = Journal::read(&run_dir.join("journal.jsonl"))?;
+        let mut report = RunReport {
+            run_id: String::new(),
+            runbook: String::new(),
+            outcome: "running".into(),
+            summary: String::new(),
+            started_ms: records.first().map_or(0, |r| r.at),
+            finished_ms: None,
+            plugins: Vec::new(),
+            stages: Vec::new(),
+        };
+        for r in records {
+            match r.event {
+                Event::RunStarted {
+                    run_id,
+                    runbook,
+                    plugins,
+                    ..
+                } => {
+                    report.run_id = run_id;
+                    report.runbook = runbook;
+                    report.plugins = plugins;
+                }
+                Event::StageStarted { stage, title } => report.stages.push(StageReport {
+                    name: stage,
+                    title,
+                    verdict: None,
+                    checks: Vec::new(),
+                    summary: String::new(),
+                    plugin: None,
+                    outcome: "running".into(),
+                    dry_run: false,
+                    elapsed_ms: 0,
+                    effects: Vec::new(),
+                    decisions: Vec::new(),
+                    windows: Vec::new(),
+                }),
+                Event::EffectDone { stage, detail, .. } => {
+                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                        s.effects.push(detail);
+                    }
+                }
+                Event::Window { stage, window, .. } => {
+                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                        s.windows.push(window);
+                    }
+                }
+                Event::Decision {
+                    stage,
+                    percent,
+                    action,
+                    summary,
+                    checks,
+                    plugin,
+                } => {
+                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                        s.decisions.push(DecisionReport {
+                            at_ms: r.at,
+                            percent,
+                            action,
+                            summary,
+                            plugin,
+                            checks,
+                        });
+                    }
+                }
+                Event::StageFinished {
+                    stage,
+                    verdict,
+                    checks,
+                    summary,
+                    plugin,
+                    dry_run,
+                    outcome,
+                    elapsed_ms,
+                } => {
+                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                        s.verdict = Some(verdict);
+                        s.checks = checks;
+                        s.summary = summary;
+                        s.plugin = plugin;
+                        s.dry_run = dry_run;
+                        s.outcome = outcome;
+                        s.elapsed_ms = elapsed_ms;
+                    }
+                }
+                Event::RunFinished { outcome, summary } => {
+                    report.outcome = outcome;
+                    report.summary = summary;
+                    report.finished_ms = Some(r.at);
+                }
+                Event::Resumed { .. } | Event::EffectStarted { .. } | Event::Log { .. } => {}
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Writes every report format into the run folder.
+pub fn write_all(run_dir: &Path) -> anyhow::Result<()> {
+    let report = RunReport::from_journal(run_dir)?;
+    let write = |name: &str, bytes: Vec<u8>| {
+        launch_targets::store::write_atomically(&run_dir.join(name), &bytes)
+            .with_context(|| format!("writing {name}"))
+    };
+    write("report.json", serde_json::to_vec_pretty(&report)?)?;
+    write("junit.xml", junit::render(&report).into_bytes())?;
+    write("report.md", markdown::render(&report).into_bytes())?;
+    write("report.html", html::render(&report).into_bytes())?;
+    Ok(())
+}
+
+/// `observed unit (threshold)` for a check, as the reports show it.
+pub fn numbers(c: &CheckRecord) -> String {
+    let fmt = |v: f64| {
+        if v.fract() == 0.0 && v.abs() < 1e12 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    match (c.observed, c.threshold) {
+        (Some(o), Some(t)) => format!("{} {} (threshold {} {})", fmt(o), c.unit, fmt(t), c.unit),
+        (Some(o), None) => format!("{} {}", fmt(o), c.unit),
+        (None, Some(t)) => format!("threshold {} {}", fmt(t), c.unit),
+        (None, None) => String::new(),
+    }
+}

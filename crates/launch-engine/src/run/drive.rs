@@ -1,0 +1,179 @@
+//! The stage state machine. Stages run in runbook order; each one's verdict decides what the
+//! host does next (continue, abort, roll back), per the stage's `on-fail`. No-data and
+//! inconclusive never count as a pass. Every effect is journaled before and after, so `resume`
+//! continues an interrupted run without repeating a completed effect.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use super::{Outcome, RunSummary};
+use crate::context::{Ctx, StageResult};
+use crate::journal::Event;
+use crate::operator::{Notice, Step};
+use crate::record::{CheckRecord, VerdictRecord};
+use crate::runbook::{OnFail, Stage};
+
+/// Runs the stages that have not finished yet, then writes the reports.
+pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
+    let stage_count = ctx.runbook.stages.len();
+    let mut outcome = Outcome::Passed;
+    let mut failed_summary = None;
+    for i in 0..stage_count {
+        let name = ctx.runbook.stages[i].name.get_ref().clone();
+        if ctx.finished.contains(&name) {
+            continue;
+        }
+        let title = ctx.runbook.stages[i].title().to_string();
+        let resuming = ctx.resumed_stage.as_ref().is_some_and(|(s, _)| s == &name);
+        if !resuming {
+            ctx.journal.append(Event::StageStarted {
+                stage: name.clone(),
+                title: title.clone(),
+            })?;
+        }
+        ctx.operator.tell(Notice::StageStarted { title: &title });
+        if ctx.options.interactive && !resuming {
+            match ctx.operator.ask_step(&title) {
+                Step::Proceed => {}
+                Step::Skip => {
+                    ctx.operator.tell(Notice::StageSkipped { title: &title });
+                    ctx.journal.append(Event::StageFinished {
+                        stage: name.clone(),
+                        verdict: VerdictRecord::NoData("skipped by the operator".into()),
+                        checks: Vec::new(),
+                        summary: "skipped by the operator".into(),
+                        plugin: None,
+                        dry_run: false,
+                        outcome: "skipped by the operator".into(),
+                        elapsed_ms: 0,
+                    })?;
+                    continue;
+                }
+                Step::Abort => {
+                    ctx.journal.append(Event::StageFinished {
+                        stage: name.clone(),
+                        verdict: VerdictRecord::NoData("aborted by the operator".into()),
+                        checks: Vec::new(),
+                        summary: "aborted by the operator".into(),
+                        plugin: None,
+                        dry_run: false,
+                        outcome: "run aborted by the operator".into(),
+                        elapsed_ms: 0,
+                    })?;
+                    outcome = Outcome::Aborted;
+                    failed_summary = Some(format!("aborted by the operator before `{name}`"));
+                    break;
+                }
+            }
+        }
+        let started = Instant::now();
+        let runbook = ctx.runbook.clone();
+        let stage = &runbook.stages[i];
+        let result = match crate::stages::run_stage(&mut ctx, stage).await {
+            Ok(r) => r,
+            // An error in host code (I/O, a plugin that trapped...) fails the stage with the reason;
+            // a failed plugin call's stderr goes into the journal with it.
+            Err(e) => {
+                if let Some(failure) = e.downcast_ref::<launch_runtime::CallFailure>() {
+                    crate::stages::journal_logs(&mut ctx, stage, &failure.logs)?;
+                }
+                StageResult::from_checks(
+                    vec![CheckRecord {
+                        name: "stage-error".into(),
+                        verdict: VerdictRecord::Fail(format!("{e:#}")),
+                        observed: None,
+                        threshold: None,
+                        unit: String::new(),
+                        detail: String::new(),
+                        skipped: false,
+                    }],
+                    format!("{e:#}"),
+                )
+            }
+        };
+        let mut result = result;
+        // A stage whose plugin failed is still attributed to it.
+        result.plugin = result
+            .plugin
+            .or_else(|| stage.plugin.as_ref().map(|p| p.get_ref().clone()));
+        let (next, what) = decide_next(&mut ctx, stage, &result).await?;
+        ctx.operator.tell(Notice::StageFinished {
+            verdict: &result.verdict,
+            skipped: result.checks.iter().filter(|c| c.skipped).count(),
+            action: &what,
+        });
+        ctx.journal.append(Event::StageFinished {
+            stage: name.clone(),
+            verdict: result.verdict.clone(),
+            checks: result.checks,
+            summary: result.summary,
+            plugin: result.plugin,
+            dry_run: stage.dry_run,
+            outcome: what.clone(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })?;
+        if let Some(o) = next {
+            outcome = o;
+            failed_summary = Some(format!(
+                "stage `{name}`: {} — {what}",
+                result.verdict.reason()
+            ));
+            break;
+        }
+    }
+    let summary = failed_summary.unwrap_or_else(|| format!("all {stage_count} stages passed"));
+    ctx.journal.append(Event::RunFinished {
+        outcome: outcome.word().into(),
+        summary: summary.clone(),
+    })?;
+    crate::report::write_all(&ctx.run_dir).context("writing the reports")?;
+    Ok(RunSummary {
+        run_id: ctx.run_id.clone(),
+        run_dir: ctx.run_dir.clone(),
+        outcome,
+        summary,
+    })
+}
+
+/// What the host does about a stage's verdict. `Some(outcome)` ends the run.
+async fn decide_next(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    result: &StageResult,
+) -> anyhow::Result<(Option<Outcome>, String)> {
+    if result.verdict.is_pass() {
+        return Ok((None, "continued".into()));
+    }
+    if stage.dry_run {
+        return Ok((None, "dry run: verdict recorded, no action".into()));
+    }
+    if result.rolled_back {
+        return Ok((Some(Outcome::RolledBack), "rolled back (flag at 0)".into()));
+    }
+    if let VerdictRecord::Inconclusive(reason) = &result.verdict
+        && !ctx.options.auto
+        && ctx.operator.can_ask()
+        && ctx.operator.ask_proceed(stage.name.get_ref(), reason)
+    {
+        return Ok((None, "continued by the operator".into()));
+    }
+    match stage.on_fail {
+        OnFail::Continue => Ok((None, "continued (on-fail = continue)".into())),
+        OnFail::Abort => Ok((Some(Outcome::GateFailed), "launch stopped".into())),
+        OnFail::Rollback => {
+            crate::stages::rollback(
+                ctx,
+                stage,
+                "emergency",
+                &format!(
+                    "stage `{}`: {}",
+                    stage.name.get_ref(),
+                    result.verdict.reason()
+                ),
+            )
+            .await?;
+            Ok((Some(Outcome::RolledBack), "rolled back (flag at 0)".into()))
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Starting and resuming a run. Everything is checked before the run folder exists — the
+//! plan, the fault specs, the plugins against the runbook, the locks and every environment —
+//! so a refused run changes nothing and leaves nothing behind.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::{Refused, RunSummary, digest, lock_dir, lock_targets, new_run_id, state_url};
+use crate::context::{Ctx, RunOptions, env_dir};
+use crate::environment::{self, Env};
+use crate::journal::{Event, Journal, Record};
+use crate::mirror::Mirror;
+use crate::operator::{Notice, Operator};
+use crate::plan::plan;
+use crate::record::WindowRecord;
+use crate::runbook::Runbook;
+use launch_runtime::{Catalog, Runtime};
+use launch_targets::simulator::Inject;
+
+/// A run to start: the operator's command (in `options.operation`) on a parsed runbook.
+pub struct Launch<'a> {
+    /// The whole runbook; the command's plan picks from it.
+    pub runbook: &'a Runbook,
+    /// Its text as written (variables unexpanded), kept in the run folder for `resume`.
+    pub text: &'a str,
+    /// The plugins; `Catalog::empty` for a command that needs none.
+    pub catalog: Catalog,
+    pub options: RunOptions,
+    pub operator: Arc<dyn Operator>,
+    /// Where run folders are created.
+    pub runs_root: &'a Path,
+}
+
+fn refused(problems: Vec<String>) -> anyhow::Error {
+    anyhow::Error::new(Refused { problems })
+}
+
+fn injected(options: &RunOptions) -> Result<Inject, String> {
+    let mut inject = Inject::default();
+    for spec in &options.inject {
+        inject.apply(spec).map_err(|e| format!("--inject {e}"))?;
+    }
+    Ok(inject)
+}
+
+/// Starts a new run.
+pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
+    let Launch {
+        runbook: whole,
+        text,
+        catalog,
+        options,
+        operator,
+        runs_root,
+    } = launch;
+    let runbook =
+        plan(&options.operation, whole, &catalog).map_err(|e| refused(vec![e.to_string()]))?;
+    let inject = injected(&options).map_err(|e| refused(vec![e]))?;
+    let mut problems = crate::consistency::validate(&runbook, &catalog);
+    // A file that is not a usable plugin matters when a stage needs a plugin that is missing
+    // (it may be that one); otherwise it is reported and the run goes on, so a broken file in
+    // the plugins folder never blocks a rollback.
+    if problems.is_empty() {
+        for r in &catalog.rejected {
+            operator.tell(Notice::Warning(&format!("{r} (not used by this run)")));
+        }
+    } else {
+        problems.extend(catalog.rejected.iter().map(ToString::to_string));
+        return Err(refused(problems));
+    }
+    let run_id = new_run_id();
+    // Locked before the run folder exists: a refused run leaves nothing behind.
+    let targets = if options.lock {
+        lock_targets(&runbook).await?
+    } else {
+        Vec::new()
+    };
+    let locks = crate::lock::acquire(&lock_dir(runs_root), &run_id, &targets).await?;
+    let run_dir = runs_root.join(&run_id);
+    // Every environment is opened (stores and flag providers reached, embedded targets
+    // started) before the first record: one that cannot be is a refusal, not a failed run.
+    let envs = match open_environments(&runbook, &options, &run_dir, inject).await {
+        Ok(envs) => envs,
+        Err(e) => {
+            locks.release().await;
+            let _ = std::fs::remove_dir_all(&run_dir);
+            return Err(refused(vec![format!("{e:#}")]));
+        }
+    };
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
+    std::fs::write(run_dir.join("runbook.toml"), text)?;
+    std::fs::write(
+        run_dir.join("options.json"),
+        serde_json::to_vec_pretty(&options)?,
+    )?;
+    let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
+    let mirror = match mirror_to(whole, &run_id, &run_dir, &mut journal).await {
+        Ok(m) => m,
+        Err(e) => {
+            locks.release().await;
+            return Err(e);
+        }
+    };
+    let plugins = catalog
+        .plugins
+        .iter()
+        .map(|p| (p.info.name.clone(), p.digest.clone()))
+        .collect();
+    journal.append(Event::RunStarted {
+        run_id: run_id.clone(),
+        runbook: runbook.source.clone(),
+        runbook_sha256: digest(text.as_bytes()),
+        plugins,
+        auto: options.auto,
+    })?;
+    let ctx = prepare(
+        runbook,
+        catalog,
+        journal,
+        run_id,
+        run_dir,
+        options,
+        operator,
+        envs,
+        Vec::new(),
+    );
+    finish(ctx, locks, mirror).await
+}
+
+/// Starts mirroring the run to the runbook's state location, if it has one.
+async fn mirror_to(
+    runbook: &Runbook,
+    run_id: &str,
+    run_dir: &Path,
+    journal: &mut Journal,
+) -> anyhow::Result<Option<Mirror>> {
+    let Some(url) = state_url(runbook) else {
+        return Ok(None);
+    };
+    let mirror = Mirror::start(&url, run_id, run_dir)
+        .await
+        .with_context(|| format!("copying the run's state to {url}"))?;
+    journal.on_append(mirror.notifier());
+    Ok(Some(mirror))
+}
+
+/// Drives the run, then releases its locks and completes the state copy, whatever happened.
+async fn finish(
+    ctx: Ctx,
+    locks: crate::lock::Locks,
+    mirror: Option<Mirror>,
+) -> anyhow::Result<RunSummary> {
+    let operator = ctx.operator.clone();
+    let result = super::drive::drive(ctx).await;
+    locks.release().await;
+    if let Some(mirror) = mirror {
+        let url = mirror.url();
+        if let Err(e) = mirror.finish().await {
+            operator.tell(Notice::Warning(&format!(
+                "the run's state was not fully copied to {url}: {e:#}"
+            )));
+        }
+    }
+    result
+}
+
+/// Continues an interrupted run from its journal, refusing if a plugin changed since. The
+/// runbook copy and the operation in the run folder plan the same stages again.
+pub async fn resume(
+    runtime: &Runtime,
+    run_dir: &Path,
+    plugins_dir: Option<PathBuf>,
+    operator: Arc<dyn Operator>,
+) -> anyhow::Result<RunSummary> {
+    let journal_path = run_dir.join("journal.jsonl");
+    anyhow::ensure!(
+        journal_path.is_file(),
+        "{} is not a run folder (no journal.jsonl)",
+        run_dir.display()
+    );
+    let records = Journal::read(&journal_path)?;
+    let Some(Event::RunStarted {
+        run_id,
+        runbook: source,
+        plugins,
+        ..
+    }) = records.first().map(|r| &r.event)
+    else {
+        anyhow::bail!(
+            "{}: the journal does not start with run-started",
+            journal_path.display()
+        );
+    };
+    if let Some(Event::RunFinished { outcome, .. }) = records.last().map(|r| &r.event) {
+        anyhow::bail!("run {run_id} already finished ({outcome}); nothing to resume");
+    }
+    let text = std::fs::read_to_string(run_dir.join("runbook.toml"))
+        .context("reading the run's runbook copy")?;
+    let mut options: RunOptions =
+        serde_json::from_slice(&std::fs::read(run_dir.join("options.json"))?)
+            .context("reading options.json")?;
+    if let Some(dir) = plugins_dir {
+        options.plugins_dir = dir;
+    }
+    // The recorded source names the command (`launch.toml → `deploy staging``); the file is
+    // what it was derived from.
+    let file = source.split(" → ").next().unwrap_or(source);
+    let whole = Runbook::parse(&text, file)?;
+    let catalog = if options.operation.needs_plugins() || !plugins.is_empty() {
+        runtime.discover(&options.plugins_dir).await?
+    } else {
+        Catalog::empty(&options.plugins_dir)
+    };
+    for (name, digest) in plugins {
+        match catalog.get(name) {
+            Some(p) if &p.digest == digest => {}
+            Some(p) => anyhow::bail!(
+                "plugin `{name}` changed since run {run_id} started (sha256 {} now, {} then); resume with the same plugins, or start a new run",
+                &p.digest[..12],
+                &digest[..12]
+            ),
+            None => anyhow::bail!(
+                "plugin `{name}` used by run {run_id} is no longer in {}",
+                options.plugins_dir.display()
+            ),
+        }
+    }
+    let runbook = plan(&options.operation, &whole, &catalog)?;
+    let inject = injected(&options).map_err(|e| anyhow::anyhow!(e))?;
+    let runs_root = run_dir.parent().unwrap_or(Path::new("."));
+    let targets = if options.lock {
+        lock_targets(&runbook).await?
+    } else {
+        Vec::new()
+    };
+    let locks = crate::lock::acquire(&lock_dir(runs_root), run_id, &targets).await?;
+    let envs = match open_environments(&runbook, &options, run_dir, inject).await {
+        Ok(envs) => envs,
+        Err(e) => {
+            locks.release().await;
+            return Err(e);
+        }
+    };
+    let mut journal = Journal::open(&journal_path)?;
+    let mirror = match mirror_to(&whole, run_id, run_dir, &mut journal).await {
+        Ok(m) => m,
+        Err(e) => {
+            locks.release().await;
+            return Err(e);
+        }
+    };
+    journal.append(Event::Resumed {
+        pid: std::process::id(),
+    })?;
+    let ctx = prepare(
+        runbook,
+        catalog,
+        journal,
+        run_id.clone(),
+        run_dir.to_path_buf(),
+        options,
+        operator,
+        envs,
+        records,
+    );
+    finish(ctx, locks, mirror).await
+}
+
+/// Opens every environment of the (planned) runbook.
+async fn open_environments(
+    runbook: &Runbook,
+    options: &RunOptions,
+    run_dir: &Path,
+    inject: Inject,
+) -> anyhow::Result<BTreeMap<String, Env>> {
+    let mut envs = BTreeMap::new();
+    for (name, spec) in &runbook.environments {
+        let env =
+            environment::open(name, spec, runbook, &env_dir(options, run_dir), inject).await?;
+        envs.insert(name.clone(), env);
+    }
+    Ok(envs)
+}
+
+/// The context of the run's stages, with what an earlier attempt already did.
+#[allow(clippy::too_many_arguments)] // one call each from start and resume
+fn prepare(
+    runbook: Runbook,
+    catalog: Catalog,
+    journal: Journal,
+    run_id: String,
+    run_dir: PathBuf,
+    options: RunOptions,
+    operator: Arc<dyn Operator>,
+    envs: BTreeMap<String, Env>,
+    history: Vec<Record>,
+) -> Ctx {
+    let mut done_effects = HashSet::new();
+    let mut windows: BTreeMap<String, Vec<WindowRecord>> = BTreeMap::new();
+    let mut finished = HashSet::new();
+    let mut last_started: Option<String> = None;
+    for r in &history {
+        match &r.event {
+            Event::EffectDone { stage, key, .. } => {
+                done_effects.insert(format!("{stage}/{key}"));
+            }
+            Event::Window {
+                environment,
+                window,
+                ..
+            } => windows
+                .entry(environment.clone())
+                .or_default()
+                .push(window.clone()),
+            Event::StageStarted { stage, .. } => last_started = Some(stage.clone()),
+            Event::StageFinished { stage, .. } => {
+                finished.insert(stage.clone());
+            }
+            _ => {}
+        }
+    }
+    let resumed_stage = last_started.filter(|s| !finished.contains(s)).map(|s| {
+        let recs = history
+            .iter()
+            .filter(|r| r.event.stage() == Some(s.as_str()))
+            .cloned()
+            .collect();
+        (s, recs)
+    });
+    Ctx {
+        runbook: Arc::new(runbook),
+        catalog,
+        journal,
+        run_id,
+        run_dir,
+        envs,
+        options,
+        operator,
+        probe_client: probe_client(),
+        windows,
+        done_effects,
+        finished,
+        resumed_stage,
+    }
+}
+
+/// The client probes and host checks share: many idle connections, no Nagle delay.
+fn probe_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()
+        // Only fails when the TLS backend cannot start, which the same defaults do not.
+        .unwrap_or_default()
+}

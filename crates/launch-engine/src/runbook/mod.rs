@@ -1,0 +1,493 @@
+//! The runbook: environments and the stages of a launch, read from TOML (`launch.toml`, or the
+//! embedded default — the operator guide's 14-step playbook with compressed durations).
+//! Mistakes are reported with the line they are on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+mod units;
+mod vars;
+
+use units::{bytes, duration, opt_bytes, opt_duration};
+pub use vars::expand_vars;
+
+/// The embedded default runbook.
+pub const DEFAULT_RUNBOOK: &str = include_str!("default-runbook.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Runbook {
+    pub launch: Launch,
+    pub environments: BTreeMap<String, Environment>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(rename = "stage")]
+    pub stages: Vec<Stage>,
+    /// Where the runbook came from, for messages: a path, or `(embedded default)`.
+    #[serde(skip)]
+    pub source: String,
+    #[serde(skip)]
+    text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Launch {
+    pub name: String,
+    /// The primary feature flag the canary moves.
+    pub flag: String,
+    /// Component flags, OFF until the primary flag reaches 100 %.
+    #[serde(default)]
+    pub component_flags: Vec<String>,
+    /// Where runs (journal, reports, UAT data) are mirrored so `status`, `report` and `resume`
+    /// work from another machine: an `s3://bucket/prefix`. Defaults to the S3 store of the
+    /// first environment (by name) that has one; local only when none has.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Environment {
+    /// `embedded` runs the StatusBoardV2 simulator; otherwise `url` and `api-url` are used.
+    #[serde(default)]
+    pub target: Option<String>,
+    pub url: Option<String>,
+    pub api_url: Option<String>,
+    /// Where releases go: `s3://bucket/prefix` (real deploys); the run folder when absent.
+    pub store: Option<Spanned<String>>,
+    /// The CloudFront distribution in front of the store, invalidated after every deploy and
+    /// full rollback.
+    pub cloudfront: Option<String>,
+    /// Where flags are moved: `file` (the run folder; default), `http` (the target's
+    /// `/api/admin/feature-flags`), or `s3://bucket/path/flags.json` (a JSON object that a
+    /// static site reads).
+    pub flags: Option<Spanned<String>>,
+}
+
+impl Environment {
+    pub fn is_embedded(&self) -> bool {
+        self.target.as_deref() == Some("embedded")
+    }
+
+    pub fn store_url(&self) -> Option<&str> {
+        self.store.as_ref().map(|s| s.get_ref().as_str())
+    }
+
+    /// The store, when it is in S3.
+    pub fn s3_store(&self) -> Option<&str> {
+        self.store_url().filter(|s| s.starts_with("s3://"))
+    }
+
+    pub fn flags_spec(&self) -> Option<&str> {
+        self.flags.as_ref().map(|s| s.get_ref().as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Defaults {
+    #[serde(default = "default_deadline", with = "duration")]
+    pub deadline: Duration,
+    #[serde(default = "default_memory", with = "bytes")]
+    pub memory: usize,
+    /// Probe request rate while monitoring or running a canary.
+    #[serde(default = "default_rate")]
+    pub probe_rate: u32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            deadline: default_deadline(),
+            memory: default_memory(),
+            probe_rate: default_rate(),
+        }
+    }
+}
+
+fn default_deadline() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_memory() -> usize {
+    64 << 20
+}
+fn default_rate() -> u32 {
+    200
+}
+
+/// What a stage does when its verdict is a failure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFail {
+    /// Stop the launch; nothing is undone.
+    #[default]
+    Abort,
+    /// Roll back (primary flag to 0) and stop.
+    Rollback,
+    /// Record the failure and go on.
+    Continue,
+}
+
+/// Built-in actions, done by the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Preflight,
+    Build,
+    Deploy,
+    Flag,
+    Monitor,
+    Rollback,
+    RollbackDrill,
+    /// Host-only health checks after a rollback: flag at 0, health, legacy serving.
+    VerifyRollback,
+    UatInit,
+    Wait,
+    Report,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SignoffSpec {
+    pub role: String,
+    pub name: String,
+    pub decision: crate::uat::Decision,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Stage {
+    pub name: Spanned<String>,
+    /// A line for people; the name is used when absent.
+    pub title: Option<String>,
+    pub action: Option<Spanned<Action>>,
+    /// The plugin (by its `describe` name) that decides this stage.
+    pub plugin: Option<Spanned<String>>,
+    pub environment: Option<Spanned<String>>,
+    /// The plugin's config: read from TOML straight into the JSON value the plugin receives
+    /// and its schema is checked against.
+    pub config: Option<Spanned<serde_json::Map<String, serde_json::Value>>>,
+    #[serde(default)]
+    pub on_fail: OnFail,
+    /// Record the verdict but take no action on it.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Hosts the plugin may reach besides the stage's environment (which is always granted).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    #[serde(default, with = "opt_duration")]
+    pub deadline: Option<Duration>,
+    #[serde(default, with = "opt_bytes")]
+    pub memory: Option<usize>,
+    /// `build`: a built-in site (`statusboard-v2`) or a shell command with its output folder.
+    pub site: Option<String>,
+    pub command: Option<String>,
+    pub output: Option<PathBuf>,
+    /// `flag`: the percentage to set.
+    pub percent: Option<u8>,
+    /// `flag`: which flag [default: the launch's primary flag].
+    pub flag: Option<String>,
+    /// `rollback`: why, recorded in the journal and the report.
+    pub reason: Option<String>,
+    /// `rollback`: also make the previous release current again (a full rollback), not only
+    /// the primary flag to 0 (an emergency rollback).
+    #[serde(default)]
+    pub full: bool,
+    /// `monitor`, `wait`: how long. Canary stages: the longest the canary may take before it
+    /// is rolled back [default: 6 h].
+    #[serde(default, with = "opt_duration")]
+    pub duration: Option<Duration>,
+    /// Canary check interval / monitor window.
+    #[serde(default, with = "opt_duration")]
+    pub interval: Option<Duration>,
+    /// UAT sign-offs recorded by the runbook (automated runs).
+    #[serde(default)]
+    pub signoffs: Vec<SignoffSpec>,
+}
+
+impl Stage {
+    pub fn title(&self) -> &str {
+        self.title.as_deref().unwrap_or(self.name.get_ref())
+    }
+
+    /// The plugin's config, `{}` when the runbook gives none.
+    pub fn config_value(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.config
+                .as_ref()
+                .map(|c| c.get_ref().clone())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The plugin's config as the JSON text a plugin call takes.
+    pub fn config_json(&self) -> String {
+        self.config_value().to_string()
+    }
+
+    /// A stage written by the host for an operator command (no line in any file).
+    pub fn builtin(name: &str, title: &str, action: Action, environment: Option<&str>) -> Stage {
+        let here = |v| Spanned::new(0..0, v);
+        Stage {
+            name: here(name.to_string()),
+            title: Some(title.to_string()),
+            action: Some(Spanned::new(0..0, action)),
+            plugin: None,
+            environment: environment.map(|e| here(e.to_string())),
+            config: None,
+            on_fail: OnFail::Abort,
+            dry_run: false,
+            allow_hosts: Vec::new(),
+            deadline: None,
+            memory: None,
+            site: None,
+            command: None,
+            output: None,
+            percent: None,
+            flag: None,
+            reason: None,
+            full: false,
+            duration: None,
+            interval: None,
+            signoffs: Vec::new(),
+        }
+    }
+
+    /// The built-in action, if the stage is one.
+    pub fn action(&self) -> Option<Action> {
+        self.action.as_ref().map(|a| *a.get_ref())
+    }
+
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_ref().map(|e| e.get_ref().as_str())
+    }
+
+    pub fn plugin_name(&self) -> Option<&str> {
+        self.plugin.as_ref().map(|p| p.get_ref().as_str())
+    }
+}
+
+/// A runbook problem, with the place it is at.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}:{line}: {message}")]
+pub struct RunbookError {
+    pub source_name: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl Runbook {
+    pub fn embedded() -> Result<Runbook, RunbookError> {
+        Runbook::parse(DEFAULT_RUNBOOK, "(embedded default runbook)")
+    }
+
+    pub fn load(path: &Path) -> Result<Runbook, RunbookError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RunbookError {
+            source_name: path.display().to_string(),
+            line: 0,
+            message: format!("cannot read the runbook: {e}"),
+        })?;
+        Runbook::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a runbook after expanding `${VAR}` from the process environment (the guide's
+    /// `STAGING_URL`, `S3_BUCKET`, `CLOUDFRONT_DIST_ID`...). The run folder keeps the text
+    /// unexpanded, so no value read from the environment is written to disk.
+    pub fn parse(text: &str, source: &str) -> Result<Runbook, RunbookError> {
+        let expanded = expand_vars(text, source, |name| std::env::var(name).ok())?;
+        let text = expanded.as_str();
+        let mut rb: Runbook = toml::from_str(text).map_err(|e| RunbookError {
+            source_name: source.to_string(),
+            line: e.span().map_or(0, |s| line_of(text, s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        rb.source = source.to_string();
+        rb.text = text.to_string();
+        rb.check_shape()?;
+        Ok(rb)
+    }
+
+    /// An error at the byte offset `at` of the runbook.
+    pub fn error_at(&self, at: usize, message: impl Into<String>) -> RunbookError {
+        RunbookError {
+            source_name: self.source.clone(),
+            line: line_of(&self.text, at),
+            message: message.into(),
+        }
+    }
+
+    /// An environment's store and flag provider are of a known kind, so a run never finds out
+    /// after its folder exists.
+    fn check_environment(&self, name: &str, env: &Environment) -> Result<(), RunbookError> {
+        if let Some(store) = &env.store {
+            if !store.get_ref().starts_with("s3://") {
+                return Err(self.error_at(
+                    store.span().start,
+                    format!(
+                        "environment `{name}`: store `{}` is not an s3:// URL (write s3://bucket/prefix, or drop `store` to keep releases locally)",
+                        store.get_ref()
+                    ),
+                ));
+            }
+            if env.is_embedded() {
+                return Err(self.error_at(
+                    store.span().start,
+                    format!("environment `{name}`: an embedded target serves its own local store; drop `store` or point `url` at the real site"),
+                ));
+            }
+        }
+        if let Some(flags) = &env.flags {
+            let f = flags.get_ref().as_str();
+            if !(f == "file" || f == "http" || f.starts_with("s3://")) {
+                return Err(self.error_at(
+                    flags.span().start,
+                    format!(
+                        "environment `{name}`: unknown flag provider `{f}` (expected \"file\", \"http\" or an s3://bucket/flags.json URL)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Structural checks that need no plugins: unique names, known environments, one of
+    /// action/plugin per stage, and the fields each action needs.
+    fn check_shape(&self) -> Result<(), RunbookError> {
+        if self.stages.is_empty() {
+            return Err(RunbookError {
+                source_name: self.source.clone(),
+                line: 0,
+                message: "the runbook has no [[stage]]".into(),
+            });
+        }
+        for (name, env) in &self.environments {
+            if !env.is_embedded() && (env.url.is_none() || env.api_url.is_none()) {
+                return Err(RunbookError {
+                    source_name: self.source.clone(),
+                    line: 0,
+                    message: format!(
+                        "environment `{name}` needs `target = \"embedded\"` or both `url` and `api-url`"
+                    ),
+                });
+            }
+        }
+        for (name, env) in &self.environments {
+            self.check_environment(name, env)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for stage in &self.stages {
+            let at = stage.name.span().start;
+            if !seen.insert(stage.name.get_ref().as_str()) {
+                return Err(self.error_at(
+                    at,
+                    format!("stage `{}` is defined twice", stage.name.get_ref()),
+                ));
+            }
+            if let Some(env) = &stage.environment
+                && !self.environments.contains_key(env.get_ref())
+            {
+                let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                return Err(self.error_at(
+                    env.span().start,
+                    format!(
+                        "unknown environment `{}` (defined: {})",
+                        env.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            match (&stage.action, &stage.plugin) {
+                (None, None) => {
+                    return Err(self.error_at(
+                        at,
+                        format!(
+                            "stage `{}` needs an `action` or a `plugin`",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+                (Some(a), Some(_)) if *a.get_ref() != Action::UatInit => {
+                    return Err(self.error_at(a.span().start, format!("stage `{}` has both an `action` and a `plugin`; a stage is one or the other", stage.name.get_ref())));
+                }
+                _ => {}
+            }
+            if let Some(action) = &stage.action {
+                let needs_env = matches!(
+                    action.get_ref(),
+                    Action::Deploy
+                        | Action::Flag
+                        | Action::Monitor
+                        | Action::Rollback
+                        | Action::RollbackDrill
+                        | Action::VerifyRollback
+                );
+                if needs_env && stage.environment.is_none() {
+                    return Err(self.error_at(
+                        action.span().start,
+                        format!(
+                            "stage `{}`: this action needs an `environment`",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+                if *action.get_ref() == Action::Flag && stage.percent.is_none_or(|p| p > 100) {
+                    return Err(self.error_at(
+                        action.span().start,
+                        format!(
+                            "stage `{}`: `flag` needs `percent` between 0 and 100",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+                if *action.get_ref() == Action::UatInit && stage.plugin.is_none() {
+                    return Err(self.error_at(
+                        action.span().start,
+                        format!(
+                            "stage `{}`: `uat-init` needs the UAT `plugin`",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_with_fourteen_stages() {
+        let rb = Runbook::embedded().expect("the embedded runbook is valid");
+        assert_eq!(rb.stages.len(), 14);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"a\"\naction = \"deploi\"\nenvironment = \"staging\"\n";
+        let e = Runbook::parse(text, "launch.toml").unwrap_err();
+        assert_eq!(e.line, 8, "{e}");
+        assert!(e.to_string().starts_with("launch.toml:8:"), "{e}");
+        assert!(e.message.contains("deploi"), "{e}");
+    }
+
+    #[test]
+    fn unknown_environment_is_reported_at_its_line() {
+        let text = "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"a\"\naction = \"deploy\"\nenvironment = \"prod\"\n";
+        let e = Runbook::parse(text, "launch.toml").unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.message.contains("unknown environment `prod`"), "{e}");
+    }
+}

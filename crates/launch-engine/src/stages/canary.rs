@@ -1,0 +1,199 @@
+//! The canary loop: measure one check interval, ask the policy plugin, act on its decision —
+//! promote (move the flag), hold, roll back, or complete. The host owns every flag change and
+//! the rollback; a policy that traps, hangs or answers nonsense rolls the canary back.
+
+use std::time::{Duration, Instant};
+
+use super::{journal_logs, probe_endpoints, rollback};
+use crate::context::{Ctx, StageResult};
+use crate::journal::Event;
+use crate::operator::{Measure, Notice};
+use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
+use crate::runbook::Stage;
+use launch_runtime::types::{Action, CanaryState, CanaryWindow};
+use launch_targets::probe::Probe;
+
+/// The longest a canary stage may take when its `duration` does not say: past it, a canary
+/// still holding (on missing data, say) is rolled back rather than left half-way forever.
+pub const CANARY_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);
+
+pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
+    let name = stage.name.get_ref().clone();
+    let env = ctx.env(stage)?;
+    let (env_name, flags, api) = (env.name.clone(), env.flags.clone(), env.api_url.clone());
+    let flag = ctx.runbook.launch.flag.clone();
+    let interval = stage.interval.unwrap_or(Duration::from_secs(60));
+    let sandbox = ctx.sandbox(stage)?;
+    let config = stage.config_json();
+
+    // On resume, carry on from where the flag is: completed promotions are not repeated.
+    let mut percent = flags.get(&flag).await?;
+    let promotions = ctx.resumed_stage.as_ref().filter(|(s, _)| *s == name).map_or(0, |(_, recs)| {
+        recs.iter().filter(|r| matches!(&r.event, Event::EffectDone { key, .. } if key.starts_with("promote:"))).count()
+    });
+    let mut step_index = promotions.saturating_sub(1) as u32;
+    let started = Instant::now();
+    let mut step_started = Instant::now();
+    let mut history: Vec<CanaryWindow> = Vec::new();
+    let mut probe = Probe::start(
+        ctx.probe_client.clone(),
+        probe_endpoints(&api),
+        ctx.runbook.defaults.probe_rate,
+        interval,
+        Duration::from_secs(10),
+    );
+    let mut last_checks: Vec<CheckRecord> = Vec::new();
+    let mut decisions = 0u32;
+
+    let timeout = stage.duration.unwrap_or(CANARY_TIMEOUT);
+    let bar = ctx.operator.progress(Measure::Canary {
+        what: stage.title(),
+    });
+    loop {
+        bar.set_position(u64::from(percent));
+        if started.elapsed() > timeout {
+            let reason = format!(
+                "the canary did not complete within {} s (stuck at {percent}%)",
+                timeout.as_secs()
+            );
+            rollback(ctx, stage, "canary-timeout", &reason).await?;
+            return Ok(rolled_back(
+                VerdictRecord::NoData(reason),
+                last_checks,
+                percent,
+            ));
+        }
+        // The first decision of a fresh canary needs no measurement: it starts the rollout.
+        if percent > 0 || decisions > 0 {
+            let Some(w) = probe.next_window().await else {
+                anyhow::bail!("the probe stopped")
+            };
+            let record = WindowRecord::from_window(&w, percent, true);
+            history.push(record.canary_window());
+            ctx.record_window(&name, &env_name, record)?;
+        }
+        let state = CanaryState {
+            percent,
+            step_index,
+            step_elapsed_ms: step_started.elapsed().as_millis() as u64,
+            total_elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        let plugin = ctx.plugin(stage)?;
+        let plugin_name = plugin.info.name.clone();
+        decisions += 1;
+        let decision = match plugin
+            .decide_canary(&sandbox, &state, &history, &config)
+            .await
+        {
+            Ok(called) => {
+                journal_logs(ctx, stage, &called.logs)?;
+                called.value
+            }
+            Err(failure) => {
+                // A broken policy cannot keep traffic on the canary.
+                journal_logs(ctx, stage, &failure.logs)?;
+                let reason = failure.to_string();
+                rollback(ctx, stage, "policy-failed", &reason).await?;
+                return Ok(rolled_back(
+                    VerdictRecord::Fail(reason.clone()),
+                    vec![super::call_failed(&failure)],
+                    percent,
+                ));
+            }
+        };
+        last_checks = record::checks(&decision.checks);
+        let action_word = match &decision.action {
+            Action::Promote(p) => format!("promote {p}%"),
+            Action::Hold(_) => "hold".into(),
+            Action::Rollback(_) => "rollback".into(),
+            Action::Complete => "complete".into(),
+        };
+        bar.set_message(format!(
+            "{}: {action_word} — {}",
+            stage.title(),
+            decision.summary
+        ));
+        ctx.journal.append(Event::Decision {
+            stage: name.clone(),
+            percent,
+            action: action_word,
+            summary: decision.summary.clone(),
+            checks: last_checks.clone(),
+            plugin: plugin_name,
+        })?;
+        match decision.action {
+            Action::Promote(next) if next <= percent || next > 100 => {
+                let reason = format!(
+                    "policy asked to promote from {percent}% to {next}%, which is not an increase"
+                );
+                rollback(ctx, stage, "policy-nonsense", &reason).await?;
+                return Ok(rolled_back(
+                    VerdictRecord::Fail(reason),
+                    last_checks,
+                    percent,
+                ));
+            }
+            Action::Promote(next) => {
+                let (f, fl) = (flags.clone(), flag.clone());
+                ctx.effect(
+                    &name,
+                    &format!("promote:{next}"),
+                    &format!("{flag} {percent}% → {next}%"),
+                    || async move { f.set(&fl, next).await },
+                )
+                .await?;
+                ctx.operator.tell(Notice::CanaryPromoted {
+                    from: percent,
+                    to: next,
+                });
+                percent = next;
+                if decisions > 1 {
+                    step_index += 1;
+                }
+                step_started = Instant::now();
+                history.clear();
+            }
+            Action::Hold(_) => {}
+            Action::Rollback(reason) => {
+                rollback(ctx, stage, "auto", &reason).await?;
+                ctx.operator.tell(Notice::CanaryRolledBack {
+                    percent,
+                    reason: &reason,
+                });
+                return Ok(rolled_back(
+                    VerdictRecord::Fail(format!("auto-rollback at {percent}%: {reason}")),
+                    last_checks,
+                    percent,
+                ));
+            }
+            Action::Complete => {
+                let summary = format!(
+                    "canary complete at {percent}% after {} ms, {decisions} decision(s)",
+                    started.elapsed().as_millis()
+                );
+                let verdict = if percent == 100 {
+                    VerdictRecord::Pass
+                } else {
+                    VerdictRecord::Inconclusive(format!("policy completed at {percent}%, not 100%"))
+                };
+                return Ok(StageResult {
+                    verdict,
+                    checks: last_checks,
+                    summary,
+                    plugin: None,
+                    rolled_back: false,
+                });
+            }
+        }
+    }
+}
+
+fn rolled_back(verdict: VerdictRecord, checks: Vec<CheckRecord>, percent: u8) -> StageResult {
+    StageResult {
+        summary: format!("rolled back from {percent}%: {}", verdict.reason()),
+        verdict,
+        checks,
+        plugin: None,
+        rolled_back: true,
+    }
+}

@@ -1,0 +1,104 @@
+//! Monitoring: probe the environment's board, drawer and stats endpoints at a constant rate and
+//! journal one window per interval (the SLO gates judge them); and the plain `wait`.
+
+use std::time::{Duration, Instant};
+
+use super::pass;
+use crate::context::{Ctx, StageResult};
+use crate::operator::Measure;
+use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
+use crate::runbook::Stage;
+use launch_targets::probe::{Endpoint, Probe};
+
+/// The endpoints probes measure: the board, the drawer and the stats.
+pub fn probe_endpoints(api_url: &str) -> Vec<Endpoint> {
+    [
+        ("board", "/api/admin/appointments/board"),
+        ("drawer", "/api/appointments/1"),
+        ("stats", "/api/admin/dashboard/stats"),
+    ]
+    .into_iter()
+    .map(|(name, path)| Endpoint {
+        name: name.into(),
+        method: reqwest::Method::GET,
+        url: format!("{api_url}{path}"),
+    })
+    .collect()
+}
+
+pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
+    let env = ctx.env(stage)?;
+    let (env_name, flags) = (env.name.clone(), env.flags.clone());
+    let duration = stage.duration.unwrap_or(Duration::from_secs(10));
+    let interval = stage
+        .interval
+        .unwrap_or(Duration::from_secs(1))
+        .min(duration);
+    let mut probe = Probe::start(
+        ctx.probe_client.clone(),
+        probe_endpoints(&env.api_url),
+        ctx.runbook.defaults.probe_rate,
+        interval,
+        Duration::from_secs(5),
+    );
+    let started = Instant::now();
+    let (mut requests, mut errors, mut windows) = (0, 0, 0);
+    let bar = ctx.operator.progress(Measure::Timed {
+        total: duration,
+        what: stage.title(),
+    });
+    while started.elapsed() + interval / 2 < duration {
+        bar.set_position(started.elapsed().as_millis() as u64);
+        let Some(w) = probe.next_window().await else {
+            break;
+        };
+        let percent = flags.get(&ctx.runbook.launch.flag).await.unwrap_or(0);
+        let record = WindowRecord::from_window(&w, percent, false);
+        let (r, e, _) = record.totals(None);
+        requests += r;
+        errors += e;
+        windows += 1;
+        ctx.record_window(stage.name.get_ref(), &env_name, record)?;
+    }
+    drop(bar);
+    let check = if requests == 0 {
+        CheckRecord {
+            verdict: VerdictRecord::NoData("no probe answered".into()),
+            ..pass("monitoring", "")
+        }
+    } else {
+        CheckRecord {
+            observed: Some(requests as f64),
+            unit: "requests".into(),
+            ..pass(
+                "monitoring",
+                format!(
+                    "{windows} window(s), {requests} requests, {errors} errors measured on {env_name}"
+                ),
+            )
+        }
+    };
+    Ok(StageResult::from_checks(
+        vec![check],
+        format!("monitored {env_name} for {} ms", duration.as_millis()),
+    ))
+}
+
+pub async fn wait(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
+    let duration = stage.duration.unwrap_or(Duration::from_secs(1));
+    let bar = ctx.operator.progress(Measure::Timed {
+        total: duration,
+        what: stage.title(),
+    });
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        let step = (duration - started.elapsed()).min(Duration::from_millis(100));
+        tokio::time::sleep(step).await;
+        bar.set_position(started.elapsed().as_millis() as u64);
+    }
+    drop(bar);
+    Ok(StageResult::from_checks(
+        vec![pass("wait", "waited")],
+        "waited",
+    ))
+}

@@ -1,0 +1,81 @@
+//! Plugin stages: the smoke suite, the SLO gate and a team's custom step get their inputs from
+//! the host (target, measured windows, context) and their report becomes the stage's verdict.
+//! Canary and UAT stages have loops and data of their own (`canary`, `uat`).
+
+use super::{journal_logs, target};
+use crate::context::{Ctx, StageResult};
+use crate::record::{self, WindowRecord};
+use crate::runbook::Stage;
+use launch_runtime::types::{StepContext, Target};
+use launch_runtime::{Called, Role};
+
+pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
+    let plugin_name = ctx.plugin(stage)?.info.name.clone();
+    let mut result = match ctx.plugin(stage)?.role() {
+        Role::SmokeSuite => {
+            let target = target(ctx, stage).await?;
+            let (plugin, sandbox, config) =
+                (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
+            let called = plugin.run_smoke_suite(&sandbox, &target, &config).await?;
+            report_result(ctx, stage, called)?
+        }
+        Role::SloGate => {
+            let samples = launch_runtime::types::Samples {
+                windows: stage
+                    .environment
+                    .as_ref()
+                    .and_then(|e| ctx.windows.get(e.get_ref()))
+                    .map(|ws| {
+                        ws.iter()
+                            .rev()
+                            .take(240)
+                            .rev()
+                            .map(WindowRecord::metric_window)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            let (plugin, sandbox, config) =
+                (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
+            let called = plugin.evaluate_slo(&sandbox, &samples, &config).await?;
+            report_result(ctx, stage, called)?
+        }
+        Role::UatChecklist => super::uat::evaluate(ctx, stage).await?,
+        Role::CanaryPolicy => super::canary::run(ctx, stage).await?,
+        Role::Step => {
+            let context = StepContext {
+                run_id: ctx.run_id.clone(),
+                stage: stage.name.get_ref().clone(),
+                target: target(ctx, stage).await.unwrap_or(Target {
+                    environment: String::new(),
+                    base_url: String::new(),
+                    api_base_url: String::new(),
+                    release_id: None,
+                }),
+                params: Vec::new(),
+            };
+            let (plugin, sandbox, config) =
+                (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
+            let called = plugin.run_step(&sandbox, &context, &config).await?;
+            report_result(ctx, stage, called)?
+        }
+    };
+    result.plugin = Some(plugin_name);
+    Ok(result)
+}
+
+fn report_result(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    called: Called<launch_runtime::types::StepReport>,
+) -> anyhow::Result<StageResult> {
+    journal_logs(ctx, stage, &called.logs)?;
+    let r = called.value;
+    Ok(StageResult {
+        verdict: (&r.verdict).into(),
+        checks: record::checks(&r.checks),
+        summary: r.summary,
+        plugin: None,
+        rolled_back: false,
+    })
+}

@@ -1,0 +1,205 @@
+//! UAT stages: `uat-init` records the plugin's checklist and probes the automatable items; the
+//! UAT gate hands the plugin the recorded results and sign-offs (walking testers through the
+//! untested items in an interactive run) and marks what nobody tested as skipped.
+
+use std::time::Duration;
+
+use super::{fail, journal_logs, pass};
+use crate::context::{Ctx, StageResult};
+use crate::journal::now_ms;
+use crate::record::{self, CheckRecord, VerdictRecord};
+use crate::runbook::Stage;
+use crate::uat::{
+    Decision, ItemFile, Outcome, ResultFile, SignoffFile, UatData, read, record_result, write,
+};
+use launch_runtime::types as wit;
+
+/// Records the plugin's checklist and checks the automatable items over HTTP.
+pub async fn init(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
+    let dir = ctx.uat_dir();
+    let (plugin, sandbox, config) = (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
+    let called = plugin.uat_checklist(&sandbox, &config).await?;
+    journal_logs(ctx, stage, &called.logs)?;
+    let items: Vec<wit::UatItem> = called.value;
+    let files: Vec<ItemFile> = items
+        .iter()
+        .map(|i| ItemFile {
+            id: i.id.clone(),
+            category: i.category.clone(),
+            title: i.title.clone(),
+            steps: i.steps.clone(),
+            expected: i.expected.clone(),
+            blocking: i.blocking,
+            automated_probe: i.automated_probe.clone(),
+        })
+        .collect();
+    write(&dir.join("checklist.json"), &files)?;
+    let api = ctx.env(stage)?.api_url.clone();
+    let mut results: Vec<ResultFile> = read(&dir.join("results.json"))?;
+    let mut checks = vec![CheckRecord {
+        observed: Some(items.len() as f64),
+        unit: "items".into(),
+        ..pass("checklist", format!("{} item(s) recorded", items.len()))
+    }];
+    for item in items.iter().filter(|i| i.automated_probe.is_some()) {
+        let url = format!("{api}{}", item.automated_probe.as_deref().unwrap_or(""));
+        let outcome = match ctx
+            .probe_client
+            .get(&url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => Outcome::Pass,
+            _ => Outcome::Fail,
+        };
+        results.retain(|r| r.id != item.id);
+        results.push(ResultFile {
+            id: item.id.clone(),
+            outcome,
+            tester: "launch-host (automated)".into(),
+            notes: format!("GET {url}"),
+            at_ms: now_ms(),
+        });
+        checks.push(if outcome == Outcome::Pass {
+            pass(&item.id, format!("GET {url} answered 2xx"))
+        } else {
+            fail(&item.id, format!("GET {url} did not answer 2xx"))
+        });
+    }
+    write(&dir.join("results.json"), &results)?;
+    Ok(StageResult::from_checks(checks, "UAT initialized"))
+}
+
+fn outcome(o: Outcome) -> wit::UatOutcome {
+    match o {
+        Outcome::Pass => wit::UatOutcome::Pass,
+        Outcome::Fail => wit::UatOutcome::Fail,
+        Outcome::Blocked => wit::UatOutcome::Blocked,
+        Outcome::Skipped => wit::UatOutcome::Skipped,
+    }
+}
+
+fn decision(d: Decision) -> wit::SignoffDecision {
+    match d {
+        Decision::Approved => wit::SignoffDecision::Approved,
+        Decision::Rejected => wit::SignoffDecision::Rejected,
+        Decision::Conditional => wit::SignoffDecision::Conditional,
+    }
+}
+
+/// Judges the recorded results and sign-offs with the UAT plugin. In an automated run, items
+/// no one tested are recorded as skipped, and the plugin's config decides what that means, and the
+/// runbook's sign-offs are recorded.
+pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
+    let dir = ctx.uat_dir();
+    let mut signoffs: Vec<SignoffFile> = read(&dir.join("signoffs.json"))?;
+    for s in &stage.signoffs {
+        if !signoffs
+            .iter()
+            .any(|x| x.role == s.role && x.name == s.name)
+        {
+            signoffs.push(SignoffFile {
+                role: s.role.clone(),
+                name: s.name.clone(),
+                decision: s.decision,
+                note: s.note.clone(),
+                at_ms: now_ms(),
+            });
+        }
+    }
+    write(&dir.join("signoffs.json"), &signoffs)?;
+    // An interactive run walks the tester through every untested item (unless
+    // SKIP_UAT_INTERACTIVE); what they answer is recorded like `launch-host uat test`.
+    if ctx.options.interactive && !ctx.options.skip_uat_interactive && ctx.operator.can_ask() {
+        let data = UatData::load(&dir)?;
+        let tester = std::env::var("USER").unwrap_or_else(|_| "tester".into());
+        for item in data.items.iter().filter(|i| data.result(&i.id).is_none()) {
+            let Some(answer) = ctx.operator.ask_uat_result(item) else {
+                break;
+            };
+            record_result(
+                &dir,
+                ResultFile {
+                    id: item.id.clone(),
+                    outcome: answer.outcome,
+                    tester: tester.clone(),
+                    notes: answer.notes,
+                    at_ms: now_ms(),
+                },
+            )?;
+        }
+    }
+    let mut results: Vec<ResultFile> = read(&dir.join("results.json"))?;
+    if ctx.options.auto {
+        let items: Vec<ItemFile> = read(&dir.join("checklist.json"))?;
+        let untested: Vec<&ItemFile> = items
+            .iter()
+            .filter(|i| !results.iter().any(|r| r.id == i.id))
+            .collect();
+        for item in untested {
+            results.push(ResultFile {
+                id: item.id.clone(),
+                outcome: Outcome::Skipped,
+                tester: "launch-host (automated run)".into(),
+                notes: "not tested: the run is automated (SKIP_UAT_INTERACTIVE)".into(),
+                at_ms: now_ms(),
+            });
+        }
+    }
+    let wit_results: Vec<wit::UatResult> = results
+        .iter()
+        .map(|r| wit::UatResult {
+            id: r.id.clone(),
+            outcome: outcome(r.outcome),
+            tester: r.tester.clone(),
+            notes: r.notes.clone(),
+            at_ms: r.at_ms,
+        })
+        .collect();
+    let wit_signoffs: Vec<wit::Signoff> = signoffs
+        .iter()
+        .map(|s| wit::Signoff {
+            role: s.role.clone(),
+            name: s.name.clone(),
+            decision: decision(s.decision),
+            note: s.note.clone(),
+            at_ms: s.at_ms,
+        })
+        .collect();
+    let (plugin, sandbox, config) = (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
+    let called = plugin
+        .evaluate_uat(&sandbox, &wit_results, &wit_signoffs, &config)
+        .await?;
+    journal_logs(ctx, stage, &called.logs)?;
+    let r = called.value;
+    let mut checks = record::checks(&r.checks);
+    // An item nobody tested never reads as a pass, whatever the policy allows: its check is
+    // marked skipped, and every report says so.
+    let skipped = mark_skipped(&mut checks, &results);
+    let summary = if skipped == 0 {
+        r.summary
+    } else {
+        format!("{} ({skipped} item(s) skipped, untested)", r.summary)
+    };
+    Ok(StageResult {
+        verdict: VerdictRecord::from(&r.verdict),
+        checks,
+        summary,
+        plugin: None,
+        rolled_back: false,
+    })
+}
+
+/// Marks the checks of items whose latest result is `skipped`; returns how many.
+fn mark_skipped(checks: &mut [CheckRecord], results: &[ResultFile]) -> usize {
+    let latest = |id: &str| results.iter().rev().find(|r| r.id == id);
+    let mut n = 0;
+    for c in checks.iter_mut() {
+        if latest(&c.name).is_some_and(|r| r.outcome == Outcome::Skipped) {
+            c.skipped = true;
+            n += 1;
+        }
+    }
+    n
+}

@@ -1,0 +1,130 @@
+//! UAT data of a workspace (or run): the checklist the plugin defines, results (automated probes
+//! and testers) and sign-offs, kept as JSON files in `uat/`. Outcomes and decisions are enums
+//! from the command line to the plugin: a typo is refused where it is typed, never guessed.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+/// What a test of one item found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Blocked,
+    /// Nobody tested it (or chose not to): never shown as a pass.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Blocked => "blocked",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// A stakeholder's sign-off decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Approved,
+    Rejected,
+    Conditional,
+}
+
+impl Decision {
+    pub fn word(self) -> &'static str {
+        match self {
+            Decision::Approved => "approved",
+            Decision::Rejected => "rejected",
+            Decision::Conditional => "conditional",
+        }
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub struct ItemFile {
+    pub id: String,
+    pub category: String,
+    pub title: String,
+    pub steps: Vec<String>,
+    pub expected: String,
+    pub blocking: bool,
+    pub automated_probe: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub struct ResultFile {
+    pub id: String,
+    pub outcome: Outcome,
+    pub tester: String,
+    pub notes: String,
+    pub at_ms: u64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub struct SignoffFile {
+    pub role: String,
+    pub name: String,
+    pub decision: Decision,
+    pub note: String,
+    pub at_ms: u64,
+}
+
+pub(crate) fn read<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .with_context(|| format!("{} is not valid UAT data", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn write<T: serde::Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
+    launch_targets::store::write_atomically(path, &serde_json::to_vec_pretty(v)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The UAT data of a workspace (or run) folder.
+pub struct UatData {
+    pub items: Vec<ItemFile>,
+    pub results: Vec<ResultFile>,
+    pub signoffs: Vec<SignoffFile>,
+}
+
+impl UatData {
+    pub fn load(dir: &Path) -> anyhow::Result<UatData> {
+        Ok(UatData {
+            items: read(&dir.join("checklist.json"))?,
+            results: read(&dir.join("results.json"))?,
+            signoffs: read(&dir.join("signoffs.json"))?,
+        })
+    }
+
+    /// The latest result of an item.
+    pub fn result(&self, id: &str) -> Option<&ResultFile> {
+        self.results.iter().rev().find(|r| r.id == id)
+    }
+}
+
+/// Records a tester's result; it replaces an earlier result of the same item.
+pub fn record_result(dir: &Path, result: ResultFile) -> anyhow::Result<()> {
+    let mut results: Vec<ResultFile> = read(&dir.join("results.json"))?;
+    results.retain(|r| r.id != result.id);
+    results.push(result);
+    write(&dir.join("results.json"), &results)
+}
+
+/// Records a sign-off; it replaces an earlier one by the same person in the same role.
+pub fn record_signoff(dir: &Path, signoff: SignoffFile) -> anyhow::Result<()> {
+    let mut signoffs: Vec<SignoffFile> = read(&dir.join("signoffs.json"))?;
+    signoffs.retain(|s| !(s.role == signoff.role && s.name == signoff.name));
+    signoffs.push(signoff);
+    write(&dir.join("signoffs.json"), &signoffs)
+}

@@ -1,0 +1,169 @@
+//! The workspace operator commands share: where its embedded environments and UAT data live,
+//! its runs, and what its journals say about a canary in progress.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::Runbook;
+use super::environment::{self, Env};
+use super::journal::{Event, Journal, now_ms};
+use launch_targets::simulator::Inject;
+
+/// Where a workspace's embedded environments keep their store and flags.
+pub fn envs_dir(workspace: &Path) -> PathBuf {
+    workspace.join("env")
+}
+
+/// Where a workspace's UAT checklist, results and sign-offs live.
+pub fn uat_dir(workspace: &Path) -> PathBuf {
+    workspace.join("uat")
+}
+
+/// Run ids in a local runs folder, oldest first.
+pub fn runs(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("journal.jsonl").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // By start time: ids sort by second only, and two runs can start in the same second.
+    ids.sort_by_key(|id| {
+        let started = std::fs::metadata(dir.join(id).join("runbook.toml"))
+            .and_then(|m| m.modified())
+            .ok();
+        (started, id.clone())
+    });
+    ids
+}
+
+/// A run's local folder: `run` (an id in `runs_dir`, or a run folder's path), or the latest run
+/// — fetched from the shared state first when `state` (an `s3://bucket/prefix`) is given.
+pub async fn find_run(
+    runs_dir: &Path,
+    run: Option<&str>,
+    state: Option<&str>,
+) -> anyhow::Result<PathBuf> {
+    let id = match (run, state) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(url)) => crate::mirror::list(url)
+            .await?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no runs in {url}"))?,
+        (None, None) => runs(runs_dir).pop().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no runs in {}; start one with `launch-host run`",
+                runs_dir.display()
+            )
+        })?,
+    };
+    let as_path = PathBuf::from(&id);
+    if state.is_none() && as_path.join("journal.jsonl").is_file() {
+        return Ok(as_path);
+    }
+    let dir = runs_dir.join(&id);
+    if let Some(url) = state {
+        crate::mirror::fetch(url, &id, &dir).await?;
+    }
+    anyhow::ensure!(
+        dir.join("journal.jsonl").is_file(),
+        "no run {id} in {} (pass --state s3://... to read a run started elsewhere)",
+        runs_dir.display()
+    );
+    Ok(dir)
+}
+
+/// Where a canary of this environment stands, from the workspace's latest run journals.
+#[derive(Debug, Clone, Serialize)]
+pub struct CanaryProgress {
+    pub run_id: String,
+    pub stage: String,
+    pub percent: u8,
+    pub last_action: String,
+    pub last_summary: String,
+    pub last_decision_ms: u64,
+    /// Whether the canary stage is still running.
+    pub running: bool,
+    /// Until the policy is next asked to promote, when the runbook says how long a step lasts.
+    pub next_step_in_ms: Option<u64>,
+}
+
+/// Opens a runbook environment as the workspace's commands see it.
+pub async fn open_env(runbook: &Runbook, name: &str, workspace: &Path) -> anyhow::Result<Env> {
+    let spec = runbook.environments.get(name).ok_or_else(|| {
+        let known: Vec<&str> = runbook.environments.keys().map(String::as_str).collect();
+        anyhow::anyhow!(
+            "{}: no environment `{name}` (defined: {})",
+            runbook.source,
+            known.join(", ")
+        )
+    })?;
+    environment::open(name, spec, runbook, &envs_dir(workspace), Inject::default()).await
+}
+
+/// The latest canary decision about `env` in the workspace's runs.
+pub fn canary_progress(runs_dir: &Path, runbook: &Runbook, env: &str) -> Option<CanaryProgress> {
+    let stage_env = |stage: &str| {
+        runbook
+            .stages
+            .iter()
+            .find(|s| s.name.get_ref() == stage)
+            .and_then(|s| s.environment.as_ref().map(|e| e.get_ref().clone()))
+    };
+    for run_id in runs(runs_dir).into_iter().rev() {
+        let Ok(records) = Journal::read(&runs_dir.join(&run_id).join("journal.jsonl")) else {
+            continue;
+        };
+        let Some((i, stage, percent, action, summary, at)) = records
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, r)| match &r.event {
+                Event::Decision {
+                    stage,
+                    percent,
+                    action,
+                    summary,
+                    ..
+                } if stage_env(stage).as_deref() == Some(env) => Some((
+                    i,
+                    stage.clone(),
+                    *percent,
+                    action.clone(),
+                    summary.clone(),
+                    r.at,
+                )),
+                _ => None,
+            })
+        else {
+            continue;
+        };
+        let finished = records[i..].iter().any(|r| {
+            matches!(&r.event, Event::StageFinished { stage: s, .. } if *s == stage)
+                || matches!(r.event, Event::RunFinished { .. })
+        });
+        let step_ms = runbook
+            .stages
+            .iter()
+            .find(|s| *s.name.get_ref() == stage)
+            .and_then(|s| s.config.as_ref())
+            .and_then(|c| c.get_ref().get("step-duration-ms"))
+            .and_then(serde_json::Value::as_u64);
+        let next_step_in_ms = step_ms
+            .filter(|_| !finished)
+            .map(|d| (at + d).saturating_sub(now_ms()));
+        return Some(CanaryProgress {
+            run_id,
+            stage,
+            percent,
+            last_action: action,
+            last_summary: summary,
+            last_decision_ms: at,
+            running: !finished,
+            next_step_in_ms,
+        });
+    }
+    None
+}

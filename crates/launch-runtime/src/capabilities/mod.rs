@@ -1,0 +1,34 @@
+//! The host side of each WIT import a plugin may use. Each capability links its bindings into
+//! the engine's linker once, and builds the state of one plugin call from the stage's grants;
+//! `http_client` is the back-end of `http` (and of gated `wasi:http`): reqwest, executed natively.
+
+pub mod allow_list;
+pub mod bindings;
+pub mod grants;
+pub mod http;
+pub mod http_client;
+pub mod log;
+pub mod wasi;
+
+use wasmtime::component::{HasSelf, Linker};
+
+pub use allow_list::{AllowList, HostPattern};
+pub use grants::Grants;
+
+/// Access from a call's store data to each capability's state.
+pub trait CapabilityView: Send + 'static {
+    fn log_sink(&mut self) -> &mut log::LogSink;
+    fn http_state(&mut self) -> &mut http::HttpState;
+}
+
+/// Links every capability and WASI (empty context, gated `wasi:http`) into `linker`.
+pub fn link_all<T>(linker: &mut Linker<T>) -> wasmtime::Result<()>
+where
+    T: CapabilityView + wasmtime_wasi::WasiView + wasmtime_wasi_http::WasiHttpView,
+{
+    bindings::log::add_to_linker::<T, HasSelf<log::LogSink>>(linker, T::log_sink)?;
+    bindings::http::add_to_linker::<T, HasSelf<http::HttpState>>(linker, T::http_state)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    Ok(())
+}
