@@ -213,14 +213,21 @@ fn plugins_with_a_broken_file(dir: &Path) -> PathBuf {
     plugins
 }
 
-#[test]
-fn rollback_emergency_full_and_validate_even_with_a_broken_plugin() {
-    let ws = Workspace::new();
+/// Two releases deployed to production and V2 at `percent`: something to roll back. Returns
+/// the first release, which a full rollback makes live again.
+fn production_with_two_releases(ws: &Workspace, percent: &str) -> String {
     ws.ok(&["launch", "deploy", "--yes"]);
     let first = ws.current("production");
     ws.ok(&["launch", "deploy", "--yes"]);
     assert_ne!(ws.current("production"), first);
-    ws.ok(&["canary", "promote", "100", "--env", "production", "--yes"]);
+    ws.ok(&["canary", "promote", percent, "--env", "production", "--yes"]);
+    first
+}
+
+#[test]
+fn rollback_emergency_full_and_validate_even_with_a_broken_plugin() {
+    let ws = Workspace::new();
+    let first = production_with_two_releases(&ws, "100");
 
     let broken = plugins_with_a_broken_file(ws.path.parent().unwrap());
     let out = ws
@@ -273,10 +280,7 @@ fn rollback_emergency_full_and_validate_even_with_a_broken_plugin() {
 #[test]
 fn rollbacks_work_from_a_folder_without_plugins() {
     let ws = Workspace::new();
-    ws.ok(&["launch", "deploy", "--yes"]);
-    let first = ws.current("production");
-    ws.ok(&["launch", "deploy", "--yes"]);
-    ws.ok(&["canary", "promote", "50", "--env", "production", "--yes"]);
+    let first = production_with_two_releases(&ws, "50");
     // An operator's shell in some other folder: no plugins/ there, none named anywhere.
     let elsewhere = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {

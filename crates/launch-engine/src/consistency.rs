@@ -33,25 +33,25 @@ pub fn validate(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
             );
             continue;
         };
-        if let Some(schema) = &plugin.info.config_schema {
-            if let Err(e) = check_config(schema, &stage.config_value()) {
-                let at = stage
-                    .config
-                    .as_ref()
-                    .map_or(name.span().start, |c| c.span().start);
-                problems.push(
-                    runbook
-                        .error_at(
-                            at,
-                            format!(
-                                "stage `{}`: config rejected by `{}`'s schema: {e}",
-                                stage.name.get_ref(),
-                                plugin.info.name
-                            ),
-                        )
-                        .to_string(),
-                );
-            }
+        if let Some(schema) = &plugin.info.config_schema
+            && let Err(e) = check_config(schema, &stage.config_value())
+        {
+            let at = stage
+                .config
+                .as_ref()
+                .map_or(name.span().start, |c| c.span().start);
+            problems.push(
+                runbook
+                    .error_at(
+                        at,
+                        format!(
+                            "stage `{}`: config rejected by `{}`'s schema: {e}",
+                            stage.name.get_ref(),
+                            plugin.info.name
+                        ),
+                    )
+                    .to_string(),
+            );
         }
         if let Err(e) = check_role(stage, plugin) {
             problems.push(

@@ -87,7 +87,8 @@ pub trait Operator: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Unattended;
 
-struct NoProgress;
+/// A progress indicator nobody sees.
+pub struct NoProgress;
 
 impl Progress for NoProgress {
     fn set_position(&self, _: u64) {}

@@ -233,9 +233,11 @@ pub fn plan(op: &Operation, runbook: &Runbook, catalog: &Catalog) -> Result<Runb
                 .into_iter()
                 .map(|mut s| {
                     let mode = if *full { "full" } else { "quick" };
+                    // Errors about the config still point at its line in the runbook.
+                    let span = s.config.as_ref().map_or(s.name.span(), |c| c.span());
                     let mut config = s.config.take().map(|c| c.into_inner()).unwrap_or_default();
                     config.insert("mode".into(), mode.into());
-                    s.config = Some(toml::Spanned::new(0..0, config));
+                    s.config = Some(toml::Spanned::new(span, config));
                     s
                 })
                 .collect(),

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use launch_engine::operator::{Measure, Notice, Operator, Progress, Step, UatAnswer};
+use launch_engine::operator::{Measure, NoProgress, Notice, Operator, Progress, Step, UatAnswer};
 use launch_engine::run::{Launch, start};
 use launch_engine::uat::ItemFile;
 use launch_engine::{Outcome, RunOptions, Runbook, Unattended};
@@ -43,14 +43,6 @@ struct Scripted {
     heard: Mutex<Vec<String>>,
 }
 
-struct Quiet;
-
-impl Progress for Quiet {
-    fn set_position(&self, _: u64) {}
-    fn inc(&self, _: u64) {}
-    fn set_message(&self, _: String) {}
-}
-
 impl Operator for Scripted {
     fn can_ask(&self) -> bool {
         true
@@ -75,7 +67,7 @@ impl Operator for Scripted {
         self.heard.lock().unwrap().push(line);
     }
     fn progress(&self, _: Measure<'_>) -> Box<dyn Progress> {
-        Box::new(Quiet)
+        Box::new(NoProgress)
     }
 }
 

@@ -146,7 +146,7 @@ pub fn meaningful<'a>(stderr: &[&'a str]) -> Vec<&'a str> {
             let message = next.copied().unwrap_or(line);
             // componentize-py re-raises a Python exception as an unwrap panic: the exception
             // line before it already says it better.
-            if !(message.starts_with("called `") && !picked.is_empty()) {
+            if !message.starts_with("called `") || picked.is_empty() {
                 picked.push(message);
             }
         } else if exception(line) {

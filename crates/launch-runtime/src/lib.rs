@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod bounds;
 pub mod cache;
+mod call;
 pub mod capabilities;
 pub mod contract;
 pub mod discovery;
@@ -15,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod inspect;
 pub mod limits;
+mod load;
 pub mod plugin;
 mod state;
 mod text;
@@ -74,12 +76,12 @@ impl Runtime {
 
     /// Loads one plugin file (through the cache) and asks it to describe itself.
     pub async fn load(&self, path: &Path) -> Result<Plugin, LoadError> {
-        plugin::load(self, path, true).await
+        load::load(self, path, true).await
     }
 
     /// Loads one plugin file compiling it from scratch, bypassing the cache.
     pub async fn load_uncached(&self, path: &Path) -> Result<Plugin, LoadError> {
-        plugin::load(self, path, false).await
+        load::load(self, path, false).await
     }
 
     /// Reads a component's imports and exports and, if it is a plugin, its description.

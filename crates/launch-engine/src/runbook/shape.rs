@@ -1,0 +1,144 @@
+//! Structural checks of a parsed runbook that need no plugins: unique stage names, known
+//! environments, one of action/plugin per stage, the fields each action needs, and stores and
+//! flag providers of a known kind — each error at its line.
+
+use super::{Action, Environment, Runbook, RunbookError};
+
+impl Runbook {
+    /// An environment's store and flag provider are of a known kind, so a run never finds out
+    /// after its folder exists.
+    fn check_environment(&self, name: &str, env: &Environment) -> Result<(), RunbookError> {
+        if let Some(store) = &env.store {
+            if !store.get_ref().starts_with("s3://") {
+                return Err(self.error_at(
+                    store.span().start,
+                    format!(
+                        "environment `{name}`: store `{}` is not an s3:// URL (write s3://bucket/prefix, or drop `store` to keep releases locally)",
+                        store.get_ref()
+                    ),
+                ));
+            }
+            if env.is_embedded() {
+                return Err(self.error_at(
+                    store.span().start,
+                    format!("environment `{name}`: an embedded target serves its own local store; drop `store` or point `url` at the real site"),
+                ));
+            }
+        }
+        if let Some(flags) = &env.flags {
+            let f = flags.get_ref().as_str();
+            if !(f == "file" || f == "http" || f.starts_with("s3://")) {
+                return Err(self.error_at(
+                    flags.span().start,
+                    format!(
+                        "environment `{name}`: unknown flag provider `{f}` (expected \"file\", \"http\" or an s3://bucket/flags.json URL)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Structural checks that need no plugins: unique names, known environments, one of
+    /// action/plugin per stage, and the fields each action needs.
+    pub(super) fn check_shape(&self) -> Result<(), RunbookError> {
+        if self.stages.is_empty() {
+            return Err(RunbookError {
+                source_name: self.source.clone(),
+                line: 0,
+                message: "the runbook has no [[stage]]".into(),
+            });
+        }
+        for (name, env) in &self.environments {
+            if !env.is_embedded() && (env.url.is_none() || env.api_url.is_none()) {
+                return Err(RunbookError {
+                    source_name: self.source.clone(),
+                    line: 0,
+                    message: format!(
+                        "environment `{name}` needs `target = \"embedded\"` or both `url` and `api-url`"
+                    ),
+                });
+            }
+        }
+        for (name, env) in &self.environments {
+            self.check_environment(name, env)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for stage in &self.stages {
+            let at = stage.name.span().start;
+            if !seen.insert(stage.name.get_ref().as_str()) {
+                return Err(self.error_at(
+                    at,
+                    format!("stage `{}` is defined twice", stage.name.get_ref()),
+                ));
+            }
+            if let Some(env) = &stage.environment
+                && !self.environments.contains_key(env.get_ref())
+            {
+                let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                return Err(self.error_at(
+                    env.span().start,
+                    format!(
+                        "unknown environment `{}` (defined: {})",
+                        env.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            match (&stage.action, &stage.plugin) {
+                (None, None) => {
+                    return Err(self.error_at(
+                        at,
+                        format!(
+                            "stage `{}` needs an `action` or a `plugin`",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+                (Some(a), Some(_)) if *a.get_ref() != Action::UatInit => {
+                    return Err(self.error_at(a.span().start, format!("stage `{}` has both an `action` and a `plugin`; a stage is one or the other", stage.name.get_ref())));
+                }
+                _ => {}
+            }
+            if let Some(action) = &stage.action {
+                let needs_env = matches!(
+                    action.get_ref(),
+                    Action::Deploy
+                        | Action::Flag
+                        | Action::Monitor
+                        | Action::Rollback
+                        | Action::RollbackDrill
+                        | Action::VerifyRollback
+                );
+                if needs_env && stage.environment.is_none() {
+                    return Err(self.error_at(
+                        action.span().start,
+                        format!(
+                            "stage `{}`: this action needs an `environment`",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+                if *action.get_ref() == Action::Flag && stage.percent.is_none_or(|p| p > 100) {
+                    return Err(self.error_at(
+                        action.span().start,
+                        format!(
+                            "stage `{}`: `flag` needs `percent` between 0 and 100",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+                if *action.get_ref() == Action::UatInit && stage.plugin.is_none() {
+                    return Err(self.error_at(
+                        action.span().start,
+                        format!(
+                            "stage `{}`: `uat-init` needs the UAT `plugin`",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

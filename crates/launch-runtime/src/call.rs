@@ -1,0 +1,112 @@
+//! One sandboxed call: a fresh store with the call's capability state, a memory ceiling, an
+//! epoch deadline plus a host-side timeout; whatever goes wrong becomes a `CallFailure` that
+//! names the plugin and the function, with what it logged.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+
+use crate::Runtime;
+use crate::capabilities::log::{LogLine, Source};
+use crate::engine::deadline_ticks;
+use crate::error::{CallFailure, FailureKind};
+use crate::limits::MemoryLimitExceeded;
+use crate::plugin::{Called, Sandbox};
+use crate::state::PluginState;
+
+/// Runs one call in a fresh store under `sandbox`, turning every way it can go wrong into a
+/// `CallFailure` that names the plugin and function.
+pub(crate) async fn call<T, F, Fut>(
+    runtime: &Runtime,
+    plugin: &str,
+    function: &str,
+    sandbox: &Sandbox,
+    body: F,
+) -> Result<Called<T>, CallFailure>
+where
+    F: FnOnce(Store<PluginState>) -> Fut,
+    Fut: Future<Output = wasmtime::Result<(T, Store<PluginState>)>>,
+{
+    let started = Instant::now();
+    let state = PluginState::new(
+        sandbox.grants.clone(),
+        runtime.inner.http.clone(),
+        sandbox.limits.memory_bytes,
+    );
+    let stdout = state.stdout.clone();
+    let stderr = state.stderr.clone();
+    let mut store = Store::new(&runtime.inner.engine, state);
+    store.limiter(|s| &mut s.memory);
+    store.set_epoch_deadline(deadline_ticks(sandbox.limits.deadline));
+    store.epoch_deadline_trap();
+
+    // The epoch deadline stops guest code; this timeout also covers time spent awaiting host
+    // calls (a slow HTTP request), with a little slack so the epoch trap wins when both apply.
+    let hard = sandbox.limits.deadline + Duration::from_millis(250);
+    let outcome = tokio::time::timeout(hard, body(store)).await;
+
+    let collect_logs = |state: Option<PluginState>| {
+        let (mut sink, denied) = match state {
+            Some(s) => (s.log, s.http_gate.denied),
+            None => (
+                crate::capabilities::log::LogSink::new(
+                    sandbox.grants.log_max_lines,
+                    sandbox.grants.log_max_line_bytes,
+                ),
+                Vec::new(),
+            ),
+        };
+        for d in denied {
+            sink.push(crate::capabilities::log::Level::Warn, Source::Log, &d);
+        }
+        sink.push_captured(Source::Stdout, &stdout.take());
+        sink.push_captured(Source::Stderr, &stderr.take());
+        sink.finish()
+    };
+    let failure = |kind: FailureKind, logs: Vec<LogLine>| CallFailure {
+        plugin: plugin.to_string(),
+        function: function.to_string(),
+        kind,
+        logs,
+    };
+    match outcome {
+        Ok(Ok((value, store))) => {
+            let state = store.into_data();
+            let http_requests = state.http.requests;
+            Ok(Called {
+                value,
+                logs: collect_logs(Some(state)),
+                elapsed: started.elapsed(),
+                http_requests,
+            })
+        }
+        Ok(Err(error)) => Err(failure(classify_error(&error, sandbox), collect_logs(None))),
+        Err(_) => Err(failure(
+            FailureKind::Deadline(sandbox.limits.deadline),
+            collect_logs(None),
+        )),
+    }
+}
+
+fn classify_error(error: &wasmtime::Error, sandbox: &Sandbox) -> FailureKind {
+    if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return FailureKind::MemoryLimit {
+            limit: m.limit,
+            requested: m.requested,
+        };
+    }
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => FailureKind::Deadline(sandbox.limits.deadline),
+        Some(trap) => FailureKind::Trap(trap.to_string()),
+        None => {
+            let text = format!("{error:#}");
+            // Pool exhaustion or a failing start function surfaces before any guest code runs.
+            if text.contains("instantiat") || text.contains("pooling") {
+                FailureKind::Instantiate(text)
+            } else {
+                FailureKind::Trap(text)
+            }
+        }
+    }
+}
