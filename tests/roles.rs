@@ -367,6 +367,32 @@ async fn slo_gate_needs_consecutive_breaches_when_configured() {
 }
 
 #[tokio::test]
+async fn a_python_exception_reaches_the_operator_by_its_own_message() {
+    let rt = runtime();
+    let plugin = load(&rt, stock_plugin("error-budget")).await;
+    let samples = Samples {
+        windows: vec![window(0, vec![endpoint("board", 1000, 2, 100.0, 50.0)])],
+    };
+    // A config the schema would refuse, sent straight to the plugin: comparing an int with a
+    // string raises a TypeError that the policy does not catch.
+    let failure = plugin
+        .evaluate_slo(&Sandbox::default(), &samples, r#"{"min-requests": "ten"}"#)
+        .await
+        .expect_err("the exception escapes the plugin");
+    let message = failure.to_string();
+    assert!(
+        message.contains("TypeError:") && message.contains("not supported between"),
+        "{message}"
+    );
+    // The whole stderr (the traceback) is still there for the journal.
+    assert!(
+        failure.logs.iter().any(|l| l.message.contains("Traceback")),
+        "{:?}",
+        failure.logs
+    );
+}
+
+#[tokio::test]
 async fn python_error_budget_gate_runs_with_wasi_linked_empty() {
     let rt = runtime();
     let plugin = load(&rt, stock_plugin("error-budget")).await;

@@ -6,7 +6,7 @@
 //!
 //! Modules depend downward only: `run` → `stages` → `context` → {`consistency`, `environment`,
 //! `operator`, `report`} → `journal` → `record` → `runbook`; `plan` → `runbook`; `workspace`,
-//! `lock`, `mirror`, `lint` and `uat` sit beside them and call nothing above.
+//! `watch`, `lock`, `mirror`, `lint` and `uat` sit beside them and call nothing above.
 
 pub mod consistency;
 pub mod context;
@@ -23,6 +23,7 @@ pub mod run;
 pub mod runbook;
 mod stages;
 pub mod uat;
+pub mod watch;
 pub mod workspace;
 
 pub use context::RunOptions;

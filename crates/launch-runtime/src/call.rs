@@ -3,17 +3,35 @@
 //! names the plugin and the function, with what it logged.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
 use crate::Runtime;
+use crate::capabilities::Grants;
 use crate::capabilities::log::{LogLine, Source};
 use crate::engine::deadline_ticks;
 use crate::error::{CallFailure, FailureKind};
-use crate::limits::MemoryLimitExceeded;
-use crate::plugin::{Called, Sandbox};
+use crate::limits::{Limits, MemoryLimitExceeded};
 use crate::state::PluginState;
+
+/// What the operator allows one call: limits enforced by the runtime, grants by capabilities.
+#[derive(Debug, Clone, Default)]
+pub struct Sandbox {
+    pub limits: Limits,
+    pub grants: Arc<Grants>,
+}
+
+/// A successful call's value, with what the plugin logged and how long it took.
+#[derive(Debug)]
+pub struct Called<T> {
+    pub value: T,
+    pub logs: Vec<LogLine>,
+    pub elapsed: Duration,
+    /// Requests the plugin made through the `http` capability.
+    pub http_requests: usize,
+}
 
 /// Runs one call in a fresh store under `sandbox`, turning every way it can go wrong into a
 /// `CallFailure` that names the plugin and function.

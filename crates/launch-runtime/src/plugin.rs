@@ -3,7 +3,6 @@
 //! grants, a memory ceiling and a deadline.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::Runtime;
@@ -11,20 +10,11 @@ use super::bindings;
 use super::bounds::Bound;
 use super::cache::LoadSource;
 use super::call::call;
+pub use super::call::{Called, Sandbox};
 use super::contract::Role;
 use super::error::{CallFailure, FailureKind};
-use super::limits::Limits;
 use super::state::PluginState;
 use super::types;
-use crate::capabilities::Grants;
-use crate::capabilities::log::LogLine;
-
-/// What the operator allows one call: limits enforced by the runtime, grants by capabilities.
-#[derive(Debug, Clone, Default)]
-pub struct Sandbox {
-    pub limits: Limits,
-    pub grants: Arc<Grants>,
-}
 
 /// What a plugin says about itself, in the host's types.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -47,16 +37,6 @@ pub struct LoadReport {
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
-}
-
-/// A successful call's value, with what the plugin logged and how long it took.
-#[derive(Debug)]
-pub struct Called<T> {
-    pub value: T,
-    pub logs: Vec<LogLine>,
-    pub elapsed: Duration,
-    /// Requests the plugin made through the `http` capability.
-    pub http_requests: usize,
 }
 
 pub(crate) enum RolePre {

@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 
 use super::dashboard;
 use super::output::json;
-use super::workspace::{WorkspaceArgs, usage};
+use super::usage;
+use super::workspace::WorkspaceArgs;
 use super::{Exit, Host, Output};
 use launch_engine::{Operation, workspace};
 

@@ -4,30 +4,17 @@
 //! decision. Redrawn in place on a terminal (indicatif); periodic plain lines otherwise.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
 use super::output::table;
+use launch_engine::Runbook;
 use launch_engine::environment::Env;
 use launch_engine::journal::now_ms;
-use launch_engine::record::{EndpointRecord, WindowRecord};
-use launch_engine::workspace::{self, CanaryProgress};
-use launch_engine::{Runbook, probe_endpoints};
-use launch_targets::probe::Probe;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
-    pub environment: String,
-    pub api_url: String,
-    pub flag: String,
-    pub percent: u8,
-    pub release: Option<String>,
-    pub window_ms: u64,
-    pub endpoints: Vec<EndpointRecord>,
-    pub canary: Option<CanaryProgress>,
-}
+use launch_engine::record::EndpointRecord;
+pub use launch_engine::watch::Snapshot;
+use launch_engine::workspace::CanaryProgress;
 
 fn render(s: &Snapshot) -> String {
     let mut out = format!(
@@ -113,8 +100,8 @@ fn plain(s: &Snapshot) -> String {
     line
 }
 
-/// Probes `env` and shows a snapshot per window until `until` passes or Ctrl-C. Returns the
-/// last snapshot.
+/// Probes `env` and shows a snapshot per window — redrawn in place on a terminal, a plain line
+/// otherwise — until `until` passes or Ctrl-C. Returns the last snapshot.
 pub async fn watch(
     runbook: &Runbook,
     env: &Env,
@@ -123,61 +110,32 @@ pub async fn watch(
     until: Option<Duration>,
     live: bool,
 ) -> anyhow::Result<Option<Snapshot>> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let mut probe = Probe::start(
-        client,
-        probe_endpoints(&env.api_url),
-        runbook.defaults.probe_rate.min(100),
-        interval,
-        Duration::from_secs(5),
-    );
     let tty = live && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let bar = if tty {
+    let bar = tty.then(|| {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
         if let Ok(style) = ProgressStyle::with_template("{msg}") {
             bar.set_style(style);
         }
-        Some(bar)
-    } else {
-        None
+        bar
+    });
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
     };
-    let started = Instant::now();
-    let mut last = None;
-    loop {
-        let window = tokio::select! {
-            w = probe.next_window() => w,
-            _ = tokio::signal::ctrl_c() => None,
-        };
-        let Some(window) = window else { break };
-        let flag = runbook.launch.flag.clone();
-        let percent = env.flags.get(&flag).await.unwrap_or(0);
-        let record = WindowRecord::from_window(&window, percent, false);
-        let snapshot = Snapshot {
-            environment: env.name.clone(),
-            api_url: env.api_url.clone(),
-            flag,
-            percent,
-            release: env.store.current().await.ok().flatten(),
-            window_ms: record.duration_ms,
-            endpoints: record
-                .endpoints
-                .into_iter()
-                .filter(|e| e.served.is_none())
-                .collect(),
-            canary: workspace::canary_progress(runs_dir, runbook, &env.name),
-        };
-        match &bar {
-            Some(bar) => bar.set_message(render(&snapshot)),
-            None if live => println!("{}", plain(&snapshot)),
-            None => {}
-        }
-        last = Some(snapshot);
-        if until.is_some_and(|u| started.elapsed() + interval / 2 >= u) {
-            break;
-        }
-    }
+    let last =
+        launch_engine::watch::watch(
+            runbook,
+            env,
+            runs_dir,
+            interval,
+            until,
+            stop,
+            |s| match &bar {
+                Some(bar) => bar.set_message(render(s)),
+                None if live => println!("{}", plain(s)),
+                None => {}
+            },
+        )
+        .await?;
     if let Some(bar) = bar {
         bar.finish();
     }

@@ -18,3 +18,9 @@ impl From<Exit> for ExitCode {
         ExitCode::from(e as u8)
     }
 }
+
+/// Prints a usage or configuration error; the command exits 2.
+pub fn usage(e: anyhow::Error) -> anyhow::Result<Exit> {
+    eprintln!("error: {e:#}");
+    Ok(Exit::Usage)
+}

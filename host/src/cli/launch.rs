@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::output::json;
-use super::workspace::{WorkspaceArgs, usage};
+use super::usage;
+use super::workspace::WorkspaceArgs;
 use super::{Exit, Host, Output};
 use launch_engine::{Operation, workspace};
 

@@ -6,6 +6,7 @@ mod deploy;
 mod exit;
 mod launch;
 mod monitor;
+mod outcome;
 mod output;
 mod playbook;
 mod plugins;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use exit::Exit;
+pub use exit::{Exit, usage};
 
 use launch_runtime::Runtime;
 

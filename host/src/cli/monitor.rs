@@ -8,7 +8,8 @@ use clap::Args;
 
 use super::dashboard;
 use super::output::json;
-use super::workspace::{WorkspaceArgs, usage};
+use super::usage;
+use super::workspace::WorkspaceArgs;
 use super::{Exit, Output};
 
 #[derive(Args, Debug)]

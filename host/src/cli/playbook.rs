@@ -3,7 +3,8 @@
 
 use clap::{Args, Subcommand};
 
-use super::workspace::{WorkspaceArgs, usage};
+use super::usage;
+use super::workspace::WorkspaceArgs;
 use super::{Exit, Host};
 use launch_engine::{Operation, RunOptions};
 

@@ -1,17 +1,16 @@
 //! `launch-host run` and `launch-host resume`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
-use std::sync::Arc;
-
+use super::outcome::{exit_for, launch, print_summary};
 use super::terminal::Terminal;
-use super::workspace::{runbook_text, usage};
-use super::{Exit, Host};
-use launch_engine::run::{Launch, Refused};
-use launch_engine::{Outcome, RunOptions, Runbook};
-use launch_runtime::{Catalog, Runtime};
+use super::workspace::{answerable, runbook_text};
+use super::{Exit, Host, usage};
+use launch_engine::{RunOptions, Runbook};
+use launch_runtime::Runtime;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -48,29 +47,6 @@ pub struct ResumeArgs {
     plugins: Option<PathBuf>,
 }
 
-fn exit_for(outcome: Outcome) -> Exit {
-    match outcome {
-        Outcome::Passed => Exit::Success,
-        Outcome::GateFailed => Exit::GateFailed,
-        Outcome::RolledBack => Exit::RolledBack,
-        Outcome::Aborted => Exit::GateFailed,
-    }
-}
-
-fn print_summary(s: &launch_engine::RunSummary) {
-    println!(
-        "run {}: {} — {}",
-        s.run_id,
-        s.outcome.word().to_uppercase(),
-        s.summary
-    );
-    println!(
-        "reports: {}/report.{{md,html,json}}, {}/junit.xml",
-        s.run_dir.display(),
-        s.run_dir.display()
-    );
-}
-
 pub async fn run(host: &Host, args: RunArgs) -> anyhow::Result<Exit> {
     let (text, source) = match runbook_text(args.runbook.as_deref()) {
         Ok(t) => t,
@@ -80,10 +56,7 @@ pub async fn run(host: &Host, args: RunArgs) -> anyhow::Result<Exit> {
         Ok(rb) => rb,
         Err(e) => return usage(e.into()),
     };
-    if !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprintln!(
-            "error: not on a terminal, so nobody can answer prompts: pass --yes (or AUTO_CONFIRM=true) to run unattended"
-        );
+    if !answerable(args.yes) {
         return Ok(Exit::Usage);
     }
     let catalog = match host.runtime()?.discover(&args.plugins).await {
@@ -95,50 +68,6 @@ pub async fn run(host: &Host, args: RunArgs) -> anyhow::Result<Exit> {
         ..RunOptions::new(args.plugins.clone(), args.yes)
     };
     launch(&runbook, &text, catalog, options, &args.runs_dir).await
-}
-
-/// Starts a run and turns how it ended into the exit code, printing refusals and lock
-/// conflicts as errors.
-pub async fn launch(
-    runbook: &Runbook,
-    text: &str,
-    catalog: Catalog,
-    options: RunOptions,
-    runs_dir: &std::path::Path,
-) -> anyhow::Result<Exit> {
-    let launch = Launch {
-        runbook,
-        text,
-        catalog,
-        options,
-        operator: Arc::new(Terminal),
-        runs_root: runs_dir,
-    };
-    match launch_engine::run::start(launch).await {
-        Ok(summary) => {
-            print_summary(&summary);
-            Ok(exit_for(summary.outcome))
-        }
-        Err(e) => {
-            if let Some(refused) = e.downcast_ref::<Refused>() {
-                for p in &refused.problems {
-                    eprintln!("error: {p}");
-                }
-                eprintln!(
-                    "error: nothing was run; fix the problems above (`launch-host validate` checks them)"
-                );
-                Ok(Exit::Usage)
-            } else if let Some(lock) = e.downcast_ref::<launch_engine::lock::LockError>() {
-                eprintln!("error: {lock}");
-                Ok(match lock {
-                    launch_engine::lock::LockError::Held { .. } => Exit::Locked,
-                    launch_engine::lock::LockError::Unavailable { .. } => Exit::Usage,
-                })
-            } else {
-                Err(e)
-            }
-        }
-    }
 }
 
 pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit> {

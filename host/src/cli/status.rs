@@ -69,7 +69,7 @@ impl RunRef {
 pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
     let dir = match args.run.resolve().await {
         Ok(d) => d,
-        Err(e) => return super::workspace::usage(e),
+        Err(e) => return super::usage(e),
     };
     let report = RunReport::from_journal(&dir)?;
     if args.output == Output::Json {
@@ -100,7 +100,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
 pub async fn report(args: ReportArgs) -> anyhow::Result<Exit> {
     let dir = match args.run.resolve().await {
         Ok(d) => d,
-        Err(e) => return super::workspace::usage(e),
+        Err(e) => return super::usage(e),
     };
     // Rebuilt from the journal, so an interrupted or fetched run has current reports too.
     launch_engine::report::write_all(&dir)?;

@@ -5,7 +5,8 @@
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::output::{json, table};
-use super::workspace::{WorkspaceArgs, usage};
+use super::usage;
+use super::workspace::WorkspaceArgs;
 use super::{Exit, Host, Output};
 use launch_engine::Operation;
 use launch_engine::journal::now_ms;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::output::{self, table};
-use super::workspace::{runbook_text, usage};
+use super::usage;
+use super::workspace::runbook_text;
 use super::{Exit, Output};
 use launch_runtime::{LoadSource, Runtime, Sandbox};
 

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::run::launch;
-use super::{Exit, Host};
+use super::outcome::launch;
+use super::{Exit, Host, usage};
 use launch_engine::environment::Env;
 use launch_engine::{Operation, RunOptions, Runbook};
 use launch_runtime::Catalog;
@@ -78,10 +78,7 @@ impl WorkspaceArgs {
             Ok(parsed) => parsed,
             Err(e) => return usage(e),
         };
-        if !options.auto && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            eprintln!(
-                "error: not on a terminal, so nobody can answer prompts: pass --yes (or AUTO_CONFIRM=true) to run unattended"
-            );
+        if !answerable(options.auto) {
             return Ok(Exit::Usage);
         }
         let catalog = if options.operation.needs_plugins() {
@@ -108,7 +105,13 @@ pub fn runbook_text(path: Option<&Path>) -> anyhow::Result<(String, String)> {
     }
 }
 
-pub fn usage(e: anyhow::Error) -> anyhow::Result<Exit> {
-    eprintln!("error: {e:#}");
-    Ok(Exit::Usage)
+/// Whether a run's questions can be answered: `--yes`, or a terminal. Says why not.
+pub fn answerable(auto: bool) -> bool {
+    let ok = auto || std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if !ok {
+        eprintln!(
+            "error: not on a terminal, so nobody can answer prompts: pass --yes (or AUTO_CONFIRM=true) to run unattended"
+        );
+    }
+    ok
 }
