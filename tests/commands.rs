@@ -42,7 +42,12 @@ impl Workspace {
 
     /// Runs a command that must succeed; returns its stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().unwrap();
+        self.succeeds(&mut self.command(args), args)
+    }
+
+    /// Runs `command` (made by `command(args)`, maybe changed) that must succeed.
+    fn succeeds(&self, command: &mut Command, args: &[&str]) -> String {
+        let out = command.output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -284,19 +289,11 @@ fn rollbacks_work_from_a_folder_without_plugins() {
     // An operator's shell in some other folder: no plugins/ there, none named anywhere.
     let elsewhere = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = ws
-            .command(args)
+        let mut command = ws.command(args);
+        command
             .env_remove("LAUNCH_HOST_PLUGINS")
-            .current_dir(elsewhere.path())
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "launch-host {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .current_dir(elsewhere.path());
+        ws.succeeds(&mut command, args);
     };
     run(&["rollback", "emergency", "--reason", "SLO breach detected"]);
     assert_eq!(ws.flags("production")["STATUS_BOARD_V2_ENABLED"], 0);
@@ -432,7 +429,7 @@ fn playbook_validate_and_auto_run_the_fourteen_steps() {
     assert!(html.contains("class=\"SKIPPED\">SKIPPED<"), "{html}");
     let junit = read("junit.xml");
     assert_eq!(
-        junit.matches("<skipped message=\"not tested").count(),
+        junit.matches("<skipped message=").count() - junit.matches("stage did not finish").count(),
         skipped.len(),
         "{junit}"
     );
