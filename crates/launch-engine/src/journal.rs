@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::record::{CheckRecord, VerdictRecord, WindowRecord};
+use super::record::{CheckRecord, Outcome, VerdictRecord, WindowRecord};
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -77,7 +77,7 @@ pub enum Event {
         elapsed_ms: u64,
     },
     RunFinished {
-        outcome: String,
+        outcome: Outcome,
         summary: String,
     },
 }
@@ -168,5 +168,26 @@ impl Journal {
             }
         }
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_outcome_is_an_enum_with_the_same_words_as_before() {
+        let old = r#"{"at":1,"event":"run-finished","outcome":"rolled-back","summary":"x"}"#;
+        let r: Record = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            r.event,
+            Event::RunFinished {
+                outcome: Outcome::RolledBack,
+                ..
+            }
+        ));
+        assert_eq!(serde_json::to_string(&r).unwrap(), old);
+        let typo = r#"{"at":1,"event":"run-finished","outcome":"rolledback","summary":"x"}"#;
+        assert!(serde_json::from_str::<Record>(typo).is_err());
     }
 }

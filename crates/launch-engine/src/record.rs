@@ -6,6 +6,28 @@ use serde::{Deserialize, Serialize};
 use launch_runtime::types::{self, Check, Verdict};
 use launch_targets::probe::{Served, Window};
 
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Passed,
+    GateFailed,
+    RolledBack,
+    /// The operator stopped the run at a prompt.
+    Aborted,
+}
+
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::GateFailed => "gate-failed",
+            Outcome::RolledBack => "rolled-back",
+            Outcome::Aborted => "aborted",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "reason", rename_all = "kebab-case")]
 pub enum VerdictRecord {

@@ -144,7 +144,7 @@ impl RunReport {
                     }
                 }
                 Event::RunFinished { outcome, summary } => {
-                    report.outcome = outcome;
+                    report.outcome = outcome.word().into();
                     report.summary = summary;
                     report.finished_ms = Some(r.at);
                 }

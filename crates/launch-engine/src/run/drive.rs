@@ -124,7 +124,7 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
     }
     let summary = failed_summary.unwrap_or_else(|| format!("all {stage_count} stages passed"));
     ctx.journal.append(Event::RunFinished {
-        outcome: outcome.word().into(),
+        outcome,
         summary: summary.clone(),
     })?;
     crate::report::write_all(&ctx.run_dir).context("writing the reports")?;

@@ -7,47 +7,14 @@ mod start;
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::journal::{Event, Record};
 use crate::runbook::Runbook;
 use launch_targets::s3::S3Location;
 
+pub use crate::record::Outcome;
 pub use start::{Launch, resume, start};
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Passed,
-    GateFailed,
-    RolledBack,
-    /// The operator stopped the run at a prompt.
-    Aborted,
-}
-
-impl Outcome {
-    pub fn word(self) -> &'static str {
-        match self {
-            Outcome::Passed => "passed",
-            Outcome::GateFailed => "gate-failed",
-            Outcome::RolledBack => "rolled-back",
-            Outcome::Aborted => "aborted",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Outcome> {
-        [
-            Outcome::Passed,
-            Outcome::GateFailed,
-            Outcome::RolledBack,
-            Outcome::Aborted,
-        ]
-        .into_iter()
-        .find(|o| o.word() == s)
-    }
-}
 
 pub struct RunSummary {
     pub run_id: String,
@@ -128,7 +95,7 @@ pub(crate) fn digest(s: &[u8]) -> String {
 /// The outcome recorded in a finished run's journal.
 pub fn finished_outcome(records: &[Record]) -> Option<Outcome> {
     records.iter().rev().find_map(|r| match &r.event {
-        Event::RunFinished { outcome, .. } => Outcome::parse(outcome),
+        Event::RunFinished { outcome, .. } => Some(*outcome),
         _ => None,
     })
 }

@@ -196,7 +196,10 @@ pub async fn resume(
         );
     };
     if let Some(Event::RunFinished { outcome, .. }) = records.last().map(|r| &r.event) {
-        anyhow::bail!("run {run_id} already finished ({outcome}); nothing to resume");
+        anyhow::bail!(
+            "run {run_id} already finished ({}); nothing to resume",
+            outcome.word()
+        );
     }
     let text = std::fs::read_to_string(run_dir.join("runbook.toml"))
         .context("reading the run's runbook copy")?;
