@@ -452,6 +452,63 @@ fn a_plugin_that_traps_fails_its_stage_by_name_and_keeps_the_journal_intact() {
 }
 
 #[test]
+fn a_torn_last_record_is_cut_and_the_run_resumes_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, runs) = run_book(
+        dir.path(),
+        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"ten\"\naction = \"flag\"\nenvironment = \"staging\"\npercent = 10\n[[stage]]\nname = \"thirty\"\naction = \"flag\"\nenvironment = \"staging\"\npercent = 30\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = only_run(&runs);
+    // As if the host died while writing: the last stage never finished, and its record is
+    // half on disk.
+    let path = run.join("journal.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let cut = lines.len() - 2; // drop stage-finished of `thirty` and run-finished
+    let mut torn = lines[..cut].join("\n");
+    torn.push('\n');
+    torn.push_str(r#"{"at":1,"event":"stage-fini"#);
+    std::fs::write(&path, torn).unwrap();
+
+    let id = run.file_name().unwrap().to_str().unwrap().to_string();
+    let resume = || {
+        launch_host()
+            .args(["resume", &id, "--runs-dir", runs.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = resume();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("torn"), "{}", text(&out.stderr));
+    let records = journal(&run); // every line parses: nothing was written onto the torn one
+    let torn_bytes = r#"{"at":1,"event":"stage-fini"#.len();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["event"] == "resumed" && r["torn_bytes_dropped"] == torn_bytes),
+        "{records:#?}"
+    );
+    assert_eq!(report(&run)["outcome"], "passed");
+    // A second resume says the run is finished, not that its journal is corrupt.
+    let again = resume();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("already finished"),
+        "{}",
+        text(&again.stderr)
+    );
+    let status = launch_host()
+        .args(["status", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+}
+
+#[test]
 fn a_bad_environment_is_refused_before_the_run_folder_exists() {
     for (line, expect) in [
         ("flags = \"bogus\"", "unknown flag provider `bogus`"),

@@ -3,7 +3,7 @@
 //! which effects completed. `resume` replays it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,6 +30,9 @@ pub enum Event {
     },
     Resumed {
         pid: u32,
+        /// Bytes of a torn last record (a crash mid-write) cut off before resuming.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        torn_bytes_dropped: u64,
     },
     StageStarted {
         stage: String,
@@ -114,16 +117,27 @@ pub struct Journal {
 
 impl Journal {
     pub fn open(path: &Path) -> anyhow::Result<Journal> {
-        let file = OpenOptions::new()
+        Ok(Journal::open_repaired(path)?.0)
+    }
+
+    /// Opens the journal for appending after cutting off a torn last record (a crash in the
+    /// middle of a write leaves a line without its newline), so the next record starts on a
+    /// line of its own. Returns how many bytes were cut.
+    pub fn open_repaired(path: &Path) -> anyhow::Result<(Journal, u64)> {
+        let context = || format!("opening the journal {}", path.display());
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
-            .with_context(|| format!("opening the journal {}", path.display()))?;
-        Ok(Journal {
+            .with_context(context)?;
+        let torn = cut_torn_tail(&mut file).with_context(context)?;
+        let journal = Journal {
             path: path.to_path_buf(),
             file,
             listener: None,
-        })
+        };
+        Ok((journal, torn))
     }
 
     pub fn on_append(&mut self, listener: impl Fn() + Send + Sync + 'static) {
@@ -171,9 +185,63 @@ impl Journal {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Truncates `file` after its last newline; returns the bytes removed.
+fn cut_torn_tail(file: &mut File) -> std::io::Result<u64> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut bytes)?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let torn = (bytes.len() - keep) as u64;
+    if torn > 0 {
+        file.set_len(keep as u64)?;
+        file.sync_data()?;
+    }
+    Ok(torn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_record_is_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&path).unwrap();
+        j.append(Event::Resumed {
+            pid: 1,
+            torn_bytes_dropped: 0,
+        })
+        .unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"at":2,"event":"stage-sta"#).unwrap();
+        drop(f);
+        let (mut j, torn) = Journal::open_repaired(&path).unwrap();
+        assert_eq!(torn, 26);
+        j.append(Event::Resumed {
+            pid: 2,
+            torn_bytes_dropped: torn,
+        })
+        .unwrap();
+        let records = Journal::read(&path).unwrap();
+        assert_eq!(
+            records.len(),
+            2,
+            "both whole records read back, nothing corrupt"
+        );
+        assert!(matches!(
+            records[1].event,
+            Event::Resumed {
+                pid: 2,
+                torn_bytes_dropped: 26
+            }
+        ));
+    }
 
     #[test]
     fn a_run_outcome_is_an_enum_with_the_same_words_as_before() {

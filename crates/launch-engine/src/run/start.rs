@@ -248,7 +248,13 @@ pub async fn resume(
             return Err(e);
         }
     };
-    let mut journal = Journal::open(&journal_path)?;
+    let (mut journal, torn) = Journal::open_repaired(&journal_path)?;
+    if torn > 0 {
+        operator.tell(Notice::Warning(&format!(
+            "{}: the last record was torn (a crash mid-write); its {torn} byte(s) were cut and the run goes on from the records before it",
+            journal_path.display()
+        )));
+    }
     let mirror = match mirror_to(&whole, run_id, run_dir, &mut journal).await {
         Ok(m) => m,
         Err(e) => {
@@ -258,6 +264,7 @@ pub async fn resume(
     };
     journal.append(Event::Resumed {
         pid: std::process::id(),
+        torn_bytes_dropped: torn,
     })?;
     let ctx = prepare(
         runbook,
