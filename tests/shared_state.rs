@@ -65,6 +65,43 @@ fn stderr(o: &Output) -> String {
 }
 
 #[tokio::test]
+async fn a_state_bucket_that_does_not_exist_is_a_configuration_error() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(
+        &book,
+        format!(
+            "[launch]\nname = \"x\"\nflag = \"F\"\nstate = \"s3://no-such-bucket/launch\"\n\
+             [environments.production]\nurl = \"{e}/site\"\napi-url = \"{e}/site\"\n{}",
+            wait_stage("pause", "10ms"),
+            e = moto.endpoint
+        ),
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let out = host(&moto)
+        .args(["run", "--yes", "--plugins", &plugins(), "--runbook"])
+        .arg(&book)
+        .args(["--runs-dir", runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-such-bucket"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&runs)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "a refused run leaves no run folder: {left:?}"
+    );
+}
+
+#[tokio::test]
 async fn emergency_rollback_through_s3_flags_keeps_the_other_flags() {
     let moto = Moto::start();
     let s3 = moto.s3().await;

@@ -101,8 +101,12 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
     let mirror = match mirror_to(whole, &run_id, &run_dir, &mut journal).await {
         Ok(m) => m,
         Err(e) => {
+            // The shared state is configuration (a bucket that does not exist, no access):
+            // nothing has happened yet, so the run is refused and leaves nothing behind.
             locks.release().await;
-            return Err(e);
+            drop(journal);
+            let _ = std::fs::remove_dir_all(&run_dir);
+            return Err(refused(vec![format!("{e:#}")]));
         }
     };
     let plugins = catalog
