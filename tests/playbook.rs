@@ -509,6 +509,53 @@ fn a_torn_last_record_is_cut_and_the_run_resumes_cleanly() {
 }
 
 #[test]
+fn a_plugin_file_truncated_before_resume_is_reported_as_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let file = plugins.join("health-check.wasm");
+    std::fs::copy(stock_plugin("health-check"), &file).unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(&book, "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"check\"\nplugin = \"health-check\"\nenvironment = \"staging\"\n[[stage]]\nname = \"pause\"\naction = \"wait\"\nduration = \"10ms\"\n").unwrap();
+    let runs = dir.path().join("runs");
+    let out = launch_host()
+        .args(["run", "--yes", "--plugins", plugins.to_str().unwrap()])
+        .args([
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--runbook",
+            book.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = only_run(&runs);
+    // Interrupted before its last stage finished...
+    let path = run.join("journal.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    std::fs::write(&path, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
+    // ...and meanwhile the plugin file was cut in half.
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let id = run.file_name().unwrap().to_str().unwrap();
+    let out = launch_host()
+        .args(["resume", id, "--runs-dir", runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("plugin `health-check` changed since run")
+            && err.contains("health-check.wasm"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_bad_environment_is_refused_before_the_run_folder_exists() {
     for (line, expect) in [
         ("flags = \"bogus\"", "unknown flag provider `bogus`"),

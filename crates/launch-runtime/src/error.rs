@@ -55,6 +55,25 @@ pub enum LoadError {
     BadInfo { path: PathBuf, reason: String },
 }
 
+impl LoadError {
+    /// The file that could not be loaded.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            LoadError::Read { path, .. }
+            | LoadError::NotWasm { path, .. }
+            | LoadError::CoreModule { path }
+            | LoadError::Invalid { path, .. }
+            | LoadError::IncompatibleContract { path, .. }
+            | LoadError::NoRole { path, .. }
+            | LoadError::SeveralRoles { path, .. }
+            | LoadError::Link { path, .. }
+            | LoadError::Describe { path, .. }
+            | LoadError::RoleMismatch { path, .. }
+            | LoadError::BadInfo { path, .. } => path,
+        }
+    }
+}
+
 fn role_list() -> String {
     Role::ALL
         .iter()

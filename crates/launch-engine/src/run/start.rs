@@ -230,10 +230,21 @@ pub async fn resume(
                 &p.digest[..12],
                 &digest[..12]
             ),
-            None => anyhow::bail!(
-                "plugin `{name}` used by run {run_id} is no longer in {}",
-                options.plugins_dir.display()
-            ),
+            // A file named after it that no longer loads (truncated, overwritten) changed.
+            None => match catalog
+                .rejected
+                .iter()
+                .find(|r| r.path().file_stem().is_some_and(|s| s == name.as_str()))
+            {
+                Some(broken) => anyhow::bail!(
+                    "plugin `{name}` changed since run {run_id} started: {broken}; restore the plugin the run started with (sha256 {}), or start a new run",
+                    &digest[..12]
+                ),
+                None => anyhow::bail!(
+                    "plugin `{name}` used by run {run_id} is no longer in {}",
+                    options.plugins_dir.display()
+                ),
+            },
         }
     }
     let runbook = plan(&options.operation, &whole, &catalog)?;
