@@ -451,6 +451,19 @@ fn a_plugin_that_traps_fails_its_stage_by_name_and_keeps_the_journal_intact() {
     assert!(kept, "the failed call's stderr is journaled");
 }
 
+/// Makes a finished run look interrupted in its last stage: drops the journal's last two
+/// records (that stage's `stage-finished` and `run-finished`). Returns the journal's path.
+fn interrupt_last_stage(run: &Path) -> PathBuf {
+    let path = run.join("journal.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    std::fs::write(&path, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
+    path
+}
+
 #[test]
 fn a_torn_last_record_is_cut_and_the_run_resumes_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,17 +475,12 @@ fn a_torn_last_record_is_cut_and_the_run_resumes_cleanly() {
     let run = only_run(&runs);
     // As if the host died while writing: the last stage never finished, and its record is
     // half on disk.
-    let path = run.join("journal.jsonl");
-    let lines: Vec<String> = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    let cut = lines.len() - 2; // drop stage-finished of `thirty` and run-finished
-    let mut torn = lines[..cut].join("\n");
-    torn.push('\n');
-    torn.push_str(r#"{"at":1,"event":"stage-fini"#);
-    std::fs::write(&path, torn).unwrap();
+    let path = interrupt_last_stage(&run);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, br#"{"at":1,"event":"stage-fini"#).unwrap();
 
     let id = run.file_name().unwrap().to_str().unwrap().to_string();
     let resume = || {
@@ -531,13 +539,7 @@ fn a_plugin_file_truncated_before_resume_is_reported_as_changed() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = only_run(&runs);
     // Interrupted before its last stage finished...
-    let path = run.join("journal.jsonl");
-    let lines: Vec<String> = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    std::fs::write(&path, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
+    interrupt_last_stage(&run);
     // ...and meanwhile the plugin file was cut in half.
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
