@@ -41,6 +41,11 @@ fn run(runs: &Path, extra: &[&str]) -> Output {
 /// Runs `runbook` (written into `dir`) with the stock plugins; returns the output and the
 /// runs folder.
 fn run_book(dir: &Path, runbook: &str) -> (Output, PathBuf) {
+    run_book_with(dir, &plugins(), runbook)
+}
+
+/// The same with the plugins of `plugins`.
+fn run_book_with(dir: &Path, plugins: &str, runbook: &str) -> (Output, PathBuf) {
     let book = dir.join("launch.toml");
     std::fs::write(&book, runbook).unwrap();
     let runs = dir.join("runs");
@@ -48,7 +53,7 @@ fn run_book(dir: &Path, runbook: &str) -> (Output, PathBuf) {
         .args([
             "run",
             "--plugins",
-            &plugins(),
+            plugins,
             "--yes",
             "--runs-dir",
             runs.to_str().unwrap(),
@@ -409,22 +414,11 @@ fn a_plugin_that_traps_fails_its_stage_by_name_and_keeps_the_journal_intact() {
     let plugin_dir = dir.path().join("plugins");
     std::fs::create_dir(&plugin_dir).unwrap();
     std::fs::copy(test_plugin("hostile"), plugin_dir.join("hostile.wasm")).unwrap();
-    let book = dir.path().join("launch.toml");
-    std::fs::write(&book, "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"custom\"\nplugin = \"hostile\"\nenvironment = \"staging\"\nconfig = { attack = \"panic\" }\n[[stage]]\nname = \"after\"\naction = \"wait\"\nduration = \"10ms\"\n").unwrap();
-    let runs = dir.path().join("runs");
-    let out = launch_host()
-        .args([
-            "run",
-            "--plugins",
-            plugin_dir.to_str().unwrap(),
-            "--yes",
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--runbook",
-            book.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let (out, runs) = run_book_with(
+        dir.path(),
+        plugin_dir.to_str().unwrap(),
+        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"custom\"\nplugin = \"hostile\"\nenvironment = \"staging\"\nconfig = { attack = \"panic\" }\n[[stage]]\nname = \"after\"\naction = \"wait\"\nduration = \"10ms\"\n",
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let run = only_run(&runs);
     let r = report(&run);
@@ -523,19 +517,11 @@ fn a_plugin_file_truncated_before_resume_is_reported_as_changed() {
     std::fs::create_dir(&plugins).unwrap();
     let file = plugins.join("health-check.wasm");
     std::fs::copy(stock_plugin("health-check"), &file).unwrap();
-    let book = dir.path().join("launch.toml");
-    std::fs::write(&book, "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"check\"\nplugin = \"health-check\"\nenvironment = \"staging\"\n[[stage]]\nname = \"pause\"\naction = \"wait\"\nduration = \"10ms\"\n").unwrap();
-    let runs = dir.path().join("runs");
-    let out = launch_host()
-        .args(["run", "--yes", "--plugins", plugins.to_str().unwrap()])
-        .args([
-            "--runs-dir",
-            runs.to_str().unwrap(),
-            "--runbook",
-            book.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let (out, runs) = run_book_with(
+        dir.path(),
+        plugins.to_str().unwrap(),
+        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"check\"\nplugin = \"health-check\"\nenvironment = \"staging\"\n[[stage]]\nname = \"pause\"\naction = \"wait\"\nduration = \"10ms\"\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = only_run(&runs);
     // Interrupted before its last stage finished...

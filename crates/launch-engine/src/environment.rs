@@ -27,6 +27,22 @@ pub struct Env {
 }
 
 impl Env {
+    /// The target's health endpoint, as the guide's scripts probe it.
+    pub fn health_url(&self) -> String {
+        format!("{}/api/health", self.api_url)
+    }
+
+    /// `GET` the health endpoint once: its status code, or why nothing answered.
+    pub async fn health(&self) -> Result<u16, String> {
+        reqwest::Client::new()
+            .get(self.health_url())
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    }
+
     /// The `host:port` of the target, for the stage's network grant.
     pub fn hosts(&self) -> Vec<String> {
         [&self.url, &self.api_url]

@@ -1,8 +1,6 @@
 //! `launch-host launch validate|full-launch|build|deploy|rollout|monitor SECS|status|report`:
 //! the guide's `production-launch.sh`, on the runbook's production environment.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 
 use super::output::json;
@@ -111,14 +109,9 @@ async fn status(a: &LaunchArgs, output: Output) -> anyhow::Result<Exit> {
         Ok(opened) => opened,
         Err(e) => return usage(e),
     };
-    let health_url = format!("{}/api/health", env.api_url);
-    let health = match reqwest::Client::new()
-        .get(&health_url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-    {
-        Ok(r) => r.status().as_u16().to_string(),
+    let health_url = env.health_url();
+    let health = match env.health().await {
+        Ok(status) => status.to_string(),
         Err(e) => format!("unreachable: {e}"),
     };
     let flags = env.flags.all().await?;

@@ -11,7 +11,7 @@ use super::{Outcome, RunSummary};
 use crate::context::{Ctx, StageResult};
 use crate::journal::Event;
 use crate::operator::{Notice, Step};
-use crate::record::{CheckRecord, VerdictRecord};
+use crate::record::VerdictRecord;
 use crate::runbook::{OnFail, Stage};
 
 /// Runs the stages that have not finished yet, then writes the reports.
@@ -79,15 +79,7 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
                     crate::stages::journal_logs(&mut ctx, stage, &failure.logs)?;
                 }
                 StageResult::from_checks(
-                    vec![CheckRecord {
-                        name: "stage-error".into(),
-                        verdict: VerdictRecord::Fail(format!("{e:#}")),
-                        observed: None,
-                        threshold: None,
-                        unit: String::new(),
-                        detail: String::new(),
-                        skipped: false,
-                    }],
+                    vec![crate::stages::fail("stage-error", format!("{e:#}"))],
                     format!("{e:#}"),
                 )
             }

@@ -12,6 +12,7 @@ use super::{Refused, RunSummary, digest, lock_dir, lock_targets, new_run_id, sta
 use crate::context::{Ctx, RunOptions, env_dir};
 use crate::environment::{self, Env};
 use crate::journal::{Event, Journal, Record};
+use crate::lock::Locks;
 use crate::mirror::Mirror;
 use crate::operator::{Notice, Operator};
 use crate::plan::plan;
@@ -73,22 +74,13 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
     }
     let run_id = new_run_id();
     // Locked before the run folder exists: a refused run leaves nothing behind.
-    let targets = if options.lock {
-        lock_targets(&runbook).await?
-    } else {
-        Vec::new()
-    };
-    let locks = crate::lock::acquire(&lock_dir(runs_root), &run_id, &targets).await?;
+    let locks = take_locks(&runbook, &options, runs_root, &run_id).await?;
     let run_dir = runs_root.join(&run_id);
     // Every environment is opened (stores and flag providers reached, embedded targets
     // started) before the first record: one that cannot be is a refusal, not a failed run.
     let envs = match open_environments(&runbook, &options, &run_dir, inject).await {
         Ok(envs) => envs,
-        Err(e) => {
-            locks.release().await;
-            let _ = std::fs::remove_dir_all(&run_dir);
-            return Err(refused(vec![format!("{e:#}")]));
-        }
+        Err(e) => return Err(abandon(locks, &run_dir, e).await),
     };
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
@@ -100,14 +92,8 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
     let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
     let mirror = match mirror_to(whole, &run_id, &run_dir, &mut journal).await {
         Ok(m) => m,
-        Err(e) => {
-            // The shared state is configuration (a bucket that does not exist, no access):
-            // nothing has happened yet, so the run is refused and leaves nothing behind.
-            locks.release().await;
-            drop(journal);
-            let _ = std::fs::remove_dir_all(&run_dir);
-            return Err(refused(vec![format!("{e:#}")]));
-        }
+        // The shared state is configuration too (a bucket that does not exist, no access).
+        Err(e) => return Err(abandon(locks, &run_dir, e).await),
     };
     let plugins = catalog
         .plugins
@@ -135,6 +121,29 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
     finish(ctx, locks, mirror).await
 }
 
+/// Gives a run up before its first record: its locks released and its folder removed, since
+/// nothing has happened yet. The reason is a refusal, a configuration error.
+async fn abandon(locks: Locks, run_dir: &Path, e: anyhow::Error) -> anyhow::Error {
+    locks.release().await;
+    let _ = std::fs::remove_dir_all(run_dir);
+    refused(vec![format!("{e:#}")])
+}
+
+/// The run locks of the environments the runbook's stages touch, unless the command takes none.
+async fn take_locks(
+    runbook: &Runbook,
+    options: &RunOptions,
+    runs_root: &Path,
+    run_id: &str,
+) -> anyhow::Result<Locks> {
+    let targets = if options.lock {
+        lock_targets(runbook).await?
+    } else {
+        Vec::new()
+    };
+    Ok(crate::lock::acquire(&lock_dir(runs_root), run_id, &targets).await?)
+}
+
 /// Starts mirroring the run to the runbook's state location, if it has one.
 async fn mirror_to(
     runbook: &Runbook,
@@ -153,11 +162,7 @@ async fn mirror_to(
 }
 
 /// Drives the run, then releases its locks and completes the state copy, whatever happened.
-async fn finish(
-    ctx: Ctx,
-    locks: crate::lock::Locks,
-    mirror: Option<Mirror>,
-) -> anyhow::Result<RunSummary> {
+async fn finish(ctx: Ctx, locks: Locks, mirror: Option<Mirror>) -> anyhow::Result<RunSummary> {
     let operator = ctx.operator.clone();
     let result = super::drive::drive(ctx).await;
     locks.release().await;
@@ -250,12 +255,7 @@ pub async fn resume(
     let runbook = plan(&options.operation, &whole, &catalog)?;
     let inject = injected(&options).map_err(|e| anyhow::anyhow!(e))?;
     let runs_root = run_dir.parent().unwrap_or(Path::new("."));
-    let targets = if options.lock {
-        lock_targets(&runbook).await?
-    } else {
-        Vec::new()
-    };
-    let locks = crate::lock::acquire(&lock_dir(runs_root), run_id, &targets).await?;
+    let locks = take_locks(&runbook, &options, runs_root, run_id).await?;
     let envs = match open_environments(&runbook, &options, run_dir, inject).await {
         Ok(envs) => envs,
         Err(e) => {

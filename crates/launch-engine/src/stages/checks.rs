@@ -25,7 +25,7 @@ pub async fn preflight(ctx: &mut Ctx) -> anyhow::Result<StageResult> {
         fail("runbook-and-plugins", problems.join("; "))
     });
     for env in ctx.envs.values() {
-        let url = format!("{}/api/health", env.api_url);
+        let url = env.health_url();
         let check = match ctx
             .probe_client
             .get(&url)

@@ -169,3 +169,20 @@ impl WasiHttpHooks for OutgoingHttpGate {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CapturedOutput;
+
+    #[test]
+    fn the_head_and_the_tail_survive_and_the_cut_is_said() {
+        let out = CapturedOutput::new(8);
+        out.write(b"abc");
+        out.write(b"defghij");
+        out.write(b"KLM");
+        let text = String::from_utf8(out.take()).unwrap();
+        assert_eq!(text, "abcd\n[5 bytes of output cut]\njKLM");
+        out.write(b"xy");
+        assert_eq!(out.take(), b"xy", "take empties the buffer");
+    }
+}
