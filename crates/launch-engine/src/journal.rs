@@ -3,7 +3,7 @@
 //! which effects completed. `resume` replays it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -131,7 +131,7 @@ impl Journal {
             .append(true)
             .open(path)
             .with_context(context)?;
-        let torn = cut_torn_tail(&mut file).with_context(context)?;
+        let torn = cut_torn_tail(&mut file, &torn_path(path)).with_context(context)?;
         let journal = Journal {
             path: path.to_path_buf(),
             file,
@@ -150,10 +150,13 @@ impl Journal {
 
     /// Appends one record and syncs it to disk.
     pub fn append(&mut self, event: Event) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(&Record {
+        // Secrets are masked in every string of the record before it exists on disk.
+        let mut value = serde_json::to_value(Record {
             at: now_ms(),
             event,
         })?;
+        crate::redact::json(&mut value);
+        let mut line = serde_json::to_vec(&value)?;
         line.push(b'\n');
         self.file
             .write_all(&line)
@@ -168,17 +171,25 @@ impl Journal {
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a bad line
     /// elsewhere is corruption and an error.
     pub fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
-        let file =
-            File::open(path).with_context(|| format!("opening the journal {}", path.display()))?;
-        let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading the journal {}", path.display()))?;
+        Journal::parse(&bytes).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+    }
+
+    /// Reads every record of a journal's bytes. A torn last line is ignored; a bad line
+    /// elsewhere is an error naming its line (`N: corrupt journal record: ...`).
+    pub fn parse(bytes: &[u8]) -> Result<Vec<Record>, String> {
+        // A torn tail may end mid-character, so lines are read as bytes, not text.
+        let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        if lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
         let mut records = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
-            match serde_json::from_str::<Record>(line) {
+            match serde_json::from_slice::<Record>(line) {
                 Ok(r) => records.push(r),
                 Err(_) if i + 1 == lines.len() => break,
-                Err(e) => {
-                    anyhow::bail!("{}:{}: corrupt journal record: {e}", path.display(), i + 1)
-                }
+                Err(e) => return Err(format!("{}: corrupt journal record: {e}", i + 1)),
             }
         }
         Ok(records)
@@ -189,14 +200,27 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Truncates `file` after its last newline; returns the bytes removed.
-fn cut_torn_tail(file: &mut File) -> std::io::Result<u64> {
+/// Where a torn tail is kept for whoever wants to look at it: `journal.jsonl.torn`.
+pub fn torn_path(journal: &Path) -> PathBuf {
+    let mut name = journal.as_os_str().to_owned();
+    name.push(".torn");
+    PathBuf::from(name)
+}
+
+/// Moves what follows `file`'s last newline to `aside` (appending) and truncates `file` there;
+/// returns the bytes moved.
+fn cut_torn_tail(file: &mut File, aside: &Path) -> std::io::Result<u64> {
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0))?;
     file.read_to_end(&mut bytes)?;
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let torn = (bytes.len() - keep) as u64;
+    let tail = &bytes[keep..];
+    let torn = tail.len() as u64;
     if torn > 0 {
+        let mut kept = OpenOptions::new().create(true).append(true).open(aside)?;
+        kept.write_all(tail)?;
+        kept.write_all(b"\n")?;
+        kept.sync_data()?;
         file.set_len(keep as u64)?;
         file.sync_data()?;
     }
@@ -223,6 +247,10 @@ mod tests {
         drop(f);
         let (mut j, torn) = Journal::open_repaired(&path).unwrap();
         assert_eq!(torn, 26);
+        assert_eq!(
+            std::fs::read_to_string(torn_path(&path)).unwrap(),
+            "{\"at\":2,\"event\":\"stage-sta\n"
+        );
         j.append(Event::Resumed {
             pid: 2,
             torn_bytes_dropped: torn,

@@ -18,6 +18,7 @@ pub mod mirror;
 pub mod operator;
 pub mod plan;
 pub mod record;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod runbook;

@@ -47,21 +47,22 @@ where
     Fut: Future<Output = wasmtime::Result<(T, Store<PluginState>)>>,
 {
     let started = Instant::now();
+    let limits = sandbox.limits.bounded();
     let state = PluginState::new(
         sandbox.grants.clone(),
         runtime.inner.http.clone(),
-        sandbox.limits.memory_bytes,
+        limits.memory_bytes,
     );
     let stdout = state.stdout.clone();
     let stderr = state.stderr.clone();
     let mut store = Store::new(&runtime.inner.engine, state);
     store.limiter(|s| &mut s.memory);
-    store.set_epoch_deadline(deadline_ticks(sandbox.limits.deadline));
+    store.set_epoch_deadline(deadline_ticks(limits.deadline));
     store.epoch_deadline_trap();
 
     // The epoch deadline stops guest code; this timeout also covers time spent awaiting host
     // calls (a slow HTTP request), with a little slack so the epoch trap wins when both apply.
-    let hard = sandbox.limits.deadline + Duration::from_millis(250);
+    let hard = limits.deadline + Duration::from_millis(250);
     let outcome = tokio::time::timeout(hard, body(store)).await;
 
     let collect_logs = |state: Option<PluginState>| {
@@ -101,7 +102,7 @@ where
         }
         Ok(Err(error)) => Err(failure(classify_error(&error, sandbox), collect_logs(None))),
         Err(_) => Err(failure(
-            FailureKind::Deadline(sandbox.limits.deadline),
+            FailureKind::Deadline(limits.deadline),
             collect_logs(None),
         )),
     }
@@ -115,7 +116,7 @@ fn classify_error(error: &wasmtime::Error, sandbox: &Sandbox) -> FailureKind {
         };
     }
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => FailureKind::Deadline(sandbox.limits.deadline),
+        Some(wasmtime::Trap::Interrupt) => FailureKind::Deadline(sandbox.limits.bounded().deadline),
         Some(trap) => FailureKind::Trap(trap.to_string()),
         None => {
             let text = format!("{error:#}");

@@ -56,7 +56,11 @@ pub fn start_epoch_ticker(engine: &Engine) {
         .expect("spawning the epoch thread");
 }
 
-/// Epoch ticks covering `deadline`.
+/// Epoch ticks covering `deadline`, at most the longest deadline's: wasmtime adds them to the
+/// current epoch, which must not overflow.
 pub fn deadline_ticks(deadline: Duration) -> u64 {
-    (deadline.as_micros().div_ceil(EPOCH_TICK.as_micros())).max(1) as u64
+    let deadline = deadline.min(*crate::limits::DEADLINE.end());
+    u64::try_from(deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }

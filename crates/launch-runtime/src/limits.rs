@@ -1,9 +1,16 @@
 //! Per-call limits: a wall-clock deadline (epoch interruption plus a host-side timeout for time
 //! spent in host calls) and a memory ceiling summed over all of an instance's linear memories.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
+
+/// The deadlines a call may be given. Out-of-range limits are clamped here too, so no caller
+/// can overflow the epoch arithmetic or the host timeout.
+pub const DEADLINE: RangeInclusive<Duration> = Duration::from_millis(10)..=Duration::from_secs(600);
+/// The memory ceilings a call may be given.
+pub const MEMORY: RangeInclusive<usize> = (1 << 20)..=(4 << 30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -18,6 +25,16 @@ impl Default for Limits {
         Limits {
             deadline: Duration::from_secs(5),
             memory_bytes: 64 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits brought into [`DEADLINE`] and [`MEMORY`].
+    pub fn bounded(self) -> Limits {
+        Limits {
+            deadline: self.deadline.clamp(*DEADLINE.start(), *DEADLINE.end()),
+            memory_bytes: self.memory_bytes.clamp(*MEMORY.start(), *MEMORY.end()),
         }
     }
 }
@@ -56,7 +73,7 @@ impl ResourceLimiter for MemoryGuard {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = self.in_use - current.min(self.in_use) + desired;
+        let total = (self.in_use - current.min(self.in_use)).saturating_add(desired);
         if total > self.limit {
             self.refused_at = Some(total);
             // Trap rather than return -1 from memory.grow: a deterministic, explainable end.

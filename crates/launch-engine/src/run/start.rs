@@ -266,8 +266,9 @@ pub async fn resume(
     let (mut journal, torn) = Journal::open_repaired(&journal_path)?;
     if torn > 0 {
         operator.tell(Notice::Warning(&format!(
-            "{}: the last record was torn (a crash mid-write); its {torn} byte(s) were cut and the run goes on from the records before it",
-            journal_path.display()
+            "{}: the last record was torn (a crash mid-write); its {torn} byte(s) were moved to {} and the run goes on from the records before it",
+            journal_path.display(),
+            crate::journal::torn_path(&journal_path).display()
         )));
     }
     let mirror = match mirror_to(&whole, run_id, run_dir, &mut journal).await {

@@ -9,11 +9,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod limits;
 mod shape;
 mod units;
 mod vars;
 
-use units::{bytes, duration, opt_bytes, opt_duration};
 pub use vars::expand_vars;
 
 /// The embedded default runbook.
@@ -91,12 +91,12 @@ impl Environment {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Defaults {
-    #[serde(default = "default_deadline", with = "duration")]
+    #[serde(default = "default_deadline", with = "limits::deadline")]
     pub deadline: Duration,
-    #[serde(default = "default_memory", with = "bytes")]
+    #[serde(default = "default_memory", with = "limits::memory")]
     pub memory: usize,
     /// Probe request rate while monitoring or running a canary.
-    #[serde(default = "default_rate")]
+    #[serde(default = "default_rate", with = "limits::probe_rate")]
     pub probe_rate: u32,
 }
 
@@ -180,11 +180,11 @@ pub struct Stage {
     #[serde(default)]
     pub dry_run: bool,
     /// Hosts the plugin may reach besides the stage's environment (which is always granted).
-    #[serde(default)]
+    #[serde(default, with = "limits::hosts")]
     pub allow_hosts: Vec<String>,
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "limits::deadline::opt")]
     pub deadline: Option<Duration>,
-    #[serde(default, with = "opt_bytes")]
+    #[serde(default, with = "limits::memory::opt")]
     pub memory: Option<usize>,
     /// `build`: a built-in site (`statusboard-v2`) or a shell command with its output folder.
     pub site: Option<String>,
@@ -202,10 +202,10 @@ pub struct Stage {
     pub full: bool,
     /// `monitor`, `wait`: how long. Canary stages: the longest the canary may take before it
     /// is rolled back [default: 6 h].
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "limits::duration::opt")]
     pub duration: Option<Duration>,
     /// Canary check interval / monitor window.
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "limits::interval::opt")]
     pub interval: Option<Duration>,
     /// UAT sign-offs recorded by the runbook (automated runs).
     #[serde(default)]

@@ -51,21 +51,17 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     });
     loop {
         bar.set_position(u64::from(percent));
-        if started.elapsed() > timeout {
-            let reason = format!(
-                "the canary did not complete within {} s (stuck at {percent}%)",
-                timeout.as_secs()
-            );
-            rollback(ctx, stage, "canary-timeout", &reason).await?;
-            return Ok(rolled_back(
-                VerdictRecord::NoData(reason),
-                last_checks,
-                percent,
-            ));
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return timed_out(ctx, stage, timeout, percent, last_checks).await;
         }
         // The first decision of a fresh canary needs no measurement: it starts the rollout.
         if percent > 0 || decisions > 0 {
-            let Some(w) = probe.next_window().await else {
+            // The stage's duration bounds the wait for a window, whatever the interval.
+            let Ok(window) = tokio::time::timeout(left, probe.next_window()).await else {
+                return timed_out(ctx, stage, timeout, percent, last_checks).await;
+            };
+            let Some(w) = window else {
                 anyhow::bail!("the probe stopped")
             };
             let record = WindowRecord::from_window(&w, percent, true);
@@ -75,12 +71,12 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         let state = CanaryState {
             percent,
             step_index,
-            step_elapsed_ms: step_started.elapsed().as_millis() as u64,
-            total_elapsed_ms: started.elapsed().as_millis() as u64,
+            step_elapsed_ms: millis(step_started.elapsed()),
+            total_elapsed_ms: millis(started.elapsed()),
         };
         let plugin = ctx.plugin(stage)?;
         let plugin_name = plugin.info.name.clone();
-        decisions += 1;
+        decisions = decisions.saturating_add(1);
         let decision = match plugin
             .decide_canary(&sandbox, &state, &history, &config)
             .await
@@ -148,7 +144,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 });
                 percent = next;
                 if decisions > 1 {
-                    step_index += 1;
+                    step_index = step_index.saturating_add(1);
                 }
                 step_started = Instant::now();
                 history.clear();
@@ -186,6 +182,30 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             }
         }
     }
+}
+
+/// The canary ran out of its stage's time: rolled back rather than left half-way.
+async fn timed_out(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    timeout: Duration,
+    percent: u8,
+    last_checks: Vec<CheckRecord>,
+) -> anyhow::Result<StageResult> {
+    let reason = format!(
+        "the canary did not complete within {} (stuck at {percent}%)",
+        humantime::format_duration(timeout)
+    );
+    rollback(ctx, stage, "canary-timeout", &reason).await?;
+    Ok(rolled_back(
+        VerdictRecord::NoData(reason),
+        last_checks,
+        percent,
+    ))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn rolled_back(verdict: VerdictRecord, checks: Vec<CheckRecord>, percent: u8) -> StageResult {

@@ -35,6 +35,9 @@ pub enum Served {
 /// than queued without bound.
 const MAX_IN_FLIGHT: usize = 4_096;
 
+/// The highest request rate a probe will run at.
+pub const MAX_RATE: u32 = 100_000;
+
 /// Raw latencies kept per endpoint and version per window (for statistical tests).
 pub const RAW_SAMPLES: usize = 1_000;
 
@@ -71,7 +74,7 @@ impl Probe {
         let task = tokio::spawn(run(
             client,
             Arc::new(endpoints),
-            rate.max(1),
+            rate,
             window,
             timeout,
             tx,
@@ -93,6 +96,13 @@ async fn run(
     timeout: Duration,
     tx: mpsc::Sender<Window>,
 ) {
+    if endpoints.is_empty() {
+        return;
+    }
+    // Callers check their ranges; these bounds keep the arithmetic below total whatever they
+    // pass (a zero period or a window past the clock's end would panic).
+    let rate = rate.clamp(1, MAX_RATE);
+    let window = window.clamp(Duration::from_millis(1), Duration::from_secs(24 * 3600));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Outcome>();
     let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     let mut schedule = tokio::time::interval(period);
@@ -118,7 +128,7 @@ async fn run(
             }
             due = schedule.tick() => {
                 let idx = n % endpoints.len();
-                n += 1;
+                n = n.wrapping_add(1);
                 if in_flight.load(std::sync::atomic::Ordering::Relaxed) >= MAX_IN_FLIGHT {
                     current.record(idx, Served::Baseline, Duration::ZERO, None);
                     continue;

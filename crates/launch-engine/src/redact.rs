@@ -1,0 +1,176 @@
+//! Secrets never reach a file or the console: the values of secret-looking environment
+//! variables, the password of every `user:pass@` in a URL and the credentials after an
+//! `Authorization:` are replaced by `***` in every text the host writes — journal records,
+//! reports, UAT files, the lines it prints.
+//!
+//! A variable looks secret when its name contains PASSWORD, TOKEN, SECRET, KEY or CREDENTIAL,
+//! or one of the comma-separated words in `LAUNCH_HOST_SECRET_NAMES`. Values shorter than
+//! four characters are left alone: they cannot be told apart from ordinary text.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+const SECRET_WORDS: [&str; 5] = ["PASSWORD", "TOKEN", "SECRET", "KEY", "CREDENTIAL"];
+const MIN_SECRET_LEN: usize = 4;
+/// Extra words that make a variable secret, comma-separated.
+pub const NAMES_VAR: &str = "LAUNCH_HOST_SECRET_NAMES";
+
+/// The secret values of an environment, longest first (so a secret containing another is
+/// masked whole).
+#[derive(Debug, Default)]
+pub struct Secrets {
+    values: Vec<String>,
+}
+
+impl Secrets {
+    /// The secrets among `vars`, judged by name.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>, extra: &str) -> Secrets {
+        let words: Vec<String> = SECRET_WORDS
+            .iter()
+            .map(|w| w.to_string())
+            .chain(
+                extra
+                    .split(',')
+                    .map(|w| w.trim().to_ascii_uppercase())
+                    .filter(|w| !w.is_empty()),
+            )
+            .collect();
+        let mut values: Vec<String> = vars
+            .into_iter()
+            .filter(|(name, value)| {
+                let name = name.to_ascii_uppercase();
+                value.len() >= MIN_SECRET_LEN && words.iter().any(|w| name.contains(w.as_str()))
+            })
+            .map(|(_, value)| value)
+            .collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Secrets { values }
+    }
+
+    /// The secrets of this process's environment, read once.
+    pub fn of_process() -> &'static Secrets {
+        static SECRETS: OnceLock<Secrets> = OnceLock::new();
+        SECRETS.get_or_init(|| {
+            let extra = std::env::var(NAMES_VAR).unwrap_or_default();
+            Secrets::from_vars(std::env::vars(), &extra)
+        })
+    }
+
+    /// `text` with every secret masked.
+    pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = Cow::Owned(out.replace(v.as_str(), MASK));
+            }
+        }
+        match userinfo(&out) {
+            Cow::Borrowed(_) => out,
+            Cow::Owned(s) => Cow::Owned(s),
+        }
+    }
+}
+
+/// `text` with the process's secrets, URL passwords and authorization credentials masked.
+pub fn text(text: &str) -> Cow<'_, str> {
+    Secrets::of_process().mask(text)
+}
+
+/// Masks every string inside a JSON value, in place.
+pub fn json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            if let Cow::Owned(masked) = text(s) {
+                *s = masked;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(json),
+        serde_json::Value::Object(map) => map.values_mut().for_each(json),
+        _ => {}
+    }
+}
+
+/// `text` with the password of every `user:pass@host` and the credentials after every
+/// `Authorization:` masked; the user name stays, so the reader still knows which account.
+pub fn userinfo(text: &str) -> Cow<'_, str> {
+    static USERINFO: OnceLock<Regex> = OnceLock::new();
+    static AUTHORIZATION: OnceLock<Regex> = OnceLock::new();
+    // user:password@ where neither part holds a delimiter; the scheme is optional so an
+    // allow-hosts entry (`user:pass@host`) is caught too.
+    let userinfo = USERINFO.get_or_init(|| {
+        Regex::new(r#"(?P<user>[A-Za-z0-9._~%!$&'()*+,;=-]+):(?P<pass>[^\s:/@"'<>`]+)@"#)
+            .expect("a valid pattern")
+    });
+    let authorization = AUTHORIZATION.get_or_init(|| {
+        Regex::new(r#"(?i)(?P<head>(?:proxy-)?authorization\s*[:=]\s*"?)(?P<scheme>(?:basic|bearer|token|digest)\s+)?[^\s"',;]+"#)
+            .expect("a valid pattern")
+    });
+    let once = userinfo.replace_all(text, "${user}:***@");
+    match authorization.replace_all(&once, "${head}${scheme}***") {
+        Cow::Borrowed(_) => once,
+        Cow::Owned(s) => Cow::Owned(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets() -> Secrets {
+        let vars = [
+            ("DB_PASSWORD", "hunter2-very-secret"),
+            ("SLACK_TOKEN", "xoxb-123"),
+            ("API_KEY", "abc"),
+            ("HOME", "/root"),
+            ("DSN_VALUE", "postgres-dsn-xyz"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        Secrets::from_vars(vars, "dsn")
+    }
+
+    #[test]
+    fn secret_looking_variables_are_masked() {
+        let s = secrets();
+        assert_eq!(
+            s.mask("deploy hunter2-very-secret with xoxb-123 from /root; postgres-dsn-xyz"),
+            "deploy *** with *** from /root; ***"
+        );
+        // Too short to mask without masking ordinary words.
+        assert_eq!(s.mask("abc"), "abc");
+    }
+
+    #[test]
+    fn url_passwords_and_authorization_are_masked() {
+        assert_eq!(
+            userinfo("fetch https://deploy:s3cr3t@example.com/x and ftp://a:b@h"),
+            "fetch https://deploy:***@example.com/x and ftp://a:***@h"
+        );
+        assert_eq!(
+            userinfo("allow-hosts: `ops:pa55@api.example.com` is not a host pattern"),
+            "allow-hosts: `ops:***@api.example.com` is not a host pattern"
+        );
+        assert_eq!(
+            userinfo("Authorization: Bearer eyJhbGci.x.y sent"),
+            "Authorization: Bearer *** sent"
+        );
+        assert_eq!(userinfo("authorization=abc123"), "authorization=***");
+        // Mail addresses and ports are not credentials.
+        assert_eq!(
+            userinfo("mail ops@example.com at 127.0.0.1:8080"),
+            "mail ops@example.com at 127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn json_strings_are_masked_in_place() {
+        let mut v = serde_json::json!({"a": ["https://u:p4ss@h"], "n": 3});
+        json(&mut v);
+        assert_eq!(v, serde_json::json!({"a": ["https://u:***@h"], "n": 3}));
+    }
+}
