@@ -495,6 +495,18 @@ fn a_torn_last_record_is_cut_and_the_run_resumes_cleanly() {
         "{records:#?}"
     );
     assert_eq!(report(&run)["outcome"], "passed");
+    // The torn bytes were kept aside, not lost, and the warning names where.
+    let aside = run.join("journal.jsonl.torn");
+    assert!(
+        std::fs::read_to_string(&aside)
+            .unwrap()
+            .starts_with(r#"{"at":1,"event":"stage-fini"#)
+    );
+    assert!(
+        text(&out.stderr).contains("journal.jsonl.torn"),
+        "{}",
+        text(&out.stderr)
+    );
     // A second resume says the run is finished, not that its journal is corrupt.
     let again = resume();
     assert_eq!(again.status.code(), Some(2));

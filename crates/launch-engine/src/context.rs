@@ -85,6 +85,9 @@ pub struct Ctx {
     pub finished: HashSet<String>,
     /// Stage being resumed, with the records it had written.
     pub resumed_stage: Option<(String, Vec<Record>)>,
+    /// The flag the current stage is moving and its safe value, set before the first move:
+    /// if the host fails mid-stage, the driver puts the flag back there.
+    pub flag_guard: Option<crate::run::FlagGuard>,
 }
 
 /// The verdict a stage reached, with what backs it.

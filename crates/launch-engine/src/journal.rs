@@ -79,6 +79,16 @@ pub enum Event {
         outcome: String,
         elapsed_ms: u64,
     },
+    /// The host failed mid-stage and put a flag the stage had moved back to its safe value.
+    FlagRestored {
+        stage: String,
+        environment: String,
+        flag: String,
+        percent: u8,
+        /// False when even that failed; the operator must set the flag by hand.
+        restored: bool,
+        reason: String,
+    },
     RunFinished {
         outcome: Outcome,
         summary: String,
@@ -95,7 +105,8 @@ impl Event {
             | Event::Window { stage, .. }
             | Event::Decision { stage, .. }
             | Event::Log { stage, .. }
-            | Event::StageFinished { stage, .. } => Some(stage),
+            | Event::StageFinished { stage, .. }
+            | Event::FlagRestored { stage, .. } => Some(stage),
             _ => None,
         }
     }

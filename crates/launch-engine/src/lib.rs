@@ -11,6 +11,7 @@
 pub mod consistency;
 pub mod context;
 pub mod environment;
+mod fault;
 pub mod journal;
 pub mod lint;
 pub mod lock;

@@ -15,6 +15,8 @@ pub enum Outcome {
     RolledBack,
     /// The operator stopped the run at a prompt.
     Aborted,
+    /// The host itself failed mid-stage; a flag it had moved was restored to its safe value.
+    HostFailed,
 }
 
 impl Outcome {
@@ -24,6 +26,7 @@ impl Outcome {
             Outcome::GateFailed => "gate-failed",
             Outcome::RolledBack => "rolled-back",
             Outcome::Aborted => "aborted",
+            Outcome::HostFailed => "host-failed",
         }
     }
 }

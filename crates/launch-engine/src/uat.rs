@@ -87,7 +87,10 @@ pub(crate) fn read<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Resul
 }
 
 pub(crate) fn write<T: serde::Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
-    launch_targets::store::write_atomically(path, &serde_json::to_vec_pretty(v)?)
+    // Notes and names are people's words: a pasted secret is masked before it is kept.
+    let mut value = serde_json::to_value(v)?;
+    crate::redact::json(&mut value);
+    launch_targets::store::write_atomically(path, &serde_json::to_vec_pretty(&value)?)
         .with_context(|| format!("writing {}", path.display()))
 }
 

@@ -21,6 +21,14 @@ impl From<Exit> for ExitCode {
 
 /// Prints a usage or configuration error; the command exits 2.
 pub fn usage(e: anyhow::Error) -> anyhow::Result<Exit> {
-    eprintln!("error: {e:#}");
+    error(&e);
     Ok(Exit::Usage)
+}
+
+/// Prints `error: ...` with its causes, secrets masked.
+pub fn error(e: &dyn std::fmt::Display) {
+    eprintln!(
+        "error: {}",
+        launch_engine::redact::text(&format!("{e:#}"))
+    );
 }

@@ -41,7 +41,8 @@ pub enum LaunchCommand {
     /// Monitor production for SECS seconds, then run its SLO gates on what was measured
     #[command(after_help = "Example:\n  launch-host launch monitor 600 --yes")]
     Monitor {
-        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        /// 1 to 604800 (a week), the runbook's range for a duration
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=604_800))]
         secs: u64,
         #[command(flatten)]
         args: LaunchArgs,

@@ -192,7 +192,7 @@ pub fn main() -> ExitCode {
 }
 
 fn report(exit: Exit, e: anyhow::Error) -> ExitCode {
-    eprintln!("error: {e:#}");
+    exit::error(&e);
     exit.into()
 }
 

@@ -35,10 +35,10 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<Exit> {
         "start" => None,
         "dashboard" => Some(Duration::from_secs(2)),
         secs => match secs.parse::<u64>() {
-            Ok(n) if n > 0 => Some(Duration::from_secs(n)),
+            Ok(n) if (1..=604_800).contains(&n) => Some(Duration::from_secs(n)),
             _ => {
                 eprintln!(
-                    "error: `{secs}` is not `start`, `dashboard` or a number of seconds; e.g. `launch-host monitor 600`"
+                    "error: `{secs}` is not `start`, `dashboard` or a number of seconds from 1 to 604800 (a week); e.g. `launch-host monitor 600`"
                 );
                 return Ok(Exit::Usage);
             }

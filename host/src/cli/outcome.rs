@@ -15,6 +15,7 @@ pub fn exit_for(outcome: Outcome) -> Exit {
         Outcome::GateFailed => Exit::GateFailed,
         Outcome::RolledBack => Exit::RolledBack,
         Outcome::Aborted => Exit::GateFailed,
+        Outcome::HostFailed => Exit::Internal,
     }
 }
 
@@ -23,7 +24,7 @@ pub fn print_summary(s: &launch_engine::RunSummary) {
         "run {}: {} — {}",
         s.run_id,
         s.outcome.word().to_uppercase(),
-        s.summary
+        launch_engine::redact::text(&s.summary)
     );
     println!(
         "reports: {}/report.{{md,html,json}}, {}/junit.xml",
@@ -57,14 +58,14 @@ pub async fn launch(
         Err(e) => {
             if let Some(refused) = e.downcast_ref::<Refused>() {
                 for p in &refused.problems {
-                    eprintln!("error: {p}");
+                    super::exit::error(p);
                 }
                 eprintln!(
                     "error: nothing was run; fix the problems above (`launch-host validate` checks them)"
                 );
                 Ok(Exit::Usage)
             } else if let Some(lock) = e.downcast_ref::<launch_engine::lock::LockError>() {
-                eprintln!("error: {lock}");
+                super::exit::error(lock);
                 Ok(match lock {
                     launch_engine::lock::LockError::Held { .. } => Exit::Locked,
                     launch_engine::lock::LockError::Unavailable { .. } => Exit::Usage,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use launch_engine::operator::{Measure, Notice, Operator, Progress, Step, UatAnswer};
 use launch_engine::record::VerdictRecord;
+use launch_engine::redact;
 use launch_engine::uat::{ItemFile, Outcome};
 
 /// Asks on stdin when it is a terminal; tells on stderr.
@@ -35,6 +36,7 @@ impl Operator for Terminal {
     }
 
     fn ask_proceed(&self, stage: &str, reason: &str) -> bool {
+        let reason = redact::text(reason);
         eprint!("  stage `{stage}` is inconclusive ({reason}). Proceed anyway? [y/N] ");
         read_line().is_some_and(|l| matches!(l.as_str(), "y" | "Y" | "yes"))
     }
@@ -43,10 +45,11 @@ impl Operator for Terminal {
         walk_through(item)
     }
 
+    /// Every line is masked (launch_engine::redact) before it reaches the terminal.
     fn tell(&self, notice: Notice<'_>) {
-        match notice {
-            Notice::StageStarted { title } => eprintln!("▶ {title}"),
-            Notice::StageSkipped { .. } => eprintln!("  skipped by the operator"),
+        let line = match notice {
+            Notice::StageStarted { title } => format!("▶ {title}"),
+            Notice::StageSkipped { .. } => "  skipped by the operator".to_string(),
             Notice::StageFinished {
                 verdict,
                 skipped,
@@ -62,18 +65,19 @@ impl Operator for Terminal {
                     0 => String::new(),
                     n => format!(" ({n} SKIPPED: untested)"),
                 };
-                anstream::eprintln!(
+                format!(
                     "  {style}{}{style:#}{skipped} {} — {action}",
                     verdict.word(),
                     verdict.reason(),
-                );
+                )
             }
-            Notice::CanaryPromoted { from, to } => eprintln!("  canary {from}% → {to}%"),
+            Notice::CanaryPromoted { from, to } => format!("  canary {from}% → {to}%"),
             Notice::CanaryRolledBack { percent, reason } => {
-                eprintln!("  canary rolled back at {percent}%: {reason}")
+                format!("  canary rolled back at {percent}%: {reason}")
             }
-            Notice::Warning(w) => eprintln!("warning: {w}"),
-        }
+            Notice::Warning(w) => format!("warning: {w}"),
+        };
+        anstream::eprintln!("{}", redact::text(&line));
     }
 
     fn progress(&self, measure: Measure<'_>) -> Box<dyn Progress> {
@@ -111,7 +115,7 @@ impl Progress for Bar {
         self.0.inc(by);
     }
     fn set_message(&self, message: String) {
-        self.0.set_message(message);
+        self.0.set_message(redact::text(&message).into_owned());
     }
 }
 

@@ -47,7 +47,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
     let files = match launch_runtime::discovery::wasm_files(&args.plugins) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            super::exit::error(&e);
             return Ok(Exit::Usage);
         }
     };
@@ -155,7 +155,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
                 println!("{t}");
             }
             for p in &problems {
-                eprintln!("error: {p}");
+                super::exit::error(p);
             }
             let verdict = if problems.is_empty() && !rows.is_empty() {
                 "ok"

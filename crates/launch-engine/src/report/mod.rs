@@ -99,6 +99,22 @@ impl RunReport {
                         s.effects.push(detail);
                     }
                 }
+                Event::FlagRestored {
+                    stage,
+                    environment,
+                    flag,
+                    percent,
+                    restored,
+                    ..
+                } => {
+                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                        s.effects.push(if restored {
+                            format!("host failed: {flag} on {environment} restored to {percent}%")
+                        } else {
+                            format!("host failed: {flag} on {environment} could NOT be restored to {percent}%")
+                        });
+                    }
+                }
                 Event::Window { stage, window, .. } => {
                     if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
                         s.windows.push(window);
@@ -158,14 +174,17 @@ impl RunReport {
 /// Writes every report format into the run folder.
 pub fn write_all(run_dir: &Path) -> anyhow::Result<()> {
     let report = RunReport::from_journal(run_dir)?;
-    let write = |name: &str, bytes: Vec<u8>| {
-        launch_targets::store::write_atomically(&run_dir.join(name), &bytes)
+    // The journal is masked already; masking the rendered text again also covers anything a
+    // renderer adds of its own.
+    let write = |name: &str, text: String| {
+        let text = crate::redact::text(&text);
+        launch_targets::store::write_atomically(&run_dir.join(name), text.as_bytes())
             .with_context(|| format!("writing {name}"))
     };
-    write("report.json", serde_json::to_vec_pretty(&report)?)?;
-    write("junit.xml", junit::render(&report).into_bytes())?;
-    write("report.md", markdown::render(&report).into_bytes())?;
-    write("report.html", html::render(&report).into_bytes())?;
+    write("report.json", serde_json::to_string_pretty(&report)?)?;
+    write("junit.xml", junit::render(&report))?;
+    write("report.md", markdown::render(&report))?;
+    write("report.html", html::render(&report))?;
     Ok(())
 }
 

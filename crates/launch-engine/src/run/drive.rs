@@ -3,9 +3,11 @@
 //! inconclusive never count as a pass. Every effect is journaled before and after, so `resume`
 //! continues an interrupted run without repeating a completed effect.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
 
 use super::{Outcome, RunSummary};
 use crate::context::{Ctx, StageResult};
@@ -70,7 +72,23 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
         let started = Instant::now();
         let runbook = ctx.runbook.clone();
         let stage = &runbook.stages[i];
-        let result = match crate::stages::run_stage(&mut ctx, stage).await {
+        ctx.flag_guard = None;
+        let ran = AssertUnwindSafe(crate::stages::run_stage(&mut ctx, stage))
+            .catch_unwind()
+            .await;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // A panic, or an internal error after a flag moved, ends the run with the flag safe.
+        let ran = match ran {
+            Err(panic) => {
+                let why = format!("panic: {}", super::guard::panic_message(panic.as_ref()));
+                return super::guard::host_failed(ctx, stage, why, elapsed_ms).await;
+            }
+            Ok(Err(e)) if ctx.flag_guard.is_some() => {
+                return super::guard::host_failed(ctx, stage, format!("{e:#}"), elapsed_ms).await;
+            }
+            Ok(ran) => ran,
+        };
+        let result = match ran {
             Ok(r) => r,
             // An error in host code (I/O, a plugin that trapped...) fails the stage with the reason;
             // a failed plugin call's stderr goes into the journal with it.
@@ -103,7 +121,7 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
             plugin: result.plugin,
             dry_run: stage.dry_run,
             outcome: what.clone(),
-            elapsed_ms: started.elapsed().as_millis() as u64,
+            elapsed_ms,
         })?;
         if let Some(o) = next {
             outcome = o;

@@ -3,6 +3,7 @@
 //! the stages in order and acts on each verdict.
 
 mod drive;
+mod guard;
 mod start;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::runbook::Runbook;
 use launch_targets::s3::S3Location;
 
 pub use crate::record::Outcome;
+pub use guard::FlagGuard;
 pub use start::{Launch, resume, start};
 
 pub struct RunSummary {

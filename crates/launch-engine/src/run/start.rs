@@ -371,6 +371,7 @@ fn prepare(
         done_effects,
         finished,
         resumed_stage,
+        flag_guard: None,
     }
 }
 

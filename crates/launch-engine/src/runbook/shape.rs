@@ -2,7 +2,9 @@
 //! environments, one of action/plugin per stage, the fields each action needs, and stores and
 //! flag providers of a known kind — each error at its line.
 
-use super::{Action, Environment, Runbook, RunbookError};
+use toml::Spanned;
+
+use super::{Action, Environment, Runbook, RunbookError, limits};
 
 impl Runbook {
     /// An environment's store and flag provider are of a known kind, so a run never finds out
@@ -63,6 +65,7 @@ impl Runbook {
         for (name, env) in &self.environments {
             self.check_environment(name, env)?;
         }
+        self.check_counts()?;
         let mut seen = std::collections::HashSet::new();
         for stage in &self.stages {
             let at = stage.name.span().start;
@@ -99,6 +102,9 @@ impl Runbook {
                     return Err(self.error_at(a.span().start, format!("stage `{}` has both an `action` and a `plugin`; a stage is one or the other", stage.name.get_ref())));
                 }
                 _ => {}
+            }
+            if let Some(config) = &stage.config {
+                self.check_steps(config)?;
             }
             if let Some(action) = &stage.action {
                 let needs_env = matches!(
@@ -138,6 +144,74 @@ impl Runbook {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl Runbook {
+    /// Lists written by hand stay short; more is a generated file gone wrong.
+    fn check_counts(&self) -> Result<(), RunbookError> {
+        if self.stages.len() > limits::MAX_STAGES {
+            let at = self.stages[limits::MAX_STAGES].name.span().start;
+            return Err(self.error_at(
+                at,
+                format!(
+                    "the runbook has {} stages; at most {} are allowed",
+                    self.stages.len(),
+                    limits::MAX_STAGES
+                ),
+            ));
+        }
+        let lists = [("component-flags", self.launch.component_flags.len())]
+            .into_iter()
+            .chain(
+                self.stages
+                    .iter()
+                    .map(|s| ("signoffs", s.signoffs.len())),
+            );
+        for (what, n) in lists {
+            if n > limits::MAX_LIST {
+                return Err(RunbookError {
+                    source_name: self.source.clone(),
+                    line: 0,
+                    message: format!("{what} has {n} entries; at most {} are allowed", limits::MAX_LIST),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A canary's `steps` are percentages from 0 to 100, each above the one before.
+    fn check_steps(
+        &self,
+        config: &Spanned<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(), RunbookError> {
+        let Some(steps) = config.get_ref().get("steps") else {
+            return Ok(());
+        };
+        let at = config.span().start;
+        let bad = |why: String| {
+            self.error_at(
+                at,
+                format!("config.steps: {why}; write increasing percentages, e.g. steps = [10, 30, 50, 100]"),
+            )
+        };
+        let serde_json::Value::Array(steps) = steps else {
+            return Err(bad(format!("`{steps}` is not a list")));
+        };
+        if steps.is_empty() || steps.len() > limits::MAX_LIST {
+            return Err(bad(format!("{} steps", steps.len())));
+        }
+        let mut last: Option<u64> = None;
+        for step in steps {
+            let Some(p) = step.as_u64().filter(|p| *p <= 100) else {
+                return Err(bad(format!("`{step}` is not a percentage from 0 to 100")));
+            };
+            if last.is_some_and(|l| p <= l) {
+                return Err(bad(format!("{p} does not come after {}", last.unwrap_or(0))));
+            }
+            last = Some(p);
         }
         Ok(())
     }

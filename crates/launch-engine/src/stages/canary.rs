@@ -28,6 +28,13 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
 
     // On resume, carry on from where the flag is: completed promotions are not repeated.
     let mut percent = flags.get(&flag).await?;
+    // Whatever happens to the host from here, the canary's flag goes back to 0.
+    ctx.flag_guard = Some(crate::run::FlagGuard {
+        environment: env_name.clone(),
+        flags: flags.clone(),
+        flag: flag.clone(),
+        safe: 0,
+    });
     let promotions = ctx.resumed_stage.as_ref().filter(|(s, _)| *s == name).map_or(0, |(_, recs)| {
         recs.iter().filter(|r| matches!(&r.event, Event::EffectDone { key, .. } if key.starts_with("promote:"))).count()
     });
@@ -143,6 +150,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                     to: next,
                 });
                 percent = next;
+                crate::fault::point("canary-promoted");
                 if decisions > 1 {
                     step_index = step_index.saturating_add(1);
                 }

@@ -15,6 +15,13 @@ pub async fn set_flag(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
         .flag
         .clone()
         .unwrap_or_else(|| ctx.runbook.launch.flag.clone());
+    // The value before the stage is the safe one, should the host fail mid-move.
+    ctx.flag_guard = Some(crate::run::FlagGuard {
+        environment: ctx.env(stage)?.name.clone(),
+        flags: flags.clone(),
+        flag: flag.clone(),
+        safe: flags.get(&flag).await?,
+    });
     let (f2, fl2) = (flag.clone(), flags.clone());
     ctx.effect(
         stage.name.get_ref(),

@@ -12,6 +12,18 @@ use crate::record::{CheckRecord, VerdictRecord};
 use crate::runbook::Stage;
 use launch_targets::simulator::site;
 
+/// The last lines a failed build printed (stderr, or stdout when stderr is empty).
+fn last_lines(stderr: &[u8], stdout: &[u8]) -> String {
+    let text = String::from_utf8_lossy(if stderr.is_empty() { stdout } else { stderr });
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(20)..];
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", tail.join("\n"))
+    }
+}
+
 /// Builds the site for a deploy stage; returns the build folder and its file count.
 pub fn build(ctx: &Ctx, stage: &Stage) -> anyhow::Result<(std::path::PathBuf, usize)> {
     let dir = ctx.run_dir.join("build").join(stage.name.get_ref());
@@ -34,14 +46,19 @@ pub fn build(ctx: &Ctx, stage: &Stage) -> anyhow::Result<(std::path::PathBuf, us
                 .output
                 .clone()
                 .context("a `command` build needs `output`, the folder it writes")?;
-            let status = std::process::Command::new("sh")
+            // Captured, not inherited: what a build prints reaches the operator only through
+            // the journal and the console, which mask secrets.
+            let out = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(command)
-                .status()
+                .stdin(std::process::Stdio::null())
+                .output()
                 .with_context(|| format!("running `{command}`"))?;
             anyhow::ensure!(
-                status.success(),
-                "build command `{command}` failed ({status})"
+                out.status.success(),
+                "build command `{command}` failed ({}){}",
+                out.status,
+                last_lines(&out.stderr, &out.stdout)
             );
             copy_dir(&output, &dir)?;
         }

@@ -1,0 +1,102 @@
+//! The last line of defence: when the host itself fails in the middle of a stage that moved a
+//! flag — a panic, or an internal error — the flag goes back to its safe value (0 for a
+//! canary, as a rollback would), the journal says so, and the run ends as a host failure
+//! (exit 4) with what was done. A flag is never left half-way.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use launch_targets::flags::FlagStore;
+
+use super::{Outcome, RunSummary};
+use crate::context::Ctx;
+use crate::journal::Event;
+use crate::operator::Notice;
+use crate::record::VerdictRecord;
+use crate::runbook::Stage;
+
+/// A flag a stage is moving, and where it goes back to if the host fails.
+#[derive(Clone)]
+pub struct FlagGuard {
+    pub environment: String,
+    pub flags: Arc<dyn FlagStore>,
+    pub flag: String,
+    pub safe: u8,
+}
+
+/// What a panic said, for the journal.
+pub(super) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Restores the guarded flag (if the stage moved one), journals what happened as far as the
+/// journal can still be written, writes the reports and ends the run as a host failure.
+pub(super) async fn host_failed(
+    mut ctx: Ctx,
+    stage: &Stage,
+    why: String,
+    elapsed_ms: u64,
+) -> anyhow::Result<RunSummary> {
+    let name = stage.name.get_ref().clone();
+    let mut done = Vec::new();
+    if let Some(guard) = ctx.flag_guard.take() {
+        // The flag first: the journal may be what failed.
+        let restored = guard.flags.set(&guard.flag, guard.safe).await;
+        let what = match &restored {
+            Ok(()) => format!(
+                "{} on {} restored to {}%",
+                guard.flag, guard.environment, guard.safe
+            ),
+            Err(e) => format!(
+                "{} on {} could NOT be restored to {}%: {e:#} — set it by hand",
+                guard.flag, guard.environment, guard.safe
+            ),
+        };
+        let _ = ctx.journal.append(Event::FlagRestored {
+            stage: name.clone(),
+            environment: guard.environment.clone(),
+            flag: guard.flag.clone(),
+            percent: guard.safe,
+            restored: restored.is_ok(),
+            reason: why.clone(),
+        });
+        done.push(what);
+    }
+    let what = if done.is_empty() {
+        "no flag had moved".to_string()
+    } else {
+        done.join("; ")
+    };
+    ctx.operator.tell(Notice::Warning(&format!(
+        "the host failed during stage `{name}` ({why}); {what}"
+    )));
+    let summary = format!("stage `{name}`: the host failed ({why}); {what}");
+    let _ = ctx.journal.append(Event::StageFinished {
+        stage: name,
+        verdict: VerdictRecord::Fail(format!("the host failed: {why}")),
+        checks: vec![crate::stages::fail("host-failed", why.clone())],
+        summary: summary.clone(),
+        plugin: stage.plugin_name().map(str::to_string),
+        dry_run: stage.dry_run,
+        outcome: what,
+        elapsed_ms,
+    });
+    let _ = ctx.journal.append(Event::RunFinished {
+        outcome: Outcome::HostFailed,
+        summary: summary.clone(),
+    });
+    if let Err(e) = crate::report::write_all(&ctx.run_dir) {
+        ctx.operator
+            .tell(Notice::Warning(&format!("writing the reports: {e:#}")));
+    }
+    Ok(RunSummary {
+        run_id: ctx.run_id.clone(),
+        run_dir: ctx.run_dir.clone(),
+        outcome: Outcome::HostFailed,
+        summary,
+    })
+}
