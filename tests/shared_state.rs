@@ -360,3 +360,102 @@ async fn concurrent_flag_writers_lose_no_update() {
         assert_eq!(flags[format!("F{i}")], i, "F{i} kept: {flags}");
     }
 }
+
+/// Every file under `dir`, as paths relative to it.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn hostile_keys_in_a_mirrored_run_write_nothing_outside_the_workspace() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("site").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let book = write_runbook(
+        dir.path(),
+        &moto,
+        "store = \"s3://site\"",
+        &wait_stage("only", "10ms"),
+    );
+    let a = start_run(&moto, &book, &dir.path().join("machine-a"));
+    let out = a.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run_id = std::fs::read_dir(dir.path().join("machine-a"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !n.starts_with('.'))
+        .unwrap();
+    // Keys a hostile or broken writer of the bucket could plant.
+    let abs = std::env::temp_dir().join(format!("launch-host-abs-escape-{run_id}"));
+    let hostile = [
+        format!("launch/runs/{run_id}/../../../escaped-dotdot.txt"),
+        format!("launch/runs/{run_id}/uat/../../../../escaped-uat.txt"),
+        format!("launch/runs/{run_id}/{}", abs.display()),
+        "launch/runs/../escaped-run-id/journal.jsonl".to_string(),
+    ];
+    for key in &hostile {
+        put(&s3, "site", key, "{\"at\":1,\"event\":\"resumed\",\"pid\":1}\n").await;
+    }
+    let listed = s3
+        .list_objects_v2()
+        .bucket("site")
+        .send()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    for key in &hostile {
+        assert!(listed.contains(&key.as_str()), "{key} not planted: {listed:?}");
+    }
+    // `ws/runs/<id>/../../../` is the test folder itself, so `tree` below sees any escape.
+    let ws = dir.path().join("ws");
+    let b_runs = ws.join("runs");
+    for args in [
+        vec!["status", "--output", "json"],
+        vec!["status", &run_id, "--output", "json"],
+        vec!["report", &run_id, "--output", "json"],
+    ] {
+        let out = host(&moto)
+            .args(&args)
+            .args(["--state", "s3://site", "--runs-dir", b_runs.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["run_id"], run_id.as_str());
+        assert_eq!(report["outcome"], "passed");
+    }
+    // An operator's run id that names a path is refused, not followed.
+    let out = host(&moto)
+        .args(["status", "../../escaped-operator", "--state", "s3://site"])
+        .args(["--runs-dir", b_runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("is not a run id"), "{}", stderr(&out));
+
+    // Only the run's own files were written, all inside its folder.
+    for file in tree(dir.path()) {
+        assert!(
+            file.starts_with("machine-a/")
+                || file == "launch.toml"
+                || file.starts_with(&format!("ws/runs/{run_id}/")),
+            "written outside the run folder: {file}"
+        );
+        assert!(!file.contains("escaped"), "{file}");
+    }
+    assert!(!abs.exists(), "{} was written", abs.display());
+}

@@ -2,12 +2,13 @@
 //! announces is treated as done, so a crash at any point leaves a journal that says exactly
 //! which effects completed. `resume` replays it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use launch_targets::rooted::Rooted;
 use serde::{Deserialize, Serialize};
 
 use super::record::{CheckRecord, Outcome, VerdictRecord, WindowRecord};
@@ -136,13 +137,19 @@ impl Journal {
     /// line of its own. Returns how many bytes were cut.
     pub fn open_repaired(path: &Path) -> anyhow::Result<(Journal, u64)> {
         let context = || format!("opening the journal {}", path.display());
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
+        // Through the run folder's capability, like every file of a run.
+        let folder = Rooted::open(path.parent().unwrap_or(Path::new(".")), false)
             .with_context(context)?;
-        let torn = cut_torn_tail(&mut file, &torn_path(path)).with_context(context)?;
+        let name = path.file_name().unwrap_or_default();
+        let mut file = folder.open_append(name).with_context(context)?;
+        let aside = Path::new(name).with_extension("jsonl.torn");
+        let torn = cut_torn_tail(&mut file, |tail| {
+            let mut kept = folder.open_append(&aside)?;
+            kept.write_all(tail)?;
+            kept.write_all(b"\n")?;
+            kept.sync_data()
+        })
+        .with_context(context)?;
         let journal = Journal {
             path: path.to_path_buf(),
             file,
@@ -218,9 +225,12 @@ pub fn torn_path(journal: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Moves what follows `file`'s last newline to `aside` (appending) and truncates `file` there;
-/// returns the bytes moved.
-fn cut_torn_tail(file: &mut File, aside: &Path) -> std::io::Result<u64> {
+/// Hands what follows `file`'s last newline to `aside` and truncates `file` there; returns the
+/// bytes moved.
+fn cut_torn_tail(
+    file: &mut File,
+    aside: impl FnOnce(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0))?;
     file.read_to_end(&mut bytes)?;
@@ -228,10 +238,7 @@ fn cut_torn_tail(file: &mut File, aside: &Path) -> std::io::Result<u64> {
     let tail = &bytes[keep..];
     let torn = tail.len() as u64;
     if torn > 0 {
-        let mut kept = OpenOptions::new().create(true).append(true).open(aside)?;
-        kept.write_all(tail)?;
-        kept.write_all(b"\n")?;
-        kept.sync_data()?;
+        aside(tail)?;
         file.set_len(keep as u64)?;
         file.sync_data()?;
     }
@@ -253,7 +260,7 @@ mod tests {
         })
         .unwrap();
         drop(j);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(br#"{"at":2,"event":"stage-sta"#).unwrap();
         drop(f);
         let (mut j, torn) = Journal::open_repaired(&path).unwrap();

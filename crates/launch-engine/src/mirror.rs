@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tokio::sync::watch;
 
+use launch_targets::rooted::Rooted;
 use launch_targets::s3::S3Location;
 
 /// Folders of a run that are not state: the embedded targets and build outputs.
@@ -117,8 +118,9 @@ fn state_files(run_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Copies run `run_id` from `url` into `dest` (a run folder), for `resume`, `status` and
-/// `report` on a machine that did not start the run.
-pub async fn fetch(url: &str, run_id: &str, dest: &Path) -> anyhow::Result<()> {
+/// `report` on a machine that did not start the run. Keys are written through the folder's
+/// capability: one that would name a path outside it (`../`, an absolute path) is skipped.
+pub async fn fetch(url: &str, run_id: &str, dest: &Rooted) -> anyhow::Result<()> {
     let loc = S3Location::connect(url).await?;
     let prefix = run_prefix(&loc, run_id);
     let keys = loc.list(&prefix).await?;
@@ -128,15 +130,17 @@ pub async fn fetch(url: &str, run_id: &str, dest: &Path) -> anyhow::Result<()> {
         loc.url(&prefix)
     );
     for key in keys {
-        let rel = &key[prefix.len()..];
-        if rel.split('/').any(|s| s == ".." || s.is_empty()) {
+        let Some(rel) = key.get(prefix.len()..) else {
+            continue;
+        };
+        if rel.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
             continue;
         }
         let Some((bytes, _)) = loc.get(&key).await? else {
             continue;
         };
-        launch_targets::store::write_atomically(&dest.join(rel), &bytes)
-            .with_context(|| format!("writing {}", dest.join(rel).display()))?;
+        dest.write_atomically(rel, &bytes)
+            .with_context(|| format!("writing {}", dest.display(rel).display()))?;
     }
     Ok(())
 }
@@ -149,7 +153,9 @@ pub async fn list(url: &str) -> anyhow::Result<Vec<String>> {
         .list(&prefix)
         .await?
         .iter()
-        .filter_map(|k| k[prefix.len()..].split('/').next().map(String::from))
+        .filter_map(|k| k.get(prefix.len()..)?.split('/').next())
+        // A key that is not under a plain run id names no run.
+        .filter_map(|id| launch_targets::rooted::single_component(id).map(String::from))
         .collect();
     ids.sort();
     ids.dedup();

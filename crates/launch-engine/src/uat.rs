@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use launch_targets::rooted::Rooted;
+
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
@@ -77,21 +79,26 @@ pub struct SignoffFile {
     pub at_ms: u64,
 }
 
-pub(crate) fn read<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
-    match std::fs::read(path) {
+/// The UAT file `name` of `dir`, empty when it does not exist yet.
+pub(crate) fn read<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> anyhow::Result<Vec<T>> {
+    let path = dir.join(name);
+    let bytes = Rooted::open(dir, false).and_then(|d| d.read(name));
+    match bytes {
         Ok(b) => serde_json::from_slice(&b)
             .with_context(|| format!("{} is not valid UAT data", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
     }
 }
 
-pub(crate) fn write<T: serde::Serialize>(path: &Path, v: &T) -> anyhow::Result<()> {
+/// Writes the UAT file `name` of `dir` (created when missing) whole.
+pub(crate) fn write<T: serde::Serialize>(dir: &Path, name: &str, v: &T) -> anyhow::Result<()> {
     // Notes and names are people's words: a pasted secret is masked before it is kept.
     let mut value = serde_json::to_value(v)?;
     crate::redact::json(&mut value);
-    launch_targets::store::write_atomically(path, &serde_json::to_vec_pretty(&value)?)
-        .with_context(|| format!("writing {}", path.display()))
+    Rooted::open(dir, true)
+        .and_then(|d| d.write_atomically(name, &serde_json::to_vec_pretty(&value)?))
+        .with_context(|| format!("writing {}", dir.join(name).display()))
 }
 
 /// The UAT data of a workspace (or run) folder.
@@ -104,9 +111,9 @@ pub struct UatData {
 impl UatData {
     pub fn load(dir: &Path) -> anyhow::Result<UatData> {
         Ok(UatData {
-            items: read(&dir.join("checklist.json"))?,
-            results: read(&dir.join("results.json"))?,
-            signoffs: read(&dir.join("signoffs.json"))?,
+            items: read(&dir, "checklist.json")?,
+            results: read(&dir, "results.json")?,
+            signoffs: read(&dir, "signoffs.json")?,
         })
     }
 
@@ -118,16 +125,16 @@ impl UatData {
 
 /// Records a tester's result; it replaces an earlier result of the same item.
 pub fn record_result(dir: &Path, result: ResultFile) -> anyhow::Result<()> {
-    let mut results: Vec<ResultFile> = read(&dir.join("results.json"))?;
+    let mut results: Vec<ResultFile> = read(&dir, "results.json")?;
     results.retain(|r| r.id != result.id);
     results.push(result);
-    write(&dir.join("results.json"), &results)
+    write(&dir, "results.json", &results)
 }
 
 /// Records a sign-off; it replaces an earlier one by the same person in the same role.
 pub fn record_signoff(dir: &Path, signoff: SignoffFile) -> anyhow::Result<()> {
-    let mut signoffs: Vec<SignoffFile> = read(&dir.join("signoffs.json"))?;
+    let mut signoffs: Vec<SignoffFile> = read(&dir, "signoffs.json")?;
     signoffs.retain(|s| !(s.role == signoff.role && s.name == signoff.name));
     signoffs.push(signoff);
-    write(&dir.join("signoffs.json"), &signoffs)
+    write(&dir, "signoffs.json", &signoffs)
 }

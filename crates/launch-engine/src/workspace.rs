@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use serde::Serialize;
 
 use super::Runbook;
@@ -63,9 +64,19 @@ pub async fn find_run(
     if state.is_none() && as_path.join("journal.jsonl").is_file() {
         return Ok(as_path);
     }
-    let dir = runs_dir.join(&id);
+    // From here the id names a folder inside the runs folder, and nothing else.
+    let Some(id) = launch_targets::rooted::single_component(&id) else {
+        anyhow::bail!(
+            "`{id}` is not a run id (a run id is one folder name, e.g. 20261128T101500123Z-ab12)"
+        );
+    };
+    let dir = runs_dir.join(id);
     if let Some(url) = state {
-        crate::mirror::fetch(url, &id, &dir).await?;
+        let open = || -> std::io::Result<_> {
+            launch_targets::rooted::Rooted::open(runs_dir, true)?.sub(id, true)
+        };
+        let dest = open().with_context(|| format!("opening {}", dir.display()))?;
+        crate::mirror::fetch(url, id, &dest).await?;
     }
     anyhow::ensure!(
         dir.join("journal.jsonl").is_file(),

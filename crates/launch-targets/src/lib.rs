@@ -6,6 +6,7 @@
 pub mod cloudfront;
 pub mod flags;
 pub mod probe;
+pub mod rooted;
 pub mod s3;
 pub mod s3_flags;
 pub mod simulator;

@@ -176,10 +176,12 @@ pub fn write_all(run_dir: &Path) -> anyhow::Result<()> {
     let report = RunReport::from_journal(run_dir)?;
     // The journal is masked already; masking the rendered text again also covers anything a
     // renderer adds of its own.
+    let dir = launch_targets::rooted::Rooted::open(run_dir, false)
+        .with_context(|| format!("opening {}", run_dir.display()))?;
     let write = |name: &str, text: String| {
         let text = crate::redact::text(&text);
-        launch_targets::store::write_atomically(&run_dir.join(name), text.as_bytes())
-            .with_context(|| format!("writing {name}"))
+        dir.write_atomically(name, text.as_bytes())
+            .with_context(|| format!("writing {}", dir.display(name).display()))
     };
     write("report.json", serde_json::to_string_pretty(&report)?)?;
     write("junit.xml", junit::render(&report))?;

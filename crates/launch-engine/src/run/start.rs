@@ -82,13 +82,14 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         Ok(envs) => envs,
         Err(e) => return Err(abandon(locks, &run_dir, e).await),
     };
-    std::fs::create_dir_all(&run_dir)
+    let folder = launch_targets::rooted::Rooted::open(&run_dir, true)
         .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
-    std::fs::write(run_dir.join("runbook.toml"), text)?;
-    std::fs::write(
-        run_dir.join("options.json"),
-        serde_json::to_vec_pretty(&options)?,
-    )?;
+    folder
+        .write_atomically("runbook.toml", text.as_bytes())
+        .and_then(|_| {
+            folder.write_atomically("options.json", &serde_json::to_vec_pretty(&options)?)
+        })
+        .with_context(|| format!("writing the run folder {}", run_dir.display()))?;
     let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
     let mirror = match mirror_to(whole, &run_id, &run_dir, &mut journal).await {
         Ok(m) => m,

@@ -33,9 +33,9 @@ pub async fn init(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             automated_probe: i.automated_probe.clone(),
         })
         .collect();
-    write(&dir.join("checklist.json"), &files)?;
+    write(&dir, "checklist.json", &files)?;
     let api = ctx.env(stage)?.api_url.clone();
-    let mut results: Vec<ResultFile> = read(&dir.join("results.json"))?;
+    let mut results: Vec<ResultFile> = read(&dir, "results.json")?;
     let mut checks = vec![CheckRecord {
         observed: Some(items.len() as f64),
         unit: "items".into(),
@@ -67,7 +67,7 @@ pub async fn init(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             fail(&item.id, format!("GET {url} did not answer 2xx"))
         });
     }
-    write(&dir.join("results.json"), &results)?;
+    write(&dir, "results.json", &results)?;
     Ok(StageResult::from_checks(checks, "UAT initialized"))
 }
 
@@ -93,7 +93,7 @@ fn decision(d: Decision) -> wit::SignoffDecision {
 /// runbook's sign-offs are recorded.
 pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let dir = ctx.uat_dir();
-    let mut signoffs: Vec<SignoffFile> = read(&dir.join("signoffs.json"))?;
+    let mut signoffs: Vec<SignoffFile> = read(&dir, "signoffs.json")?;
     for s in &stage.signoffs {
         if !signoffs
             .iter()
@@ -108,7 +108,7 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
             });
         }
     }
-    write(&dir.join("signoffs.json"), &signoffs)?;
+    write(&dir, "signoffs.json", &signoffs)?;
     // An interactive run walks the tester through every untested item (unless
     // SKIP_UAT_INTERACTIVE); what they answer is recorded like `launch-host uat test`.
     if ctx.options.interactive && !ctx.options.skip_uat_interactive && ctx.operator.can_ask() {
@@ -130,9 +130,9 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
             )?;
         }
     }
-    let mut results: Vec<ResultFile> = read(&dir.join("results.json"))?;
+    let mut results: Vec<ResultFile> = read(&dir, "results.json")?;
     if ctx.options.auto {
-        let items: Vec<ItemFile> = read(&dir.join("checklist.json"))?;
+        let items: Vec<ItemFile> = read(&dir, "checklist.json")?;
         let untested: Vec<&ItemFile> = items
             .iter()
             .filter(|i| !results.iter().any(|r| r.id == i.id))
