@@ -38,6 +38,10 @@ bench: build-plugins
     cargo bench -p launch-host --bench plugins -- --plugins "{{justfile_directory()}}/plugins"
     cargo bench -p launch-host --bench playbook
 
+# Fuzz the runbook reader, the journal reader and plugin-result handling (SECS per target)
+fuzz SECS="300":
+    LAUNCH_HOST_FUZZ_SECS={{SECS}} cargo test -p launch-engine --test fuzz -- --nocapture --test-threads 1
+
 # Formatting and lints
 lint:
     cargo fmt --all -- --check

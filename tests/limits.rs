@@ -71,9 +71,21 @@ fn strs(v: &[String]) -> Vec<&str> {
 fn out_of_range_numbers_are_configuration_errors_at_their_line_in_validate_and_run() {
     // (what the operator wrote, the table it goes in, what the error must say)
     let rows = [
-        ("deadline = \"18446744073709551615s\"", "defaults", "from 10ms to 10m"),
-        ("probe-rate = 4000000000", "defaults", "1 to 10000 requests per second"),
-        ("probe-rate = 0", "defaults", "1 to 10000 requests per second"),
+        (
+            "deadline = \"18446744073709551615s\"",
+            "defaults",
+            "from 10ms to 10m",
+        ),
+        (
+            "probe-rate = 4000000000",
+            "defaults",
+            "1 to 10000 requests per second",
+        ),
+        (
+            "probe-rate = 0",
+            "defaults",
+            "1 to 10000 requests per second",
+        ),
         ("deadline = \"0s\"", "defaults", "from 10ms to 10m"),
         ("memory = \"0B\"", "defaults", "1MiB to 4GiB"),
         ("interval = \"10000000000years\"", "stage", "interval"),
@@ -118,7 +130,10 @@ fn out_of_range_numbers_are_configuration_errors_at_their_line_in_validate_and_r
                 err.contains(&format!("launch.toml:{at}:")) && err.contains(message),
                 "{command} `{line}` should fail at line {at} with `{message}`: {err}"
             );
-            assert!(!err.contains(DB_PASSWORD), "{command} printed the secret: {err}");
+            assert!(
+                !err.contains(DB_PASSWORD),
+                "{command} printed the secret: {err}"
+            );
         }
         assert!(!runs.exists(), "`{line}`: a refused runbook creates no run");
     }
@@ -270,10 +285,19 @@ reason = "as the wiki at https://ops:${{API_TOKEN}}@wiki.example.com/rollback sa
         .iter()
         .map(|f| text(&std::fs::read(f).unwrap()))
         .collect();
-    assert!(all.contains("db password is ***"), "the note was kept, masked");
-    assert!(all.contains("https://ops:***@wiki.example.com"), "the URL was kept, masked");
+    assert!(
+        all.contains("db password is ***"),
+        "the note was kept, masked"
+    );
+    assert!(
+        all.contains("https://ops:***@wiki.example.com"),
+        "the URL was kept, masked"
+    );
     for secret in [DB_PASSWORD, API_TOKEN] {
-        assert!(!console.contains(secret), "the console showed {secret}: {console}");
+        assert!(
+            !console.contains(secret),
+            "the console showed {secret}: {console}"
+        );
         for f in &written {
             let body = text(&std::fs::read(f).unwrap());
             assert!(!body.contains(secret), "{} holds {secret}", f.display());

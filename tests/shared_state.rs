@@ -408,17 +408,21 @@ async fn hostile_keys_in_a_mirrored_run_write_nothing_outside_the_workspace() {
         "launch/runs/../escaped-run-id/journal.jsonl".to_string(),
     ];
     for key in &hostile {
-        put(&s3, "site", key, "{\"at\":1,\"event\":\"resumed\",\"pid\":1}\n").await;
+        put(
+            &s3,
+            "site",
+            key,
+            "{\"at\":1,\"event\":\"resumed\",\"pid\":1}\n",
+        )
+        .await;
     }
-    let listed = s3
-        .list_objects_v2()
-        .bucket("site")
-        .send()
-        .await
-        .unwrap();
+    let listed = s3.list_objects_v2().bucket("site").send().await.unwrap();
     let listed: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     for key in &hostile {
-        assert!(listed.contains(&key.as_str()), "{key} not planted: {listed:?}");
+        assert!(
+            listed.contains(&key.as_str()),
+            "{key} not planted: {listed:?}"
+        );
     }
     // `ws/runs/<id>/../../../` is the test folder itself, so `tree` below sees any escape.
     let ws = dir.path().join("ws");
@@ -430,7 +434,12 @@ async fn hostile_keys_in_a_mirrored_run_write_nothing_outside_the_workspace() {
     ] {
         let out = host(&moto)
             .args(&args)
-            .args(["--state", "s3://site", "--runs-dir", b_runs.to_str().unwrap()])
+            .args([
+                "--state",
+                "s3://site",
+                "--runs-dir",
+                b_runs.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));

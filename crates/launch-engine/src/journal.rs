@@ -138,8 +138,8 @@ impl Journal {
     pub fn open_repaired(path: &Path) -> anyhow::Result<(Journal, u64)> {
         let context = || format!("opening the journal {}", path.display());
         // Through the run folder's capability, like every file of a run.
-        let folder = Rooted::open(path.parent().unwrap_or(Path::new(".")), false)
-            .with_context(context)?;
+        let folder =
+            Rooted::open(path.parent().unwrap_or(Path::new(".")), false).with_context(context)?;
         let name = path.file_name().unwrap_or_default();
         let mut file = folder.open_append(name).with_context(context)?;
         let aside = Path::new(name).with_extension("jsonl.torn");
@@ -189,8 +189,10 @@ impl Journal {
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a bad line
     /// elsewhere is corruption and an error.
     pub fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading the journal {}", path.display()))?;
+        let folder = Rooted::open(path.parent().unwrap_or(Path::new(".")), false);
+        let bytes = folder
+            .and_then(|f| f.read(path.file_name().unwrap_or_default()))
+            .with_context(|| format!("reading the journal {}", path.display()))?;
         Journal::parse(&bytes).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
     }
 
@@ -260,7 +262,10 @@ mod tests {
         })
         .unwrap();
         drop(j);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(br#"{"at":2,"event":"stage-sta"#).unwrap();
         drop(f);
         let (mut j, torn) = Journal::open_repaired(&path).unwrap();

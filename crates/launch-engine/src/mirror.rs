@@ -133,7 +133,10 @@ pub async fn fetch(url: &str, run_id: &str, dest: &Rooted) -> anyhow::Result<()>
         let Some(rel) = key.get(prefix.len()..) else {
             continue;
         };
-        if rel.split('/').any(|s| s == ".." || s == "." || s.is_empty()) {
+        if rel
+            .split('/')
+            .any(|s| s == ".." || s == "." || s.is_empty())
+        {
             continue;
         }
         let Some((bytes, _)) = loc.get(&key).await? else {

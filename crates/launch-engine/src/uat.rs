@@ -80,7 +80,10 @@ pub struct SignoffFile {
 }
 
 /// The UAT file `name` of `dir`, empty when it does not exist yet.
-pub(crate) fn read<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> anyhow::Result<Vec<T>> {
+pub(crate) fn read<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+) -> anyhow::Result<Vec<T>> {
     let path = dir.join(name);
     let bytes = Rooted::open(dir, false).and_then(|d| d.read(name));
     match bytes {
@@ -111,9 +114,9 @@ pub struct UatData {
 impl UatData {
     pub fn load(dir: &Path) -> anyhow::Result<UatData> {
         Ok(UatData {
-            items: read(&dir, "checklist.json")?,
-            results: read(&dir, "results.json")?,
-            signoffs: read(&dir, "signoffs.json")?,
+            items: read(dir, "checklist.json")?,
+            results: read(dir, "results.json")?,
+            signoffs: read(dir, "signoffs.json")?,
         })
     }
 
@@ -125,16 +128,16 @@ impl UatData {
 
 /// Records a tester's result; it replaces an earlier result of the same item.
 pub fn record_result(dir: &Path, result: ResultFile) -> anyhow::Result<()> {
-    let mut results: Vec<ResultFile> = read(&dir, "results.json")?;
+    let mut results: Vec<ResultFile> = read(dir, "results.json")?;
     results.retain(|r| r.id != result.id);
     results.push(result);
-    write(&dir, "results.json", &results)
+    write(dir, "results.json", &results)
 }
 
 /// Records a sign-off; it replaces an earlier one by the same person in the same role.
 pub fn record_signoff(dir: &Path, signoff: SignoffFile) -> anyhow::Result<()> {
-    let mut signoffs: Vec<SignoffFile> = read(&dir, "signoffs.json")?;
+    let mut signoffs: Vec<SignoffFile> = read(dir, "signoffs.json")?;
     signoffs.retain(|s| !(s.role == signoff.role && s.name == signoff.name));
     signoffs.push(signoff);
-    write(&dir, "signoffs.json", &signoffs)
+    write(dir, "signoffs.json", &signoffs)
 }

@@ -123,7 +123,10 @@ mod tests {
         }
         assert!(!outer.path().join("escaped").exists());
         assert!(!Path::new("/tmp/escaped-absolute").exists());
-        assert_eq!(single_component("20261128T0101Z-ab12"), Some("20261128T0101Z-ab12"));
+        assert_eq!(
+            single_component("20261128T0101Z-ab12"),
+            Some("20261128T0101Z-ab12")
+        );
         for bad in ["..", ".", "a/b", "/abs", "", "a\\b"] {
             assert_eq!(single_component(bad), None, "{bad}");
         }

@@ -27,8 +27,5 @@ pub fn usage(e: anyhow::Error) -> anyhow::Result<Exit> {
 
 /// Prints `error: ...` with its causes, secrets masked.
 pub fn error(e: &dyn std::fmt::Display) {
-    eprintln!(
-        "error: {}",
-        launch_engine::redact::text(&format!("{e:#}"))
-    );
+    eprintln!("error: {}", launch_engine::redact::text(&format!("{e:#}")));
 }

@@ -139,10 +139,7 @@ pub mod hosts {
         for h in &hosts {
             HostPattern::parse(h).map_err(|e| {
                 // The message quotes the entry, which may carry a password (`user:pass@host`).
-                serde::de::Error::custom(format!(
-                    "allow-hosts: {}",
-                    crate::redact::userinfo(&e)
-                ))
+                serde::de::Error::custom(format!("allow-hosts: {}", crate::redact::userinfo(&e)))
             })?;
         }
         Ok(hosts)

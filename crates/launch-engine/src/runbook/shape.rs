@@ -165,17 +165,16 @@ impl Runbook {
         }
         let lists = [("component-flags", self.launch.component_flags.len())]
             .into_iter()
-            .chain(
-                self.stages
-                    .iter()
-                    .map(|s| ("signoffs", s.signoffs.len())),
-            );
+            .chain(self.stages.iter().map(|s| ("signoffs", s.signoffs.len())));
         for (what, n) in lists {
             if n > limits::MAX_LIST {
                 return Err(RunbookError {
                     source_name: self.source.clone(),
                     line: 0,
-                    message: format!("{what} has {n} entries; at most {} are allowed", limits::MAX_LIST),
+                    message: format!(
+                        "{what} has {n} entries; at most {} are allowed",
+                        limits::MAX_LIST
+                    ),
                 });
             }
         }
@@ -209,7 +208,10 @@ impl Runbook {
                 return Err(bad(format!("`{step}` is not a percentage from 0 to 100")));
             };
             if last.is_some_and(|l| p <= l) {
-                return Err(bad(format!("{p} does not come after {}", last.unwrap_or(0))));
+                return Err(bad(format!(
+                    "{p} does not come after {}",
+                    last.unwrap_or(0)
+                )));
             }
             last = Some(p);
         }

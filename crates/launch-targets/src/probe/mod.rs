@@ -71,14 +71,7 @@ impl Probe {
         timeout: Duration,
     ) -> Probe {
         let (tx, rx) = mpsc::channel(64);
-        let task = tokio::spawn(run(
-            client,
-            Arc::new(endpoints),
-            rate,
-            window,
-            timeout,
-            tx,
-        ));
+        let task = tokio::spawn(run(client, Arc::new(endpoints), rate, window, timeout, tx));
         Probe { windows: rx, task }
     }
 
