@@ -11,10 +11,14 @@ use expectrl::process::unix::WaitStatus;
 use expectrl::{Eof, Expect, Session};
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root")
+    // At run time: a test binary built in another clone (one shared target folder) must
+    // still find this one.
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..")
+    .canonicalize()
+    .expect("the repository root")
 }
 
 /// The launch-host binary of this build: `cargo test -p launch-host -p launch-host-pty-tests`

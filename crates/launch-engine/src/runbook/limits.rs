@@ -137,10 +137,14 @@ pub mod hosts {
             )));
         }
         for h in &hosts {
-            HostPattern::parse(h).map_err(|e| {
-                // The message quotes the entry, which may carry a password (`user:pass@host`).
-                serde::de::Error::custom(format!("allow-hosts: {}", crate::redact::userinfo(&e)))
-            })?;
+            if let Some((_, host)) = h.rsplit_once('@') {
+                // Never quoted: what comes before the `@` may be a password.
+                return Err(serde::de::Error::custom(format!(
+                    "allow-hosts: `***@{host}` is not a host pattern: it carries a user name or password; write only the host (e.g. `{host}`)"
+                )));
+            }
+            HostPattern::parse(h)
+                .map_err(|e| serde::de::Error::custom(format!("allow-hosts: {e}")))?;
         }
         Ok(hosts)
     }
