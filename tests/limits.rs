@@ -67,6 +67,19 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// Runs a canary stage with `stage` lines and `env`; the folder holds the runs.
+fn run_canary(stage: &str, env: &[(&str, String)]) -> (Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let out = host(
+        dir.path(),
+        &canary_book("", stage),
+        &strs(&run_args(&runs)),
+        env,
+    );
+    (out, dir)
+}
+
 #[test]
 fn out_of_range_numbers_are_configuration_errors_at_their_line_in_validate_and_run() {
     // (what the operator wrote, the table it goes in, what the error must say)
@@ -141,21 +154,18 @@ fn out_of_range_numbers_are_configuration_errors_at_their_line_in_validate_and_r
 
 #[test]
 fn a_canary_ends_by_its_duration_whatever_its_interval() {
-    let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
-    let book = canary_book(
-        "",
-        "interval = \"1h\"\nduration = \"2s\"\nconfig = { steps = [10, 100] }",
-    );
     let started = Instant::now();
-    let out = host(dir.path(), &book, &strs(&run_args(&runs)), &[]);
+    let (out, dir) = run_canary(
+        "interval = \"1h\"\nduration = \"2s\"\nconfig = { steps = [10, 100] }",
+        &[],
+    );
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(
         took < Duration::from_secs(60),
         "the canary waited for its hour-long window: {took:?}"
     );
-    let run = &local_runs(&runs)[0];
+    let run = &local_runs(&dir.path().join("runs"))[0];
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
     assert!(journal.contains("rollback:canary-timeout"), "{journal}");
     assert_eq!(flag(run), 0);
@@ -170,19 +180,15 @@ fn flag(run: &Path) -> u64 {
 
 #[test]
 fn a_panic_mid_canary_puts_the_flag_back_to_zero_and_the_journal_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
-    let book = canary_book(
-        "",
+    let (out, dir) = run_canary(
         "interval = \"250ms\"\nduration = \"60s\"\nconfig = { steps = [10, 30, 50, 100], step-duration-ms = 300, min-requests = 1 }",
+        &[("LAUNCH_HOST_FAULT", "canary-promoted".to_string())],
     );
-    let fault = [("LAUNCH_HOST_FAULT", "canary-promoted".to_string())];
-    let out = host(dir.path(), &book, &strs(&run_args(&runs)), &fault);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(4), "{stdout}{stderr}");
     assert!(stdout.contains("HOST-FAILED"), "{stdout}");
     assert!(stdout.contains("restored to 0%"), "{stdout}");
-    let run = &local_runs(&runs)[0];
+    let run = &local_runs(&dir.path().join("runs"))[0];
     assert_eq!(flag(run), 0, "the flag is back at its safe value");
     let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("journal.jsonl"))
         .unwrap()

@@ -46,6 +46,16 @@ fn start_run(moto: &Moto, book: &str, runs: &std::path::Path) -> Child {
         .unwrap()
 }
 
+/// Moto with a bucket `site`, and a runbook whose production store is in it with `stages`.
+async fn site_with(stages: &str) -> (Moto, aws_sdk_s3::Client, tempfile::TempDir, String) {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("site").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let book = write_runbook(dir.path(), &moto, "store = \"s3://site\"", stages);
+    (moto, s3, dir, book)
+}
+
 async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Vec<u8>> {
     s3_object(s3, bucket, key).await
 }
@@ -155,16 +165,7 @@ async fn emergency_rollback_through_s3_flags_keeps_the_other_flags() {
 
 #[tokio::test]
 async fn the_s3_lock_admits_exactly_one_of_three_machines() {
-    let moto = Moto::start();
-    let s3 = moto.s3().await;
-    s3.create_bucket().bucket("site").send().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let book = write_runbook(
-        dir.path(),
-        &moto,
-        "store = \"s3://site\"",
-        &wait_stage("hold", "3s"),
-    );
+    let (moto, s3, dir, book) = site_with(&wait_stage("hold", "3s")).await;
     // Three machines: three runs folders, so only the S3 lock can exclude them.
     let children: Vec<Child> = (0..3)
         .map(|i| start_run(&moto, &book, &dir.path().join(format!("machine-{i}"))))
@@ -214,9 +215,7 @@ async fn the_s3_lock_admits_exactly_one_of_three_machines() {
 
 #[tokio::test]
 async fn an_expired_lock_is_taken_over() {
-    let moto = Moto::start();
-    let s3 = moto.s3().await;
-    s3.create_bucket().bucket("site").send().await.unwrap();
+    let (moto, s3, dir, book) = site_with(&wait_stage("w", "10ms")).await;
     put(
         &s3,
         "site",
@@ -224,13 +223,6 @@ async fn an_expired_lock_is_taken_over() {
         r#"{"run_id":"gone","pid":1,"host":"elsewhere","since_ms":1,"expires_ms":2}"#,
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let book = write_runbook(
-        dir.path(),
-        &moto,
-        "store = \"s3://site\"",
-        &wait_stage("w", "10ms"),
-    );
     let out = start_run(&moto, &book, &dir.path().join("runs"))
         .wait_with_output()
         .unwrap();
@@ -239,17 +231,13 @@ async fn an_expired_lock_is_taken_over() {
 
 #[tokio::test]
 async fn another_machine_reads_status_and_report_and_resumes_the_run() {
-    let moto = Moto::start();
-    let s3 = moto.s3().await;
-    s3.create_bucket().bucket("site").send().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let stages = format!(
         "{}{}{}",
         wait_stage("first", "10ms"),
         wait_stage("long", "3s"),
         wait_stage("last", "10ms")
     );
-    let book = write_runbook(dir.path(), &moto, "store = \"s3://site\"", &stages);
+    let (moto, s3, dir, book) = site_with(&stages).await;
     let mut a = start_run(&moto, &book, &dir.path().join("machine-a"));
 
     // Wait until the mirrored journal shows the long stage started, then kill machine A.
@@ -380,16 +368,7 @@ fn tree(dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn hostile_keys_in_a_mirrored_run_write_nothing_outside_the_workspace() {
-    let moto = Moto::start();
-    let s3 = moto.s3().await;
-    s3.create_bucket().bucket("site").send().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let book = write_runbook(
-        dir.path(),
-        &moto,
-        "store = \"s3://site\"",
-        &wait_stage("only", "10ms"),
-    );
+    let (moto, s3, dir, book) = site_with(&wait_stage("only", "10ms")).await;
     let a = start_run(&moto, &book, &dir.path().join("machine-a"));
     let out = a.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
