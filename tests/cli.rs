@@ -21,7 +21,8 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-const STOCK: [(&str, &str); 6] = [
+const STOCK: [(&str, &str); 7] = [
+    ("canary-ratio", "canary-policy"),
     ("canary-steps", "canary-policy"),
     ("error-budget", "slo-gate"),
     ("health-check", "step"),
@@ -118,7 +119,7 @@ fn validate_loads_every_plugin_and_times_it() {
     }
     let out = launch_host(&["validate", "--plugins", &plugins_dir()]);
     assert!(
-        text(&out.stdout).contains("ok: 6 plugin(s) valid, 0 problem(s)"),
+        text(&out.stdout).contains("ok: 7 plugin(s) valid, 0 problem(s)"),
         "{}",
         text(&out.stdout)
     );

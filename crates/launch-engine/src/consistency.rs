@@ -6,65 +6,100 @@ use crate::runbook::{Action, Runbook, Stage};
 use launch_runtime::{Catalog, Plugin, Role};
 
 /// Checks the runbook against the plugins it names: each exists and plays the role the stage
-/// needs, and each stage's config is accepted. Returns every problem, each with its line.
+/// needs, each stage's config is accepted, and each shadow plays the live plugin's role and
+/// accepts its config. Returns every problem, each with its line.
 pub fn validate(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
     let mut problems = Vec::new();
     for stage in &runbook.stages {
         let Some(name) = &stage.plugin else { continue };
-        let Some(plugin) = catalog.get(name.get_ref()) else {
-            let known: Vec<&str> = catalog
-                .plugins
-                .iter()
-                .map(|p| p.info.name.as_str())
-                .collect();
-            problems.push(
-                runbook
-                    .error_at(
-                        name.span().start,
-                        format!(
-                            "stage `{}`: no plugin named `{}` in {} (found: {})",
-                            stage.name.get_ref(),
-                            name.get_ref(),
-                            catalog.dir.display(),
-                            known.join(", ")
-                        ),
-                    )
-                    .to_string(),
-            );
-            continue;
+        let mut problem = |at: usize, message: String| {
+            let message = format!("stage `{}`: {message}", stage.name.get_ref());
+            problems.push(runbook.error_at(at, message).to_string());
         };
-        if let Some(schema) = &plugin.info.config_schema
-            && let Err(e) = check_config(schema, &stage.config_value())
-        {
+        let live = find(catalog, name.get_ref(), name.span().start, &mut problem);
+        if let Some(plugin) = live {
             let at = stage
                 .config
                 .as_ref()
                 .map_or(name.span().start, |c| c.span().start);
-            problems.push(
-                runbook
-                    .error_at(
-                        at,
-                        format!(
-                            "stage `{}`: config rejected by `{}`'s schema: {e}",
-                            stage.name.get_ref(),
-                            plugin.info.name
-                        ),
-                    )
-                    .to_string(),
-            );
+            check_schema(plugin, &stage.config_value(), at, &mut problem);
+            if let Err(e) = check_role(stage, plugin) {
+                problem(name.span().start, e);
+            }
         }
-        if let Err(e) = check_role(stage, plugin) {
-            problems.push(
-                runbook
-                    .error_at(
-                        name.span().start,
-                        format!("stage `{}`: {e}", stage.name.get_ref()),
-                    )
-                    .to_string(),
-            );
+        for shadow in &stage.shadow {
+            let at = shadow.span().start;
+            let shadow = shadow.get_ref();
+            let Some(plugin) = find(catalog, shadow.plugin(), at, &mut problem) else {
+                continue;
+            };
+            check_schema(plugin, &shadow.config_value(stage), at, &mut problem);
+            let Some(live) = live else { continue };
+            if plugin.role() != live.role() {
+                problem(
+                    at,
+                    format!(
+                        "shadow `{}` is a {}, the live `{}` a {}: a shadow plays the live plugin's role",
+                        plugin.info.name,
+                        plugin.role(),
+                        live.info.name,
+                        live.role()
+                    ),
+                );
+            } else if live.role() == Role::UatChecklist {
+                problem(
+                    at,
+                    "a UAT checklist cannot be shadowed (its inputs are people's answers, taken once)"
+                        .into(),
+                );
+            }
         }
     }
     problems
+}
+
+/// The plugin named at `name`, or a problem listing the ones there are.
+fn find<'a>(
+    catalog: &'a Catalog,
+    name: &str,
+    at: usize,
+    problem: &mut impl FnMut(usize, String),
+) -> Option<&'a Plugin> {
+    let found = catalog.get(name);
+    if found.is_none() {
+        let known: Vec<&str> = catalog
+            .plugins
+            .iter()
+            .map(|p| p.info.name.as_str())
+            .collect();
+        problem(
+            at,
+            format!(
+                "no plugin named `{}` in {} (found: {})",
+                name,
+                catalog.dir.display(),
+                known.join(", ")
+            ),
+        );
+    }
+    found
+}
+
+/// The plugin's schema accepts `config` (a plugin without a schema accepts anything).
+fn check_schema(
+    plugin: &Plugin,
+    config: &serde_json::Value,
+    at: usize,
+    problem: &mut impl FnMut(usize, String),
+) {
+    if let Some(schema) = &plugin.info.config_schema
+        && let Err(e) = check_config(schema, config)
+    {
+        problem(
+            at,
+            format!("config rejected by `{}`'s schema: {e}", plugin.info.name),
+        );
+    }
 }
 
 /// The role a stage's plugin must play.

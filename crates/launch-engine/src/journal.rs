@@ -80,6 +80,23 @@ pub enum Event {
         outcome: String,
         elapsed_ms: u64,
     },
+    /// A shadow policy's answer to exactly the live plugin's inputs: journaled, never obeyed.
+    Shadow {
+        stage: String,
+        plugin: String,
+        /// The canary's percentage when it was asked; absent on other stages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+        /// What the live plugin answered, in the same words: `promote 30%`, `hold`, `PASS`...
+        live: String,
+        shadow: String,
+        agrees: bool,
+        summary: String,
+        checks: Vec<CheckRecord>,
+        /// Why the shadow gave no answer (a trap, its deadline): it never touches the run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed: Option<String>,
+    },
     /// The host failed mid-stage and put a flag the stage had moved back to its safe value.
     FlagRestored {
         stage: String,
@@ -107,7 +124,8 @@ impl Event {
             | Event::Decision { stage, .. }
             | Event::Log { stage, .. }
             | Event::StageFinished { stage, .. }
-            | Event::FlagRestored { stage, .. } => Some(stage),
+            | Event::FlagRestored { stage, .. }
+            | Event::Shadow { stage, .. } => Some(stage),
             _ => None,
         }
     }

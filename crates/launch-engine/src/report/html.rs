@@ -69,6 +69,7 @@ pub fn render(r: &RunReport) -> String {
             }
             out.push_str("</ol>");
         }
+        out.push_str(&super::shadow::html(s, escape));
     }
     out.push_str("</body></html>\n");
     out

@@ -53,6 +53,9 @@ pub fn render(r: &RunReport) -> String {
             out.push('\n');
         }
     }
+    for s in &r.stages {
+        out.push_str(&super::shadow::markdown(s));
+    }
     let skipped: Vec<_> = r
         .stages
         .iter()
@@ -71,6 +74,7 @@ pub fn render(r: &RunReport) -> String {
     out.push_str(match r.outcome.as_str() {
         "passed" => "- Launch complete: keep monitoring (`launch-host monitor`), and remove the legacy board after the stability window.\n",
         "rolled-back" => "- The primary flag is at 0: users are on the legacy board.\n- Read *Why* above, fix the release, and start a new run.\n- For a full rollback to the previous release, use `launch-host rollback full`.\n",
+        "host-failed" => "- The host itself failed mid-stage; the flag it had moved was put back (the journal's `flag-restored` says where).\n- Check the flags with `launch-host status`, report the error above, then start a new run.\n",
         "gate-failed" => "- A gate failed and the launch stopped; nothing after it ran.\n- Read *Why* above; fix and re-run, or resume with `launch-host resume RUN` once the cause is fixed.\n",
         _ => "- The run did not finish: `launch-host resume RUN` continues it.\n",
     });

@@ -6,6 +6,9 @@
 mod html;
 mod junit;
 mod markdown;
+mod shadow;
+
+pub use shadow::ShadowAnswer;
 
 use std::path::Path;
 
@@ -41,6 +44,9 @@ pub struct StageReport {
     pub elapsed_ms: u64,
     pub effects: Vec<String>,
     pub decisions: Vec<DecisionReport>,
+    /// What shadow policies answered to the same inputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<ShadowAnswer>,
     #[serde(skip)]
     pub windows: Vec<WindowRecord>,
 }
@@ -92,6 +98,7 @@ impl RunReport {
                     elapsed_ms: 0,
                     effects: Vec::new(),
                     decisions: Vec::new(),
+                    shadows: Vec::new(),
                     windows: Vec::new(),
                 }),
                 Event::EffectDone { stage, detail, .. } => {
@@ -112,6 +119,31 @@ impl RunReport {
                             format!("host failed: {flag} on {environment} restored to {percent}%")
                         } else {
                             format!("host failed: {flag} on {environment} could NOT be restored to {percent}%")
+                        });
+                    }
+                }
+                Event::Shadow {
+                    stage,
+                    plugin,
+                    percent,
+                    live,
+                    shadow,
+                    agrees,
+                    summary,
+                    checks,
+                    failed,
+                } => {
+                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                        s.shadows.push(ShadowAnswer {
+                            at_ms: r.at,
+                            plugin,
+                            percent,
+                            live,
+                            shadow,
+                            agrees,
+                            summary,
+                            checks,
+                            failed,
                         });
                     }
                 }

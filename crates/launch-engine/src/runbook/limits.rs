@@ -25,6 +25,8 @@ pub const PROBE_RATE: RangeInclusive<u32> = 1..=10_000;
 /// Lists an operator writes by hand: more is a generated file gone wrong.
 pub const MAX_STAGES: usize = 500;
 pub const MAX_LIST: usize = 100;
+/// Shadow policies on one stage: each multiplies the stage's plugin calls.
+pub const MAX_SHADOWS: usize = 8;
 
 fn out_of_range<E: serde::de::Error>(what: &str, written: &str, range: String) -> E {
     E::custom(format!(

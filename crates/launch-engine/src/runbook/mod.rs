@@ -210,6 +210,40 @@ pub struct Stage {
     /// UAT sign-offs recorded by the runbook (automated runs).
     #[serde(default)]
     pub signoffs: Vec<SignoffSpec>,
+    /// Policies that see exactly the live plugin's inputs and are journaled, never obeyed.
+    #[serde(default)]
+    pub shadow: Vec<Spanned<Shadow>>,
+}
+
+/// A shadow policy: `"canary-ratio"`, or `{ plugin = "canary-ratio", config = { ... } }` to
+/// give it a config of its own (otherwise it gets the live plugin's).
+/// (Untagged, so no spans inside: the stage keeps each entry's span.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Shadow {
+    Named(String),
+    Configured {
+        plugin: String,
+        config: Option<serde_json::Map<String, serde_json::Value>>,
+    },
+}
+
+impl Shadow {
+    pub fn plugin(&self) -> &str {
+        match self {
+            Shadow::Named(p) | Shadow::Configured { plugin: p, .. } => p,
+        }
+    }
+
+    /// The config the shadow is called with: its own, else the live stage's.
+    pub fn config_value(&self, stage: &Stage) -> serde_json::Value {
+        match self {
+            Shadow::Configured {
+                config: Some(c), ..
+            } => serde_json::Value::Object(c.clone()),
+            _ => stage.config_value(),
+        }
+    }
 }
 
 impl Stage {
@@ -257,6 +291,7 @@ impl Stage {
             duration: None,
             interval: None,
             signoffs: Vec::new(),
+            shadow: Vec::new(),
         }
     }
 

@@ -106,6 +106,7 @@ impl Runbook {
             if let Some(config) = &stage.config {
                 self.check_steps(config)?;
             }
+            self.check_shadows(stage)?;
             if let Some(action) = &stage.action {
                 let needs_env = matches!(
                     action.get_ref(),
@@ -214,6 +215,41 @@ impl Runbook {
                 )));
             }
             last = Some(p);
+        }
+        Ok(())
+    }
+
+    /// Shadows go on plugin stages, each once, none the live plugin itself.
+    fn check_shadows(&self, stage: &super::Stage) -> Result<(), RunbookError> {
+        let mut seen = std::collections::HashSet::new();
+        if stage.shadow.len() > limits::MAX_SHADOWS {
+            let at = stage.shadow[limits::MAX_SHADOWS].span().start;
+            return Err(self.error_at(
+                at,
+                format!("at most {} shadows per stage", limits::MAX_SHADOWS),
+            ));
+        }
+        for shadow in &stage.shadow {
+            let (name, at) = (shadow.get_ref().plugin(), shadow.span().start);
+            let Some(live) = stage.plugin_name() else {
+                return Err(self.error_at(
+                    at,
+                    format!(
+                        "stage `{}`: `shadow` needs a live `plugin` whose inputs it shares",
+                        stage.name.get_ref()
+                    ),
+                ));
+            };
+            if name == live || !seen.insert(name) {
+                return Err(self.error_at(
+                    at,
+                    format!(
+                        "stage `{}`: shadow `{}` is the live plugin or named twice",
+                        stage.name.get_ref(),
+                        name
+                    ),
+                ));
+            }
         }
         Ok(())
     }

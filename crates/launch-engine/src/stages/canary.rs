@@ -105,12 +105,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             }
         };
         last_checks = record::checks(&decision.checks);
-        let action_word = match &decision.action {
-            Action::Promote(p) => format!("promote {p}%"),
-            Action::Hold(_) => "hold".into(),
-            Action::Rollback(_) => "rollback".into(),
-            Action::Complete => "complete".into(),
-        };
+        let action_word = super::shadow::action_word(&decision.action);
         bar.set_message(format!(
             "{}: {action_word} — {}",
             stage.title(),
@@ -119,11 +114,17 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         ctx.journal.append(Event::Decision {
             stage: name.clone(),
             percent,
-            action: action_word,
+            action: action_word.clone(),
             summary: decision.summary.clone(),
             checks: last_checks.clone(),
             plugin: plugin_name,
         })?;
+        // Before acting: a promotion clears the history the shadows must see.
+        let inputs = super::shadow::Inputs::Canary {
+            state: &state,
+            history: &history,
+        };
+        super::shadow::consult(ctx, stage, inputs, &action_word, Some(percent)).await?;
         match decision.action {
             Action::Promote(next) if next <= percent || next > 100 => {
                 let reason = format!(

@@ -8,6 +8,7 @@ mod flags;
 mod monitor;
 mod plugin;
 mod release;
+mod shadow;
 mod uat;
 
 use anyhow::Context as _;

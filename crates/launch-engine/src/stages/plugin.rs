@@ -2,6 +2,7 @@
 //! the host (target, measured windows, context) and their report becomes the stage's verdict.
 //! Canary and UAT stages have loops and data of their own (`canary`, `uat`).
 
+use super::shadow::Inputs;
 use super::{journal_logs, target};
 use crate::context::{Ctx, StageResult};
 use crate::record::{self, WindowRecord};
@@ -17,7 +18,9 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let (plugin, sandbox, config) =
                 (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
             let called = plugin.run_smoke_suite(&sandbox, &target, &config).await?;
-            report_result(ctx, stage, called)?
+            let result = report_result(ctx, stage, called)?;
+            shadows(ctx, stage, Inputs::Smoke(&target), &result).await?;
+            result
         }
         Role::SloGate => {
             let samples = launch_runtime::types::Samples {
@@ -38,7 +41,9 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let (plugin, sandbox, config) =
                 (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
             let called = plugin.evaluate_slo(&sandbox, &samples, &config).await?;
-            report_result(ctx, stage, called)?
+            let result = report_result(ctx, stage, called)?;
+            shadows(ctx, stage, Inputs::Slo(&samples), &result).await?;
+            result
         }
         Role::UatChecklist => super::uat::evaluate(ctx, stage).await?,
         Role::CanaryPolicy => super::canary::run(ctx, stage).await?,
@@ -57,11 +62,23 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let (plugin, sandbox, config) =
                 (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
             let called = plugin.run_step(&sandbox, &context, &config).await?;
-            report_result(ctx, stage, called)?
+            let result = report_result(ctx, stage, called)?;
+            shadows(ctx, stage, Inputs::Step(&context), &result).await?;
+            result
         }
     };
     result.plugin = Some(plugin_name);
     Ok(result)
+}
+
+/// The shadows' answers to the same inputs, beside the live verdict.
+async fn shadows(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    inputs: Inputs<'_>,
+    live: &StageResult,
+) -> anyhow::Result<()> {
+    super::shadow::consult(ctx, stage, inputs, live.verdict.word(), None).await
 }
 
 fn report_result(
