@@ -13,6 +13,7 @@ pub mod context;
 pub mod environment;
 mod fault;
 pub mod journal;
+pub mod lab;
 pub mod lint;
 pub mod lock;
 pub mod mirror;

@@ -9,6 +9,7 @@ mod monitor;
 mod outcome;
 mod output;
 mod playbook;
+mod plugin_test;
 mod plugins;
 mod rollback;
 mod run;
@@ -85,8 +86,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// List and inspect plugins
-    #[command(subcommand)]
+    /// List, inspect and test plugins (`plugin` works too)
+    #[command(subcommand, visible_alias = "plugin")]
     Plugins(plugins::PluginsCommand),
     /// Run the launch playbook (the embedded default, or --runbook FILE)
     #[command(

@@ -1,4 +1,4 @@
-//! `launch-host plugins list|inspect`.
+//! `launch-host plugins list|inspect` (`plugins test` is in plugin_test.rs).
 
 use std::path::PathBuf;
 
@@ -18,6 +18,12 @@ pub enum PluginsCommand {
         after_help = "Example:\n  launch-host plugins inspect plugins/statusboard-smoke.wasm"
     )]
     Inspect(InspectArgs),
+    /// Run a plugin's fixtures offline: each one call with the fixture's inputs, checked
+    /// against what it expects (docs/plugins.md describes the format)
+    #[command(
+        after_help = "Examples:\n  launch-host plugin test plugins/canary-steps.wasm --fixtures plugins/rust/canary-steps\n  launch-host plugin test plugins/ --fixtures plugins/ --junit fixtures.xml\n\nExit status: 0 every fixture passed · 1 a fixture failed · 2 a plugin or fixture could not be read"
+    )]
+    Test(super::plugin_test::TestArgs),
 }
 
 #[derive(Args, Debug)]
@@ -41,6 +47,7 @@ pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit>
     match cmd {
         PluginsCommand::List(args) => list(runtime, args).await,
         PluginsCommand::Inspect(args) => inspect(runtime, args).await,
+        PluginsCommand::Test(args) => super::plugin_test::run(runtime, args).await,
     }
 }
 

@@ -4,7 +4,7 @@
 //! with a latency-over-time chart per canary stage.
 
 mod html;
-mod junit;
+pub(crate) mod junit;
 mod markdown;
 mod shadow;
 

@@ -9,7 +9,7 @@ mod monitor;
 mod plugin;
 mod release;
 mod shadow;
-mod uat;
+pub(crate) mod uat;
 
 use anyhow::Context as _;
 

@@ -71,7 +71,7 @@ pub async fn init(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     Ok(StageResult::from_checks(checks, "UAT initialized"))
 }
 
-fn outcome(o: Outcome) -> wit::UatOutcome {
+pub(crate) fn outcome(o: Outcome) -> wit::UatOutcome {
     match o {
         Outcome::Pass => wit::UatOutcome::Pass,
         Outcome::Fail => wit::UatOutcome::Fail,
@@ -80,7 +80,7 @@ fn outcome(o: Outcome) -> wit::UatOutcome {
     }
 }
 
-fn decision(d: Decision) -> wit::SignoffDecision {
+pub(crate) fn decision(d: Decision) -> wit::SignoffDecision {
     match d {
         Decision::Approved => wit::SignoffDecision::Approved,
         Decision::Rejected => wit::SignoffDecision::Rejected,

@@ -1,0 +1,268 @@
+//! A fixture: one plugin call's inputs and what must come back, in TOML or JSON, so a policy
+//! can be tested offline like `opa test`. Its format is documented in docs/plugins.md.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::record::{EndpointRecord, WindowRecord};
+use crate::uat::{Decision, Outcome};
+use launch_targets::probe::Served;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Fixture {
+    /// What the fixture shows, for the listing; the file name when absent.
+    pub description: Option<String>,
+    /// The plugin it tests, by its `describe` name; required when a folder of plugins is tested.
+    pub plugin: Option<String>,
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub canary: Option<CanaryInput>,
+    pub slo: Option<SloInput>,
+    pub uat: Option<UatInput>,
+    /// The target a smoke suite or step is called with; its hosts are the only ones granted.
+    pub target: Option<TargetInput>,
+    pub expect: Expect,
+    /// Where it was read from (set by `load`).
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CanaryInput {
+    #[serde(default)]
+    pub percent: u8,
+    #[serde(default)]
+    pub step_index: u32,
+    #[serde(default)]
+    pub step_elapsed_ms: u64,
+    #[serde(default)]
+    pub total_elapsed_ms: u64,
+    /// Windows since the last promotion, oldest first.
+    #[serde(default)]
+    pub history: Vec<CanaryWindowInput>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CanaryWindowInput {
+    #[serde(default)]
+    pub start_ms: u64,
+    #[serde(default = "minute")]
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub canary: Vec<EndpointInput>,
+    #[serde(default)]
+    pub baseline: Vec<EndpointInput>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SloInput {
+    pub windows: Vec<MetricWindowInput>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetricWindowInput {
+    #[serde(default)]
+    pub start_ms: u64,
+    #[serde(default = "minute")]
+    pub duration_ms: u64,
+    pub endpoints: Vec<EndpointInput>,
+}
+
+fn minute() -> u64 {
+    60_000
+}
+
+/// An endpoint's numbers; what is left out is 0 (and p50/p99/avg/max default to p95).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EndpointInput {
+    #[serde(default = "all")]
+    pub endpoint: String,
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub errors: u64,
+    #[serde(default)]
+    pub conflicts: u64,
+    #[serde(default)]
+    pub p95_ms: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub avg_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    #[serde(default)]
+    pub latencies_ms: Vec<f64>,
+}
+
+fn all() -> String {
+    "all".into()
+}
+
+impl EndpointInput {
+    fn record(&self, served: Option<Served>) -> EndpointRecord {
+        let p95 = self.p95_ms;
+        EndpointRecord {
+            endpoint: self.endpoint.clone(),
+            served,
+            requests: self.requests,
+            errors: self.errors,
+            conflicts: self.conflicts,
+            p50_ms: self.p50_ms.unwrap_or(p95),
+            p95_ms: p95,
+            p99_ms: self.p99_ms.unwrap_or(p95),
+            avg_ms: self.avg_ms.unwrap_or(p95),
+            max_ms: self.max_ms.unwrap_or(p95),
+            latencies_ms: self.latencies_ms.clone(),
+        }
+    }
+}
+
+impl CanaryWindowInput {
+    pub fn record(&self, percent: u8) -> WindowRecord {
+        let canary = self.canary.iter().map(|e| e.record(Some(Served::Canary)));
+        let baseline = self
+            .baseline
+            .iter()
+            .map(|e| e.record(Some(Served::Baseline)));
+        WindowRecord {
+            start_ms: self.start_ms,
+            duration_ms: self.duration_ms,
+            percent,
+            endpoints: canary.chain(baseline).collect(),
+        }
+    }
+}
+
+impl MetricWindowInput {
+    pub fn record(&self) -> WindowRecord {
+        WindowRecord {
+            start_ms: self.start_ms,
+            duration_ms: self.duration_ms,
+            percent: 0,
+            endpoints: self.endpoints.iter().map(|e| e.record(None)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UatInput {
+    #[serde(default)]
+    pub results: Vec<UatResultInput>,
+    #[serde(default)]
+    pub signoffs: Vec<SignoffInput>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UatResultInput {
+    pub id: String,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub tester: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SignoffInput {
+    pub role: String,
+    #[serde(default)]
+    pub name: String,
+    pub decision: Decision,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TargetInput {
+    #[serde(default = "staging")]
+    pub environment: String,
+    pub base_url: String,
+    pub api_base_url: Option<String>,
+    pub release_id: Option<String>,
+}
+
+fn staging() -> String {
+    "staging".into()
+}
+
+/// What must come back; only what is given is compared.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Expect {
+    /// `pass`, `fail`, `inconclusive` or `no-data` (smoke suites, SLO gates, UAT, steps).
+    pub verdict: Option<String>,
+    /// `promote`, `promote 30`, `hold`, `rollback` or `complete` (canary policies).
+    pub action: Option<String>,
+    /// Text the verdict's or action's reason must contain.
+    pub reason_contains: Option<String>,
+    pub summary_contains: Option<String>,
+    /// Check name → its verdict word (`pass`, `fail`, `inconclusive`, `no-data`).
+    #[serde(default)]
+    pub checks: std::collections::BTreeMap<String, String>,
+    /// The call must take at most this long, e.g. "50ms".
+    pub within: Option<String>,
+}
+
+impl Fixture {
+    /// Reads a `.toml` or `.json` fixture; errors name the file and line.
+    pub fn load(path: &Path) -> anyhow::Result<Fixture> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut fixture: Fixture = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), e.line()))?
+        } else {
+            toml::from_str(&text).map_err(|e| {
+                let line = e
+                    .span()
+                    .map_or(0, |s| crate::runbook::line_of(&text, s.start));
+                anyhow::anyhow!("{}:{line}: {}", path.display(), e.message().trim())
+            })?
+        };
+        fixture.file = path.to_path_buf();
+        Ok(fixture)
+    }
+
+    /// The fixture's name in listings: its description, else its file name.
+    pub fn name(&self) -> String {
+        self.description.clone().unwrap_or_else(|| {
+            self.file
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        })
+    }
+}
+
+/// Fixture files under `root`: every `.toml` and `.json` in a folder named `fixtures`, sorted.
+pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if path.is_dir() {
+                // Build outputs and dependencies hold no fixtures of ours.
+                if !matches!(name.as_ref(), "target" | "node_modules" | ".git") {
+                    stack.push(path);
+                }
+            } else if dir.file_name().is_some_and(|d| d == "fixtures")
+                && path.extension().is_some_and(|e| e == "toml" || e == "json")
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,139 @@
+//! The policy lab through the real binary: every stock plugin's fixtures pass offline; a
+//! fixture that expects something else fails with an expected-vs-got diff and a JUnit failure;
+//! a malformed fixture is a usage error naming its file and line.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use support::*;
+
+const STOCK: [&str; 7] = [
+    "canary-ratio",
+    "canary-steps",
+    "error-budget",
+    "health-check",
+    "slo-thresholds",
+    "statusboard-smoke",
+    "uat-signoff",
+];
+
+fn plugin_test(args: &[&str]) -> Output {
+    launch_host_with(&[])
+        .args(["plugin", "test"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn every_stock_plugin_passes_its_fixtures() {
+    for name in STOCK {
+        stock_plugin(name);
+    }
+    let plugins = repo().join("plugins");
+    let junit = tempfile::NamedTempFile::new().unwrap();
+    let out = plugin_test(&[
+        plugins.to_str().unwrap(),
+        "--fixtures",
+        plugins.to_str().unwrap(),
+        "--junit",
+        junit.path().to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let results: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for name in STOCK {
+        let mine = results.iter().filter(|r| r["plugin"] == name).count();
+        assert!(mine >= 1, "`{name}` ships no fixture");
+    }
+    let canary = results
+        .iter()
+        .filter(|r| r["plugin"] == "canary-steps")
+        .count();
+    assert!(
+        canary >= 8,
+        "the canary policy's rules are each pinned: {canary}"
+    );
+    let xml = std::fs::read_to_string(junit.path()).unwrap();
+    assert!(
+        xml.contains(&format!("tests=\"{}\" failures=\"0\"", results.len())),
+        "{xml}"
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let fixtures = dir.join("fixtures");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::fs::write(fixtures.join(name), text).unwrap();
+}
+
+#[test]
+fn a_fixture_expecting_something_else_fails_with_a_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "wrong.toml",
+        "description = \"expects a promotion the policy will not give\"\n[canary]\npercent = 10\n[[canary.history]]\ncanary = [{ requests = 200, errors = 50, p95-ms = 100 }]\n[expect]\naction = \"promote 30\"\nchecks = { error-rate = \"pass\" }\n",
+    );
+    write(
+        dir.path(),
+        "right.json",
+        r#"{"canary": {"percent": 0}, "expect": {"action": "promote"}}"#,
+    );
+    let junit = dir.path().join("junit.xml");
+    let out = plugin_test(&[
+        stock_plugin("canary-steps").to_str().unwrap(),
+        "--fixtures",
+        dir.path().to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("PASS  canary-steps"), "{stdout}");
+    assert!(
+        stdout.contains("action: expected `promote 30`, got `rollback`")
+            && stdout.contains("check `error-rate`: expected `pass`, got `fail`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAILED: 1 of 2 fixture(s)"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<failure message=\"action: expected promote 30, got rollback\""),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_malformed_fixture_is_a_usage_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "typo.toml",
+        "[canary]\npercent = 10\n[expect]\nacton = \"hold\"\n",
+    );
+    let out = plugin_test(&[
+        stock_plugin("canary-steps").to_str().unwrap(),
+        "--fixtures",
+        dir.path().to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("typo.toml:4:") && err.contains("acton"),
+        "{err}"
+    );
+}
