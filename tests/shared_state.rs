@@ -447,3 +447,27 @@ async fn hostile_keys_in_a_mirrored_run_write_nothing_outside_the_workspace() {
     }
     assert!(!abs.exists(), "{} was written", abs.display());
 }
+
+#[tokio::test]
+async fn another_machine_replays_a_run_mirrored_in_s3() {
+    // An SLO gate with nothing measured answers no-data: a call recorded without any network.
+    let gate =
+        "[[stage]]\nname = \"gate\"\nplugin = \"slo-thresholds\"\nenvironment = \"production\"\n";
+    let (moto, _s3, dir, book) = site_with(gate).await;
+    let out = start_run(&moto, &book, &dir.path().join("machine-a"))
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let replayed = host(&moto)
+        .args(["replay", "--output", "json", "--plugins", &plugins()])
+        .args(["--state", "s3://site"])
+        .args(["--runs-dir", dir.path().join("machine-b").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(replayed.status.code(), Some(0), "{}", stderr(&replayed));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["stage"], "gate");
+    assert_eq!(rows[0]["recorded"], "no-data");
+    assert_eq!(rows[0]["same"], true);
+}

@@ -88,6 +88,8 @@ pub struct Ctx {
     /// The flag the current stage is moving and its safe value, set before the first move:
     /// if the host fails mid-stage, the driver puts the flag back there.
     pub flag_guard: Option<crate::run::FlagGuard>,
+    /// How many `window` records the run has journaled: the next one's number.
+    pub window_seq: u64,
 }
 
 /// The verdict a stage reached, with what backs it.
@@ -217,12 +219,13 @@ impl Ctx {
         Ok(())
     }
 
+    /// Journals a measured window; returns its number in the run (for recorded calls).
     pub fn record_window(
         &mut self,
         stage: &str,
         env: &str,
         window: WindowRecord,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
         self.journal.append(Event::Window {
             stage: stage.into(),
             environment: env.into(),
@@ -232,7 +235,9 @@ impl Ctx {
             .entry(env.to_string())
             .or_default()
             .push(window);
-        Ok(())
+        let seq = self.window_seq;
+        self.window_seq += 1;
+        Ok(seq)
     }
 }
 

@@ -80,6 +80,21 @@ pub enum Event {
         outcome: String,
         elapsed_ms: u64,
     },
+    /// A plugin call and what it saw, so it can be replayed: the inputs are a fixture in the
+    /// run folder (`calls/<sha256>.json`, content-addressed); a canary's history is the run's
+    /// `window` records numbered in `windows` (0 = the run's first window).
+    Call {
+        stage: String,
+        plugin: String,
+        input: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        windows: Vec<u64>,
+        /// In the fixtures' words: `promote 30`, `hold`, `pass`, `no-data`... or `failed`.
+        answer: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        checks: std::collections::BTreeMap<String, String>,
+    },
     /// A shadow policy's answer to exactly the live plugin's inputs: journaled, never obeyed.
     Shadow {
         stage: String,
@@ -125,7 +140,8 @@ impl Event {
             | Event::Log { stage, .. }
             | Event::StageFinished { stage, .. }
             | Event::FlagRestored { stage, .. }
-            | Event::Shadow { stage, .. } => Some(stage),
+            | Event::Shadow { stage, .. }
+            | Event::Call { stage, .. } => Some(stage),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ mod output;
 mod playbook;
 mod plugin_test;
 mod plugins;
+mod replay;
 mod rollback;
 mod run;
 mod status;
@@ -110,6 +111,11 @@ enum Command {
         after_help = "Examples:\n  launch-host report\n  launch-host report --output json > report.json"
     )]
     Report(status::ReportArgs),
+    /// Re-run a run's recorded plugin calls offline, against the recorded plugins or a new one
+    #[command(
+        after_help = "Examples:\n  launch-host replay                       # the latest run: every decision must be reproduced\n  launch-host replay RUN --stage staging-canary --config '{\"max-latency-ms\": 3000}'\n  launch-host replay RUN --plugin my-canary.wasm --save-fixtures incident/\n\nExit status: 0 every replayed call answered as recorded · 1 one differs · 2 usage"
+    )]
+    Replay(replay::ReplayArgs),
     /// Roll back: emergency (flag to 0), full (previous release), validate (health checks)
     #[command(
         after_help = "Examples:\n  launch-host rollback emergency --reason \"Performance degradation detected\"\n  launch-host rollback full --reason \"Critical bug in StatusBoardV2\"\n  launch-host rollback validate"
@@ -220,6 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate::run(host.runtime()?, args).await,
         Command::Status(args) => status::status(args).await,
         Command::Report(args) => status::report(args).await,
+        Command::Replay(args) => replay::run(host.runtime()?, args).await,
         Command::Rollback(args) => rollback::run(&host, args).await,
         Command::Deploy(args) => deploy::deploy(&host, args).await,
         Command::Smoke(args) => deploy::smoke(&host, args).await,

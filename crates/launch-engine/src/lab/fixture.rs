@@ -3,25 +3,31 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::{EndpointRecord, WindowRecord};
 use crate::uat::{Decision, Outcome};
 use launch_targets::probe::Served;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Fixture {
     /// What the fixture shows, for the listing; the file name when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The plugin it tests, by its `describe` name; required when a folder of plugins is tested.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
     #[serde(default)]
     pub config: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryInput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloInput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub uat: Option<UatInput>,
     /// The target a smoke suite or step is called with; its hosts are the only ones granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetInput>,
     pub expect: Expect,
     /// Where it was read from (set by `load`).
@@ -29,7 +35,7 @@ pub struct Fixture {
     pub file: PathBuf,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CanaryInput {
     #[serde(default)]
@@ -45,7 +51,7 @@ pub struct CanaryInput {
     pub history: Vec<CanaryWindowInput>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CanaryWindowInput {
     #[serde(default)]
@@ -58,13 +64,13 @@ pub struct CanaryWindowInput {
     pub baseline: Vec<EndpointInput>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SloInput {
     pub windows: Vec<MetricWindowInput>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MetricWindowInput {
     #[serde(default)]
@@ -79,7 +85,7 @@ fn minute() -> u64 {
 }
 
 /// An endpoint's numbers; what is left out is 0 (and p50/p99/avg/max default to p95).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EndpointInput {
     #[serde(default = "all")]
@@ -94,7 +100,9 @@ pub struct EndpointInput {
     pub p95_ms: f64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub avg_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_ms: Option<f64>,
     #[serde(default)]
     pub latencies_ms: Vec<f64>,
@@ -123,7 +131,41 @@ impl EndpointInput {
     }
 }
 
+impl EndpointInput {
+    fn from_record(e: &EndpointRecord) -> EndpointInput {
+        EndpointInput {
+            endpoint: e.endpoint.clone(),
+            requests: e.requests,
+            errors: e.errors,
+            conflicts: e.conflicts,
+            p95_ms: e.p95_ms,
+            p50_ms: Some(e.p50_ms),
+            p99_ms: Some(e.p99_ms),
+            avg_ms: Some(e.avg_ms),
+            max_ms: Some(e.max_ms),
+            latencies_ms: e.latencies_ms.clone(),
+        }
+    }
+}
+
 impl CanaryWindowInput {
+    /// The window as a canary policy saw it: canary and baseline apart.
+    pub fn from_record(w: &WindowRecord) -> CanaryWindowInput {
+        let side = |served| {
+            w.endpoints
+                .iter()
+                .filter(|e| e.served == Some(served))
+                .map(EndpointInput::from_record)
+                .collect()
+        };
+        CanaryWindowInput {
+            start_ms: w.start_ms,
+            duration_ms: w.duration_ms,
+            canary: side(Served::Canary),
+            baseline: side(Served::Baseline),
+        }
+    }
+
     pub fn record(&self, percent: u8) -> WindowRecord {
         let canary = self.canary.iter().map(|e| e.record(Some(Served::Canary)));
         let baseline = self
@@ -140,6 +182,20 @@ impl CanaryWindowInput {
 }
 
 impl MetricWindowInput {
+    /// The window as an SLO gate saw it: both versions together.
+    pub fn from_record(w: &WindowRecord) -> MetricWindowInput {
+        MetricWindowInput {
+            start_ms: w.start_ms,
+            duration_ms: w.duration_ms,
+            endpoints: w
+                .endpoints
+                .iter()
+                .filter(|e| e.served.is_none())
+                .map(EndpointInput::from_record)
+                .collect(),
+        }
+    }
+
     pub fn record(&self) -> WindowRecord {
         WindowRecord {
             start_ms: self.start_ms,
@@ -150,7 +206,7 @@ impl MetricWindowInput {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UatInput {
     #[serde(default)]
@@ -159,7 +215,7 @@ pub struct UatInput {
     pub signoffs: Vec<SignoffInput>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UatResultInput {
     pub id: String,
@@ -170,7 +226,7 @@ pub struct UatResultInput {
     pub notes: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SignoffInput {
     pub role: String,
@@ -181,13 +237,15 @@ pub struct SignoffInput {
     pub note: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TargetInput {
     #[serde(default = "staging")]
     pub environment: String,
     pub base_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub api_base_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub release_id: Option<String>,
 }
 
@@ -196,24 +254,47 @@ fn staging() -> String {
 }
 
 /// What must come back; only what is given is compared.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Expect {
     /// `pass`, `fail`, `inconclusive` or `no-data` (smoke suites, SLO gates, UAT, steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
     /// `promote`, `promote 30`, `hold`, `rollback` or `complete` (canary policies).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// Text the verdict's or action's reason must contain.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason_contains: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub summary_contains: Option<String>,
     /// Check name → its verdict word (`pass`, `fail`, `inconclusive`, `no-data`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub checks: std::collections::BTreeMap<String, String>,
     /// The call must take at most this long, e.g. "50ms".
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub within: Option<String>,
 }
 
 impl Fixture {
+    /// A fixture with no inputs yet, for `plugin` with `config`.
+    pub fn new(plugin: &str, config: serde_json::Value) -> Fixture {
+        Fixture {
+            description: None,
+            plugin: Some(plugin.to_string()),
+            config: match config {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+            canary: None,
+            slo: None,
+            uat: None,
+            target: None,
+            expect: Expect::default(),
+            file: PathBuf::new(),
+        }
+    }
+
     /// Reads a `.toml` or `.json` fixture; errors name the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Fixture> {
         let text = std::fs::read_to_string(path)

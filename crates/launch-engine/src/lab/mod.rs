@@ -3,6 +3,8 @@
 
 pub mod fixture;
 pub mod junit;
+pub mod record;
+pub mod replay;
 pub mod run;
 
 pub use fixture::{Fixture, discover};

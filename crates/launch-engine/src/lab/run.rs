@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fixture::{Fixture, TargetInput};
+use super::record::{action_answer, verdict_answer};
 use crate::record::{self, CheckRecord, VerdictRecord};
 use crate::stages::uat::{decision, outcome};
 use launch_runtime::capabilities::allow_list::AllowList;
@@ -44,30 +45,30 @@ impl FixtureResult {
 }
 
 /// What a call answered, in the words fixtures compare.
-struct Answer {
+pub struct Answer {
     /// `pass`, `fail`, `inconclusive`, `no-data` (report roles).
-    verdict: Option<String>,
+    pub verdict: Option<String>,
     /// `promote 30`, `hold`, `rollback`, `complete` (canary policies).
-    action: Option<String>,
-    reason: String,
-    summary: String,
-    checks: Vec<CheckRecord>,
+    pub action: Option<String>,
+    pub reason: String,
+    pub summary: String,
+    pub checks: Vec<CheckRecord>,
 }
 
-fn verdict_word(v: &VerdictRecord) -> String {
-    match v {
-        VerdictRecord::Pass => "pass",
-        VerdictRecord::Fail(_) => "fail",
-        VerdictRecord::Inconclusive(_) => "inconclusive",
-        VerdictRecord::NoData(_) => "no-data",
+impl Answer {
+    /// The action, or else the verdict: what a decision is compared by.
+    pub fn word(&self) -> String {
+        self.action
+            .clone()
+            .or_else(|| self.verdict.clone())
+            .unwrap_or_default()
     }
-    .into()
 }
 
 fn report_answer(r: wit::StepReport) -> Answer {
     let verdict = VerdictRecord::from(&r.verdict);
     Answer {
-        verdict: Some(verdict_word(&verdict)),
+        verdict: Some(verdict_answer(&verdict)),
         action: None,
         reason: verdict.reason().to_string(),
         summary: r.summary,
@@ -106,7 +107,10 @@ fn target(t: &TargetInput) -> wit::Target {
 }
 
 /// Calls the plugin's role function with the fixture's inputs.
-async fn call(plugin: &Plugin, f: &Fixture) -> Result<(Answer, Vec<LogLine>, Duration), String> {
+pub async fn call(
+    plugin: &Plugin,
+    f: &Fixture,
+) -> Result<(Answer, Vec<LogLine>, Duration), String> {
     let sandbox = sandbox(f.target.as_ref());
     let config = serde_json::Value::Object(f.config.clone()).to_string();
     let failed = |e: CallFailure| e.to_string();
@@ -130,12 +134,7 @@ async fn call(plugin: &Plugin, f: &Fixture) -> Result<(Answer, Vec<LogLine>, Dur
                 .await
                 .map_err(failed)?;
             let d = called.value;
-            let (action, reason) = match &d.action {
-                wit::Action::Promote(p) => (format!("promote {p}"), String::new()),
-                wit::Action::Hold(r) => ("hold".into(), r.clone()),
-                wit::Action::Rollback(r) => ("rollback".into(), r.clone()),
-                wit::Action::Complete => ("complete".into(), String::new()),
-            };
+            let (action, reason) = action_answer(&d.action);
             let answer = Answer {
                 verdict: None,
                 action: Some(action),
@@ -259,7 +258,7 @@ fn compare(f: &Fixture, a: &Answer, elapsed: Duration) -> Vec<Mismatch> {
     for (name, want) in &e.checks {
         let got = a.checks.iter().find(|c| c.name == *name).map_or_else(
             || "(no such check)".to_string(),
-            |c| verdict_word(&c.verdict),
+            |c| verdict_answer(&c.verdict),
         );
         if *want != got {
             differ(&format!("check `{name}`"), want, &got);

@@ -196,7 +196,10 @@ impl RunReport {
                     report.summary = summary;
                     report.finished_ms = Some(r.at);
                 }
-                Event::Resumed { .. } | Event::EffectStarted { .. } | Event::Log { .. } => {}
+                Event::Resumed { .. }
+                | Event::EffectStarted { .. }
+                | Event::Log { .. }
+                | Event::Call { .. } => {}
             }
         }
         Ok(report)

@@ -330,6 +330,7 @@ fn prepare(
     let mut windows: BTreeMap<String, Vec<WindowRecord>> = BTreeMap::new();
     let mut finished = HashSet::new();
     let mut last_started: Option<String> = None;
+    let mut window_seq = 0u64;
     for r in &history {
         match &r.event {
             Event::EffectDone { stage, key, .. } => {
@@ -339,10 +340,13 @@ fn prepare(
                 environment,
                 window,
                 ..
-            } => windows
-                .entry(environment.clone())
-                .or_default()
-                .push(window.clone()),
+            } => {
+                window_seq += 1;
+                windows
+                    .entry(environment.clone())
+                    .or_default()
+                    .push(window.clone());
+            }
             Event::StageStarted { stage, .. } => last_started = Some(stage.clone()),
             Event::StageFinished { stage, .. } => {
                 finished.insert(stage.clone());
@@ -373,6 +377,7 @@ fn prepare(
         finished,
         resumed_stage,
         flag_guard: None,
+        window_seq,
     }
 }
 

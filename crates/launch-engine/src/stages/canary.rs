@@ -42,6 +42,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let started = Instant::now();
     let mut step_started = Instant::now();
     let mut history: Vec<CanaryWindow> = Vec::new();
+    // The run's numbers of the windows in `history`, for the recorded calls.
+    let mut history_seqs: Vec<u64> = Vec::new();
     let mut probe = Probe::start(
         ctx.probe_client.clone(),
         probe_endpoints(&api),
@@ -73,7 +75,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             };
             let record = WindowRecord::from_window(&w, percent, true);
             history.push(record.canary_window());
-            ctx.record_window(&name, &env_name, record)?;
+            history_seqs.push(ctx.record_window(&name, &env_name, record)?);
         }
         let state = CanaryState {
             percent,
@@ -90,11 +92,24 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         {
             Ok(called) => {
                 journal_logs(ctx, stage, &called.logs)?;
+                let (answer, reason) = crate::lab::record::action_answer(&called.value.action);
+                let checks =
+                    crate::lab::record::check_answers(&record::checks(&called.value.checks));
+                let answer = super::calls::Answer {
+                    answer,
+                    reason,
+                    checks,
+                };
+                let input = call_input(&plugin_name, stage, &state);
+                super::calls::record(ctx, stage, &input, history_seqs.clone(), answer)?;
                 called.value
             }
             Err(failure) => {
                 // A broken policy cannot keep traffic on the canary.
                 journal_logs(ctx, stage, &failure.logs)?;
+                let input = call_input(&plugin_name, stage, &state);
+                let answer = super::calls::Answer::failed(&failure.to_string());
+                super::calls::record(ctx, stage, &input, history_seqs.clone(), answer)?;
                 let reason = failure.to_string();
                 rollback(ctx, stage, "policy-failed", &reason).await?;
                 return Ok(rolled_back(
@@ -157,6 +172,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 }
                 step_started = Instant::now();
                 history.clear();
+                history_seqs.clear();
             }
             Action::Hold(_) => {}
             Action::Rollback(reason) => {
@@ -191,6 +207,19 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             }
         }
     }
+}
+
+/// A decision's recorded inputs: the state (the history is the run's windows it names).
+fn call_input(plugin: &str, stage: &Stage, state: &CanaryState) -> crate::lab::Fixture {
+    let mut f = crate::lab::Fixture::new(plugin, stage.config_value());
+    f.canary = Some(crate::lab::fixture::CanaryInput {
+        percent: state.percent,
+        step_index: state.step_index,
+        step_elapsed_ms: state.step_elapsed_ms,
+        total_elapsed_ms: state.total_elapsed_ms,
+        history: Vec::new(),
+    });
+    f
 }
 
 /// The canary ran out of its stage's time: rolled back rather than left half-way.

@@ -2,6 +2,7 @@
 //! the host (target, measured windows, context) and their report becomes the stage's verdict.
 //! Canary and UAT stages have loops and data of their own (`canary`, `uat`).
 
+use super::calls::{self, Answer};
 use super::shadow::Inputs;
 use super::{journal_logs, target};
 use crate::context::{Ctx, StageResult};
@@ -19,29 +20,28 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
             let called = plugin.run_smoke_suite(&sandbox, &target, &config).await?;
             let result = report_result(ctx, stage, called)?;
+            let input = calls::target(&plugin_name, stage, &target);
+            calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&result))?;
             shadows(ctx, stage, Inputs::Smoke(&target), &result).await?;
             result
         }
         Role::SloGate => {
+            // The last 240 windows measured on the stage's environment.
+            let windows: Vec<WindowRecord> = stage
+                .environment
+                .as_ref()
+                .and_then(|e| ctx.windows.get(e.get_ref()))
+                .map(|ws| ws[ws.len().saturating_sub(240)..].to_vec())
+                .unwrap_or_default();
             let samples = launch_runtime::types::Samples {
-                windows: stage
-                    .environment
-                    .as_ref()
-                    .and_then(|e| ctx.windows.get(e.get_ref()))
-                    .map(|ws| {
-                        ws.iter()
-                            .rev()
-                            .take(240)
-                            .rev()
-                            .map(WindowRecord::metric_window)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                windows: windows.iter().map(WindowRecord::metric_window).collect(),
             };
             let (plugin, sandbox, config) =
                 (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
             let called = plugin.evaluate_slo(&sandbox, &samples, &config).await?;
             let result = report_result(ctx, stage, called)?;
+            let input = calls::slo(&plugin_name, stage, &windows);
+            calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&result))?;
             shadows(ctx, stage, Inputs::Slo(&samples), &result).await?;
             result
         }
@@ -63,6 +63,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
             let called = plugin.run_step(&sandbox, &context, &config).await?;
             let result = report_result(ctx, stage, called)?;
+            let input = calls::target(&plugin_name, stage, &context.target);
+            calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&result))?;
             shadows(ctx, stage, Inputs::Step(&context), &result).await?;
             result
         }

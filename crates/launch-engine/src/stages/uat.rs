@@ -174,6 +174,40 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
     journal_logs(ctx, stage, &called.logs)?;
     let r = called.value;
     let mut checks = record::checks(&r.checks);
+    let input = crate::lab::fixture::UatInput {
+        results: results
+            .iter()
+            .map(|r| crate::lab::fixture::UatResultInput {
+                id: r.id.clone(),
+                outcome: r.outcome,
+                tester: r.tester.clone(),
+                notes: r.notes.clone(),
+            })
+            .collect(),
+        signoffs: signoffs
+            .iter()
+            .map(|s| crate::lab::fixture::SignoffInput {
+                role: s.role.clone(),
+                name: s.name.clone(),
+                decision: s.decision,
+                note: s.note.clone(),
+            })
+            .collect(),
+    };
+    let plugin_name = ctx.plugin(stage)?.info.name.clone();
+    let verdict = VerdictRecord::from(&r.verdict);
+    let answer = super::calls::Answer {
+        answer: crate::lab::record::verdict_answer(&verdict),
+        reason: verdict.reason().to_string(),
+        checks: crate::lab::record::check_answers(&checks),
+    };
+    super::calls::record(
+        ctx,
+        stage,
+        &super::calls::uat(&plugin_name, stage, input),
+        Vec::new(),
+        answer,
+    )?;
     // An item nobody tested never reads as a pass, whatever the policy allows: its check is
     // marked skipped, and every report says so.
     let skipped = mark_skipped(&mut checks, &results);

@@ -1,0 +1,163 @@
+//! Replay: the plugin calls a run recorded, re-run deterministically — inputs from the run
+//! folder, windows, state and time from the journal, never the network — against the recorded
+//! plugin (which must answer the same) or a new one, side by side with what was answered then.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::fixture::{CanaryWindowInput, Fixture};
+use crate::journal::{Event, Journal};
+use crate::record::WindowRecord;
+use launch_runtime::Plugin;
+use launch_targets::rooted::Rooted;
+
+/// One recorded call, its inputs made whole again (a canary's history included), expecting
+/// what was answered then.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    pub stage: String,
+    pub plugin: String,
+    pub fixture: Fixture,
+    pub answer: String,
+    pub reason: String,
+}
+
+impl RecordedCall {
+    /// The canary's percentage when the call was made.
+    pub fn percent(&self) -> Option<u8> {
+        self.fixture.canary.as_ref().map(|c| c.percent)
+    }
+
+    /// Smoke suites and steps reach the network; their exchanges are not recorded, so they
+    /// are not replayed.
+    pub fn replayable(&self) -> bool {
+        self.fixture.target.is_none()
+    }
+}
+
+/// The calls a run recorded, in order.
+pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
+    let records = Journal::read(&run_dir.join("journal.jsonl"))?;
+    let folder =
+        Rooted::open(run_dir, false).with_context(|| format!("opening {}", run_dir.display()))?;
+    let mut windows: Vec<&WindowRecord> = Vec::new();
+    let mut calls = Vec::new();
+    for r in &records {
+        match &r.event {
+            Event::Window { window, .. } => windows.push(window),
+            Event::Call {
+                stage,
+                plugin,
+                input,
+                windows: seqs,
+                answer,
+                reason,
+                checks,
+            } => {
+                let bytes = folder
+                    .read(input)
+                    .with_context(|| format!("reading {}", folder.display(input).display()))?;
+                let mut fixture: Fixture = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not a recorded call", input))?;
+                fixture.file = folder.display(input);
+                if let Some(canary) = fixture.canary.as_mut() {
+                    canary.history = seqs
+                        .iter()
+                        .map(|&i| {
+                            let w = usize::try_from(i).ok().and_then(|i| windows.get(i));
+                            w.map(|w| CanaryWindowInput::from_record(w)).with_context(|| {
+                                format!("the call of `{stage}` names window {i}, which the journal does not hold")
+                            })
+                        })
+                        .collect::<anyhow::Result<_>>()?;
+                    if answer != "failed" {
+                        fixture.expect.action = Some(answer.clone());
+                    }
+                } else if answer != "failed" {
+                    fixture.expect.verdict = Some(answer.clone());
+                }
+                fixture.expect.checks = checks.clone();
+                calls.push(RecordedCall {
+                    stage: stage.clone(),
+                    plugin: plugin.clone(),
+                    fixture,
+                    answer: answer.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(calls)
+}
+
+/// One call, then and now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Replayed {
+    pub stage: String,
+    pub percent: Option<u8>,
+    pub recorded_plugin: String,
+    pub recorded: String,
+    pub recorded_reason: String,
+    /// The plugin that answered now; `None` when the call was not replayed.
+    pub plugin: Option<String>,
+    pub answer: String,
+    pub reason: String,
+    pub same: bool,
+    /// Why the call was not replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// Replays `calls`, each against the plugin `choose` gives (none: not replayed), with
+/// `config` merged over the recorded config when given.
+pub async fn replay<'a>(
+    calls: &[RecordedCall],
+    choose: impl Fn(&RecordedCall) -> Option<&'a Plugin>,
+    config: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Vec<Replayed> {
+    let mut out = Vec::with_capacity(calls.len());
+    for call in calls {
+        let mut row = Replayed {
+            stage: call.stage.clone(),
+            percent: call.percent(),
+            recorded_plugin: call.plugin.clone(),
+            recorded: call.answer.clone(),
+            recorded_reason: call.reason.clone(),
+            plugin: None,
+            answer: String::new(),
+            reason: String::new(),
+            same: true,
+            skipped: None,
+        };
+        let plugin = choose(call);
+        match plugin {
+            _ if !call.replayable() => {
+                row.skipped =
+                    Some("reaches the network; its HTTP exchanges are not recorded".into())
+            }
+            None => row.skipped = Some(format!("no plugin to replay `{}` with", call.plugin)),
+            Some(plugin) => {
+                let mut fixture = call.fixture.clone();
+                if let Some(extra) = config {
+                    fixture.config.extend(extra.clone());
+                }
+                row.plugin = Some(plugin.info.name.clone());
+                match super::run::call(plugin, &fixture).await {
+                    Ok((answer, _, _)) => {
+                        row.answer = answer.word();
+                        row.reason = answer.reason;
+                    }
+                    Err(e) => {
+                        row.answer = "failed".into();
+                        row.reason = e;
+                    }
+                }
+                row.same = row.answer == row.recorded;
+            }
+        }
+        out.push(row);
+    }
+    out
+}

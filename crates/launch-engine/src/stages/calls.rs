@@ -1,0 +1,85 @@
+//! Every plugin call a stage makes is recorded (lab::record) so the run can be replayed: the
+//! inputs as a fixture in the run folder, the answer in a `call` journal record.
+
+use std::collections::BTreeMap;
+
+use crate::context::{Ctx, StageResult};
+use crate::journal::Event;
+use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
+use crate::lab::record::{check_answers, save_input, verdict_answer};
+use crate::record::WindowRecord;
+use crate::runbook::Stage;
+
+/// What a call answered, in the fixtures' words.
+pub struct Answer {
+    pub answer: String,
+    pub reason: String,
+    pub checks: BTreeMap<String, String>,
+}
+
+impl Answer {
+    pub fn of_report(r: &StageResult) -> Answer {
+        Answer {
+            answer: verdict_answer(&r.verdict),
+            reason: r.verdict.reason().to_string(),
+            checks: check_answers(&r.checks),
+        }
+    }
+
+    pub fn failed(why: &str) -> Answer {
+        Answer {
+            answer: "failed".into(),
+            reason: why.to_string(),
+            checks: BTreeMap::new(),
+        }
+    }
+}
+
+/// Saves `fixture` and journals the call with its answer; `windows` are the run's window
+/// numbers a canary's history was made of.
+pub fn record(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    fixture: &Fixture,
+    windows: Vec<u64>,
+    answer: Answer,
+) -> anyhow::Result<()> {
+    let input = save_input(&ctx.run_dir, fixture)?;
+    ctx.journal.append(Event::Call {
+        stage: stage.name.get_ref().clone(),
+        plugin: fixture.plugin.clone().unwrap_or_default(),
+        input,
+        windows,
+        answer: answer.answer,
+        reason: answer.reason,
+        checks: answer.checks,
+    })
+}
+
+/// The inputs of an SLO gate's call.
+pub fn slo(plugin: &str, stage: &Stage, windows: &[WindowRecord]) -> Fixture {
+    let mut f = Fixture::new(plugin, stage.config_value());
+    f.slo = Some(crate::lab::fixture::SloInput {
+        windows: windows.iter().map(MetricWindowInput::from_record).collect(),
+    });
+    f
+}
+
+/// The inputs of a smoke suite's or step's call.
+pub fn target(plugin: &str, stage: &Stage, t: &launch_runtime::types::Target) -> Fixture {
+    let mut f = Fixture::new(plugin, stage.config_value());
+    f.target = Some(TargetInput {
+        environment: t.environment.clone(),
+        base_url: t.base_url.clone(),
+        api_base_url: Some(t.api_base_url.clone()),
+        release_id: t.release_id.clone(),
+    });
+    f
+}
+
+/// The inputs of a UAT gate's call.
+pub fn uat(plugin: &str, stage: &Stage, input: UatInput) -> Fixture {
+    let mut f = Fixture::new(plugin, stage.config_value());
+    f.uat = Some(input);
+    f
+}

@@ -1,0 +1,191 @@
+//! Replay through the real binary: a healthy embedded run replays with every decision
+//! reproduced; the run whose canary rolled back on 2500 ms replays, with the policy allowed
+//! 3000 ms, diverging exactly at the recorded rollback; a run killed with SIGKILL replays what
+//! it recorded; recorded calls become fixtures that `plugin test` passes.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn plugins() -> String {
+    for name in [
+        "canary-steps",
+        "slo-thresholds",
+        "statusboard-smoke",
+        "uat-signoff",
+    ] {
+        stock_plugin(name);
+    }
+    repo().join("plugins").display().to_string()
+}
+
+fn host(args: &[&str]) -> Output {
+    launch_host_with(&[]).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs the embedded playbook into `runs`; returns the run folder.
+fn run(runs: &Path, extra: &[&str]) -> PathBuf {
+    let plugins = plugins();
+    let mut args = vec![
+        "run",
+        "--plugins",
+        &plugins,
+        "--yes",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    host(&args);
+    local_runs(runs).pop().expect("a run folder")
+}
+
+fn replay(run: &Path, extra: &[&str]) -> (Output, Vec<serde_json::Value>) {
+    let plugins = plugins();
+    let mut args = vec![
+        "replay",
+        run.to_str().unwrap(),
+        "--plugins",
+        &plugins,
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = host(&args);
+    let rows = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (out, rows)
+}
+
+#[test]
+fn a_healthy_run_replays_with_every_decision_reproduced() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(&dir.path().join("runs"), &[]);
+    let (out, rows) = replay(&run, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let replayed: Vec<_> = rows.iter().filter(|r| r["skipped"].is_null()).collect();
+    assert!(replayed.len() >= 20, "{rows:#?}");
+    for r in &replayed {
+        assert_eq!(r["same"], true, "{r:#}");
+        assert_eq!(r["answer"], r["recorded"]);
+    }
+    // Both canaries and both kinds of gate were recorded and replayed.
+    for stage in [
+        "staging-canary",
+        "production-rollout",
+        "production-validation",
+        "uat",
+    ] {
+        assert!(replayed.iter().any(|r| r["stage"] == stage), "{stage}");
+    }
+    // Only calls that reach the network are left out, and they say why.
+    for r in rows.iter().filter(|r| !r["skipped"].is_null()) {
+        assert!(r["stage"].as_str().unwrap().contains("smoke") || r["stage"] == "final-validation");
+    }
+}
+
+#[test]
+fn a_rolled_back_canary_replayed_with_a_looser_limit_diverges_at_the_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(&dir.path().join("runs"), &["--inject", "v2-latency=2500ms"]);
+    // As recorded: the same decisions, the rollback included.
+    let (same, rows) = replay(&run, &["--stage", "staging-canary"]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    assert_eq!(rows.last().unwrap()["recorded"], "rollback");
+    // Allowed 3000 ms, the policy would not have rolled back: the first and only difference is
+    // the recorded rollback.
+    let (out, rows) = replay(
+        &run,
+        &[
+            "--stage",
+            "staging-canary",
+            "--config",
+            r#"{"max-latency-ms": 3000}"#,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let first = rows.iter().position(|r| r["same"] == false).unwrap();
+    assert_eq!(first, rows.len() - 1, "{rows:#?}");
+    assert_eq!(rows[first]["recorded"], "rollback");
+    assert!(
+        rows[first]["recorded_reason"]
+            .as_str()
+            .unwrap()
+            .contains("latency-p95")
+    );
+    assert_ne!(rows[first]["answer"], "rollback");
+
+    // The incident becomes a regression test.
+    let saved = dir.path().join("incident");
+    let plugins = plugins();
+    let out = host(&[
+        "replay",
+        run.to_str().unwrap(),
+        "--plugins",
+        &plugins,
+        "--stage",
+        "staging-canary",
+        "--save-fixtures",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let canary = repo().join("plugins/canary-steps.wasm");
+    let tested = host(&[
+        "plugin",
+        "test",
+        canary.to_str().unwrap(),
+        "--fixtures",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(tested.status.code(), Some(0), "{}", text(&tested.stdout));
+    assert!(text(&tested.stdout).contains(&format!("ok: {} fixture(s) passed", rows.len())));
+}
+
+#[test]
+fn a_run_killed_mid_canary_replays_what_it_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let plugins = plugins();
+    let mut child = launch_host_with(&[])
+        .args([
+            "run",
+            "--plugins",
+            &plugins,
+            "--yes",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let run = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the canary never started"
+        );
+        if let Some(run) = local_runs(&runs).pop()
+            && std::fs::read_to_string(run.join("journal.jsonl"))
+                .unwrap_or_default()
+                .matches(r#""event":"call","input""#)
+                .count()
+                >= 6
+        {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL: no chance to tidy up
+    child.wait().unwrap();
+    let (out, rows) = replay(&run, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(rows.len() >= 6);
+    assert!(rows.iter().all(|r| r["same"] == true), "{rows:#?}");
+}
