@@ -145,7 +145,11 @@ fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(stock_plugin("api-latency"), plugins.join("api-latency.wasm")).unwrap();
+    std::fs::copy(
+        stock_plugin("api-latency"),
+        plugins.join("api-latency.wasm"),
+    )
+    .unwrap();
     let book = dir.path().join("launch.toml");
     std::fs::write(
         &book,
@@ -159,7 +163,12 @@ fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
     let runs = dir.path().join("runs");
     let out = launch_host_with(&[])
         .args(["run", "--yes", "--plugins", plugins.to_str().unwrap()])
-        .args(["--runbook", book.to_str().unwrap(), "--runs-dir", runs.to_str().unwrap()])
+        .args([
+            "--runbook",
+            book.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -171,11 +180,17 @@ fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
     // Real numbers from the embedded target: six GETs' statuses and p95s.
     let checks = api["checks"].as_array().unwrap();
     assert_eq!(checks.len(), 4, "{checks:#?}");
-    let p95 = checks.iter().find(|c| c["name"] == "/api/health p95").unwrap();
+    let p95 = checks
+        .iter()
+        .find(|c| c["name"] == "/api/health p95")
+        .unwrap();
     assert!(p95["observed"].as_f64().unwrap() > 0.0);
     // The host refused the host that is not the stage's: no data, and the reason says so.
     let elsewhere = &report["stages"][2];
     assert_eq!(elsewhere["verdict"]["kind"], "no-data", "{elsewhere:#}");
     let reason = elsewhere["verdict"]["reason"].as_str().unwrap();
-    assert!(reason.contains("denied") && reason.contains("example.com"), "{reason}");
+    assert!(
+        reason.contains("denied") && reason.contains("example.com"),
+        "{reason}"
+    );
 }

@@ -14,6 +14,7 @@ mod plugins;
 mod replay;
 mod rollback;
 mod run;
+mod scaffold;
 mod status;
 mod terminal;
 mod uat;
@@ -220,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         runtime: std::sync::OnceLock::new(),
     };
     match cli.command {
+        Command::Plugins(plugins::PluginsCommand::New(args)) => scaffold::run(args),
         Command::Plugins(cmd) => plugins::run(host.runtime()?, cmd).await,
         Command::Run(args) => run::run(&host, args).await,
         Command::Resume(args) => run::resume(host.runtime()?, args).await,

@@ -24,6 +24,12 @@ pub enum PluginsCommand {
         after_help = "Examples:\n  launch-host plugin test plugins/canary-steps.wasm --fixtures plugins/rust/canary-steps\n  launch-host plugin test plugins/ --fixtures plugins/ --junit fixtures.xml\n\nExit status: 0 every fixture passed · 1 a fixture failed · 2 a plugin or fixture could not be read"
     )]
     Test(super::plugin_test::TestArgs),
+    /// Start a policy project (Rust, Python or JavaScript) that builds as printed, with the
+    /// contract's WIT and a passing fixture
+    #[command(
+        after_help = "Examples:\n  launch-host plugin new my-canary --role canary-policy --lang rust\n  launch-host plugin new error-gate --role slo-gate --lang python --dir policies/error-gate\n  launch-host plugin new api-check --role step --lang js"
+    )]
+    New(super::scaffold::NewArgs),
 }
 
 #[derive(Args, Debug)]
@@ -48,6 +54,8 @@ pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit>
         PluginsCommand::List(args) => list(runtime, args).await,
         PluginsCommand::Inspect(args) => inspect(runtime, args).await,
         PluginsCommand::Test(args) => super::plugin_test::run(runtime, args).await,
+        // Dispatched before a runtime exists (cli::run): writing files loads no plugin.
+        PluginsCommand::New(args) => super::scaffold::run(args),
     }
 }
 
