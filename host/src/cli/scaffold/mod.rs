@@ -121,7 +121,8 @@ pub fn run(args: NewArgs) -> anyhow::Result<Exit> {
     let role = Role::from(args.role);
     let role_word = role.to_string();
     let world = format!("{role_word}-plugin");
-    let http = matches!(role, Role::SmokeSuite | Role::Step | Role::UatChecklist);
+    // Smoke suites and steps GET their target; the others request no network.
+    let http = matches!(role, Role::SmokeSuite | Role::Step);
     let (lang_name, build, artifact) = match args.lang {
         Lang::Rust => (
             "Rust",
