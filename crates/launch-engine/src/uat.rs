@@ -21,6 +21,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub fn wit(self) -> launch_runtime::types::UatOutcome {
+        use launch_runtime::types::UatOutcome as W;
+        match self {
+            Outcome::Pass => W::Pass,
+            Outcome::Fail => W::Fail,
+            Outcome::Blocked => W::Blocked,
+            Outcome::Skipped => W::Skipped,
+        }
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
@@ -41,6 +51,15 @@ pub enum Decision {
 }
 
 impl Decision {
+    pub fn wit(self) -> launch_runtime::types::SignoffDecision {
+        use launch_runtime::types::SignoffDecision as W;
+        match self {
+            Decision::Approved => W::Approved,
+            Decision::Rejected => W::Rejected,
+            Decision::Conditional => W::Conditional,
+        }
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             Decision::Approved => "approved",

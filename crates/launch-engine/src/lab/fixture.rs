@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{EndpointRecord, WindowRecord};
 use crate::uat::{Decision, Outcome};
+use launch_runtime::types as wit;
 use launch_targets::probe::Served;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -224,6 +225,9 @@ pub struct UatResultInput {
     pub tester: String,
     #[serde(default)]
     pub notes: String,
+    /// When it was recorded; the latest result of an item wins.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -235,6 +239,41 @@ pub struct SignoffInput {
     pub decision: Decision,
     #[serde(default)]
     pub note: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub at_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl UatInput {
+    /// The results and sign-offs as the contract carries them.
+    pub fn wit(&self) -> (Vec<wit::UatResult>, Vec<wit::Signoff>) {
+        let results = self
+            .results
+            .iter()
+            .map(|r| wit::UatResult {
+                id: r.id.clone(),
+                outcome: r.outcome.wit(),
+                tester: r.tester.clone(),
+                notes: r.notes.clone(),
+                at_ms: r.at_ms,
+            })
+            .collect();
+        let signoffs = self
+            .signoffs
+            .iter()
+            .map(|s| wit::Signoff {
+                role: s.role.clone(),
+                name: s.name.clone(),
+                decision: s.decision.wit(),
+                note: s.note.clone(),
+                at_ms: s.at_ms,
+            })
+            .collect();
+        (results, signoffs)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

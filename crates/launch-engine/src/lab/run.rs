@@ -8,7 +8,6 @@ use std::time::Duration;
 use super::fixture::{Fixture, TargetInput};
 use super::record::{action_answer, verdict_answer};
 use crate::record::{self, CheckRecord, VerdictRecord};
-use crate::stages::uat::{decision, outcome};
 use launch_runtime::capabilities::allow_list::AllowList;
 use launch_runtime::capabilities::grants::Grants;
 use launch_runtime::capabilities::log::LogLine;
@@ -160,29 +159,7 @@ pub async fn call(
             (report_answer(called.value), called.logs, called.elapsed)
         }
         Role::UatChecklist => {
-            let uat = f.uat.clone().unwrap_or_default();
-            let results: Vec<wit::UatResult> = uat
-                .results
-                .iter()
-                .map(|r| wit::UatResult {
-                    id: r.id.clone(),
-                    outcome: outcome(r.outcome),
-                    tester: r.tester.clone(),
-                    notes: r.notes.clone(),
-                    at_ms: 0,
-                })
-                .collect();
-            let signoffs: Vec<wit::Signoff> = uat
-                .signoffs
-                .iter()
-                .map(|s| wit::Signoff {
-                    role: s.role.clone(),
-                    name: s.name.clone(),
-                    decision: decision(s.decision),
-                    note: s.note.clone(),
-                    at_ms: 0,
-                })
-                .collect();
+            let (results, signoffs) = f.uat.clone().unwrap_or_default().wit();
             let called = plugin
                 .evaluate_uat(&sandbox, &results, &signoffs, &config)
                 .await

@@ -62,6 +62,11 @@ pub struct DecisionReport {
 }
 
 impl RunReport {
+    /// The latest attempt of `name` (a resumed stage starts again).
+    fn stage_mut(&mut self, name: &str) -> Option<&mut StageReport> {
+        self.stages.iter_mut().rev().find(|s| s.name == name)
+    }
+
     pub fn from_journal(run_dir: &Path) -> anyhow::Result<RunReport> {
         let records = Journal::read(&run_dir.join("journal.jsonl"))?;
         let mut report = RunReport {
@@ -102,7 +107,7 @@ impl RunReport {
                     windows: Vec::new(),
                 }),
                 Event::EffectDone { stage, detail, .. } => {
-                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                    if let Some(s) = report.stage_mut(&stage) {
                         s.effects.push(detail);
                     }
                 }
@@ -114,7 +119,7 @@ impl RunReport {
                     restored,
                     ..
                 } => {
-                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                    if let Some(s) = report.stage_mut(&stage) {
                         s.effects.push(if restored {
                             format!("host failed: {flag} on {environment} restored to {percent}%")
                         } else {
@@ -133,7 +138,7 @@ impl RunReport {
                     checks,
                     failed,
                 } => {
-                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                    if let Some(s) = report.stage_mut(&stage) {
                         s.shadows.push(ShadowAnswer {
                             at_ms: r.at,
                             plugin,
@@ -148,7 +153,7 @@ impl RunReport {
                     }
                 }
                 Event::Window { stage, window, .. } => {
-                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                    if let Some(s) = report.stage_mut(&stage) {
                         s.windows.push(window);
                     }
                 }
@@ -160,7 +165,7 @@ impl RunReport {
                     checks,
                     plugin,
                 } => {
-                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                    if let Some(s) = report.stage_mut(&stage) {
                         s.decisions.push(DecisionReport {
                             at_ms: r.at,
                             percent,
@@ -181,7 +186,7 @@ impl RunReport {
                     outcome,
                     elapsed_ms,
                 } => {
-                    if let Some(s) = report.stages.iter_mut().rev().find(|s| s.name == stage) {
+                    if let Some(s) = report.stage_mut(&stage) {
                         s.verdict = Some(verdict);
                         s.checks = checks;
                         s.summary = summary;

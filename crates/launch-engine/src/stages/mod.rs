@@ -10,7 +10,7 @@ mod monitor;
 mod plugin;
 mod release;
 mod shadow;
-pub(crate) mod uat;
+mod uat;
 
 use anyhow::Context as _;
 

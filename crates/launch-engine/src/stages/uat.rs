@@ -9,9 +9,7 @@ use crate::context::{Ctx, StageResult};
 use crate::journal::now_ms;
 use crate::record::{self, CheckRecord, VerdictRecord};
 use crate::runbook::Stage;
-use crate::uat::{
-    Decision, ItemFile, Outcome, ResultFile, SignoffFile, UatData, read, record_result, write,
-};
+use crate::uat::{ItemFile, Outcome, ResultFile, SignoffFile, UatData, read, record_result, write};
 use launch_runtime::types as wit;
 
 /// Records the plugin's checklist and checks the automatable items over HTTP.
@@ -69,23 +67,6 @@ pub async fn init(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     }
     write(&dir, "results.json", &results)?;
     Ok(StageResult::from_checks(checks, "UAT initialized"))
-}
-
-pub(crate) fn outcome(o: Outcome) -> wit::UatOutcome {
-    match o {
-        Outcome::Pass => wit::UatOutcome::Pass,
-        Outcome::Fail => wit::UatOutcome::Fail,
-        Outcome::Blocked => wit::UatOutcome::Blocked,
-        Outcome::Skipped => wit::UatOutcome::Skipped,
-    }
-}
-
-pub(crate) fn decision(d: Decision) -> wit::SignoffDecision {
-    match d {
-        Decision::Approved => wit::SignoffDecision::Approved,
-        Decision::Rejected => wit::SignoffDecision::Rejected,
-        Decision::Conditional => wit::SignoffDecision::Conditional,
-    }
 }
 
 /// Judges the recorded results and sign-offs with the UAT plugin. In an automated run, items
@@ -147,33 +128,7 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
             });
         }
     }
-    let wit_results: Vec<wit::UatResult> = results
-        .iter()
-        .map(|r| wit::UatResult {
-            id: r.id.clone(),
-            outcome: outcome(r.outcome),
-            tester: r.tester.clone(),
-            notes: r.notes.clone(),
-            at_ms: r.at_ms,
-        })
-        .collect();
-    let wit_signoffs: Vec<wit::Signoff> = signoffs
-        .iter()
-        .map(|s| wit::Signoff {
-            role: s.role.clone(),
-            name: s.name.clone(),
-            decision: decision(s.decision),
-            note: s.note.clone(),
-            at_ms: s.at_ms,
-        })
-        .collect();
-    let (plugin, sandbox, config) = (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
-    let called = plugin
-        .evaluate_uat(&sandbox, &wit_results, &wit_signoffs, &config)
-        .await?;
-    journal_logs(ctx, stage, &called.logs)?;
-    let r = called.value;
-    let mut checks = record::checks(&r.checks);
+    // The plugin's inputs, recorded as they are given.
     let input = crate::lab::fixture::UatInput {
         results: results
             .iter()
@@ -182,6 +137,7 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
                 outcome: r.outcome,
                 tester: r.tester.clone(),
                 notes: r.notes.clone(),
+                at_ms: r.at_ms,
             })
             .collect(),
         signoffs: signoffs
@@ -191,9 +147,18 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
                 name: s.name.clone(),
                 decision: s.decision,
                 note: s.note.clone(),
+                at_ms: s.at_ms,
             })
             .collect(),
     };
+    let (wit_results, wit_signoffs) = input.wit();
+    let (plugin, sandbox, config) = (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
+    let called = plugin
+        .evaluate_uat(&sandbox, &wit_results, &wit_signoffs, &config)
+        .await?;
+    journal_logs(ctx, stage, &called.logs)?;
+    let r = called.value;
+    let mut checks = record::checks(&r.checks);
     let plugin_name = ctx.plugin(stage)?.info.name.clone();
     let verdict = VerdictRecord::from(&r.verdict);
     let answer = super::calls::Answer {
