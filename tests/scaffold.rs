@@ -157,6 +157,39 @@ fn a_javascript_step_builds_and_passes_its_fixture() {
         ]),
     );
     plugin_test(&project, &project.join("api-check.wasm"));
+
+    // A thrown Error reaches the operator with its message, not the runtime's abort lines.
+    let app = std::fs::read_to_string(project.join("app.js")).unwrap();
+    let throwing = app.replacen(
+        "  run(context, configJson) {",
+        "  run(context, configJson) {\n    throw new TypeError(\"the threshold table is missing\");",
+        1,
+    );
+    assert_ne!(app, throwing);
+    std::fs::write(project.join("app.js"), throwing).unwrap();
+    sh(
+        &project,
+        Command::new(repo().join("plugins/js/tools/node_modules/.bin/componentize-js")).args([
+            "app.js",
+            "--wit",
+            "wit",
+            "--world-name",
+            "step-plugin",
+            "-o",
+            "throws.wasm",
+        ]),
+    );
+    let out = launch_host_with(&[])
+        .current_dir(&project)
+        .args(["plugin", "test", "throws.wasm", "--fixtures", "."])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("its stderr says: the threshold table is missing"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -170,6 +170,9 @@ pub fn meaningful<'a>(stderr: &[&'a str]) -> Vec<&'a str> {
             }
         } else if exception(line) {
             picked.push(line.trim());
+        } else if line.trim() == "Stack:" && i > 0 {
+            // componentize-js prints a thrown value's message, then `Stack:` and the frames.
+            picked.push(stderr[i - 1].trim());
         }
     }
     if picked.is_empty() {
@@ -216,6 +219,18 @@ mod tests {
             "@app.js:10:1",
         ];
         assert_eq!(meaningful(&js), ["Error: no samples in window"]);
+        // What componentize-js 0.23 prints for `throw new TypeError("...")` in an export.
+        let componentize_js = [
+            "the threshold table is missing",
+            "Stack:",
+            "  run@app.js:70:11",
+            "  export_step_0_1_0$run@/tmp/x/sources/initializer.js:823:15",
+            "Redirecting call to abort() to mozalloc_abort",
+        ];
+        assert_eq!(
+            meaningful(&componentize_js),
+            ["the threshold table is missing"]
+        );
         let rust = [
             "thread '<unnamed>' panicked at src/lib.rs:9:5:",
             "bad config: steps must increase",
