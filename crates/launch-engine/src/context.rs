@@ -87,9 +87,19 @@ pub struct Ctx {
     pub resumed_stage: Option<(String, Vec<Record>)>,
     /// The flag the current stage is moving and its safe value, set before the first move:
     /// if the host fails mid-stage, the driver puts the flag back there.
-    pub flag_guard: Option<crate::run::FlagGuard>,
+    pub flag_guard: Option<FlagGuard>,
     /// How many `window` records the run has journaled: the next one's number.
     pub window_seq: u64,
+}
+
+/// A flag a stage is moving, and where it goes back to if the host fails mid-stage (the run
+/// driver's guard restores it).
+#[derive(Clone)]
+pub struct FlagGuard {
+    pub environment: String,
+    pub flags: Arc<dyn launch_targets::flags::FlagStore>,
+    pub flag: String,
+    pub safe: u8,
 }
 
 /// The verdict a stage reached, with what backs it.

@@ -4,9 +4,6 @@
 //! (exit 4) with what was done. A flag is never left half-way.
 
 use std::any::Any;
-use std::sync::Arc;
-
-use launch_targets::flags::FlagStore;
 
 use super::{Outcome, RunSummary};
 use crate::context::Ctx;
@@ -14,15 +11,6 @@ use crate::journal::Event;
 use crate::operator::Notice;
 use crate::record::VerdictRecord;
 use crate::runbook::Stage;
-
-/// A flag a stage is moving, and where it goes back to if the host fails.
-#[derive(Clone)]
-pub struct FlagGuard {
-    pub environment: String,
-    pub flags: Arc<dyn FlagStore>,
-    pub flag: String,
-    pub safe: u8,
-}
 
 /// What a panic said, for the journal.
 pub(super) fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -15,7 +15,6 @@ use crate::runbook::Runbook;
 use launch_targets::s3::S3Location;
 
 pub use crate::record::Outcome;
-pub use guard::FlagGuard;
 pub use start::{Launch, resume, start};
 
 pub struct RunSummary {

@@ -29,7 +29,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     // On resume, carry on from where the flag is: completed promotions are not repeated.
     let mut percent = flags.get(&flag).await?;
     // Whatever happens to the host from here, the canary's flag goes back to 0.
-    ctx.flag_guard = Some(crate::run::FlagGuard {
+    ctx.flag_guard = Some(crate::context::FlagGuard {
         environment: env_name.clone(),
         flags: flags.clone(),
         flag: flag.clone(),

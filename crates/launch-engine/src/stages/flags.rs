@@ -16,7 +16,7 @@ pub async fn set_flag(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
         .clone()
         .unwrap_or_else(|| ctx.runbook.launch.flag.clone());
     // The value before the stage is the safe one, should the host fail mid-move.
-    ctx.flag_guard = Some(crate::run::FlagGuard {
+    ctx.flag_guard = Some(crate::context::FlagGuard {
         environment: ctx.env(stage)?.name.clone(),
         flags: flags.clone(),
         flag: flag.clone(),
