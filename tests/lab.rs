@@ -172,6 +172,12 @@ fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The run went on past the refused stage, and its summary does not call that a pass.
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("2 of 3 stages passed; went on past `elsewhere` NO DATA"),
+        "{stdout}"
+    );
     let run = local_runs(&runs).pop().unwrap();
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();

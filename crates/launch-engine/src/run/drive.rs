@@ -21,6 +21,8 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
     let stage_count = ctx.runbook.stages.len();
     let mut outcome = Outcome::Passed;
     let mut failed_summary = None;
+    // Stages the run went on past without a pass: the summary must not call them passed.
+    let mut let_through: Vec<String> = Vec::new();
     for i in 0..stage_count {
         let name = ctx.runbook.stages[i].name.get_ref().clone();
         if ctx.finished.contains(&name) {
@@ -40,6 +42,7 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
                 Step::Proceed => {}
                 Step::Skip => {
                     ctx.operator.tell(Notice::StageSkipped { title: &title });
+                    let_through.push(format!("`{name}` (skipped by the operator)"));
                     ctx.journal.append(Event::StageFinished {
                         stage: name.clone(),
                         verdict: VerdictRecord::NoData("skipped by the operator".into()),
@@ -123,6 +126,9 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
             outcome: what.clone(),
             elapsed_ms,
         })?;
+        if next.is_none() && !result.verdict.is_pass() {
+            let_through.push(format!("`{name}` {} ({what})", result.verdict.word()));
+        }
         if let Some(o) = next {
             outcome = o;
             failed_summary = Some(format!(
@@ -132,7 +138,14 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
             break;
         }
     }
-    let summary = failed_summary.unwrap_or_else(|| format!("all {stage_count} stages passed"));
+    let summary = failed_summary.unwrap_or_else(|| match let_through.as_slice() {
+        [] => format!("all {stage_count} stages passed"),
+        through => format!(
+            "{} of {stage_count} stages passed; went on past {}",
+            stage_count.saturating_sub(through.len()),
+            through.join(", ")
+        ),
+    });
     ctx.journal.append(Event::RunFinished {
         outcome,
         summary: summary.clone(),
