@@ -27,13 +27,21 @@ fn sh(dir: &Path, cmd: &mut Command) {
     );
 }
 
+/// The binary run in `dir` with `args`.
+fn host_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    launch_host_with(&[])
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// Scaffolds `name` and checks the message says how to build and test it.
 fn new(dir: &Path, name: &str, role: &str, lang: &str) -> PathBuf {
-    let out = launch_host_with(&[])
-        .current_dir(dir)
-        .args(["plugin", "new", name, "--role", role, "--lang", lang])
-        .output()
-        .unwrap();
+    let out = host_in(
+        dir,
+        &["plugin", "new", name, "--role", role, "--lang", lang],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("launch-host plugin test"));
     let project = dir.join(name);
@@ -44,11 +52,10 @@ fn new(dir: &Path, name: &str, role: &str, lang: &str) -> PathBuf {
 }
 
 fn plugin_test(project: &Path, wasm: &Path) {
-    let out = launch_host_with(&[])
-        .current_dir(project)
-        .args(["plugin", "test", wasm.to_str().unwrap(), "--fixtures", "."])
-        .output()
-        .unwrap();
+    let out = host_in(
+        project,
+        &["plugin", "test", wasm.to_str().unwrap(), "--fixtures", "."],
+    );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("ok: 1 fixture(s) passed"), "{stdout}");
@@ -179,11 +186,10 @@ fn a_javascript_step_builds_and_passes_its_fixture() {
             "throws.wasm",
         ]),
     );
-    let out = launch_host_with(&[])
-        .current_dir(&project)
-        .args(["plugin", "test", "throws.wasm", "--fixtures", "."])
-        .output()
-        .unwrap();
+    let out = host_in(
+        &project,
+        &["plugin", "test", "throws.wasm", "--fixtures", "."],
+    );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -195,20 +201,15 @@ fn a_javascript_step_builds_and_passes_its_fixture() {
 #[test]
 fn a_bad_name_or_a_used_folder_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = launch_host_with(&[])
-        .current_dir(dir.path())
-        .args(["plugin", "new", "My Policy", "--role", "step"])
-        .output()
-        .unwrap();
+    let out = host_in(
+        dir.path(),
+        &["plugin", "new", "My Policy", "--role", "step"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not a plugin name"));
     std::fs::create_dir(dir.path().join("taken")).unwrap();
     std::fs::write(dir.path().join("taken/keep.txt"), "mine").unwrap();
-    let out = launch_host_with(&[])
-        .current_dir(dir.path())
-        .args(["plugin", "new", "taken", "--role", "step"])
-        .output()
-        .unwrap();
+    let out = host_in(dir.path(), &["plugin", "new", "taken", "--role", "step"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("not empty"));
     assert_eq!(
