@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -220,20 +220,6 @@ fn a_panic_mid_canary_puts_the_flag_back_to_zero_and_the_journal_says_so() {
     assert_eq!(report["outcome"], "host-failed");
 }
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn secrets_from_the_environment_reach_no_file_and_no_console_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -285,7 +271,7 @@ reason = "as the wiki at https://ops:${{API_TOKEN}}@wiki.example.com/rollback sa
     assert!(console.contains("Build with ***"), "{console}");
     assert!(console.contains("building with token ***"), "{console}");
     let run = &local_runs(&runs)[0];
-    let written = files(run);
+    let written = launch_targets::store::files_under(run, |_| true).unwrap();
     assert!(written.len() >= 8, "{written:?}");
     let all: String = written
         .iter()

@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -31,19 +31,17 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The embedded playbook, run into `runs`.
+fn playbook(runs: &Path) -> Command {
+    let mut c = launch_host_with(&[]);
+    c.args(["run", "--plugins", &plugins(), "--yes", "--runs-dir"])
+        .arg(runs);
+    c
+}
+
 /// Runs the embedded playbook into `runs`; returns the run folder.
 fn run(runs: &Path, extra: &[&str]) -> PathBuf {
-    let plugins = plugins();
-    let mut args = vec![
-        "run",
-        "--plugins",
-        &plugins,
-        "--yes",
-        "--runs-dir",
-        runs.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    host(&args);
+    playbook(runs).args(extra).output().unwrap();
     local_runs(runs).pop().expect("a run folder")
 }
 
@@ -123,17 +121,15 @@ fn a_rolled_back_canary_replayed_with_a_looser_limit_diverges_at_the_rollback() 
 
     // The incident becomes a regression test.
     let saved = dir.path().join("incident");
-    let plugins = plugins();
-    let out = host(&[
-        "replay",
-        run.to_str().unwrap(),
-        "--plugins",
-        &plugins,
-        "--stage",
-        "staging-canary",
-        "--save-fixtures",
-        saved.to_str().unwrap(),
-    ]);
+    let (out, _) = replay(
+        &run,
+        &[
+            "--stage",
+            "staging-canary",
+            "--save-fixtures",
+            saved.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let canary = repo().join("plugins/canary-steps.wasm");
     let tested = host(&[
@@ -151,16 +147,7 @@ fn a_rolled_back_canary_replayed_with_a_looser_limit_diverges_at_the_rollback() 
 fn a_run_killed_mid_canary_replays_what_it_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let plugins = plugins();
-    let mut child = launch_host_with(&[])
-        .args([
-            "run",
-            "--plugins",
-            &plugins,
-            "--yes",
-            "--runs-dir",
-            runs.to_str().unwrap(),
-        ])
+    let mut child = playbook(&runs)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -151,18 +151,19 @@ fn a_javascript_step_builds_and_passes_its_fixture() {
         componentize.exists(),
         "run scripts/setup.sh (it installs componentize-js)"
     );
-    sh(
-        &project,
-        Command::new(componentize).args([
+    let build = |out: &str| {
+        let args = [
             "app.js",
             "--wit",
             "wit",
             "--world-name",
             "step-plugin",
             "-o",
-            "api-check.wasm",
-        ]),
-    );
+            out,
+        ];
+        sh(&project, Command::new(&componentize).args(args));
+    };
+    build("api-check.wasm");
     plugin_test(&project, &project.join("api-check.wasm"));
 
     // A thrown Error reaches the operator with its message, not the runtime's abort lines.
@@ -174,18 +175,7 @@ fn a_javascript_step_builds_and_passes_its_fixture() {
     );
     assert_ne!(app, throwing);
     std::fs::write(project.join("app.js"), throwing).unwrap();
-    sh(
-        &project,
-        Command::new(repo().join("plugins/js/tools/node_modules/.bin/componentize-js")).args([
-            "app.js",
-            "--wit",
-            "wit",
-            "--world-name",
-            "step-plugin",
-            "-o",
-            "throws.wasm",
-        ]),
-    );
+    build("throws.wasm");
     let out = host_in(
         &project,
         &["plugin", "test", "throws.wasm", "--fixtures", "."],

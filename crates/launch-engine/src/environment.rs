@@ -45,17 +45,21 @@ impl Env {
 
     /// The `host:port` of the target, for the stage's network grant.
     pub fn hosts(&self) -> Vec<String> {
-        [&self.url, &self.api_url]
-            .iter()
-            .filter_map(|u| reqwest::Url::parse(u).ok())
-            .filter_map(|u| {
-                Some(match u.port() {
-                    Some(p) => format!("{}:{p}", u.host_str()?),
-                    None => u.host_str()?.to_string(),
-                })
-            })
-            .collect()
+        url_hosts([&self.url, &self.api_url])
     }
+}
+
+/// The `host` or `host:port` of each URL that parses, for a network grant.
+pub fn url_hosts<'a>(urls: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    urls.into_iter()
+        .filter_map(|u| reqwest::Url::parse(u).ok())
+        .filter_map(|u| {
+            Some(match u.port() {
+                Some(p) => format!("{}:{p}", u.host_str()?),
+                None => u.host_str()?.to_string(),
+            })
+        })
+        .collect()
 }
 
 pub async fn open(

@@ -97,24 +97,21 @@ impl Mirror {
 }
 
 fn state_files(run_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![run_dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
-        {
-            let path = entry?.path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if path.is_dir() {
-                if !(dir == run_dir && NOT_STATE.contains(&name.as_ref())) {
-                    stack.push(path);
-                }
-            } else if !name.starts_with('.') {
-                out.push(path);
-            }
-        }
-    }
-    Ok(out)
+    let name = |p: &Path| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let state =
+        |dir: &Path| !(dir.parent() == Some(run_dir) && NOT_STATE.contains(&name(dir).as_str()));
+    let files = launch_targets::store::files_under(run_dir, state)
+        .with_context(|| format!("reading {}", run_dir.display()))?;
+    // Dot files are temporaries of an atomic write in progress.
+    Ok(files
+        .into_iter()
+        .filter(|f| !name(f).starts_with('.'))
+        .collect())
 }
 
 /// Copies run `run_id` from `url` into `dest` (a run folder), for `resume`, `status` and

@@ -60,7 +60,7 @@ pub type BuildFile = (ManifestFile, Vec<u8>);
 /// Reads a build folder: every file with its digest and how it must be served.
 pub fn read_build(id: &str, build_dir: &Path) -> anyhow::Result<(Manifest, Vec<BuildFile>)> {
     let mut files = Vec::new();
-    for file in files_under(build_dir)
+    for file in files_under(build_dir, |_| true)
         .with_context(|| format!("reading build output {}", build_dir.display()))?
     {
         let rel = file
@@ -164,14 +164,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
-fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Every file under `dir`, sorted, descending only into the folders `descend` accepts.
+pub fn files_under(dir: &Path, descend: impl Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
             let path = entry?.path();
             if path.is_dir() {
-                stack.push(path);
+                if descend(&path) {
+                    stack.push(path);
+                }
             } else {
                 out.push(path);
             }

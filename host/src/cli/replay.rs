@@ -72,10 +72,11 @@ pub async fn run(runtime: &Runtime, args: ReplayArgs) -> anyhow::Result<Exit> {
         ));
     }
     if let Some(out) = &args.save_fixtures {
-        let n = save(&calls, out)?;
+        let dir = replay::save_fixtures(&calls, out)?;
         eprintln!(
-            "saved {n} fixture(s) in {}; test a policy on them with `launch-host plugin test PLUGIN --fixtures {}`",
-            fixtures_dir(out).display(),
+            "saved {} fixture(s) in {}; test a policy on them with `launch-host plugin test PLUGIN --fixtures {}`",
+            calls.len(),
+            dir.display(),
             out.display()
         );
     }
@@ -126,36 +127,6 @@ pub async fn run(runtime: &Runtime, args: ReplayArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::GateFailed
     })
-}
-
-fn fixtures_dir(out: &std::path::Path) -> PathBuf {
-    if out.file_name().is_some_and(|n| n == "fixtures") {
-        out.to_path_buf()
-    } else {
-        out.join("fixtures")
-    }
-}
-
-/// Writes each call as `NNN-STAGE.json`; returns how many.
-fn save(calls: &[RecordedCall], out: &std::path::Path) -> anyhow::Result<usize> {
-    let dir = fixtures_dir(out);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
-    for (i, call) in calls.iter().enumerate() {
-        let mut fixture = call.fixture.clone();
-        fixture.description = Some(format!(
-            "recorded: {} {}→ {} {}",
-            call.stage,
-            call.percent()
-                .map_or(String::new(), |p| format!("at {p}% ")),
-            call.answer,
-            call.reason
-        ));
-        let path = dir.join(format!("{:03}-{}.json", i + 1, call.stage));
-        std::fs::write(&path, serde_json::to_vec_pretty(&fixture)?)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    }
-    Ok(calls.len())
 }
 
 fn at(r: &Replayed) -> String {

@@ -365,24 +365,17 @@ impl Fixture {
 
 /// Fixture files under `root`: every `.toml` and `.json` in a folder named `fixtures`, sorted.
 pub fn discover(root: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if path.is_dir() {
-                // Build outputs and dependencies hold no fixtures of ours.
-                if !matches!(name.as_ref(), "target" | "node_modules" | ".git") {
-                    stack.push(path);
-                }
-            } else if dir.file_name().is_some_and(|d| d == "fixtures")
-                && path.extension().is_some_and(|e| e == "toml" || e == "json")
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    // Build outputs and dependencies hold no fixtures of ours.
+    let ours = |dir: &Path| {
+        !dir.file_name()
+            .is_some_and(|n| n == "target" || n == "node_modules" || n == ".git")
+    };
+    let fixture = |path: &PathBuf| {
+        path.parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "fixtures")
+            && path.extension().is_some_and(|e| e == "toml" || e == "json")
+    };
+    let files = launch_targets::store::files_under(root, ours)?;
+    Ok(files.into_iter().filter(fixture).collect())
 }

@@ -26,6 +26,15 @@ pub fn action_answer(action: &Action) -> (String, String) {
     }
 }
 
+/// An action in the journal's words (`promote 30%`, `hold`...), which decisions are recorded
+/// and shadows compared in.
+pub fn action_word(action: &Action) -> String {
+    match action {
+        Action::Promote(p) => format!("promote {p}%"),
+        other => action_answer(other).0,
+    }
+}
+
 /// A verdict in the fixtures' words.
 pub fn verdict_answer(v: &VerdictRecord) -> String {
     match v {

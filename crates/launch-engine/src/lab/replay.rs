@@ -2,7 +2,7 @@
 //! folder, windows, state and time from the journal, never the network — against the recorded
 //! plugin (which must answer the same) or a new one, side by side with what was answered then.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
@@ -90,6 +90,32 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
         }
     }
     Ok(calls)
+}
+
+/// Writes each call as a fixture expecting what was answered (`NNN-STAGE.json`) in
+/// `out/fixtures` (or `out` when it is named so), where `plugin test` finds them; returns
+/// the folder.
+pub fn save_fixtures(calls: &[RecordedCall], out: &Path) -> anyhow::Result<PathBuf> {
+    let dir = if out.file_name().is_some_and(|n| n == "fixtures") {
+        out.to_path_buf()
+    } else {
+        out.join("fixtures")
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (i, call) in calls.iter().enumerate() {
+        let mut fixture = call.fixture.clone();
+        let at = call
+            .percent()
+            .map_or(String::new(), |p| format!("at {p}% "));
+        fixture.description = Some(format!(
+            "recorded: {} {at}→ {} {}",
+            call.stage, call.answer, call.reason
+        ));
+        let path = dir.join(format!("{:03}-{}.json", i + 1, call.stage));
+        std::fs::write(&path, serde_json::to_vec_pretty(&fixture)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(dir)
 }
 
 /// One call, then and now.

@@ -76,16 +76,12 @@ fn report_answer(r: wit::StepReport) -> Answer {
 }
 
 fn sandbox(target: Option<&TargetInput>) -> Sandbox {
-    let hosts: Vec<String> = target
-        .into_iter()
-        .flat_map(|t| [Some(&t.base_url), t.api_base_url.as_ref()])
-        .flatten()
-        .filter_map(|u| reqwest::Url::parse(u).ok())
-        .filter_map(|u| {
-            let host = u.host_str()?.to_string();
-            Some(u.port().map_or(host.clone(), |p| format!("{host}:{p}")))
-        })
-        .collect();
+    let hosts = crate::environment::url_hosts(
+        target
+            .into_iter()
+            .flat_map(|t| [Some(&t.base_url), t.api_base_url.as_ref()])
+            .flatten(),
+    );
     Sandbox {
         limits: Limits::default(),
         grants: Arc::new(

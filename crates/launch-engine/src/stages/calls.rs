@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use crate::context::{Ctx, StageResult};
 use crate::journal::Event;
-use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
-use crate::lab::record::{check_answers, save_input, verdict_answer};
-use crate::record::WindowRecord;
+use crate::lab::fixture::{CanaryInput, Fixture, MetricWindowInput, TargetInput, UatInput};
+use crate::lab::record::{action_answer, check_answers, save_input, verdict_answer};
+use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
+use launch_runtime::types::{CanaryState, Decision};
 
 /// What a call answered, in the fixtures' words.
 pub struct Answer {
@@ -19,10 +20,23 @@ pub struct Answer {
 
 impl Answer {
     pub fn of_report(r: &StageResult) -> Answer {
+        Answer::of_verdict(&r.verdict, &r.checks)
+    }
+
+    pub fn of_verdict(verdict: &VerdictRecord, checks: &[CheckRecord]) -> Answer {
         Answer {
-            answer: verdict_answer(&r.verdict),
-            reason: r.verdict.reason().to_string(),
-            checks: check_answers(&r.checks),
+            answer: verdict_answer(verdict),
+            reason: verdict.reason().to_string(),
+            checks: check_answers(checks),
+        }
+    }
+
+    pub fn of_decision(d: &Decision) -> Answer {
+        let (answer, reason) = action_answer(&d.action);
+        Answer {
+            answer,
+            reason,
+            checks: check_answers(&record::checks(&d.checks)),
         }
     }
 
@@ -54,6 +68,19 @@ pub fn record(
         reason: answer.reason,
         checks: answer.checks,
     })
+}
+
+/// The inputs of a canary decision, but its history: the call names the run's windows.
+pub fn canary(plugin: &str, stage: &Stage, state: &CanaryState) -> Fixture {
+    let mut f = Fixture::new(plugin, stage.config_value());
+    f.canary = Some(CanaryInput {
+        percent: state.percent,
+        step_index: state.step_index,
+        step_elapsed_ms: state.step_elapsed_ms,
+        total_elapsed_ms: state.total_elapsed_ms,
+        history: Vec::new(),
+    });
+    f
 }
 
 /// The inputs of an SLO gate's call.

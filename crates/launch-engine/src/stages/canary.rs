@@ -85,6 +85,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         };
         let plugin = ctx.plugin(stage)?;
         let plugin_name = plugin.info.name.clone();
+        // The call's recorded inputs (its history is the run's windows it names).
+        let input = super::calls::canary(&plugin_name, stage, &state);
         decisions = decisions.saturating_add(1);
         let decision = match plugin
             .decide_canary(&sandbox, &state, &history, &config)
@@ -92,22 +94,13 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         {
             Ok(called) => {
                 journal_logs(ctx, stage, &called.logs)?;
-                let (answer, reason) = crate::lab::record::action_answer(&called.value.action);
-                let checks =
-                    crate::lab::record::check_answers(&record::checks(&called.value.checks));
-                let answer = super::calls::Answer {
-                    answer,
-                    reason,
-                    checks,
-                };
-                let input = call_input(&plugin_name, stage, &state);
+                let answer = super::calls::Answer::of_decision(&called.value);
                 super::calls::record(ctx, stage, &input, history_seqs.clone(), answer)?;
                 called.value
             }
             Err(failure) => {
                 // A broken policy cannot keep traffic on the canary.
                 journal_logs(ctx, stage, &failure.logs)?;
-                let input = call_input(&plugin_name, stage, &state);
                 let answer = super::calls::Answer::failed(&failure.to_string());
                 super::calls::record(ctx, stage, &input, history_seqs.clone(), answer)?;
                 let reason = failure.to_string();
@@ -120,7 +113,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             }
         };
         last_checks = record::checks(&decision.checks);
-        let action_word = super::shadow::action_word(&decision.action);
+        let action_word = crate::lab::record::action_word(&decision.action);
         bar.set_message(format!(
             "{}: {action_word} — {}",
             stage.title(),
@@ -207,19 +200,6 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             }
         }
     }
-}
-
-/// A decision's recorded inputs: the state (the history is the run's windows it names).
-fn call_input(plugin: &str, stage: &Stage, state: &CanaryState) -> crate::lab::Fixture {
-    let mut f = crate::lab::Fixture::new(plugin, stage.config_value());
-    f.canary = Some(crate::lab::fixture::CanaryInput {
-        percent: state.percent,
-        step_index: state.step_index,
-        step_elapsed_ms: state.step_elapsed_ms,
-        total_elapsed_ms: state.total_elapsed_ms,
-        history: Vec::new(),
-    });
-    f
 }
 
 /// The canary ran out of its stage's time: rolled back rather than left half-way.

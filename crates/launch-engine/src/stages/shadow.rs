@@ -8,7 +8,7 @@ use crate::journal::Event;
 use crate::record::{self, CheckRecord};
 use crate::runbook::Stage;
 use launch_runtime::CallFailure;
-use launch_runtime::types::{Action, CanaryState, CanaryWindow, Samples, StepContext, Target};
+use launch_runtime::types::{CanaryState, CanaryWindow, Samples, StepContext, Target};
 
 /// The live plugin's inputs, as the shadows receive them.
 pub enum Inputs<'a> {
@@ -26,16 +26,6 @@ struct Answer {
     word: String,
     summary: String,
     checks: Vec<CheckRecord>,
-}
-
-/// The words a canary action is journaled and compared in.
-pub fn action_word(action: &Action) -> String {
-    match action {
-        Action::Promote(p) => format!("promote {p}%"),
-        Action::Hold(_) => "hold".into(),
-        Action::Rollback(_) => "rollback".into(),
-        Action::Complete => "complete".into(),
-    }
 }
 
 /// Asks every shadow of `stage` what it would have answered to `inputs`; `live` is the live
@@ -103,7 +93,7 @@ async fn ask(
                 .await?
                 .value;
             return Ok(Answer {
-                word: action_word(&d.action),
+                word: crate::lab::record::action_word(&d.action),
                 summary: d.summary,
                 checks: record::checks(&d.checks),
             });

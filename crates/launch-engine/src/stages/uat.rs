@@ -161,11 +161,7 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
     let mut checks = record::checks(&r.checks);
     let plugin_name = ctx.plugin(stage)?.info.name.clone();
     let verdict = VerdictRecord::from(&r.verdict);
-    let answer = super::calls::Answer {
-        answer: crate::lab::record::verdict_answer(&verdict),
-        reason: verdict.reason().to_string(),
-        checks: crate::lab::record::check_answers(&checks),
-    };
+    let answer = super::calls::Answer::of_verdict(&verdict, &checks);
     super::calls::record(
         ctx,
         stage,
