@@ -12,7 +12,7 @@ use axum::routing::get;
 use launch_runtime::bounds::{MAX_CHECKS, MAX_TEXT};
 use launch_runtime::capabilities::{AllowList, Grants};
 use launch_runtime::types::*;
-use launch_runtime::{FailureKind, Limits, Plugin, Runtime, Sandbox};
+use launch_runtime::{FailureKind, HttpSource, Limits, Plugin, Runtime, Sandbox};
 use support::*;
 
 fn context() -> StepContext {
@@ -74,6 +74,7 @@ fn limits(deadline_ms: u64, memory_mib: usize) -> Sandbox {
             memory_bytes: memory_mib << 20,
         },
         grants: Arc::default(),
+        http: Default::default(),
     }
 }
 
@@ -305,6 +306,7 @@ async fn request_budget_and_empty_grants_deny_without_io() {
     let sb = Sandbox {
         limits: Limits::default(),
         grants: Arc::new(grants),
+        http: Default::default(),
     };
     let report = attack(&hostile, &sb, &format!("http {}", server.url("/")))
         .await
@@ -316,4 +318,48 @@ async fn request_budget_and_empty_grants_deny_without_io() {
         report.verdict
     );
     assert_eq!(server.hits(), 0);
+}
+
+/// Every exchange is recorded, through `http` and through `wasi:http`; the same call with the
+/// recording canned is answered from it without a request reaching the server.
+#[tokio::test]
+async fn exchanges_are_recorded_and_a_canned_call_never_reaches_the_network() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let server = plain_server().await;
+    let live = sandbox(&[server.host()]);
+    for attack_with in ["http", "wasi-http"] {
+        let url = server.url("/health");
+        let called = attack(&hostile, &live, &format!("{attack_with} {url}"))
+            .await
+            .unwrap();
+        let hits = server.hits();
+        assert_eq!(called.exchanges.len(), 1, "{attack_with}: {:?}", called.exchanges);
+        let mut recorded = called.exchanges[0].clone();
+        assert_eq!((recorded.method.as_str(), recorded.url.as_str()), ("GET", url.as_str()));
+        assert_eq!(recorded.status, Some(200), "{attack_with}: {recorded:?}");
+
+        // Canned: the recorded answer, changed, comes back; the server sees nothing.
+        recorded.status = Some(418);
+        let canned = Sandbox {
+            http: HttpSource::Canned(vec![recorded.clone()].into()),
+            ..live.clone()
+        };
+        let report = attack(&hostile, &canned, &format!("{attack_with} {url}"))
+            .await
+            .unwrap();
+        let text = format!("{:?}", report.value.verdict);
+        assert!(text.contains("status 418"), "{attack_with}: {text}");
+        assert_eq!(report.exchanges, vec![recorded], "{attack_with}: replayed calls record too");
+        assert_eq!(server.hits(), hits, "{attack_with}: a canned call reached the server");
+
+        // A request the recording has no answer for fails; it is not sent.
+        let other = server.url("/other");
+        let report = attack(&hostile, &canned, &format!("{attack_with} {other}"))
+            .await
+            .unwrap()
+            .value;
+        assert!(matches!(report.verdict, Verdict::Fail(_)), "{:?}", report.verdict);
+        assert_eq!(server.hits(), hits);
+    }
 }

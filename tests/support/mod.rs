@@ -70,6 +70,7 @@ pub fn sandbox(hosts: &[String]) -> Sandbox {
         grants: Arc::new(
             Grants::default().with_hosts(AllowList::parse(hosts).expect("valid host patterns")),
         ),
+        http: Default::default(),
     }
 }
 

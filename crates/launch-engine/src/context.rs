@@ -193,6 +193,7 @@ impl Ctx {
                 memory_bytes: stage.memory.unwrap_or(self.runbook.defaults.memory),
             },
             grants: Arc::new(Grants::default().with_hosts(allow)),
+            http: launch_runtime::HttpSource::Live,
         })
     }
 

@@ -143,7 +143,9 @@ pub struct WindowRecord {
 }
 
 impl WindowRecord {
-    /// Per endpoint: both versions together, then canary and baseline separately.
+    /// Per endpoint: both versions together, then canary and baseline separately. Raw
+    /// latencies, when kept, are stored once per version; both versions' are derived from them
+    /// (`latencies`), so the journal does not hold them twice.
     pub fn from_window(w: &Window, percent: u8, keep_raw: bool) -> Self {
         let mut endpoints = Vec::new();
         for served in [None, Some(Served::Canary), Some(Served::Baseline)] {
@@ -189,8 +191,22 @@ impl WindowRecord {
                 p99_ms: e.p99_ms,
                 avg_ms: e.avg_ms,
                 max_ms: e.max_ms,
-                latencies_ms: e.latencies_ms.clone(),
+                latencies_ms: self.latencies(e),
             })
+            .collect()
+    }
+
+    /// The raw latencies of `e`: its own, or for both versions together (which stores none)
+    /// the canary's and the baseline's of the same endpoint, at most `RAW_SAMPLES`.
+    pub fn latencies(&self, e: &EndpointRecord) -> Vec<f64> {
+        if e.served.is_some() || !e.latencies_ms.is_empty() {
+            return e.latencies_ms.clone();
+        }
+        self.endpoints
+            .iter()
+            .filter(|v| v.served.is_some() && v.endpoint == e.endpoint)
+            .flat_map(|v| v.latencies_ms.iter().copied())
+            .take(launch_targets::probe::RAW_SAMPLES)
             .collect()
     }
 

@@ -10,6 +10,7 @@ use wasmtime::Store;
 
 use crate::Runtime;
 use crate::capabilities::Grants;
+use crate::capabilities::exchange::{Exchange, Exchanges, HttpSource};
 use crate::capabilities::log::{LogLine, Source};
 use crate::engine::deadline_ticks;
 use crate::error::{CallFailure, FailureKind};
@@ -21,6 +22,8 @@ use crate::state::PluginState;
 pub struct Sandbox {
     pub limits: Limits,
     pub grants: Arc<Grants>,
+    /// The network, or the exchanges a replayed call is answered from.
+    pub http: HttpSource,
 }
 
 /// A successful call's value, with what the plugin logged and how long it took.
@@ -31,6 +34,8 @@ pub struct Called<T> {
     pub elapsed: Duration,
     /// Requests the plugin made through the `http` capability.
     pub http_requests: usize,
+    /// Every HTTP exchange of the call (`http` and `wasi:http`), in order, secrets masked.
+    pub exchanges: Vec<Exchange>,
 }
 
 /// Runs one call in a fresh store under `sandbox`, turning every way it can go wrong into a
@@ -48,9 +53,11 @@ where
 {
     let started = Instant::now();
     let limits = sandbox.limits.bounded();
+    let exchanges = Exchanges::new(&sandbox.http);
     let state = PluginState::new(
         sandbox.grants.clone(),
         runtime.inner.http.clone(),
+        exchanges.clone(),
         limits.memory_bytes,
     );
     let stdout = state.stdout.clone();
@@ -98,6 +105,7 @@ where
                 logs: collect_logs(Some(state)),
                 elapsed: started.elapsed(),
                 http_requests,
+                exchanges: exchanges.take(),
             })
         }
         Ok(Err(error)) => Err(failure(classify_error(&error, sandbox), collect_logs(None))),

@@ -29,6 +29,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 pub use cache::LoadSource;
+pub use capabilities::exchange::{Exchange, HttpSource};
 pub use contract::Role;
 pub use discovery::{Catalog, DiscoveryError};
 pub use error::{CallFailure, FailureKind, LoadError};

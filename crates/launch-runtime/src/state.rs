@@ -10,7 +10,9 @@ use super::limits::MemoryGuard;
 use crate::capabilities::http::HttpState;
 use crate::capabilities::http_client::HttpClient;
 use crate::capabilities::log::LogSink;
-use crate::capabilities::wasi::{CapturedOutput, OutgoingHttpGate, empty_context};
+use crate::capabilities::exchange::Exchanges;
+use crate::capabilities::wasi::{CapturedOutput, empty_context};
+use crate::capabilities::wasi_http::OutgoingHttpGate;
 use crate::capabilities::{CapabilityView, Grants};
 
 /// Bytes of stdout (and of stderr) kept per call.
@@ -29,7 +31,12 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub fn new(grants: Arc<Grants>, client: HttpClient, memory_bytes: usize) -> Self {
+    pub fn new(
+        grants: Arc<Grants>,
+        client: HttpClient,
+        exchanges: Exchanges,
+        memory_bytes: usize,
+    ) -> Self {
         let stdout = CapturedOutput::new(CAPTURE_BYTES);
         let stderr = CapturedOutput::new(CAPTURE_BYTES);
         PluginState {
@@ -38,10 +45,11 @@ impl PluginState {
             wasi_http: WasiHttpCtx::new(),
             http_gate: OutgoingHttpGate {
                 grants: grants.clone(),
+                exchanges: exchanges.clone(),
                 denied: Vec::new(),
             },
             log: LogSink::new(grants.log_max_lines, grants.log_max_line_bytes),
-            http: HttpState::new(client, grants),
+            http: HttpState::new(client, grants, exchanges),
             memory: MemoryGuard::new(memory_bytes),
             stdout,
             stderr,

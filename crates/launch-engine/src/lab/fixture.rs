@@ -30,6 +30,10 @@ pub struct Fixture {
     /// The target a smoke suite or step is called with; its hosts are the only ones granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetInput>,
+    /// Canned HTTP exchanges (`[[http]]`): when present, the plugin's requests are answered
+    /// from them, each once and in order, and never reach the network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<Vec<launch_runtime::Exchange>>,
     pub expect: Expect,
     /// Where it was read from (set by `load`).
     #[serde(skip)]
@@ -133,7 +137,7 @@ impl EndpointInput {
 }
 
 impl EndpointInput {
-    fn from_record(e: &EndpointRecord) -> EndpointInput {
+    fn from_record(w: &WindowRecord, e: &EndpointRecord) -> EndpointInput {
         EndpointInput {
             endpoint: e.endpoint.clone(),
             requests: e.requests,
@@ -144,7 +148,7 @@ impl EndpointInput {
             p99_ms: Some(e.p99_ms),
             avg_ms: Some(e.avg_ms),
             max_ms: Some(e.max_ms),
-            latencies_ms: e.latencies_ms.clone(),
+            latencies_ms: w.latencies(e),
         }
     }
 }
@@ -156,7 +160,7 @@ impl CanaryWindowInput {
             w.endpoints
                 .iter()
                 .filter(|e| e.served == Some(served))
-                .map(EndpointInput::from_record)
+                .map(|e| EndpointInput::from_record(w, e))
                 .collect()
         };
         CanaryWindowInput {
@@ -192,7 +196,7 @@ impl MetricWindowInput {
                 .endpoints
                 .iter()
                 .filter(|e| e.served.is_none())
-                .map(EndpointInput::from_record)
+                .map(|e| EndpointInput::from_record(w, e))
                 .collect(),
         }
     }
@@ -329,6 +333,7 @@ impl Fixture {
             slo: None,
             uat: None,
             target: None,
+            http: None,
             expect: Expect::default(),
             file: PathBuf::new(),
         }

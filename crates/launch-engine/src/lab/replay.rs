@@ -1,5 +1,6 @@
 //! Replay: the plugin calls a run recorded, re-run deterministically — inputs from the run
-//! folder, windows, state and time from the journal, never the network — against the recorded
+//! folder, windows, state and time from the journal, HTTP answered from the recorded
+//! exchanges, never the network — against the recorded
 //! plugin (which must answer the same) or a new one, side by side with what was answered then.
 
 use std::path::{Path, PathBuf};
@@ -29,10 +30,10 @@ impl RecordedCall {
         self.fixture.canary.as_ref().map(|c| c.percent)
     }
 
-    /// Smoke suites and steps reach the network; their exchanges are not recorded, so they
-    /// are not replayed.
+    /// Smoke suites and steps are replayed from their recorded HTTP exchanges; a run recorded
+    /// before exchanges were kept has none, and those calls are not replayed.
     pub fn replayable(&self) -> bool {
-        self.fixture.target.is_none()
+        self.fixture.target.is_none() || self.fixture.http.is_some()
     }
 }
 
@@ -160,8 +161,9 @@ pub async fn replay<'a>(
         let plugin = choose(call);
         match plugin {
             _ if !call.replayable() => {
-                row.skipped =
-                    Some("reaches the network; its HTTP exchanges are not recorded".into())
+                row.skipped = Some(
+                    "reaches the network, and this run did not record its HTTP exchanges".into(),
+                )
             }
             None => row.skipped = Some(format!("no plugin to replay `{}` with", call.plugin)),
             Some(plugin) => {

@@ -1,5 +1,6 @@
 //! Runs one fixture against a plugin, offline: the call gets exactly the fixture's inputs in
-//! a fresh sandbox (network only to the fixture's target), and what came back is compared with
+//! a fresh sandbox (HTTP answered from its `[[http]]` exchanges, or else network only to its
+//! target), and what came back is compared with
 //! what the fixture expects, field by field, so a failure reads as expected-vs-got.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use launch_runtime::capabilities::allow_list::AllowList;
 use launch_runtime::capabilities::grants::Grants;
 use launch_runtime::capabilities::log::LogLine;
 use launch_runtime::types as wit;
-use launch_runtime::{CallFailure, Limits, Plugin, Role, Sandbox};
+use launch_runtime::{CallFailure, HttpSource, Limits, Plugin, Role, Sandbox};
 
 /// One field that differs.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -75,12 +76,17 @@ fn report_answer(r: wit::StepReport) -> Answer {
     }
 }
 
-fn sandbox(target: Option<&TargetInput>) -> Sandbox {
+/// The fixture's target hosts are the only ones granted (and those of its exchanges, which
+/// were granted when they were recorded); with `[[http]]` exchanges, requests are answered
+/// from them and never reach the network.
+fn sandbox(f: &Fixture) -> Sandbox {
     let hosts = crate::environment::url_hosts(
-        target
+        f.target
+            .as_ref()
             .into_iter()
             .flat_map(|t| [Some(&t.base_url), t.api_base_url.as_ref()])
-            .flatten(),
+            .flatten()
+            .chain(f.http.iter().flatten().map(|x| &x.url)),
     );
     Sandbox {
         limits: Limits::default(),
@@ -89,6 +95,10 @@ fn sandbox(target: Option<&TargetInput>) -> Sandbox {
                 AllowList::parse(&hosts).unwrap_or_else(|_| AllowList::new(Vec::new())),
             ),
         ),
+        http: f
+            .http
+            .clone()
+            .map_or(HttpSource::Live, |x| HttpSource::Canned(x.into())),
     }
 }
 
@@ -106,7 +116,7 @@ pub async fn call(
     plugin: &Plugin,
     f: &Fixture,
 ) -> Result<(Answer, Vec<LogLine>, Duration), String> {
-    let sandbox = sandbox(f.target.as_ref());
+    let sandbox = sandbox(f);
     let config = serde_json::Value::Object(f.config.clone()).to_string();
     let failed = |e: CallFailure| e.to_string();
     let needs = |what: &str| format!("a {} fixture needs a `[{what}]` table", plugin.role());

@@ -92,8 +92,13 @@ pub fn slo(plugin: &str, stage: &Stage, windows: &[WindowRecord]) -> Fixture {
     f
 }
 
-/// The inputs of a smoke suite's or step's call.
-pub fn target(plugin: &str, stage: &Stage, t: &launch_runtime::types::Target) -> Fixture {
+/// The inputs of a smoke suite's or step's call: its target and the HTTP exchanges it had.
+pub fn target(
+    plugin: &str,
+    stage: &Stage,
+    t: &launch_runtime::types::Target,
+    http: &[launch_runtime::Exchange],
+) -> Fixture {
     let mut f = Fixture::new(plugin, stage.config_value());
     f.target = Some(TargetInput {
         environment: t.environment.clone(),
@@ -101,6 +106,7 @@ pub fn target(plugin: &str, stage: &Stage, t: &launch_runtime::types::Target) ->
         api_base_url: Some(t.api_base_url.clone()),
         release_id: t.release_id.clone(),
     });
+    f.http = Some(http.to_vec());
     f
 }
 

@@ -53,7 +53,7 @@ pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult
             break;
         };
         let percent = flags.get(&ctx.runbook.launch.flag).await.unwrap_or(0);
-        let record = WindowRecord::from_window(&w, percent, false);
+        let record = WindowRecord::from_window(&w, percent, true);
         let (r, e, _) = record.totals(None);
         requests += r;
         errors += e;

@@ -18,11 +18,12 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let target = target(ctx, stage).await?;
             let (plugin, sandbox, config) =
                 (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
-            let called = plugin.run_smoke_suite(&sandbox, &target, &config).await?;
+            let mut called = plugin.run_smoke_suite(&sandbox, &target, &config).await?;
+            let http = std::mem::take(&mut called.exchanges);
             let result = report_result(ctx, stage, called)?;
-            let input = calls::target(&plugin_name, stage, &target);
+            let input = calls::target(&plugin_name, stage, &target, &http);
             calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&result))?;
-            shadows(ctx, stage, Inputs::Smoke(&target), &result).await?;
+            shadows(ctx, stage, Inputs::Smoke(&target, &http), &result).await?;
             result
         }
         Role::SloGate => {
@@ -61,11 +62,12 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             };
             let (plugin, sandbox, config) =
                 (ctx.plugin(stage)?, ctx.sandbox(stage)?, stage.config_json());
-            let called = plugin.run_step(&sandbox, &context, &config).await?;
+            let mut called = plugin.run_step(&sandbox, &context, &config).await?;
+            let http = std::mem::take(&mut called.exchanges);
             let result = report_result(ctx, stage, called)?;
-            let input = calls::target(&plugin_name, stage, &context.target);
+            let input = calls::target(&plugin_name, stage, &context.target, &http);
             calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&result))?;
-            shadows(ctx, stage, Inputs::Step(&context), &result).await?;
+            shadows(ctx, stage, Inputs::Step(&context, &http), &result).await?;
             result
         }
     };

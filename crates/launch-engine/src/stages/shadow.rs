@@ -1,5 +1,6 @@
 //! Shadow policies: after the live plugin answers, each shadow named on the stage is called
-//! with exactly the live plugin's inputs, in its own fresh instance under the stage's limits.
+//! with exactly the live plugin's inputs (a smoke suite's or step's HTTP answered from the live
+//! call's exchanges), in its own fresh instance under the stage's limits.
 //! Its answer is journaled beside the live one (agrees or not); it is never obeyed, and a
 //! shadow that traps or times out is journaled as failed without touching the run.
 
@@ -7,8 +8,8 @@ use crate::context::Ctx;
 use crate::journal::Event;
 use crate::record::{self, CheckRecord};
 use crate::runbook::Stage;
-use launch_runtime::CallFailure;
 use launch_runtime::types::{CanaryState, CanaryWindow, Samples, StepContext, Target};
+use launch_runtime::{CallFailure, Exchange, HttpSource};
 
 /// The live plugin's inputs, as the shadows receive them.
 pub enum Inputs<'a> {
@@ -16,9 +17,11 @@ pub enum Inputs<'a> {
         state: &'a CanaryState,
         history: &'a [CanaryWindow],
     },
-    Smoke(&'a Target),
+    /// A smoke suite's target, and the live call's HTTP exchanges: a shadow is answered from
+    /// them, so it sees exactly what the live plugin saw and adds no traffic.
+    Smoke(&'a Target, &'a [Exchange]),
     Slo(&'a Samples),
-    Step(&'a StepContext),
+    Step(&'a StepContext, &'a [Exchange]),
 }
 
 /// A shadow's answer in the words the live one is compared in.
@@ -40,7 +43,10 @@ pub async fn consult(
     if stage.shadow.is_empty() {
         return Ok(());
     }
-    let sandbox = ctx.sandbox(stage)?;
+    let mut sandbox = ctx.sandbox(stage)?;
+    if let Inputs::Smoke(_, http) | Inputs::Step(_, http) = &inputs {
+        sandbox.http = HttpSource::Canned(http.to_vec().into());
+    }
     for shadow in &stage.shadow {
         let shadow = shadow.get_ref();
         let name = shadow.plugin().to_string();
@@ -98,9 +104,9 @@ async fn ask(
                 checks: record::checks(&d.checks),
             });
         }
-        Inputs::Smoke(target) => plugin.run_smoke_suite(sandbox, target, config).await?,
+        Inputs::Smoke(target, _) => plugin.run_smoke_suite(sandbox, target, config).await?,
         Inputs::Slo(samples) => plugin.evaluate_slo(sandbox, samples, config).await?,
-        Inputs::Step(context) => plugin.run_step(sandbox, context, config).await?,
+        Inputs::Step(context, _) => plugin.run_step(sandbox, context, config).await?,
     }
     .value;
     Ok(Answer {

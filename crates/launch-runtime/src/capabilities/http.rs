@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 
 use super::bindings::http;
+use super::exchange::{Exchange, Exchanges, masked};
 use super::grants::Grants;
 use crate::capabilities::http_client::{Caps, Failure, HttpClient, Request, Response};
 
@@ -16,15 +17,63 @@ pub struct HttpState {
     grants: Arc<Grants>,
     /// Requests sent so far in this call (denied ones included).
     pub requests: usize,
+    /// What the call's requests got, and the canned answers when the call is replayed.
+    pub exchanges: Exchanges,
 }
 
 impl HttpState {
-    pub fn new(client: HttpClient, grants: Arc<Grants>) -> Self {
+    pub fn new(client: HttpClient, grants: Arc<Grants>, exchanges: Exchanges) -> Self {
         HttpState {
             client,
             grants,
             requests: 0,
+            exchanges,
         }
+    }
+
+    /// Sends admitted requests (at most `concurrency` at a time), live or from the canned
+    /// exchanges, and records each exchange; results keep the input order.
+    async fn send_all(
+        &self,
+        requests: Vec<Request>,
+        concurrency: usize,
+    ) -> Vec<Result<Response, Failure>> {
+        let grants = self.grants.clone();
+        let gate = move |url: &reqwest::Url| grants.allow_hosts.check(url);
+        let asked: Vec<Exchange> = requests
+            .iter()
+            .map(|r| {
+                let headers = masked(r.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                Exchange::new(r.method.as_str(), &r.url, headers)
+            })
+            .collect();
+        if self.exchanges.is_canned() {
+            // The allow-list applies to a canned answer as it would to the network.
+            return requests
+                .iter()
+                .zip(asked)
+                .map(|(r, asked)| {
+                    let url = reqwest::Url::parse(&r.url)
+                        .map_err(|e| Failure::InvalidRequest(format!("`{}`: {e}", r.url)))
+                        .and_then(|url| gate(&url).map_err(Failure::Denied));
+                    match url {
+                        Ok(()) => self.exchanges.replay(asked)?.result(),
+                        Err(f) => {
+                            self.exchanges.record(asked.answered(&Err(f.clone())));
+                            Err(f)
+                        }
+                    }
+                })
+                .collect();
+        }
+        let results = self
+            .client
+            .send_batch(requests, concurrency, self.caps(), &gate)
+            .await;
+        for (exchange, result) in asked.into_iter().zip(&results) {
+            self.exchanges.record(exchange.answered(result));
+        }
+        results
     }
 
     fn caps(&self) -> Caps {
@@ -69,11 +118,9 @@ impl HttpState {
 impl http::Host for HttpState {
     async fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
         let req = self.admit(req)?;
-        let grants = self.grants.clone();
-        let gate = move |url: &reqwest::Url| grants.allow_hosts.check(url);
-        self.client
-            .send(req, self.caps(), &gate)
-            .await
+        let result = self.send_all(vec![req], 1).await.pop();
+        result
+            .unwrap_or_else(|| Err(Failure::Protocol("no answer".into())))
             .map(to_wit)
             .map_err(error_to_wit)
     }
@@ -89,20 +136,14 @@ impl http::Host for HttpState {
             .iter()
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
-        let grants = self.grants.clone();
-        let gate = move |url: &reqwest::Url| grants.allow_hosts.check(url);
         let concurrency = (concurrency as usize).clamp(1, self.grants.http_max_concurrency);
-        let mut sent = self
-            .client
-            .send_batch(to_send, concurrency, self.caps(), &gate)
-            .await
-            .into_iter();
+        let mut sent = self.send_all(to_send, concurrency).await.into_iter();
         admitted
             .into_iter()
             .map(|a| match a {
                 Ok(_) => sent
                     .next()
-                    .expect("one result per sent request")
+                    .unwrap_or_else(|| Err(Failure::Protocol("no answer".into())))
                     .map(to_wit)
                     .map_err(error_to_wit),
                 Err(e) => Err(e),

@@ -4,11 +4,13 @@
 
 pub mod allow_list;
 pub mod bindings;
+pub mod exchange;
 pub mod grants;
 pub mod http;
 pub mod http_client;
 pub mod log;
 pub mod wasi;
+pub mod wasi_http;
 
 use wasmtime::component::{HasSelf, Linker};
 

@@ -1,8 +1,7 @@
 //! WASI 0.2 with an empty context, so components from ordinary toolchains (componentize-py,
 //! componentize-js, Rust wasip2) instantiate while seeing nothing of the host: no preopened
 //! directories, no environment, no arguments, no sockets, no name lookup. Stdout and stderr are
-//! captured into the call's log. `wasi:http/outgoing-handler` goes through the stage's
-//! allow-list, like the `http` capability.
+//! captured into the call's log. `wasi:http/outgoing-handler` is gated in `wasi_http`.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -11,9 +10,6 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
-use wasmtime_wasi_http::{RequestOptions, WasiHttpHooks};
-
-use super::grants::Grants;
 
 /// A stdout/stderr that keeps the first and the last `capacity / 2` bytes and silently
 /// discards the middle, so a chatty plugin cannot exhaust host memory and never sees a write
@@ -107,67 +103,6 @@ pub fn empty_context(stdout: &CapturedOutput, stderr: &CapturedOutput) -> WasiCt
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
     b.build()
-}
-
-/// `wasi:http` hooks that apply the stage's allow-list before anything leaves the process.
-pub struct OutgoingHttpGate {
-    pub grants: Arc<Grants>,
-    /// Why the last request was refused, for the call's log.
-    pub denied: Vec<String>,
-}
-
-impl WasiHttpHooks for OutgoingHttpGate {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        let uri = request.uri();
-        let host = uri
-            .host()
-            .unwrap_or("")
-            .trim_matches(['[', ']'])
-            .to_ascii_lowercase();
-        let port = uri.port_u16().or(match uri.scheme_str() {
-            Some("https") => Some(443),
-            _ => Some(80),
-        });
-        if let Err(why) = self.grants.allow_hosts.check_host(&host, port) {
-            self.denied
-                .push(format!("wasi:http request to {uri} denied: {why}"));
-            drop(fut);
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
-        let timeout = self.grants.http_timeout;
-        Box::new(async move {
-            use http_body_util::BodyExt;
-            // The stage's timeout is the ceiling, whatever the guest asks.
-            let cap = |t: Option<std::time::Duration>| Some(t.map_or(timeout, |t| t.min(timeout)));
-            let o = options.unwrap_or_default();
-            let options = Some(RequestOptions {
-                connect_timeout: cap(o.connect_timeout),
-                first_byte_timeout: cap(o.first_byte_timeout),
-                between_bytes_timeout: cap(o.between_bytes_timeout),
-            });
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io)
-                    as Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-            ))
-        })
-    }
 }
 
 #[cfg(test)]
