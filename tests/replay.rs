@@ -82,10 +82,67 @@ fn a_healthy_run_replays_with_every_decision_reproduced() {
     ] {
         assert!(replayed.iter().any(|r| r["stage"] == stage), "{stage}");
     }
-    // Only calls that reach the network are left out, and they say why.
-    for r in rows.iter().filter(|r| !r["skipped"].is_null()) {
-        assert!(r["stage"].as_str().unwrap().contains("smoke") || r["stage"] == "final-validation");
+    // Smoke suites too: their HTTP is answered from the recording (the run's simulator is
+    // gone by now, so nothing else could answer it).
+    assert!(rows.iter().all(|r| r["skipped"].is_null()), "{rows:#?}");
+    assert!(replayed.iter().any(|r| r["stage"] == "final-validation"));
+
+    // What the calls saw: the smoke suite's exchanges, the SLO gate's raw latencies.
+    let inputs: Vec<serde_json::Value> = std::fs::read_dir(run.join("calls"))
+        .unwrap()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    let smoke = inputs
+        .iter()
+        .find(|i| i["plugin"] == "statusboard-smoke")
+        .expect("a recorded smoke call");
+    let exchanges = smoke["http"].as_array().unwrap();
+    assert!(exchanges.len() >= 10, "{smoke:#}");
+    assert!(exchanges.iter().any(|x| x["method"] == "PATCH"), "the OCC check's move");
+    for x in exchanges {
+        assert!(x["method"] == "GET" || x["method"] == "PATCH", "{x:#}");
+        assert!(x["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{x:#}");
+        assert!(x["status"].as_u64().is_some() && x["elapsed-ms"].as_f64().unwrap() > 0.0);
     }
+    let gate = inputs
+        .iter()
+        .find(|i| i["plugin"] == "slo-thresholds")
+        .expect("a recorded SLO gate call");
+    let endpoint = &gate["slo"]["windows"][0]["endpoints"][0];
+    let raw = endpoint["latencies-ms"].as_array().unwrap();
+    assert!(!raw.is_empty() && raw.len() <= 1000, "{endpoint:#}");
+    let max = raw.iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max);
+    assert!((max - endpoint["max-ms"].as_f64().unwrap()).abs() < 1.0, "{endpoint:#}");
+}
+
+#[test]
+fn a_smoke_call_replays_from_its_recorded_exchanges_and_a_changed_answer_diverges() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(&dir.path().join("runs"), &[]);
+    // Turn every recorded /api/health answer of the final validation into a 503.
+    let mut changed = 0;
+    for entry in std::fs::read_dir(run.join("calls")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut input: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        if input["plugin"] != "statusboard-smoke" {
+            continue;
+        }
+        for x in input["http"].as_array_mut().unwrap() {
+            if x["url"].as_str().unwrap().ends_with("/api/health") {
+                x["status"] = 503.into();
+                changed += 1;
+            }
+        }
+        std::fs::write(&path, serde_json::to_vec(&input).unwrap()).unwrap();
+    }
+    assert!(changed >= 1);
+    let (out, rows) = replay(&run, &["--stage", "final-validation"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["recorded"], "pass");
+    assert_eq!(rows[0]["answer"], "fail", "{:#}", rows[0]);
+    assert!(rows[0]["reason"].as_str().unwrap().contains("503"), "{:#}", rows[0]);
 }
 
 #[test]
