@@ -1,4 +1,5 @@
-//! `just bench`: what loading and calling plugins costs, next to the goals of issue [1/4].
+//! `just bench`: what loading and calling plugins costs, next to the goals of issues [1/4] and
+//! [7/10].
 //!
 //! - cold load (compile from bytes, no cache) vs warm load (from the artifact cache) per plugin;
 //! - all stock Rust plugins warm-loaded together;
@@ -11,7 +12,6 @@ use hdrhistogram::Histogram;
 use launch_runtime::types::*;
 use launch_runtime::{Runtime, Sandbox};
 
-const CALLS: usize = 5_000;
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
@@ -81,7 +81,10 @@ async fn run() -> anyhow::Result<()> {
         "plugin", "size", "cold load", "warm load"
     );
     let mut rust_warm_total = Duration::ZERO;
-    for file in &files {
+    let mut python_warm = None;
+    // `--calls-only`: skip the loads (minutes, for the Python and JS plugins) and measure calls.
+    let loads = !std::env::args().any(|a| a == "--calls-only");
+    for file in files.iter().filter(|_| loads) {
         let cold = runtime.load_uncached(file).await?; // compiles, and primes nothing
         let _ = runtime.load(file).await?; // compiles once more, into the cache
         // Warm load: best of 5, from the cache.
@@ -94,6 +97,8 @@ async fn run() -> anyhow::Result<()> {
         let python = cold.size > 4 << 20;
         if !python {
             rust_warm_total += warm;
+        } else if cold.info.name == "error-budget" {
+            python_warm = Some(warm);
         }
         println!(
             "{:<20} {:>10} {:>14} {:>14}",
@@ -116,12 +121,17 @@ async fn run() -> anyhow::Result<()> {
     let gate = runtime.load(&dir.join("slo-thresholds.wasm")).await?;
     let sandbox = Sandbox::default();
     let samples = samples();
+    // `LAUNCH_HOST_BENCH_CALLS`: more calls, e.g. to profile them.
+    let calls: usize = std::env::var("LAUNCH_HOST_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5_000);
     let mut describe = Histogram::<u64>::new(3)?;
     let mut evaluate = Histogram::<u64>::new(3)?;
     for _ in 0..200 {
         gate.evaluate_slo(&sandbox, &samples, "").await?; // warm-up
     }
-    for _ in 0..CALLS {
+    for _ in 0..calls {
         let t = Instant::now();
         gate.describe(&sandbox).await?;
         describe.record(t.elapsed().as_nanos() as u64)?;
@@ -130,8 +140,29 @@ async fn run() -> anyhow::Result<()> {
         evaluate.record(t.elapsed().as_nanos() as u64)?;
     }
 
+    // What a call's host state costs by itself (WASI context, capabilities, captures).
+    let mut state = Histogram::<u64>::new(3)?;
+    let client = launch_runtime::capabilities::http_client::HttpClient::new()?;
+    for _ in 0..calls {
+        let t = Instant::now();
+        let s = launch_runtime::PluginState::new(
+            sandbox.grants.clone(),
+            client.clone(),
+            Default::default(),
+            64 << 20,
+        );
+        drop(std::hint::black_box(s));
+        state.record(t.elapsed().as_nanos() as u64)?;
+    }
+
     println!();
     println!("{:<52} {:>12} {:>12}", "measure", "launch-host", "goal");
+    println!(
+        "{:<52} {:>12} {:>12}",
+        "  a call's host state alone, median",
+        us(state.value_at_quantile(0.5)),
+        ""
+    );
     println!(
         "{:<52} {:>12} {:>12}",
         "stock Rust plugins warm-loaded together",
@@ -144,11 +175,19 @@ async fn run() -> anyhow::Result<()> {
         ms(rust_warm_total),
         ""
     );
+    if let Some(warm) = python_warm {
+        println!(
+            "{:<52} {:>12} {:>12}",
+            "Python plugin (18 MB) warm load, best of 5",
+            ms(warm),
+            "< 20 ms"
+        );
+    }
     println!(
         "{:<52} {:>12} {:>12}",
-        format!("instantiate+describe, median of {CALLS}"),
+        format!("instantiate+describe, median of {calls}"),
         us(describe.value_at_quantile(0.5)),
-        "< 50 µs"
+        "< 25 µs"
     );
     println!(
         "{:<52} {:>12} {:>12}",
@@ -160,7 +199,7 @@ async fn run() -> anyhow::Result<()> {
         "{:<52} {:>12} {:>12}",
         "instantiate+slo-gate.evaluate (10 windows), median",
         us(evaluate.value_at_quantile(0.5)),
-        "< 50 µs"
+        "< 25 µs"
     );
     println!(
         "{:<52} {:>12} {:>12}",

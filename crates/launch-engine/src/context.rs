@@ -90,6 +90,8 @@ pub struct Ctx {
     pub flag_guard: Option<FlagGuard>,
     /// How many `window` records the run has journaled: the next one's number.
     pub window_seq: u64,
+    /// Where the inputs of every plugin call are recorded.
+    pub calls: crate::lab::record::CallStore,
 }
 
 /// A flag a stage is moving, and where it goes back to if the host fails mid-stage (the run

@@ -2,6 +2,7 @@
 //! at the point named by `LAUNCH_HOST_FAULT`. Release builds compile this to nothing.
 
 /// The variable that names the point to fail at.
+#[cfg(debug_assertions)]
 pub const VAR: &str = "LAUNCH_HOST_FAULT";
 
 /// Panics here when `LAUNCH_HOST_FAULT` names `point` (debug builds only).

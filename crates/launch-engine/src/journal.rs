@@ -157,6 +157,8 @@ pub struct Record {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// Records appended unsynced, written with the next synced one.
+    pending: Vec<u8>,
     /// Told after every append (the S3 mirror uploads the journal).
     listener: Option<Box<dyn Fn() + Send + Sync>>,
 }
@@ -187,6 +189,7 @@ impl Journal {
         let journal = Journal {
             path: path.to_path_buf(),
             file,
+            pending: Vec::new(),
             listener: None,
         };
         Ok((journal, torn))
@@ -200,9 +203,34 @@ impl Journal {
         &self.path
     }
 
-    /// Appends one record and syncs it to disk.
+    /// Appends one record (after any unsynced ones) and syncs it to disk.
     pub fn append(&mut self, event: Event) -> anyhow::Result<()> {
-        // Secrets are masked in every string of the record before it exists on disk.
+        let line = Journal::line(event)?;
+        self.pending.extend_from_slice(&line);
+        let written = self
+            .file
+            .write_all(&self.pending)
+            .and_then(|_| self.file.sync_data());
+        self.pending.clear();
+        written.with_context(|| format!("writing the journal {}", self.path.display()))?;
+        if let Some(listener) = &self.listener {
+            listener();
+        }
+        Ok(())
+    }
+
+    /// Appends `event` without a write of its own: it reaches the file, durably, with the next
+    /// `append` (or when the journal is dropped). For records an effect's own record always
+    /// follows — a recorded plugin call, then the decision or verdict it led to — so recording
+    /// a call costs no system call on the launch's path.
+    pub fn append_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
+        let line = Journal::line(event)?;
+        self.pending.extend_from_slice(&line);
+        Ok(())
+    }
+
+    /// One record as a line, secrets masked in every string before it exists on disk.
+    fn line(event: Event) -> anyhow::Result<Vec<u8>> {
         let mut value = serde_json::to_value(Record {
             at: now_ms(),
             event,
@@ -210,14 +238,7 @@ impl Journal {
         crate::redact::json(&mut value);
         let mut line = serde_json::to_vec(&value)?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|_| self.file.sync_data())
-            .with_context(|| format!("writing the journal {}", self.path.display()))?;
-        if let Some(listener) = &self.listener {
-            listener();
-        }
-        Ok(())
+        Ok(line)
     }
 
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a bad line
@@ -247,6 +268,18 @@ impl Journal {
             }
         }
         Ok(records)
+    }
+}
+
+impl Drop for Journal {
+    /// Unsynced records are not lost when no synced one follows (a run that stops).
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self
+                .file
+                .write_all(&self.pending)
+                .and_then(|_| self.file.sync_data());
+        }
     }
 }
 

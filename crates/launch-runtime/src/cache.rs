@@ -63,7 +63,6 @@ impl ArtifactCache {
     }
 
     /// Loads `bytes` (whose sha256 is `digest`) from the cache, or compiles and stores it.
-    /// Compilation runs on a blocking thread: a large component keeps a core busy for seconds.
     pub async fn load(
         &self,
         engine: &Engine,
@@ -71,18 +70,38 @@ impl ArtifactCache {
         digest: &str,
         use_cache: bool,
     ) -> wasmtime::Result<(Component, LoadSource)> {
-        let entry = if use_cache { self.entry(digest) } else { None };
-        if let Some(path) = entry.as_ref().filter(|p| p.is_file()) {
-            // SAFETY: the file was written by `precompile_component` of an engine with the same
-            // compatibility hash (it is in the name) into the user's own cache directory.
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(component) => return Ok((component, LoadSource::Cached)),
-                // A stale or damaged entry is recompiled and replaced, never fatal.
-                Err(_) => {
-                    let _ = std::fs::remove_file(path);
-                }
+        let cached = if use_cache { self.cached(engine, digest) } else { None };
+        match cached {
+            Some(component) => Ok((component, LoadSource::Cached)),
+            None => self.compile(engine, bytes, digest, use_cache).await,
+        }
+    }
+
+    /// The compiled component whose sha256 is `digest`, when the cache holds it.
+    pub fn cached(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let path = self.entry(digest).filter(|p| p.is_file())?;
+        // SAFETY: the file was written by `precompile_component` of an engine with the same
+        // compatibility hash (it is in the name) into the user's own cache directory.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => Some(component),
+            // A stale or damaged entry is recompiled and replaced, never fatal.
+            Err(_) => {
+                let _ = std::fs::remove_file(&path);
+                None
             }
         }
+    }
+
+    /// Compiles `bytes` (whose sha256 is `digest`) and, with `store`, keeps the result.
+    /// Compilation runs on a blocking thread: a large component keeps a core busy for seconds.
+    pub async fn compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        digest: &str,
+        store: bool,
+    ) -> wasmtime::Result<(Component, LoadSource)> {
+        let entry = if store { self.entry(digest) } else { None };
         let engine2 = engine.clone();
         let owned = bytes.to_vec();
         let compiled = tokio::task::spawn_blocking(move || engine2.precompile_component(&owned))

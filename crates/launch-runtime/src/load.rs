@@ -7,7 +7,7 @@ use std::time::Instant;
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::InstancePre;
 
-use crate::Runtime;
+use crate::{LoadSource, Runtime};
 use crate::bindings;
 use crate::bounds::Bound;
 use crate::call::call;
@@ -53,28 +53,57 @@ pub(crate) async fn load(
 ) -> Result<Plugin, LoadError> {
     let started = Instant::now();
     let path = path.to_path_buf();
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|source| LoadError::Read {
+    let read = |source| LoadError::Read {
+        path: path.clone(),
+        source,
+    };
+    let kind = |head: &[u8]| match classify(head) {
+        FileKind::Component => Ok(()),
+        FileKind::CoreModule => Err(LoadError::CoreModule { path: path.clone() }),
+        FileKind::NotWasm(found) => Err(LoadError::NotWasm {
             path: path.clone(),
-            source,
-        })?;
-    match classify(&bytes) {
-        FileKind::Component => {}
-        FileKind::CoreModule => return Err(LoadError::CoreModule { path }),
-        FileKind::NotWasm(found) => return Err(LoadError::NotWasm { path, found }),
-    }
-    let digest = hex::encode(Sha256::digest(&bytes));
+            found,
+        }),
+    };
     let invalid = |e: wasmtime::Error| LoadError::Invalid {
         path: path.clone(),
         reason: format!("{e:#}"),
     };
-    let (component, source) = runtime
-        .inner
-        .cache
-        .load(&runtime.inner.engine, &bytes, &digest, use_cache)
-        .await
-        .map_err(invalid)?;
+    let cache = &runtime.inner.cache;
+    let engine = &runtime.inner.engine;
+    // A warm load only needs the file's digest (remembered beside the compiled code while
+    // the file is unchanged), not its bytes.
+    let (head, digest, size) = if use_cache {
+        let (file, memo) = (path.clone(), cache.dir().map(|d| d.join("digests")));
+        let d = tokio::task::spawn_blocking(move || crate::digest::of_file(&file, memo.as_deref()))
+            .await
+            .map_err(|e| read(std::io::Error::other(e)))?
+            .map_err(read)?;
+        (d.head, d.sha256, d.size)
+    } else {
+        (Vec::new(), String::new(), 0)
+    };
+    let cached = if use_cache {
+        kind(&head)?;
+        cache.cached(engine, &digest)
+    } else {
+        None
+    };
+    let (component, source, digest, size) = match cached {
+        Some(component) => (component, LoadSource::Cached, digest, size),
+        None => {
+            // Compiled from the bytes read now, digest and all: the file may have changed
+            // since it was hashed.
+            let bytes = tokio::fs::read(&path).await.map_err(read)?;
+            kind(&bytes)?;
+            let digest = hex::encode(Sha256::digest(&bytes));
+            let (component, source) = cache
+                .compile(engine, &bytes, &digest, use_cache)
+                .await
+                .map_err(invalid)?;
+            (component, source, digest, bytes.len() as u64)
+        }
+    };
 
     let component_type = component.component_type();
     let scan = contract::scan_exports(
@@ -161,7 +190,7 @@ pub(crate) async fn load(
     let info = host_info(described.value, role, &path)?;
     let version = scan.versions.first().cloned().unwrap_or_default();
     Ok(Plugin {
-        size: bytes.len() as u64,
+        size,
         digest,
         contract: version,
         info,

@@ -3,8 +3,9 @@
 //! secrets masked), and a `call` journal record with the answer. A canary's windows are not
 //! copied: the call names the run's `window` records that made up its history.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::fixture::Fixture;
 use crate::record::{CheckRecord, VerdictRecord};
 use launch_runtime::types::Action;
+use launch_targets::rooted::Rooted;
 
 /// The folder of a run that holds recorded inputs.
 pub const CALLS: &str = "calls";
@@ -54,20 +56,102 @@ pub fn check_answers(checks: &[CheckRecord]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Writes `fixture` (the call's inputs) into the run folder once, named by its content;
-/// returns its path in the run folder.
-pub fn save_input(run_dir: &Path, fixture: &Fixture) -> anyhow::Result<String> {
-    let mut value = serde_json::to_value(fixture)?;
-    crate::redact::json(&mut value);
-    let bytes = serde_json::to_vec_pretty(&value)?;
-    let digest = hex::encode(Sha256::digest(&bytes));
-    let rel = format!("{CALLS}/{}.json", &digest[..32]);
-    let folder = launch_targets::rooted::Rooted::open(run_dir, false)
-        .with_context(|| format!("opening {}", run_dir.display()))?;
-    if !folder.exists(&rel) {
-        folder
-            .write_atomically(&rel, &bytes)
-            .with_context(|| format!("writing {}", folder.display(&rel).display()))?;
+/// Where a run's recorded inputs go: `calls/<digest>.json` in the run folder, each written
+/// once. A thread of its own (started by the first `save`) writes them, picking up what was
+/// saved every few milliseconds, so recording a call costs the launch only its serialization —
+/// no system call, not even a wake-up. A write that fails is reported by the next `save`, and
+/// dropping the store writes what is left and waits (a run's folder is complete when its
+/// context is gone).
+pub struct CallStore {
+    run_dir: PathBuf,
+    saved: HashSet<String>,
+    queue: Arc<Queue>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    files: Mutex<Vec<(String, Vec<u8>)>>,
+    closed: std::sync::atomic::AtomicBool,
+    failed: Mutex<Option<String>>,
+}
+
+/// How often the writer looks for saved inputs.
+const PICK_UP: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl CallStore {
+    pub fn new(run_dir: &Path) -> CallStore {
+        CallStore {
+            run_dir: run_dir.to_path_buf(),
+            saved: HashSet::new(),
+            queue: Arc::default(),
+            writer: None,
+        }
     }
-    Ok(rel)
+
+    fn start(&self) -> anyhow::Result<std::thread::JoinHandle<()>> {
+        let folder = Rooted::open(&self.run_dir, false)
+            .with_context(|| format!("opening {}", self.run_dir.display()))?;
+        let calls = folder
+            .sub(CALLS, true)
+            .with_context(|| format!("creating {}", folder.display(CALLS).display()))?;
+        let queue = self.queue.clone();
+        std::thread::Builder::new()
+            .name("launch-host-calls".into())
+            .spawn(move || {
+                loop {
+                    // Read before draining: what was saved before closing is still written.
+                    let closed = queue.closed.load(std::sync::atomic::Ordering::Acquire);
+                    let files = std::mem::take(&mut *lock(&queue.files));
+                    for (name, bytes) in files {
+                        if let Err(e) = calls.write_atomically(&name, &bytes) {
+                            lock(&queue.failed).get_or_insert_with(|| {
+                                format!("writing {}: {e}", calls.display(&name).display())
+                            });
+                        }
+                    }
+                    if closed {
+                        break;
+                    }
+                    std::thread::park_timeout(PICK_UP);
+                }
+            })
+            .context("starting the call recorder")
+    }
+
+    /// Saves `fixture` (a call's inputs), secrets masked, named by its content; returns its
+    /// path in the run folder.
+    pub fn save(&mut self, fixture: &Fixture) -> anyhow::Result<String> {
+        if let Some(why) = lock(&self.queue.failed).take() {
+            anyhow::bail!("recording a plugin call: {why}");
+        }
+        let mut value = serde_json::to_value(fixture)?;
+        crate::redact::json(&mut value);
+        let bytes = serde_json::to_vec(&value)?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let name = format!("{}.json", &digest[..32]);
+        if self.saved.insert(name.clone()) {
+            if self.writer.is_none() {
+                self.writer = Some(self.start()?);
+            }
+            lock(&self.queue.files).push((name.clone(), bytes));
+        }
+        Ok(format!("{CALLS}/{name}"))
+    }
+}
+
+impl Drop for CallStore {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            self.queue
+                .closed
+                .store(true, std::sync::atomic::Ordering::Release);
+            writer.thread().unpark();
+            let _ = writer.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -367,7 +367,6 @@ fn prepare(
         catalog,
         journal,
         run_id,
-        run_dir,
         envs,
         options,
         operator,
@@ -378,6 +377,8 @@ fn prepare(
         resumed_stage,
         flag_guard: None,
         window_seq,
+        calls: crate::lab::record::CallStore::new(&run_dir),
+        run_dir,
     }
 }
 

@@ -1,0 +1,220 @@
+//! `just bench`: what the policy lab costs, next to the goals of issue [7/10].
+//!
+//! - recording: a 2-hour canary at a 60 s interval (120 windows, 120 decisions by the stock
+//!   `canary-steps` in statistical mode, 200 raw latencies per side) is decided twice, without
+//!   and with what a run records per call (the inputs as a content-addressed file in the run
+//!   folder, a `call` journal record);
+//! - replay: that recorded run read back and replayed against the same plugin, every decision
+//!   reproduced.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use launch_engine::journal::{Event, Journal};
+use launch_engine::lab::fixture::{CanaryInput, Fixture};
+use launch_engine::lab::record::{CallStore, action_answer, check_answers};
+use launch_engine::lab::replay;
+use launch_engine::record::{self, EndpointRecord, WindowRecord};
+use launch_runtime::types::{Action, CanaryState, CanaryWindow};
+use launch_runtime::{Plugin, Runtime, Sandbox};
+use launch_targets::probe::Served;
+
+const WINDOWS: u64 = 120;
+const INTERVAL_MS: u64 = 60_000;
+const ROUNDS: usize = 10;
+
+fn plugins_dir() -> PathBuf {
+    let dir = std::env::args()
+        .skip_while(|a| a != "--plugins")
+        .nth(1)
+        .map(PathBuf::from);
+    dir.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins"))
+}
+
+fn config() -> serde_json::Value {
+    serde_json::json!({
+        "steps": [10, 30, 50, 100],
+        "step-duration-ms": 30 * INTERVAL_MS,
+        "mode": "statistical",
+    })
+}
+
+/// Window `i`: healthy, with raw latencies that differ per window.
+fn window(i: u64, percent: u8) -> WindowRecord {
+    let side = |served, base: f64| {
+        let raw: Vec<f64> = (0..200)
+            .map(|k| base + ((k * 37 + i * 11) % 97) as f64)
+            .collect();
+        EndpointRecord {
+            endpoint: "board".into(),
+            served: Some(served),
+            requests: 600,
+            errors: 0,
+            conflicts: 1,
+            p50_ms: base + 48.0,
+            p95_ms: base + 92.0,
+            p99_ms: base + 96.0,
+            avg_ms: base + 48.0,
+            max_ms: base + 96.0,
+            latencies_ms: raw,
+        }
+    };
+    WindowRecord {
+        start_ms: 1_800_000_000_000 + i * INTERVAL_MS,
+        duration_ms: INTERVAL_MS,
+        percent,
+        endpoints: vec![side(Served::Canary, 100.0), side(Served::Baseline, 100.0)],
+    }
+}
+
+/// Per call: instantiate + decide, and what recording it added.
+struct Times {
+    call: Histogram<u64>,
+    recording: Histogram<u64>,
+}
+
+/// Decides the whole canary, recording each call into `run` when given; returns the number
+/// of calls.
+async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyhow::Result<usize> {
+    let mut journal = match run {
+        Some(dir) => Some(Journal::open(&dir.join("journal.jsonl"))?),
+        None => None,
+    };
+    let mut store = run.map(CallStore::new);
+    let sandbox = Sandbox::default();
+    let config = config();
+    let config_json = config.to_string();
+    let mut state = CanaryState {
+        percent: 0,
+        step_index: 0,
+        step_elapsed_ms: 0,
+        total_elapsed_ms: 0,
+    };
+    let (mut history, mut seqs): (Vec<CanaryWindow>, Vec<u64>) = (Vec::new(), Vec::new());
+    let mut calls = 0;
+    for i in 0..WINDOWS {
+        let w = window(i, state.percent);
+        if let Some(j) = journal.as_mut() {
+            j.append(Event::Window {
+                stage: "canary".into(),
+                environment: "production".into(),
+                window: w.clone(),
+            })?;
+        }
+        history.push(w.canary_window());
+        seqs.push(i);
+        state.step_elapsed_ms += INTERVAL_MS;
+        state.total_elapsed_ms += INTERVAL_MS;
+
+        let t = Instant::now();
+        let called = plugin
+            .decide_canary(&sandbox, &state, &history, &config_json)
+            .await?;
+        times.call.record(t.elapsed().as_nanos() as u64)?;
+        let t = Instant::now();
+        if let (Some(store), Some(j)) = (store.as_mut(), journal.as_mut()) {
+            // What a run records per call (stages::calls::record).
+            let mut f = Fixture::new("canary-steps", config.clone());
+            f.canary = Some(CanaryInput {
+                percent: state.percent,
+                step_index: state.step_index,
+                step_elapsed_ms: state.step_elapsed_ms,
+                total_elapsed_ms: state.total_elapsed_ms,
+                history: Vec::new(),
+            });
+            let input = store.save(&f)?;
+            let (answer, reason) = action_answer(&called.value.action);
+            j.append_unsynced(Event::Call {
+                stage: "canary".into(),
+                plugin: "canary-steps".into(),
+                input,
+                windows: seqs.clone(),
+                answer,
+                reason,
+                checks: check_answers(&record::checks(&called.value.checks)),
+            })?;
+        }
+        if run.is_some() {
+            times.recording.record(t.elapsed().as_nanos() as u64)?;
+        }
+        calls += 1;
+        match called.value.action {
+            Action::Promote(p) => {
+                state.percent = p;
+                state.step_index += 1;
+                state.step_elapsed_ms = 0;
+                history.clear();
+                seqs.clear();
+            }
+            Action::Complete => break,
+            Action::Hold(_) => {}
+            Action::Rollback(r) => anyhow::bail!("the healthy canary rolled back: {r}"),
+        }
+    }
+    Ok(calls)
+}
+
+fn main() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+fn row(measure: &str, got: String, goal: &str) {
+    println!("{measure:<58} {got:>14} {goal:>12}");
+}
+
+async fn run() -> anyhow::Result<()> {
+    let dir = plugins_dir();
+    let runtime = Runtime::new(Some(tempfile::tempdir()?.keep()))?;
+    let plugin = runtime.load(&dir.join("canary-steps.wasm")).await?;
+    let mut times = Times {
+        call: Histogram::new(3)?,
+        recording: Histogram::new(3)?,
+    };
+    canary(&plugin, None, &mut times).await?; // warm-up
+    times.call.reset();
+    let (mut calls, mut last_run) = (0, None);
+    for _ in 0..ROUNDS {
+        let run = tempfile::tempdir()?;
+        calls = canary(&plugin, Some(run.path()), &mut times).await?;
+        last_run = Some(run);
+    }
+    let run = last_run.expect("at least one round");
+
+    let t = Instant::now();
+    let recorded_calls = replay::recorded(run.path())?;
+    let rows = replay::replay(&recorded_calls, |_| Some(&plugin), None).await;
+    let replay_time = t.elapsed();
+    let same = rows.iter().filter(|r| r.same && r.skipped.is_none()).count();
+    anyhow::ensure!(
+        same == rows.len() && rows.len() == calls,
+        "replay reproduced {same} of {} decisions ({calls} made)",
+        rows.len()
+    );
+
+    let median = |h: &Histogram<u64>| h.value_at_quantile(0.5) as f64 / 1e3;
+    let (call, recording) = (median(&times.call), median(&times.recording));
+    println!("launch-host lab benchmark: a 2-hour canary at a 60 s interval ({calls} decisions)\n");
+    println!("{:<58} {:>14} {:>12}", "measure", "launch-host", "goal");
+    row(
+        &format!("instantiate + canary-policy.decide, median of {}", times.call.len()),
+        format!("{call:.1} µs"),
+        "",
+    );
+    row("recording its inputs and answer, median", format!("{recording:.1} µs"), "");
+    row(
+        "recording overhead on instantiate + call",
+        format!("{:.1} %", recording / call * 100.0),
+        "< 10 %",
+    );
+    row(
+        &format!("replay of the recorded run ({} decisions, all same)", rows.len()),
+        format!("{:.1} ms", replay_time.as_secs_f64() * 1e3),
+        "< 1 s",
+    );
+    Ok(())
+}
