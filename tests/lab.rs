@@ -10,7 +10,7 @@ use std::process::Output;
 
 use support::*;
 
-const STOCK: [&str; 8] = [
+const STOCK: [&str; 9] = [
     "api-latency",
     "canary-ratio",
     "canary-steps",
@@ -19,6 +19,7 @@ const STOCK: [&str; 8] = [
     "slo-thresholds",
     "statusboard-smoke",
     "uat-signoff",
+    "site-assets",
 ];
 
 fn plugin_test(args: &[&str]) -> Output {
@@ -199,4 +200,62 @@ fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
         reason.contains("denied") && reason.contains("example.com"),
         "{reason}"
     );
+}
+
+/// The JavaScript smoke suite uses the web's `fetch()`, which reaches the embedded site through
+/// `wasi:http` under the stage's grants; every exchange is recorded, and the replay answers the
+/// same calls from the recording.
+#[test]
+fn the_javascript_fetch_smoke_suite_checks_the_live_site_and_replays_from_its_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(stock_plugin("site-assets"), plugins.join("site-assets.wasm")).unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(
+        &book,
+        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n\
+         [[stage]]\nname = \"deploy\"\naction = \"deploy\"\nenvironment = \"staging\"\nsite = \"statusboard-v2\"\n\
+         [[stage]]\nname = \"site\"\nplugin = \"site-assets\"\nenvironment = \"staging\"\n",
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let out = launch_host_with(&[])
+        .args(["run", "--yes", "--plugins", plugins.to_str().unwrap()])
+        .args(["--runbook", book.to_str().unwrap()])
+        .args(["--runs-dir", runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = local_runs(&runs).pop().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    let site = &report["stages"][1];
+    assert_eq!(site["verdict"]["kind"], "pass", "{site:#}");
+    // The page and the script and stylesheet the deploy published, each fetched for real.
+    let checks = site["checks"].as_array().unwrap();
+    assert!(checks.len() >= 3, "{checks:#?}");
+    assert!(checks.iter().any(|c| c["name"].as_str().unwrap().ends_with(".css")));
+    assert!(checks.iter().any(|c| c["name"].as_str().unwrap().ends_with(".js")));
+
+    // The call recorded its wasi:http exchanges, bodies and all.
+    let input: serde_json::Value = std::fs::read_dir(run.join("calls"))
+        .unwrap()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .find(|i: &serde_json::Value| i["plugin"] == "site-assets")
+        .expect("the recorded call");
+    let http = input["http"].as_array().unwrap();
+    assert_eq!(http.len(), checks.len(), "{input:#}");
+    assert!(http[0]["body"].as_str().unwrap().contains("<script"), "{:#}", http[0]);
+
+    // Replayed from the recording (the run's site is gone): the same verdict.
+    let out = launch_host_with(&[])
+        .args(["replay", run.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()])
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows.iter().find(|r| r["stage"] == "site").expect("the site call");
+    assert_eq!((row["same"].as_bool(), row["answer"].as_str()), (Some(true), Some("pass")), "{row:#}");
 }
