@@ -21,12 +21,13 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-const STOCK: [(&str, &str); 8] = [
+const STOCK: [(&str, &str); 9] = [
     ("api-latency", "step"),
     ("canary-ratio", "canary-policy"),
     ("canary-steps", "canary-policy"),
     ("error-budget", "slo-gate"),
     ("health-check", "step"),
+    ("site-assets", "smoke-suite"),
     ("slo-thresholds", "slo-gate"),
     ("statusboard-smoke", "smoke-suite"),
     ("uat-signoff", "uat-checklist"),
@@ -120,7 +121,7 @@ fn validate_loads_every_plugin_and_times_it() {
     }
     let out = launch_host(&["validate", "--plugins", &plugins_dir()]);
     assert!(
-        text(&out.stdout).contains("ok: 8 plugin(s) valid, 0 problem(s)"),
+        text(&out.stdout).contains("ok: 9 plugin(s) valid, 0 problem(s)"),
         "{}",
         text(&out.stdout)
     );

@@ -210,7 +210,11 @@ fn the_javascript_fetch_smoke_suite_checks_the_live_site_and_replays_from_its_re
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(stock_plugin("site-assets"), plugins.join("site-assets.wasm")).unwrap();
+    std::fs::copy(
+        stock_plugin("site-assets"),
+        plugins.join("site-assets.wasm"),
+    )
+    .unwrap();
     let book = dir.path().join("launch.toml");
     std::fs::write(
         &book,
@@ -235,8 +239,16 @@ fn the_javascript_fetch_smoke_suite_checks_the_live_site_and_replays_from_its_re
     // The page and the script and stylesheet the deploy published, each fetched for real.
     let checks = site["checks"].as_array().unwrap();
     assert!(checks.len() >= 3, "{checks:#?}");
-    assert!(checks.iter().any(|c| c["name"].as_str().unwrap().ends_with(".css")));
-    assert!(checks.iter().any(|c| c["name"].as_str().unwrap().ends_with(".js")));
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().ends_with(".css"))
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"].as_str().unwrap().ends_with(".js"))
+    );
 
     // The call recorded its wasi:http exchanges, bodies and all.
     let input: serde_json::Value = std::fs::read_dir(run.join("calls"))
@@ -246,16 +258,32 @@ fn the_javascript_fetch_smoke_suite_checks_the_live_site_and_replays_from_its_re
         .expect("the recorded call");
     let http = input["http"].as_array().unwrap();
     assert_eq!(http.len(), checks.len(), "{input:#}");
-    assert!(http[0]["body"].as_str().unwrap().contains("<script"), "{:#}", http[0]);
+    assert!(
+        http[0]["body"].as_str().unwrap().contains("<script"),
+        "{:#}",
+        http[0]
+    );
 
     // Replayed from the recording (the run's site is gone): the same verdict.
     let out = launch_host_with(&[])
-        .args(["replay", run.to_str().unwrap(), "--plugins", plugins.to_str().unwrap()])
+        .args([
+            "replay",
+            run.to_str().unwrap(),
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ])
         .args(["--output", "json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let row = rows.iter().find(|r| r["stage"] == "site").expect("the site call");
-    assert_eq!((row["same"].as_bool(), row["answer"].as_str()), (Some(true), Some("pass")), "{row:#}");
+    let row = rows
+        .iter()
+        .find(|r| r["stage"] == "site")
+        .expect("the site call");
+    assert_eq!(
+        (row["same"].as_bool(), row["answer"].as_str()),
+        (Some(true), Some("pass")),
+        "{row:#}"
+    );
 }

@@ -98,10 +98,16 @@ fn a_healthy_run_replays_with_every_decision_reproduced() {
         .expect("a recorded smoke call");
     let exchanges = smoke["http"].as_array().unwrap();
     assert!(exchanges.len() >= 10, "{smoke:#}");
-    assert!(exchanges.iter().any(|x| x["method"] == "PATCH"), "the OCC check's move");
+    assert!(
+        exchanges.iter().any(|x| x["method"] == "PATCH"),
+        "the OCC check's move"
+    );
     for x in exchanges {
         assert!(x["method"] == "GET" || x["method"] == "PATCH", "{x:#}");
-        assert!(x["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{x:#}");
+        assert!(
+            x["url"].as_str().unwrap().starts_with("http://127.0.0.1:"),
+            "{x:#}"
+        );
         assert!(x["status"].as_u64().is_some() && x["elapsed-ms"].as_f64().unwrap() > 0.0);
     }
     let gate = inputs
@@ -112,7 +118,10 @@ fn a_healthy_run_replays_with_every_decision_reproduced() {
     let raw = endpoint["latencies-ms"].as_array().unwrap();
     assert!(!raw.is_empty() && raw.len() <= 1000, "{endpoint:#}");
     let max = raw.iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max);
-    assert!((max - endpoint["max-ms"].as_f64().unwrap()).abs() < 1.0, "{endpoint:#}");
+    assert!(
+        (max - endpoint["max-ms"].as_f64().unwrap()).abs() < 1.0,
+        "{endpoint:#}"
+    );
 }
 
 #[test]
@@ -142,7 +151,11 @@ fn a_smoke_call_replays_from_its_recorded_exchanges_and_a_changed_answer_diverge
     assert_eq!(rows.len(), 1, "{rows:#?}");
     assert_eq!(rows[0]["recorded"], "pass");
     assert_eq!(rows[0]["answer"], "fail", "{:#}", rows[0]);
-    assert!(rows[0]["reason"].as_str().unwrap().contains("503"), "{:#}", rows[0]);
+    assert!(
+        rows[0]["reason"].as_str().unwrap().contains("503"),
+        "{:#}",
+        rows[0]
+    );
 }
 
 #[test]

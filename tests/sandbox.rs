@@ -334,9 +334,17 @@ async fn exchanges_are_recorded_and_a_canned_call_never_reaches_the_network() {
             .await
             .unwrap();
         let hits = server.hits();
-        assert_eq!(called.exchanges.len(), 1, "{attack_with}: {:?}", called.exchanges);
+        assert_eq!(
+            called.exchanges.len(),
+            1,
+            "{attack_with}: {:?}",
+            called.exchanges
+        );
         let mut recorded = called.exchanges[0].clone();
-        assert_eq!((recorded.method.as_str(), recorded.url.as_str()), ("GET", url.as_str()));
+        assert_eq!(
+            (recorded.method.as_str(), recorded.url.as_str()),
+            ("GET", url.as_str())
+        );
         assert_eq!(recorded.status, Some(200), "{attack_with}: {recorded:?}");
 
         // Canned: the recorded answer, changed, comes back; the server sees nothing.
@@ -350,8 +358,16 @@ async fn exchanges_are_recorded_and_a_canned_call_never_reaches_the_network() {
             .unwrap();
         let text = format!("{:?}", report.value.verdict);
         assert!(text.contains("status 418"), "{attack_with}: {text}");
-        assert_eq!(report.exchanges, vec![recorded], "{attack_with}: replayed calls record too");
-        assert_eq!(server.hits(), hits, "{attack_with}: a canned call reached the server");
+        assert_eq!(
+            report.exchanges,
+            vec![recorded],
+            "{attack_with}: replayed calls record too"
+        );
+        assert_eq!(
+            server.hits(),
+            hits,
+            "{attack_with}: a canned call reached the server"
+        );
 
         // A request the recording has no answer for fails; it is not sent.
         let other = server.url("/other");
@@ -359,7 +375,11 @@ async fn exchanges_are_recorded_and_a_canned_call_never_reaches_the_network() {
             .await
             .unwrap()
             .value;
-        assert!(matches!(report.verdict, Verdict::Fail(_)), "{:?}", report.verdict);
+        assert!(
+            matches!(report.verdict, Verdict::Fail(_)),
+            "{:?}",
+            report.verdict
+        );
         assert_eq!(server.hits(), hits);
     }
 }

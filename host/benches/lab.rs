@@ -7,13 +7,15 @@
 //! - replay: that recorded run read back and replayed against the same plugin, every decision
 //!   reproduced.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
 use launch_engine::journal::{Event, Journal};
-use launch_engine::lab::fixture::{CanaryInput, Fixture};
+use launch_engine::lab::fixture::Fixture;
 use launch_engine::lab::record::{CallStore, action_answer, check_answers};
 use launch_engine::lab::replay;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
@@ -24,14 +26,6 @@ use launch_targets::probe::Served;
 const WINDOWS: u64 = 120;
 const INTERVAL_MS: u64 = 60_000;
 const ROUNDS: usize = 10;
-
-fn plugins_dir() -> PathBuf {
-    let dir = std::env::args()
-        .skip_while(|a| a != "--plugins")
-        .nth(1)
-        .map(PathBuf::from);
-    dir.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins"))
-}
 
 fn config() -> serde_json::Value {
     serde_json::json!({
@@ -116,14 +110,7 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
         let t = Instant::now();
         if let (Some(store), Some(j)) = (store.as_mut(), journal.as_mut()) {
             // What a run records per call (stages::calls::record).
-            let mut f = Fixture::new("canary-steps", config.clone());
-            f.canary = Some(CanaryInput {
-                percent: state.percent,
-                step_index: state.step_index,
-                step_elapsed_ms: state.step_elapsed_ms,
-                total_elapsed_ms: state.total_elapsed_ms,
-                history: Vec::new(),
-            });
+            let f = Fixture::canary("canary-steps", config.clone(), &state);
             let input = store.save(&f)?;
             let (answer, reason) = action_answer(&called.value.action);
             j.append_unsynced(Event::Call {
@@ -168,7 +155,7 @@ fn row(measure: &str, got: String, goal: &str) {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let dir = plugins_dir();
+    let dir = support::plugins_dir();
     let runtime = Runtime::new(Some(tempfile::tempdir()?.keep()))?;
     let plugin = runtime.load(&dir.join("canary-steps.wasm")).await?;
     let mut times = Times {
@@ -189,7 +176,10 @@ async fn run() -> anyhow::Result<()> {
     let recorded_calls = replay::recorded(run.path())?;
     let rows = replay::replay(&recorded_calls, |_| Some(&plugin), None).await;
     let replay_time = t.elapsed();
-    let same = rows.iter().filter(|r| r.same && r.skipped.is_none()).count();
+    let same = rows
+        .iter()
+        .filter(|r| r.same && r.skipped.is_none())
+        .count();
     anyhow::ensure!(
         same == rows.len() && rows.len() == calls,
         "replay reproduced {same} of {} decisions ({calls} made)",
@@ -201,18 +191,28 @@ async fn run() -> anyhow::Result<()> {
     println!("launch-host lab benchmark: a 2-hour canary at a 60 s interval ({calls} decisions)\n");
     println!("{:<58} {:>14} {:>12}", "measure", "launch-host", "goal");
     row(
-        &format!("instantiate + canary-policy.decide, median of {}", times.call.len()),
+        &format!(
+            "instantiate + canary-policy.decide, median of {}",
+            times.call.len()
+        ),
         format!("{call:.1} µs"),
         "",
     );
-    row("recording its inputs and answer, median", format!("{recording:.1} µs"), "");
+    row(
+        "recording its inputs and answer, median",
+        format!("{recording:.1} µs"),
+        "",
+    );
     row(
         "recording overhead on instantiate + call",
         format!("{:.1} %", recording / call * 100.0),
         "< 10 %",
     );
     row(
-        &format!("replay of the recorded run ({} decisions, all same)", rows.len()),
+        &format!(
+            "replay of the recorded run ({} decisions, all same)",
+            rows.len()
+        ),
         format!("{:.1} ms", replay_time.as_secs_f64() * 1e3),
         "< 1 s",
     );

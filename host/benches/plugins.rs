@@ -5,13 +5,13 @@
 //! - all stock Rust plugins warm-loaded together;
 //! - instantiate + call of a policy plugin (fresh instance per call), median and p99.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use launch_runtime::types::*;
 use launch_runtime::{Runtime, Sandbox};
-
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
@@ -19,14 +19,6 @@ fn ms(d: Duration) -> String {
 
 fn us(ns: u64) -> String {
     format!("{:.1} µs", ns as f64 / 1e3)
-}
-
-fn plugins_dir() -> PathBuf {
-    let dir = std::env::args()
-        .skip_while(|a| a != "--plugins")
-        .nth(1)
-        .map(PathBuf::from);
-    dir.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins"))
 }
 
 fn samples() -> Samples {
@@ -61,7 +53,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let dir = plugins_dir();
+    let dir = support::plugins_dir();
     let cache = tempfile::tempdir()?;
     let runtime = Runtime::new(Some(cache.path().to_path_buf()))?;
     let files = launch_runtime::discovery::wasm_files(&dir)?;

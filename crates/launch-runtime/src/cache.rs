@@ -70,7 +70,11 @@ impl ArtifactCache {
         digest: &str,
         use_cache: bool,
     ) -> wasmtime::Result<(Component, LoadSource)> {
-        let cached = if use_cache { self.cached(engine, digest) } else { None };
+        let cached = if use_cache {
+            self.cached(engine, digest)
+        } else {
+            None
+        };
         match cached {
             Some(component) => Ok((component, LoadSource::Cached)),
             None => self.compile(engine, bytes, digest, use_cache).await,

@@ -136,13 +136,22 @@ mod tests {
         let file = dir.path().join("p.wasm");
         std::fs::write(&file, b"\0asm\x0d\0\x01\0one").unwrap();
         let fresh = of_file(&file, Some(&memo)).unwrap();
-        assert!(!memo.exists(), "a file changed a moment ago is not remembered");
+        assert!(
+            !memo.exists(),
+            "a file changed a moment ago is not remembered"
+        );
         let first = of_file_settled(&file, Some(&memo), Duration::ZERO).unwrap();
         assert_eq!(first.sha256, fresh.sha256);
-        assert_eq!(first.sha256, hex::encode(Sha256::digest(b"\0asm\x0d\0\x01\0one")));
+        assert_eq!(
+            first.sha256,
+            hex::encode(Sha256::digest(b"\0asm\x0d\0\x01\0one"))
+        );
         assert_eq!(std::fs::read_dir(&memo).unwrap().count(), 1, "remembered");
         let again = of_file_settled(&file, Some(&memo), Duration::ZERO).unwrap();
-        assert_eq!((again.sha256, again.head, again.size), (first.sha256.clone(), first.head, first.size));
+        assert_eq!(
+            (again.sha256, again.head, again.size),
+            (first.sha256.clone(), first.head, first.size)
+        );
 
         // Same size, mtime set back: the ctime still moved, so it is hashed again.
         let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
@@ -150,6 +159,9 @@ mod tests {
         let f = std::fs::File::options().write(true).open(&file).unwrap();
         f.set_modified(mtime).unwrap();
         let changed = of_file_settled(&file, Some(&memo), Duration::ZERO).unwrap();
-        assert_eq!(changed.sha256, hex::encode(Sha256::digest(b"\0asm\x0d\0\x01\0two")));
+        assert_eq!(
+            changed.sha256,
+            hex::encode(Sha256::digest(b"\0asm\x0d\0\x01\0two"))
+        );
     }
 }

@@ -7,7 +7,6 @@ use std::time::Instant;
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::InstancePre;
 
-use crate::{LoadSource, Runtime};
 use crate::bindings;
 use crate::bounds::Bound;
 use crate::call::call;
@@ -15,6 +14,7 @@ use crate::contract::{self, Role};
 use crate::error::LoadError;
 use crate::state::PluginState;
 use crate::types;
+use crate::{LoadSource, Runtime};
 
 use crate::plugin::{LoadReport, Plugin, PluginInfo, RolePre, Sandbox};
 

@@ -7,10 +7,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::MemoryGuard;
+use crate::capabilities::exchange::Exchanges;
 use crate::capabilities::http::HttpState;
 use crate::capabilities::http_client::HttpClient;
 use crate::capabilities::log::LogSink;
-use crate::capabilities::exchange::Exchanges;
 use crate::capabilities::wasi::{CapturedOutput, empty_context};
 use crate::capabilities::wasi_http::OutgoingHttpGate;
 use crate::capabilities::{CapabilityView, Grants};

@@ -339,6 +339,20 @@ impl Fixture {
         }
     }
 
+    /// The inputs of a canary decision but its history (a recorded call names the run's
+    /// windows instead).
+    pub fn canary(plugin: &str, config: serde_json::Value, state: &wit::CanaryState) -> Fixture {
+        let mut f = Fixture::new(plugin, config);
+        f.canary = Some(CanaryInput {
+            percent: state.percent,
+            step_index: state.step_index,
+            step_elapsed_ms: state.step_elapsed_ms,
+            total_elapsed_ms: state.total_elapsed_ms,
+            history: Vec::new(),
+        });
+        f
+    }
+
     /// Reads a `.toml` or `.json` fixture; errors name the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Fixture> {
         let text = std::fs::read_to_string(path)

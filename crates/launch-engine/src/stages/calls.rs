@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::context::{Ctx, StageResult};
 use crate::journal::Event;
-use crate::lab::fixture::{CanaryInput, Fixture, MetricWindowInput, TargetInput, UatInput};
+use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
 use crate::lab::record::{action_answer, check_answers, verdict_answer};
 use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
@@ -73,15 +73,7 @@ pub fn record(
 
 /// The inputs of a canary decision, but its history: the call names the run's windows.
 pub fn canary(plugin: &str, stage: &Stage, state: &CanaryState) -> Fixture {
-    let mut f = Fixture::new(plugin, stage.config_value());
-    f.canary = Some(CanaryInput {
-        percent: state.percent,
-        step_index: state.step_index,
-        step_elapsed_ms: state.step_elapsed_ms,
-        total_elapsed_ms: state.total_elapsed_ms,
-        history: Vec::new(),
-    });
-    f
+    Fixture::canary(plugin, stage.config_value(), state)
 }
 
 /// The inputs of an SLO gate's call.

@@ -67,17 +67,25 @@ pub fn sensitive_header(name: &str) -> bool {
     matches!(
         n.as_str(),
         "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-    ) || ["token", "secret", "api-key", "apikey", "password", "session"]
-        .iter()
-        .any(|s| n.contains(s))
+    ) || [
+        "token", "secret", "api-key", "apikey", "password", "session",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
 }
 
 /// `name → value` with sensitive values masked; repeated names joined by `, `.
-pub fn masked<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+pub fn masked<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in headers {
         let name = name.to_ascii_lowercase();
-        let value = if sensitive_header(&name) { "***" } else { value };
+        let value = if sensitive_header(&name) {
+            "***"
+        } else {
+            value
+        };
         out.entry(name)
             .and_modify(|v| {
                 v.push_str(", ");
@@ -324,7 +332,11 @@ mod tests {
         assert_eq!(ex.replay(ask()).unwrap().status, Some(503));
         let third = ex.replay(ask()).unwrap_err();
         assert!(third.to_string().contains("no recorded answer"), "{third}");
-        assert_eq!(ex.take().len(), 3, "answered and unanswered requests are recorded");
+        assert_eq!(
+            ex.take().len(),
+            3,
+            "answered and unanswered requests are recorded"
+        );
     }
 
     #[test]

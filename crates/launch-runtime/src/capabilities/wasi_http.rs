@@ -113,7 +113,9 @@ impl WasiHttpHooks for OutgoingHttpGate {
                 Err(e) => {
                     let mut recorder = recorder;
                     if let Some(x) = recorder.exchange.take() {
-                        recorder.exchanges.record(failed(x, "connect", &e.to_string()));
+                        recorder
+                            .exchanges
+                            .record(failed(x, "connect", &e.to_string()));
                     }
                     Err(e)
                 }
