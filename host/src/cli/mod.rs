@@ -112,7 +112,8 @@ enum Command {
         after_help = "Examples:\n  launch-host report\n  launch-host report --output json > report.json"
     )]
     Report(status::ReportArgs),
-    /// Re-run a run's recorded plugin calls offline, against the recorded plugins or a new one
+    /// Re-run a run's recorded plugin calls offline (HTTP answered from the recording), against
+    /// the recorded plugins or a new one
     #[command(
         after_help = "Examples:\n  launch-host replay                       # the latest run: every decision must be reproduced\n  launch-host replay RUN --stage staging-canary --config '{\"max-latency-ms\": 3000}'\n  launch-host replay RUN --plugin my-canary.wasm --save-fixtures incident/\n\nExit status: 0 every replayed call answered as recorded · 1 one differs · 2 usage"
     )]

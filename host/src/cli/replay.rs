@@ -137,9 +137,9 @@ fn print(rows: &[Replayed], different: usize) {
     let mut t = table(&["#", "STAGE", "AT", "RECORDED", "NOW", ""]);
     for (i, r) in rows.iter().enumerate() {
         let mark = match (&r.skipped, r.same) {
-            (Some(_), _) => "not replayed",
-            (None, true) => "same",
-            (None, false) => "DIFFERENT",
+            (Some(why), _) => format!("not replayed: {why}"),
+            (None, true) => "same".to_string(),
+            (None, false) => "DIFFERENT".to_string(),
         };
         t.add_row(vec![
             (i + 1).to_string(),
@@ -149,7 +149,7 @@ fn print(rows: &[Replayed], different: usize) {
             r.plugin
                 .as_ref()
                 .map_or_else(String::new, |p| format!("{} ({p})", r.answer)),
-            mark.to_string(),
+            mark,
         ]);
     }
     println!("{t}");
@@ -181,7 +181,7 @@ fn print(rows: &[Replayed], different: usize) {
         replayed - different,
         if skipped > 0 {
             format!(
-                "; {skipped} not replayed (smoke suites and steps reach the network, whose exchanges are not recorded)"
+                "; {skipped} not replayed (each row says why)"
             )
         } else {
             String::new()
