@@ -251,10 +251,9 @@ fn the_javascript_fetch_smoke_suite_checks_the_live_site_and_replays_from_its_re
     );
 
     // The call recorded its wasi:http exchanges, bodies and all.
-    let input: serde_json::Value = std::fs::read_dir(run.join("calls"))
-        .unwrap()
-        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
-        .find(|i: &serde_json::Value| i["plugin"] == "site-assets")
+    let (_, input) = recorded_inputs(&run)
+        .into_iter()
+        .find(|(_, i)| i["plugin"] == "site-assets")
         .expect("the recorded call");
     let http = input["http"].as_array().unwrap();
     assert_eq!(http.len(), checks.len(), "{input:#}");

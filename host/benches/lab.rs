@@ -1,9 +1,8 @@
 //! `just bench`: what the policy lab costs, next to the goals of issue [7/10].
 //!
 //! - recording: a 2-hour canary at a 60 s interval (120 windows, 120 decisions by the stock
-//!   `canary-steps` in statistical mode, 200 raw latencies per side) is decided twice, without
-//!   and with what a run records per call (the inputs as a content-addressed file in the run
-//!   folder, a `call` journal record);
+//!   `canary-steps` in statistical mode, 200 raw latencies per side), each call timed, then
+//!   what a run records for it (its inputs, masked, and a `call` journal record) timed apart;
 //! - replay: that recorded run read back and replayed against the same plugin, every decision
 //!   reproduced.
 
@@ -16,7 +15,7 @@ use hdrhistogram::Histogram;
 
 use launch_engine::journal::{Event, Journal};
 use launch_engine::lab::fixture::Fixture;
-use launch_engine::lab::record::{CallStore, action_answer, check_answers};
+use launch_engine::lab::record::{CallStore, Saved, action_answer, check_answers};
 use launch_engine::lab::replay;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
 use launch_runtime::types::{Action, CanaryState, CanaryWindow};
@@ -111,12 +110,16 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
         if let (Some(store), Some(j)) = (store.as_mut(), journal.as_mut()) {
             // What a run records per call (stages::calls::record).
             let f = Fixture::canary("canary-steps", config.clone(), &state);
-            let input = store.save(&f)?;
+            let (input, inputs) = match store.save(&f)? {
+                Saved::Inline(value) => (String::new(), Some(value)),
+                Saved::File(path) => (path, None),
+            };
             let (answer, reason) = action_answer(&called.value.action);
             j.append_unsynced(Event::Call {
                 stage: "canary".into(),
                 plugin: "canary-steps".into(),
                 input,
+                inputs,
                 windows: seqs.clone(),
                 answer,
                 reason,

@@ -214,3 +214,22 @@ pub async fn s3_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Opti
     let o = s3.get_object().bucket(bucket).key(key).send().await.ok()?;
     Some(o.body.collect().await.unwrap().into_bytes().to_vec())
 }
+
+/// Every recorded call's inputs of a run, with the path of the file they are in (`None`: in
+/// the journal's `call` record).
+pub fn recorded_inputs(run: &std::path::Path) -> Vec<(Option<PathBuf>, serde_json::Value)> {
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"] == "call")
+        .map(|r| match r["inputs"].is_object() {
+            true => (None, r["inputs"].clone()),
+            false => {
+                let file = run.join(r["input"].as_str().unwrap());
+                let value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+                (Some(file), value)
+            }
+        })
+        .collect()
+}

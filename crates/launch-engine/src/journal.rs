@@ -80,13 +80,17 @@ pub enum Event {
         outcome: String,
         elapsed_ms: u64,
     },
-    /// A plugin call and what it saw, so it can be replayed: the inputs are a fixture in the
-    /// run folder (`calls/<sha256>.json`, content-addressed); a canary's history is the run's
+    /// A plugin call and what it saw, so it can be replayed: the inputs are a fixture, in the
+    /// record when small (`inputs`), else in the run folder (`input`: `calls/<sha256>.json`,
+    /// content-addressed, written before this record); a canary's history is the run's
     /// `window` records numbered in `windows` (0 = the run's first window).
     Call {
         stage: String,
         plugin: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         input: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inputs: Option<serde_json::Value>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         windows: Vec<u64>,
         /// In the fixtures' words: `promote 30`, `hold`, `pass`, `no-data`... or `failed`.

@@ -180,9 +180,7 @@ fn print(rows: &[Replayed], different: usize) {
         "replayed {replayed} call(s): {} same, {different} different{}",
         replayed - different,
         if skipped > 0 {
-            format!(
-                "; {skipped} not replayed (each row says why)"
-            )
+            format!("; {skipped} not replayed (each row says why)")
         } else {
             String::new()
         }

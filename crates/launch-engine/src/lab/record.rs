@@ -1,11 +1,11 @@
 //! Recording what every plugin call saw, so a run can be replayed against the same or another
-//! policy: the inputs as a fixture in the run folder (`calls/<sha256>.json`, content-addressed,
-//! secrets masked), and a `call` journal record with the answer. A canary's windows are not
-//! copied: the call names the run's `window` records that made up its history.
+//! policy: a `call` journal record with the answer and the inputs as a fixture, secrets masked
+//! — in the record when small, else in the run folder (`calls/<sha256>.json`,
+//! content-addressed). A canary's windows are not copied: the call names the run's `window`
+//! records that made up its history.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
@@ -56,102 +56,63 @@ pub fn check_answers(checks: &[CheckRecord]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Where a run's recorded inputs go: `calls/<digest>.json` in the run folder, each written
-/// once. A thread of its own (started by the first `save`) writes them, picking up what was
-/// saved every few milliseconds, so recording a call costs the launch only its serialization —
-/// no system call, not even a wake-up. A write that fails is reported by the next `save`, and
-/// dropping the store writes what is left and waits (a run's folder is complete when its
-/// context is gone).
+/// Inputs up to this size (as JSON) stay in the journal record; larger ones (an SLO gate's
+/// raw latencies, a smoke suite's HTTP bodies) go to a file of their own.
+pub const INLINE_BYTES: usize = 4 << 10;
+
+/// Where a call's recorded inputs went.
+pub enum Saved {
+    /// Small: they go into the `call` record itself, durable with it, at no extra cost.
+    Inline(serde_json::Value),
+    /// Large: `calls/<digest>.json` in the run folder, written before the record names it.
+    File(String),
+}
+
+/// A run's recorded inputs: small ones stay in the journal (a canary's call costs no system
+/// call, and a run killed at any moment names no file it did not write), large ones are
+/// written once each, content-addressed and atomically, into `calls/`.
 pub struct CallStore {
     run_dir: PathBuf,
+    folder: Option<Rooted>,
     saved: HashSet<String>,
-    queue: Arc<Queue>,
-    writer: Option<std::thread::JoinHandle<()>>,
 }
-
-#[derive(Default)]
-struct Queue {
-    files: Mutex<Vec<(String, Vec<u8>)>>,
-    closed: std::sync::atomic::AtomicBool,
-    failed: Mutex<Option<String>>,
-}
-
-/// How often the writer looks for saved inputs.
-const PICK_UP: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl CallStore {
     pub fn new(run_dir: &Path) -> CallStore {
         CallStore {
             run_dir: run_dir.to_path_buf(),
+            folder: None,
             saved: HashSet::new(),
-            queue: Arc::default(),
-            writer: None,
         }
     }
 
-    fn start(&self) -> anyhow::Result<std::thread::JoinHandle<()>> {
-        let folder = Rooted::open(&self.run_dir, false)
-            .with_context(|| format!("opening {}", self.run_dir.display()))?;
-        let calls = folder
-            .sub(CALLS, true)
-            .with_context(|| format!("creating {}", folder.display(CALLS).display()))?;
-        let queue = self.queue.clone();
-        std::thread::Builder::new()
-            .name("launch-host-calls".into())
-            .spawn(move || {
-                loop {
-                    // Read before draining: what was saved before closing is still written.
-                    let closed = queue.closed.load(std::sync::atomic::Ordering::Acquire);
-                    let files = std::mem::take(&mut *lock(&queue.files));
-                    for (name, bytes) in files {
-                        if let Err(e) = calls.write_atomically(&name, &bytes) {
-                            lock(&queue.failed).get_or_insert_with(|| {
-                                format!("writing {}: {e}", calls.display(&name).display())
-                            });
-                        }
-                    }
-                    if closed {
-                        break;
-                    }
-                    std::thread::park_timeout(PICK_UP);
-                }
-            })
-            .context("starting the call recorder")
-    }
-
-    /// Saves `fixture` (a call's inputs), secrets masked, named by its content; returns its
-    /// path in the run folder.
-    pub fn save(&mut self, fixture: &Fixture) -> anyhow::Result<String> {
-        if let Some(why) = lock(&self.queue.failed).take() {
-            anyhow::bail!("recording a plugin call: {why}");
-        }
+    /// Saves `fixture` (a call's inputs), secrets masked.
+    pub fn save(&mut self, fixture: &Fixture) -> anyhow::Result<Saved> {
         let mut value = serde_json::to_value(fixture)?;
         crate::redact::json(&mut value);
         let bytes = serde_json::to_vec(&value)?;
+        if bytes.len() <= INLINE_BYTES {
+            return Ok(Saved::Inline(value));
+        }
         let digest = hex::encode(Sha256::digest(&bytes));
         let name = format!("{}.json", &digest[..32]);
-        if self.saved.insert(name.clone()) {
-            if self.writer.is_none() {
-                self.writer = Some(self.start()?);
-            }
-            lock(&self.queue.files).push((name.clone(), bytes));
+        if !self.saved.contains(&name) {
+            let folder = match self.folder.take() {
+                Some(f) => f,
+                None => Rooted::open(&self.run_dir, false)
+                    .and_then(|run| run.sub(CALLS, true))
+                    .with_context(|| format!("opening {}", self.run_dir.join(CALLS).display()))?,
+            };
+            let written = if folder.exists(&name) {
+                Ok(())
+            } else {
+                folder.write_atomically(&name, &bytes)
+            };
+            let shown = folder.display(&name);
+            self.folder = Some(folder);
+            written.with_context(|| format!("writing {}", shown.display()))?;
+            self.saved.insert(name.clone());
         }
-        Ok(format!("{CALLS}/{name}"))
+        Ok(Saved::File(format!("{CALLS}/{name}")))
     }
-}
-
-impl Drop for CallStore {
-    fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            self.queue
-                .closed
-                .store(true, std::sync::atomic::Ordering::Release);
-            writer.thread().unpark();
-            let _ = writer.join();
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -51,17 +51,29 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
                 stage,
                 plugin,
                 input,
+                inputs,
                 windows: seqs,
                 answer,
                 reason,
                 checks,
             } => {
-                let bytes = folder
-                    .read(input)
-                    .with_context(|| format!("reading {}", folder.display(input).display()))?;
-                let mut fixture: Fixture = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{} is not a recorded call", input))?;
-                fixture.file = folder.display(input);
+                let mut fixture: Fixture = match inputs {
+                    Some(value) => serde_json::from_value(value.clone()).with_context(|| {
+                        format!("the call of `{stage}` in the journal holds no recorded inputs")
+                    })?,
+                    None => {
+                        let bytes = folder.read(input).with_context(|| {
+                            format!("reading {}", folder.display(input).display())
+                        })?;
+                        serde_json::from_slice(&bytes)
+                            .with_context(|| format!("{input} is not a recorded call"))?
+                    }
+                };
+                fixture.file = if input.is_empty() {
+                    folder.display("journal.jsonl")
+                } else {
+                    folder.display(input)
+                };
                 if let Some(canary) = fixture.canary.as_mut() {
                     canary.history = seqs
                         .iter()

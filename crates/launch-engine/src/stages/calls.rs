@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::context::{Ctx, StageResult};
 use crate::journal::Event;
 use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
-use crate::lab::record::{action_answer, check_answers, verdict_answer};
+use crate::lab::record::{Saved, action_answer, check_answers, verdict_answer};
 use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
 use launch_runtime::types::{CanaryState, Decision};
@@ -58,12 +58,16 @@ pub fn record(
     windows: Vec<u64>,
     answer: Answer,
 ) -> anyhow::Result<()> {
-    let input = ctx.calls.save(fixture)?;
+    let (input, inputs) = match ctx.calls.save(fixture)? {
+        Saved::Inline(value) => (String::new(), Some(value)),
+        Saved::File(path) => (path, None),
+    };
     // The decision or verdict the call led to is journaled next, and makes this durable.
     ctx.journal.append_unsynced(Event::Call {
         stage: stage.name.get_ref().clone(),
         plugin: fixture.plugin.clone().unwrap_or_default(),
         input,
+        inputs,
         windows,
         answer: answer.answer,
         reason: answer.reason,
