@@ -235,12 +235,10 @@ impl Journal {
 
     /// One record as a line, secrets masked in every string before it exists on disk.
     fn line(event: Event) -> anyhow::Result<Vec<u8>> {
-        let mut value = serde_json::to_value(Record {
+        let mut line = crate::redact::json_line(&Record {
             at: now_ms(),
             event,
         })?;
-        crate::redact::json(&mut value);
-        let mut line = serde_json::to_vec(&value)?;
         line.push(b'\n');
         Ok(line)
     }

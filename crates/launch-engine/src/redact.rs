@@ -25,6 +25,8 @@ pub const NAMES_VAR: &str = "LAUNCH_HOST_SECRET_NAMES";
 #[derive(Debug, Default)]
 pub struct Secrets {
     values: Vec<String>,
+    /// Each value as it appears inside a JSON string (escaped, without quotes).
+    in_json: Vec<String>,
 }
 
 impl Secrets {
@@ -50,7 +52,15 @@ impl Secrets {
             .collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
-        Secrets { values }
+        let in_json = values
+            .iter()
+            .map(|v| {
+                let quoted = serde_json::to_string(v).unwrap_or_default();
+                let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
+                inner.unwrap_or(&quoted).to_string()
+            })
+            .collect();
+        Secrets { values, in_json }
     }
 
     /// The secrets of this process's environment, read once.
@@ -60,6 +70,14 @@ impl Secrets {
             let extra = std::env::var(NAMES_VAR).unwrap_or_default();
             Secrets::from_vars(std::env::vars(), &extra)
         })
+    }
+
+    /// Whether serialized JSON might hold something to mask.
+    fn might_be_in(&self, json: &[u8]) -> bool {
+        let has =
+            |needle: &[u8]| !needle.is_empty() && json.windows(needle.len()).any(|w| w == needle);
+        let named = |w: &[u8]| w.eq_ignore_ascii_case(b"authorization");
+        self.in_json.iter().any(|v| has(v.as_bytes())) || has(b"://") || json.windows(13).any(named)
     }
 
     /// `text` with every secret masked.
@@ -80,6 +98,19 @@ impl Secrets {
 /// `text` with the process's secrets, URL passwords and authorization credentials masked.
 pub fn text(text: &str) -> Cow<'_, str> {
     Secrets::of_process().mask(text)
+}
+
+/// `value` as one line of JSON with every string masked. Most records hold nothing to mask:
+/// they are written as they serialize, and only a line that might (a secret's value, as it
+/// appears escaped in JSON, a `://` or an `authorization`) takes the masking path.
+pub fn json_line<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let line = serde_json::to_vec(value)?;
+    if !Secrets::of_process().might_be_in(&line) {
+        return Ok(line);
+    }
+    let mut value = serde_json::to_value(value)?;
+    json(&mut value);
+    serde_json::to_vec(&value)
 }
 
 /// Masks every string inside a JSON value, in place.
@@ -152,6 +183,18 @@ mod tests {
         );
         // Too short to mask without masking ordinary words.
         assert_eq!(s.mask("abc"), "abc");
+    }
+
+    #[test]
+    fn a_line_with_nothing_to_mask_is_told_apart_from_one_that_might_hold_a_secret() {
+        let vars = [("API_TOKEN", "to\"ken\\value")].map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = Secrets::from_vars(vars, "");
+        let line = |v: serde_json::Value| serde_json::to_vec(&v).unwrap();
+        assert!(!s.might_be_in(&line(serde_json::json!({"stage": "canary", "percent": 30}))));
+        // The secret is found escaped as JSON writes it.
+        assert!(s.might_be_in(&line(serde_json::json!({"reason": "sent to\"ken\\value"}))));
+        assert!(s.might_be_in(&line(serde_json::json!({"url": "https://a:b@h"}))));
+        assert!(s.might_be_in(&line(serde_json::json!({"h": "AUTHORIZATION: x"}))));
     }
 
     #[test]

@@ -60,6 +60,23 @@ pub fn check_answers(checks: &[CheckRecord]) -> BTreeMap<String, String> {
 /// raw latencies, a smoke suite's HTTP bodies) go to a file of their own.
 pub const INLINE_BYTES: usize = 4 << 10;
 
+/// The length of `value` as JSON, without writing it anywhere.
+fn json_len(value: &serde_json::Value) -> serde_json::Result<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value)?;
+    Ok(count.0)
+}
+
 /// Where a call's recorded inputs went.
 pub enum Saved {
     /// Small: they go into the `call` record itself, durable with it, at no extra cost.
@@ -86,14 +103,15 @@ impl CallStore {
         }
     }
 
-    /// Saves `fixture` (a call's inputs), secrets masked.
+    /// Saves `fixture` (a call's inputs), secrets masked (inline ones by the journal, which
+    /// masks every record).
     pub fn save(&mut self, fixture: &Fixture) -> anyhow::Result<Saved> {
         let mut value = serde_json::to_value(fixture)?;
-        crate::redact::json(&mut value);
-        let bytes = serde_json::to_vec(&value)?;
-        if bytes.len() <= INLINE_BYTES {
+        if json_len(&value)? <= INLINE_BYTES {
             return Ok(Saved::Inline(value));
         }
+        crate::redact::json(&mut value);
+        let bytes = serde_json::to_vec(&value)?;
         let digest = hex::encode(Sha256::digest(&bytes));
         let name = format!("{}.json", &digest[..32]);
         if !self.saved.contains(&name) {
