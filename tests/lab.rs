@@ -141,45 +141,54 @@ fn a_malformed_fixture_is_a_usage_error_at_its_line() {
     );
 }
 
-#[test]
-fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
+/// A run of a runbook that deploys the embedded site to staging and then runs `stages` (TOML)
+/// with only the stock plugin `plugin`: the plugins folder, the run folder and what the run
+/// printed.
+fn run_after_deploy(
+    dir: &Path,
+    plugin: &str,
+    stages: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Output) {
+    let plugins = dir.join("plugins");
     std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(
-        stock_plugin("api-latency"),
-        plugins.join("api-latency.wasm"),
-    )
-    .unwrap();
-    let book = dir.path().join("launch.toml");
+    std::fs::copy(stock_plugin(plugin), plugins.join(format!("{plugin}.wasm"))).unwrap();
+    let book = dir.join("launch.toml");
     std::fs::write(
         &book,
-        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n\
-         [[stage]]\nname = \"deploy\"\naction = \"deploy\"\nenvironment = \"staging\"\nsite = \"statusboard-v2\"\n\
-         [[stage]]\nname = \"api\"\nplugin = \"api-latency\"\nenvironment = \"staging\"\nconfig = { samples = 3 }\n\
-         [[stage]]\nname = \"elsewhere\"\nplugin = \"api-latency\"\nenvironment = \"staging\"\non-fail = \"continue\"\n\
-         config = { samples = 1, paths = [\"http://example.com/api/health\"] }\n",
+        format!(
+            "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n\
+             [[stage]]\nname = \"deploy\"\naction = \"deploy\"\nenvironment = \"staging\"\nsite = \"statusboard-v2\"\n{stages}"
+        ),
     )
     .unwrap();
-    let runs = dir.path().join("runs");
+    let runs = dir.join("runs");
     let out = launch_host_with(&[])
         .args(["run", "--yes", "--plugins", plugins.to_str().unwrap()])
-        .args([
-            "--runbook",
-            book.to_str().unwrap(),
-            "--runs-dir",
-            runs.to_str().unwrap(),
-        ])
+        .args(["--runbook", book.to_str().unwrap()])
+        .args(["--runs-dir", runs.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = local_runs(&runs).pop().unwrap();
+    (plugins, run, out)
+}
+
+#[test]
+fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, run, out) = run_after_deploy(
+        dir.path(),
+        "api-latency",
+        "[[stage]]\nname = \"api\"\nplugin = \"api-latency\"\nenvironment = \"staging\"\nconfig = { samples = 3 }\n\
+         [[stage]]\nname = \"elsewhere\"\nplugin = \"api-latency\"\nenvironment = \"staging\"\non-fail = \"continue\"\n\
+         config = { samples = 1, paths = [\"http://example.com/api/health\"] }\n",
+    );
     // The run went on past the refused stage, and its summary does not call that a pass.
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("2 of 3 stages passed; went on past `elsewhere` NO DATA"),
         "{stdout}"
     );
-    let run = local_runs(&runs).pop().unwrap();
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
     let api = &report["stages"][1];
@@ -208,30 +217,11 @@ fn the_javascript_step_measures_the_target_through_the_stage_allow_list() {
 #[test]
 fn the_javascript_fetch_smoke_suite_checks_the_live_site_and_replays_from_its_recording() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(
-        stock_plugin("site-assets"),
-        plugins.join("site-assets.wasm"),
-    )
-    .unwrap();
-    let book = dir.path().join("launch.toml");
-    std::fs::write(
-        &book,
-        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n\
-         [[stage]]\nname = \"deploy\"\naction = \"deploy\"\nenvironment = \"staging\"\nsite = \"statusboard-v2\"\n\
-         [[stage]]\nname = \"site\"\nplugin = \"site-assets\"\nenvironment = \"staging\"\n",
-    )
-    .unwrap();
-    let runs = dir.path().join("runs");
-    let out = launch_host_with(&[])
-        .args(["run", "--yes", "--plugins", plugins.to_str().unwrap()])
-        .args(["--runbook", book.to_str().unwrap()])
-        .args(["--runs-dir", runs.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let run = local_runs(&runs).pop().unwrap();
+    let (plugins, run, _) = run_after_deploy(
+        dir.path(),
+        "site-assets",
+        "[[stage]]\nname = \"site\"\nplugin = \"site-assets\"\nenvironment = \"staging\"\n",
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
     let site = &report["stages"][1];
