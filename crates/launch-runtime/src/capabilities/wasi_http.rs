@@ -152,7 +152,7 @@ fn canned(answer: Result<Exchange, Failure>) -> Sent {
 }
 
 /// The exchange of one live `wasi:http` request, finished when its body has been read (or
-/// dropped unread).
+/// dropped).
 struct Recorder {
     exchange: Option<Exchange>,
     exchanges: Exchanges,
@@ -185,18 +185,20 @@ impl Recorder {
     }
 }
 
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        // The guest stopped reading: what it read is what it saw.
-        self.truncated |= self.exchange.is_some();
-        self.finish(None);
-    }
-}
-
 /// The response body as the guest reads it, copied into the recording on the way.
 struct RecordingBody {
     inner: WasiBody,
     recorder: Recorder,
+}
+
+impl Drop for RecordingBody {
+    fn drop(&mut self) {
+        // Dropped before its end was read: the guest stopped reading, and what it read is
+        // what it saw (a body read to its last byte is complete even if its end was not
+        // polled).
+        self.recorder.truncated |= !self.inner.is_end_stream();
+        self.recorder.finish(None);
+    }
 }
 
 impl Body for RecordingBody {
