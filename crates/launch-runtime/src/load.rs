@@ -73,24 +73,21 @@ pub(crate) async fn load(
     let engine = &runtime.inner.engine;
     // A warm load only needs the file's digest (remembered beside the compiled code while
     // the file is unchanged), not its bytes.
-    let (head, digest, size) = if use_cache {
+    let warm = if use_cache {
         let (file, memo) = (path.clone(), cache.dir().map(|d| d.join("digests")));
         let d = tokio::task::spawn_blocking(move || crate::digest::of_file(&file, memo.as_deref()))
             .await
             .map_err(|e| read(std::io::Error::other(e)))?
             .map_err(read)?;
-        (d.head, d.sha256, d.size)
-    } else {
-        (Vec::new(), String::new(), 0)
-    };
-    let cached = if use_cache {
-        kind(&head)?;
-        cache.cached(engine, &digest)
+        kind(&d.head)?;
+        cache
+            .cached(engine, &d.sha256)
+            .map(|c| (c, d.sha256, d.size))
     } else {
         None
     };
-    let (component, source, digest, size) = match cached {
-        Some(component) => (component, LoadSource::Cached, digest, size),
+    let (component, source, digest, size) = match warm {
+        Some((component, digest, size)) => (component, LoadSource::Cached, digest, size),
         None => {
             // Compiled from the bytes read now, digest and all: the file may have changed
             // since it was hashed.

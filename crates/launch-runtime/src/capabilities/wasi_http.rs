@@ -63,7 +63,8 @@ impl WasiHttpHooks for OutgoingHttpGate {
         if let Err(why) = self.grants.allow_hosts.check_host(&host, port) {
             self.denied
                 .push(format!("wasi:http request to {uri} denied: {why}"));
-            self.exchanges.record(failed(asked, "denied", &why));
+            self.exchanges
+                .record(asked.answered(&Err(Failure::Denied(why.clone()))));
             drop(fut);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
@@ -111,25 +112,15 @@ impl WasiHttpHooks for OutgoingHttpGate {
                     Ok((res, Box::new(io) as Box<dyn Future<Output = _> + Send>))
                 }
                 Err(e) => {
-                    let mut recorder = recorder;
-                    if let Some(x) = recorder.exchange.take() {
-                        recorder
-                            .exchanges
-                            .record(failed(x, "connect", &e.to_string()));
+                    if let Some(x) = recorder.exchange {
+                        let failed = x.answered(&Err(Failure::Connect(e.to_string())));
+                        recorder.exchanges.record(failed);
                     }
                     Err(e)
                 }
             }
         })
     }
-}
-
-fn failed(mut e: Exchange, kind: &str, message: &str) -> Exchange {
-    e.error = Some(ExchangeError {
-        kind: kind.into(),
-        message: message.into(),
-    });
-    e
 }
 
 /// A canned answer (already recorded) as a `wasi:http` response.
