@@ -82,6 +82,8 @@ async fn simulator(dir: &std::path::Path) -> launch_targets::simulator::Simulato
         flag: "STATUS_BOARD_V2_ENABLED".into(),
         inject: Default::default(),
         inject_file: None,
+        listen: None,
+        traffic: 0,
     };
     launch_targets::simulator::Simulator::start(config)
         .await

@@ -91,6 +91,8 @@ fn main() -> anyhow::Result<()> {
             flag: "STATUS_BOARD_V2_ENABLED".into(),
             inject: Default::default(),
             inject_file: None,
+            listen: None,
+            traffic: 0,
         })
         .await
     })?;

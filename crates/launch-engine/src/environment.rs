@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::runbook::{Environment, Runbook};
+use super::runbook::{Environment, Metrics, Runbook};
 use launch_targets::cloudfront::CloudFront;
 use launch_targets::flags::{FlagStore, HttpFlags, LocalFlags};
+use launch_targets::metrics::{Prometheus, Signals, Source, Sources};
+use launch_targets::probe::statusboard_endpoints;
 use launch_targets::s3::S3Store;
 use launch_targets::s3_flags::S3Flags;
 use launch_targets::simulator::{Inject, Simulator, SimulatorConfig, site};
@@ -23,6 +25,10 @@ pub struct Env {
     pub api_url: String,
     /// The CDN in front of the site, when there is one.
     pub cdn: Option<Arc<CloudFront>>,
+    /// Where its windows come from: the probe, Prometheus, or both.
+    pub sources: Sources,
+    /// How long a run waits for the Prometheus source to answer before its first effect.
+    ready_within: std::time::Duration,
     _simulator: Option<Simulator>,
 }
 
@@ -41,6 +47,33 @@ impl Env {
             .await
             .map(|r| r.status().as_u16())
             .map_err(|e| e.to_string())
+    }
+
+    /// Starts measuring the environment: one window per `interval` from every source.
+    pub fn signals(
+        &self,
+        client: reqwest::Client,
+        interval: std::time::Duration,
+        keep_raw: bool,
+    ) -> Signals {
+        Signals::start(
+            &self.sources,
+            client,
+            interval,
+            std::time::Duration::from_secs(10),
+            keep_raw,
+        )
+    }
+
+    /// The Prometheus source, when there is one, answers and its queries match series: checked
+    /// before a run's first effect, so a canary never starts blind.
+    pub async fn check_sources(&self) -> anyhow::Result<()> {
+        if let Some(p) = &self.sources.prometheus {
+            p.reachable().await?;
+            p.ready(std::time::Duration::ZERO, self.ready_within)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The `host:port` of the target, for the stage's network grant.
@@ -93,6 +126,8 @@ pub async fn open(
             flag: runbook.launch.flag.clone(),
             inject,
             inject_file: Some(dir.join("inject")),
+            listen: spec.listen_addr(),
+            traffic: spec.traffic.as_ref().map_or(0, |t| *t.get_ref()),
         })
         .await
         .with_context(|| format!("starting the embedded target for `{name}`"))?;
@@ -134,6 +169,16 @@ pub async fn open(
         Some(id) => Some(Arc::new(CloudFront::connect(id).await)),
         None => None,
     };
+    let metrics = spec.metrics.as_ref();
+    let prometheus = match metrics.and_then(Metrics::prometheus_config) {
+        Some(config) => Some(Arc::new(Prometheus::new(config)?)),
+        None => None,
+    };
+    let sources = Sources {
+        probe: Metrics::uses(metrics, Source::Probe)
+            .then(|| (statusboard_endpoints(&api_url), runbook.defaults.probe_rate)),
+        prometheus,
+    };
     Ok(Env {
         name: name.into(),
         store,
@@ -141,6 +186,8 @@ pub async fn open(
         url,
         api_url,
         cdn,
+        sources,
+        ready_within: metrics.map_or(std::time::Duration::ZERO, |m| m.ready_within),
         _simulator: simulator,
     })
 }

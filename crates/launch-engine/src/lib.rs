@@ -34,4 +34,3 @@ pub use operator::{Operator, Unattended};
 pub use plan::{Operation, RollbackMode};
 pub use run::{Outcome, RunSummary};
 pub use runbook::{Runbook, RunbookError};
-pub use stages::probe_endpoints;

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use launch_runtime::types::{self, Check, Verdict};
-use launch_targets::probe::{Served, Window};
+use launch_targets::metrics::{Reading, Source};
+use launch_targets::probe::Served;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,22 +117,7 @@ pub fn checks(cs: &[Check]) -> Vec<CheckRecord> {
     cs.iter().map(CheckRecord::from).collect()
 }
 
-/// One endpoint's numbers in a window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointRecord {
-    pub endpoint: String,
-    pub served: Option<Served>,
-    pub requests: u64,
-    pub errors: u64,
-    pub conflicts: u64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub avg_ms: f64,
-    pub max_ms: f64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub latencies_ms: Vec<f64>,
-}
+pub use launch_targets::metrics::EndpointRecord;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowRecord {
@@ -140,41 +126,30 @@ pub struct WindowRecord {
     /// Flag percentage while the window was measured.
     pub percent: u8,
     pub endpoints: Vec<EndpointRecord>,
+    /// What measured it; the probe alone when absent (runs before sources were named).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
 }
 
 impl WindowRecord {
-    /// Per endpoint: both versions together, then canary and baseline separately. Raw
-    /// latencies, when kept, are stored once per version; both versions' are derived from them
-    /// (`latencies`), so the journal does not hold them twice.
-    pub fn from_window(w: &Window, percent: u8, keep_raw: bool) -> Self {
-        let mut endpoints = Vec::new();
-        for served in [None, Some(Served::Canary), Some(Served::Baseline)] {
-            for (name, s) in w.endpoints(served) {
-                endpoints.push(EndpointRecord {
-                    endpoint: name,
-                    served,
-                    requests: s.requests,
-                    errors: s.errors,
-                    conflicts: s.conflicts,
-                    p50_ms: s.quantile_ms(0.5),
-                    p95_ms: s.quantile_ms(0.95),
-                    p99_ms: s.quantile_ms(0.99),
-                    avg_ms: s.mean_ms(),
-                    max_ms: s.max_ms(),
-                    latencies_ms: if keep_raw && served.is_some() {
-                        s.raw_ms.clone()
-                    } else {
-                        Vec::new()
-                    },
-                });
-            }
-        }
+    /// A source's reading, with the flag percentage it was measured at.
+    pub fn from_reading(r: Reading, percent: u8) -> Self {
         WindowRecord {
-            start_ms: w.start_ms(),
-            duration_ms: w.duration.as_millis() as u64,
+            start_ms: r.start_ms,
+            duration_ms: r.duration_ms,
             percent,
-            endpoints,
+            endpoints: r.endpoints,
+            sources: r.sources,
         }
+    }
+
+    /// The sources that measured the window, as the report names them.
+    pub fn source_words(&self) -> String {
+        if self.sources.is_empty() {
+            return Source::Probe.word().into();
+        }
+        let words: Vec<&str> = self.sources.iter().map(|s| s.word()).collect();
+        words.join("+")
     }
 
     pub fn wit(&self, served: Option<Served>) -> Vec<types::EndpointWindow> {

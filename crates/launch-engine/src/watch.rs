@@ -12,9 +12,7 @@ use serde::Serialize;
 use crate::environment::Env;
 use crate::record::{EndpointRecord, WindowRecord};
 use crate::runbook::Runbook;
-use crate::stages::probe_endpoints;
 use crate::workspace::{self, CanaryProgress};
-use launch_targets::probe::Probe;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -42,25 +40,31 @@ pub async fn watch(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
-    let mut probe = Probe::start(
+    // A dashboard watches gently: at most 100 probe requests a second.
+    let mut sources = env.sources.clone();
+    if let Some((_, rate)) = &mut sources.probe {
+        *rate = (*rate).min(100);
+    }
+    let mut signals = launch_targets::metrics::Signals::start(
+        &sources,
         client,
-        probe_endpoints(&env.api_url),
-        runbook.defaults.probe_rate.min(100),
         interval,
         Duration::from_secs(5),
+        false,
     );
     let started = Instant::now();
     let mut last = None;
     tokio::pin!(stop);
     loop {
-        let window = tokio::select! {
-            w = probe.next_window() => w,
+        let reading = tokio::select! {
+            w = signals.next() => w,
             _ = &mut stop => None,
         };
-        let Some(window) = window else { break };
+        let Some(reading) = reading else { break };
+        let reading = reading?;
         let flag = runbook.launch.flag.clone();
         let percent = env.flags.get(&flag).await.unwrap_or(0);
-        let record = WindowRecord::from_window(&window, percent, false);
+        let record = WindowRecord::from_reading(reading, percent);
         let snapshot = Snapshot {
             environment: env.name.clone(),
             api_url: env.api_url.clone(),

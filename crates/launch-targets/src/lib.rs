@@ -5,6 +5,7 @@
 
 pub mod cloudfront;
 pub mod flags;
+pub mod metrics;
 pub mod probe;
 pub mod rooted;
 pub mod s3;

@@ -182,6 +182,7 @@ impl CanaryWindowInput {
             duration_ms: self.duration_ms,
             percent,
             endpoints: canary.chain(baseline).collect(),
+            sources: Vec::new(),
         }
     }
 }
@@ -207,6 +208,7 @@ impl MetricWindowInput {
             duration_ms: self.duration_ms,
             percent: 0,
             endpoints: self.endpoints.iter().map(|e| e.record(None)).collect(),
+            sources: Vec::new(),
         }
     }
 }

@@ -82,6 +82,11 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         Ok(envs) => envs,
         Err(e) => return Err(abandon(locks, &run_dir, e).await),
     };
+    // A canary or monitor judged on Prometheus starts only once its queries answer. (A resume
+    // does not wait: a canary mid-way that cannot read its source rolls back instead.)
+    if let Err(e) = check_sources(&runbook, &catalog, &envs).await {
+        return Err(abandon(locks, &run_dir, e).await);
+    }
     let folder = launch_targets::rooted::Rooted::open(&run_dir, true)
         .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
     folder
@@ -295,6 +300,30 @@ pub async fn resume(
         records,
     );
     finish(ctx, locks, mirror).await
+}
+
+/// The metrics sources of every environment a stage measures (a monitor, a canary) answer.
+async fn check_sources(
+    runbook: &Runbook,
+    catalog: &Catalog,
+    envs: &BTreeMap<String, Env>,
+) -> anyhow::Result<()> {
+    let measured = runbook.stages.iter().filter(|s| {
+        s.action() == Some(crate::runbook::Action::Monitor)
+            || s.plugin_name()
+                .and_then(|p| catalog.get(p))
+                .is_some_and(|p| p.role() == launch_runtime::Role::CanaryPolicy)
+    });
+    let mut checked = std::collections::BTreeSet::new();
+    for stage in measured {
+        let Some(name) = stage.environment() else { continue };
+        if let Some(env) = envs.get(name).filter(|_| checked.insert(name)) {
+            env.check_sources()
+                .await
+                .with_context(|| format!("environment `{name}` (stage `{}`)", stage.name.get_ref()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens every environment of the (planned) runbook.

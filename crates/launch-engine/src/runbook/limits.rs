@@ -125,6 +125,33 @@ pub mod probe_rate {
     }
 }
 
+/// `traffic`: simulated users' requests per second, in the probe's range.
+pub mod traffic {
+    use super::*;
+    use toml::Spanned;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u32>>, D::Error> {
+        let n = Spanned::<i64>::deserialize(d)?;
+        let span = n.span();
+        let v = *n.get_ref();
+        u32::try_from(v)
+            .ok()
+            .filter(|r| PROBE_RATE.contains(r))
+            .map(|r| Some(Spanned::new(span, r)))
+            .ok_or_else(|| {
+                out_of_range(
+                    "traffic",
+                    &v.to_string(),
+                    format!(
+                        "{} to {} requests per second",
+                        PROBE_RATE.start(),
+                        PROBE_RATE.end()
+                    ),
+                )
+            })
+    }
+}
+
 /// `allow-hosts`: each entry a host pattern, at most [`MAX_LIST`] of them.
 pub mod hosts {
     use super::*;

@@ -10,10 +10,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub mod limits;
+mod metrics;
 mod shape;
 mod units;
 mod vars;
 
+pub use metrics::Metrics;
 pub use vars::expand_vars;
 
 /// The embedded default runbook.
@@ -67,6 +69,15 @@ pub struct Environment {
     /// `/api/admin/feature-flags`), or `s3://bucket/path/flags.json` (a JSON object that a
     /// static site reads).
     pub flags: Option<Spanned<String>>,
+    /// Embedded targets: the loopback address to serve on (e.g. `127.0.0.1:9464`), so a
+    /// metrics system can scrape its `/metrics` [default: an ephemeral port].
+    pub listen: Option<Spanned<String>>,
+    /// Embedded targets: simulated users' requests per second to the API — the real traffic
+    /// a Prometheus source measures when no probe runs [default: none].
+    #[serde(default, with = "limits::traffic")]
+    pub traffic: Option<Spanned<u32>>,
+    /// Where canary and monitor windows come from: the probe [default], Prometheus, or both.
+    pub metrics: Option<Metrics>,
 }
 
 impl Environment {
@@ -81,6 +92,11 @@ impl Environment {
     /// The store, when it is in S3.
     pub fn s3_store(&self) -> Option<&str> {
         self.store_url().filter(|s| s.starts_with("s3://"))
+    }
+
+    /// The embedded target's fixed address, when it has one (checked at parse time).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_ref().and_then(|l| l.get_ref().parse().ok())
     }
 
     pub fn flags_spec(&self) -> Option<&str> {

@@ -27,6 +27,36 @@ impl Runbook {
                 ));
             }
         }
+        if !env.is_embedded() {
+            let embedded_only = [
+                env.listen.as_ref().map(|l| (l.span().start, "listen")),
+                env.traffic.as_ref().map(|t| (t.span().start, "traffic")),
+            ];
+            if let Some((at, key)) = embedded_only.into_iter().flatten().next() {
+                return Err(self.error_at(
+                    at,
+                    format!("environment `{name}`: `{key}` is for embedded targets (`target = \"embedded\"`); a real site's address and traffic are its own"),
+                ));
+            }
+        }
+        if let Some(listen) = &env.listen {
+            let ok = listen
+                .get_ref()
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback());
+            if !ok {
+                return Err(self.error_at(
+                    listen.span().start,
+                    format!(
+                        "environment `{name}`: listen `{}` is not a loopback address and port (write e.g. \"127.0.0.1:9464\")",
+                        listen.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(metrics) = &env.metrics {
+            self.check_metrics(name, metrics)?;
+        }
         if let Some(flags) = &env.flags {
             let f = flags.get_ref().as_str();
             if !(f == "file" || f == "http" || f.starts_with("s3://")) {
@@ -35,6 +65,54 @@ impl Runbook {
                     format!(
                         "environment `{name}`: unknown flag provider `{f}` (expected \"file\", \"http\" or an s3://bucket/flags.json URL)"
                     ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A Prometheus source has a URL, endpoints and no empty query.
+    fn check_metrics(&self, name: &str, m: &super::Metrics) -> Result<(), RunbookError> {
+        use launch_targets::metrics::Source;
+        let at = m.source.as_ref().map_or(0, |s| s.span().start);
+        if !super::Metrics::uses(Some(m), Source::Prometheus) {
+            if let Some(p) = &m.prometheus {
+                return Err(self.error_at(
+                    p.span().start,
+                    format!("environment `{name}`: `prometheus` is set but the metrics source is the probe only; add it: source = [\"probe\", \"prometheus\"]"),
+                ));
+            }
+            return Ok(());
+        }
+        let Some(url) = &m.prometheus else {
+            return Err(self.error_at(
+                at,
+                format!("environment `{name}`: the prometheus source needs the server: prometheus = \"http://127.0.0.1:9090\""),
+            ));
+        };
+        let parsed = reqwest::Url::parse(url.get_ref());
+        if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            return Err(self.error_at(
+                url.span().start,
+                format!("environment `{name}`: prometheus `{}` is not an http(s) URL", url.get_ref()),
+            ));
+        }
+        if m.endpoints.is_empty() {
+            return Err(self.error_at(
+                at,
+                format!("environment `{name}`: metrics.endpoints is empty; name each endpoint and its route label"),
+            ));
+        }
+        let q = &m.queries;
+        for (key, text) in [
+            ("requests", &q.requests), ("errors", &q.errors), ("conflicts", &q.conflicts),
+            ("p50-ms", &q.p50_ms), ("p95-ms", &q.p95_ms), ("p99-ms", &q.p99_ms),
+            ("avg-ms", &q.avg_ms), ("max-ms", &q.max_ms),
+        ] {
+            if text.trim().is_empty() {
+                return Err(self.error_at(
+                    at,
+                    format!("environment `{name}`: metrics.queries.{key} is empty; drop it to use the default"),
                 ));
             }
         }

@@ -4,14 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::{journal_logs, probe_endpoints, rollback};
+use super::{journal_logs, rollback};
 use crate::context::{Ctx, StageResult};
 use crate::journal::Event;
 use crate::operator::{Measure, Notice};
 use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
 use launch_runtime::types::{Action, CanaryState, CanaryWindow};
-use launch_targets::probe::Probe;
 
 /// The longest a canary stage may take when its `duration` does not say: past it, a canary
 /// still holding (on missing data, say) is rolled back rather than left half-way forever.
@@ -20,9 +19,10 @@ pub const CANARY_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);
 pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let name = stage.name.get_ref().clone();
     let env = ctx.env(stage)?;
-    let (env_name, flags, api) = (env.name.clone(), env.flags.clone(), env.api_url.clone());
+    let (env_name, flags) = (env.name.clone(), env.flags.clone());
     let flag = ctx.runbook.launch.flag.clone();
     let interval = stage.interval.unwrap_or(Duration::from_secs(60));
+    let mut signals = env.signals(ctx.probe_client.clone(), interval, true);
     let sandbox = ctx.sandbox(stage)?;
     let config = stage.config_json();
 
@@ -44,13 +44,6 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let mut history: Vec<CanaryWindow> = Vec::new();
     // The run's numbers of the windows in `history`, for the recorded calls.
     let mut history_seqs: Vec<u64> = Vec::new();
-    let mut probe = Probe::start(
-        ctx.probe_client.clone(),
-        probe_endpoints(&api),
-        ctx.runbook.defaults.probe_rate,
-        interval,
-        Duration::from_secs(10),
-    );
     let mut last_checks: Vec<CheckRecord> = Vec::new();
     let mut decisions = 0u32;
 
@@ -67,13 +60,15 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         // The first decision of a fresh canary needs no measurement: it starts the rollout.
         if percent > 0 || decisions > 0 {
             // The stage's duration bounds the wait for a window, whatever the interval.
-            let Ok(window) = tokio::time::timeout(left, probe.next_window()).await else {
+            let Ok(window) = tokio::time::timeout(left, signals.next()).await else {
                 return timed_out(ctx, stage, timeout, percent, last_checks).await;
             };
-            let Some(w) = window else {
-                anyhow::bail!("the probe stopped")
+            let reading = match window {
+                Some(Ok(reading)) => reading,
+                Some(Err(e)) => return blind(ctx, stage, &e, percent).await,
+                None => anyhow::bail!("the probe stopped"),
             };
-            let record = WindowRecord::from_window(&w, percent, true);
+            let record = WindowRecord::from_reading(reading, percent);
             history.push(record.canary_window());
             history_seqs.push(ctx.record_window(&name, &env_name, record)?);
         }
@@ -200,6 +195,22 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             }
         }
     }
+}
+
+/// The metrics source could not be read: a canary no one can see is rolled back.
+async fn blind(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    error: &launch_targets::metrics::QueryError,
+    percent: u8,
+) -> anyhow::Result<StageResult> {
+    let reason = format!("the metrics source failed: {error}");
+    rollback(ctx, stage, "metrics-failed", &reason).await?;
+    ctx.operator.tell(Notice::CanaryRolledBack {
+        percent,
+        reason: &reason,
+    });
+    Ok(rolled_back(VerdictRecord::Fail(reason), Vec::new(), percent))
 }
 
 /// The canary ran out of its stage's time: rolled back rather than left half-way.

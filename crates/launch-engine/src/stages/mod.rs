@@ -22,7 +22,6 @@ use launch_runtime::capabilities::log::LogLine;
 use launch_runtime::types::Target;
 
 pub use flags::rollback;
-pub use monitor::probe_endpoints;
 
 pub async fn run_stage(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     if let Some(action) = &stage.action {

@@ -8,23 +8,6 @@ use crate::context::{Ctx, StageResult};
 use crate::operator::Measure;
 use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
-use launch_targets::probe::{Endpoint, Probe};
-
-/// The endpoints probes measure: the board, the drawer and the stats.
-pub fn probe_endpoints(api_url: &str) -> Vec<Endpoint> {
-    [
-        ("board", "/api/admin/appointments/board"),
-        ("drawer", "/api/appointments/1"),
-        ("stats", "/api/admin/dashboard/stats"),
-    ]
-    .into_iter()
-    .map(|(name, path)| Endpoint {
-        name: name.into(),
-        method: reqwest::Method::GET,
-        url: format!("{api_url}{path}"),
-    })
-    .collect()
-}
 
 pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let env = ctx.env(stage)?;
@@ -34,13 +17,7 @@ pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult
         .interval
         .unwrap_or(Duration::from_secs(1))
         .min(duration);
-    let mut probe = Probe::start(
-        ctx.probe_client.clone(),
-        probe_endpoints(&env.api_url),
-        ctx.runbook.defaults.probe_rate,
-        interval,
-        Duration::from_secs(5),
-    );
+    let mut signals = env.signals(ctx.probe_client.clone(), interval, true);
     let started = Instant::now();
     let (mut requests, mut errors, mut windows) = (0, 0, 0);
     let bar = ctx.operator.progress(Measure::Timed {
@@ -49,11 +26,12 @@ pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult
     });
     while started.elapsed() + interval / 2 < duration {
         bar.set_position(started.elapsed().as_millis() as u64);
-        let Some(w) = probe.next_window().await else {
-            break;
+        let reading = match signals.next().await {
+            Some(reading) => reading.map_err(|e| anyhow::anyhow!("monitoring {env_name}: {e}"))?,
+            None => break,
         };
         let percent = flags.get(&ctx.runbook.launch.flag).await.unwrap_or(0);
-        let record = WindowRecord::from_window(&w, percent, true);
+        let record = WindowRecord::from_reading(reading, percent);
         let (r, e, _) = record.totals(None);
         requests += r;
         errors += e;

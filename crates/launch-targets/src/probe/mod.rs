@@ -21,6 +21,23 @@ pub struct Endpoint {
     pub url: String,
 }
 
+/// The StatusBoardV2 API endpoints the probe measures and a canary compares: the board, the
+/// drawer and the stats.
+pub fn statusboard_endpoints(api_url: &str) -> Vec<Endpoint> {
+    [
+        ("board", "/api/admin/appointments/board"),
+        ("drawer", "/api/appointments/1"),
+        ("stats", "/api/admin/dashboard/stats"),
+    ]
+    .into_iter()
+    .map(|(name, path)| Endpoint {
+        name: name.into(),
+        method: Method::GET,
+        url: format!("{api_url}{path}"),
+    })
+    .collect()
+}
+
 /// The version that served a response, from the target's `X-Served-By` header.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::routing::{self, Variant};
+use super::metrics::Metrics;
 use super::{Inject, SimulatorConfig, site};
 
 pub struct State {
@@ -22,6 +23,7 @@ pub struct State {
     /// Appointment id → (status, version), for optimistic-concurrency moves.
     appointments: Mutex<HashMap<u32, (String, u64)>>,
     live_inject: Mutex<(std::time::Instant, Inject)>,
+    metrics: Arc<Metrics>,
 }
 
 impl State {
@@ -36,6 +38,7 @@ impl State {
             router: routing::Router::new(),
             appointments: Mutex::new(appointments),
             live_inject,
+            metrics: Arc::new(Metrics::new(&ROUTES)),
         }
     }
 
@@ -67,7 +70,15 @@ const STATUSES: [&str; 5] = ["scheduled", "in_progress", "ready", "completed", "
 
 type Shared = Arc<State>;
 
+/// The API routes a canary compares (the probe's endpoints), measured from the start.
+const ROUTES: [&str; 3] = [
+    "/api/admin/appointments/board",
+    "/api/admin/dashboard/stats",
+    "/api/appointments/{id}",
+];
+
 pub fn router(state: Shared) -> axum::Router {
+    let metrics = state.metrics.clone();
     axum::Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
@@ -81,6 +92,11 @@ pub fn router(state: Shared) -> axum::Router {
             "/api/admin/feature-flags",
             get(list_flags).put(set_flag).post(set_flag),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            super::metrics::measure,
+        ))
+        .route("/metrics", get(move || async move { metrics.render() }))
         .with_state(state)
 }
 

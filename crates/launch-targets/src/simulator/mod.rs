@@ -5,12 +5,15 @@
 //! visibly rolls back.
 
 mod api;
+pub mod metrics;
 mod routing;
 pub mod site;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::flags::LocalFlags;
 use crate::store::LocalStore;
@@ -68,18 +71,61 @@ pub struct SimulatorConfig {
     pub inject: Inject,
     /// A file of fault specs (`v2-errors=100%` ...) that, while it exists, replaces `inject`.
     pub inject_file: Option<std::path::PathBuf>,
+    /// Where to listen; an ephemeral loopback port when `None`. A fixed address lets a
+    /// metrics system scrape `/metrics`.
+    pub listen: Option<SocketAddr>,
+    /// Simulated users' requests per second to the API (0: none): the traffic a metrics
+    /// system sees when no probe runs.
+    pub traffic: u32,
 }
 
 /// A running simulator; stops when dropped.
 pub struct Simulator {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _users: Option<Users>,
+}
+
+/// Simulated users: the probe's open-model load on the API, its windows discarded. Stops when
+/// dropped, with the simulator.
+struct Users {
+    drain: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        self.drain.abort();
+    }
+}
+
+impl Users {
+    fn start(url: &str, rate: u32) -> anyhow::Result<Users> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?;
+        let mut probe = crate::probe::Probe::start(
+            client,
+            crate::probe::statusboard_endpoints(url),
+            rate,
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+        );
+        // The probe stops with the task that owns it.
+        let drain = tokio::spawn(async move { while probe.next_window().await.is_some() {} });
+        Ok(Users { drain })
+    }
 }
 
 impl Simulator {
     pub async fn start(config: SimulatorConfig) -> anyhow::Result<Simulator> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let bind = config
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("listening on {bind}"))?;
         let addr = listener.local_addr()?;
+        let traffic = config.traffic;
         let app = api::router(Arc::new(api::State::new(config)));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -89,9 +135,14 @@ impl Simulator {
                 })
                 .await;
         });
+        let users = match traffic {
+            0 => None,
+            rate => Some(Users::start(&format!("http://{addr}"), rate)?),
+        };
         Ok(Simulator {
             addr,
             shutdown: Some(tx),
+            _users: users,
         })
     }
 

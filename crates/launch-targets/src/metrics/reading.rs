@@ -1,0 +1,223 @@
+//! One window's numbers per endpoint and served version, whichever source measured them, and
+//! how two sources' numbers for the same window combine.
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::{Served, Window};
+
+/// Where a window's numbers came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The host's own constant-rate probe (synthetic traffic).
+    Probe,
+    /// The metrics system: real users' traffic, as Prometheus saw it.
+    Prometheus,
+}
+
+impl Source {
+    pub fn word(self) -> &'static str {
+        match self {
+            Source::Probe => "probe",
+            Source::Prometheus => "prometheus",
+        }
+    }
+}
+
+/// One endpoint's numbers in a window, for one served version or (`served: None`) for both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub endpoint: String,
+    pub served: Option<Served>,
+    pub requests: u64,
+    pub errors: u64,
+    pub conflicts: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub avg_ms: f64,
+    pub max_ms: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latencies_ms: Vec<f64>,
+}
+
+impl EndpointRecord {
+    pub fn empty(endpoint: &str, served: Option<Served>) -> EndpointRecord {
+        EndpointRecord {
+            endpoint: endpoint.into(),
+            served,
+            requests: 0,
+            errors: 0,
+            conflicts: 0,
+            p50_ms: 0.0,
+            p95_ms: 0.0,
+            p99_ms: 0.0,
+            avg_ms: 0.0,
+            max_ms: 0.0,
+            latencies_ms: Vec::new(),
+        }
+    }
+
+    fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+
+    /// Both versions' numbers together: counts add up, the average is weighted by requests,
+    /// and each percentile and the maximum is the higher of the two — a bound, since
+    /// percentiles of two populations cannot be combined exactly without their histograms.
+    pub fn together(a: &EndpointRecord, b: &EndpointRecord) -> EndpointRecord {
+        let requests = a.requests.saturating_add(b.requests);
+        let avg_ms = if requests == 0 {
+            0.0
+        } else {
+            (a.avg_ms * a.requests as f64 + b.avg_ms * b.requests as f64) / requests as f64
+        };
+        EndpointRecord {
+            endpoint: a.endpoint.clone(),
+            served: None,
+            requests,
+            errors: a.errors.saturating_add(b.errors),
+            conflicts: a.conflicts.saturating_add(b.conflicts),
+            p50_ms: a.p50_ms.max(b.p50_ms),
+            p95_ms: a.p95_ms.max(b.p95_ms),
+            p99_ms: a.p99_ms.max(b.p99_ms),
+            avg_ms,
+            max_ms: a.max_ms.max(b.max_ms),
+            latencies_ms: Vec::new(),
+        }
+    }
+
+    /// The worse of two sources' readings of the same traffic (the probe's requests are in
+    /// the service's metrics too, so adding them would count them twice): the counts of the
+    /// source with the higher error rate (the more requests on a tie), every latency the
+    /// higher, the probe's raw latencies. A breach either source sees stays a breach.
+    pub fn worse(a: &EndpointRecord, b: &EndpointRecord) -> EndpointRecord {
+        let a_counts = (a.error_rate(), a.requests) >= (b.error_rate(), b.requests);
+        let counts = if a_counts { a } else { b };
+        let latencies_ms = if a.latencies_ms.is_empty() {
+            b.latencies_ms.clone()
+        } else {
+            a.latencies_ms.clone()
+        };
+        EndpointRecord {
+            endpoint: a.endpoint.clone(),
+            served: a.served,
+            requests: counts.requests,
+            errors: counts.errors,
+            conflicts: a.conflicts.max(b.conflicts),
+            p50_ms: a.p50_ms.max(b.p50_ms),
+            p95_ms: a.p95_ms.max(b.p95_ms),
+            p99_ms: a.p99_ms.max(b.p99_ms),
+            avg_ms: a.avg_ms.max(b.avg_ms),
+            max_ms: a.max_ms.max(b.max_ms),
+            latencies_ms,
+        }
+    }
+}
+
+/// Everything measured in one window, by one or more sources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub start_ms: u64,
+    pub duration_ms: u64,
+    /// Per endpoint: both versions together, then the canary, then the baseline.
+    pub endpoints: Vec<EndpointRecord>,
+    pub sources: Vec<Source>,
+}
+
+impl Reading {
+    /// The probe's window: per endpoint, both versions together, then canary and baseline
+    /// separately. Raw latencies, when kept, are stored once per version.
+    pub fn from_probe(w: &Window, keep_raw: bool) -> Reading {
+        let mut endpoints = Vec::new();
+        for served in [None, Some(Served::Canary), Some(Served::Baseline)] {
+            for (name, s) in w.endpoints(served) {
+                endpoints.push(EndpointRecord {
+                    endpoint: name,
+                    served,
+                    requests: s.requests,
+                    errors: s.errors,
+                    conflicts: s.conflicts,
+                    p50_ms: s.quantile_ms(0.5),
+                    p95_ms: s.quantile_ms(0.95),
+                    p99_ms: s.quantile_ms(0.99),
+                    avg_ms: s.mean_ms(),
+                    max_ms: s.max_ms(),
+                    latencies_ms: if keep_raw && served.is_some() {
+                        s.raw_ms.clone()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+        }
+        Reading {
+            start_ms: w.start_ms(),
+            duration_ms: u64::try_from(w.duration.as_millis()).unwrap_or(u64::MAX),
+            endpoints,
+            sources: vec![Source::Probe],
+        }
+    }
+
+    /// Two sources' readings of one window: per endpoint and version, the worse of the two
+    /// (`EndpointRecord::worse`); an endpoint only one source measured is taken as it is.
+    pub fn combine(self, other: Reading) -> Reading {
+        let mut endpoints = self.endpoints;
+        for theirs in other.endpoints {
+            match endpoints
+                .iter_mut()
+                .find(|e| e.endpoint == theirs.endpoint && e.served == theirs.served)
+            {
+                Some(ours) => *ours = EndpointRecord::worse(ours, &theirs),
+                None => endpoints.push(theirs),
+            }
+        }
+        let mut sources = self.sources;
+        sources.extend(other.sources);
+        sources.sort();
+        sources.dedup();
+        Reading {
+            start_ms: self.start_ms.min(other.start_ms),
+            duration_ms: self.duration_ms.max(other.duration_ms),
+            endpoints,
+            sources,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(requests: u64, errors: u64, p95: f64) -> EndpointRecord {
+        EndpointRecord {
+            requests,
+            errors,
+            p95_ms: p95,
+            avg_ms: p95 / 2.0,
+            ..EndpointRecord::empty("board", Some(Served::Canary))
+        }
+    }
+
+    #[test]
+    fn the_worse_reading_keeps_a_breach_either_source_sees() {
+        let probe = rec(100, 0, 3000.0);
+        let prom = rec(1000, 50, 40.0);
+        let w = EndpointRecord::worse(&probe, &prom);
+        assert_eq!((w.requests, w.errors), (1000, 50), "the higher error rate's counts");
+        assert_eq!(w.p95_ms, 3000.0, "the higher latency");
+        assert_eq!(EndpointRecord::worse(&prom, &probe), w);
+    }
+
+    #[test]
+    fn both_versions_together_add_counts_and_weigh_the_average() {
+        let t = EndpointRecord::together(&rec(10, 1, 100.0), &rec(30, 0, 20.0));
+        assert_eq!((t.requests, t.errors, t.served), (40, 1, None));
+        assert!((t.avg_ms - (50.0 * 10.0 + 10.0 * 30.0) / 40.0).abs() < 1e-9);
+        assert_eq!(t.p95_ms, 100.0);
+    }
+}
