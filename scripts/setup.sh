@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building plugins and running the tests need: just (the task runner), moto, the wasm32-wasip2 Rust target (rustup, else Debian's
-# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py and componentize-js. Idempotent.
+# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py and componentize-js, Prometheus. Idempotent.
 set -euo pipefail
 
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
@@ -37,6 +37,12 @@ fi
 if [ ! -x "$root/plugins/js/tools/node_modules/.bin/componentize-js" ]; then
     npm ci --prefix "$root/plugins/js/tools" --no-audit --no-fund --silent
     echo "setup: installed componentize-js in plugins/js/tools"
+fi
+# Prometheus: the metrics system the tests start on 127.0.0.1 to judge a canary on real traffic.
+if ! command -v prometheus >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus
+    # Debian's package may start its own service; the tests start their own servers.
+    pkill -x prometheus 2>/dev/null || true
 fi
 # moto: the AWS stand-in (S3, CloudFront) the tests start on 127.0.0.1.
 command -v moto_server >/dev/null || pip_install 'moto[server]==5.2.5'

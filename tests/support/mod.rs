@@ -233,3 +233,77 @@ pub fn recorded_inputs(run: &std::path::Path) -> Vec<(Option<PathBuf>, serde_jso
         })
         .collect()
 }
+
+/// A loopback port free right now (the OS picked it; a race with another process is unlikely).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real Prometheus server (Debian's `prometheus`, installed by scripts/setup.sh) on an
+/// ephemeral loopback port, scraping `targets` every second; stopped when dropped.
+pub struct PrometheusServer {
+    pub url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PrometheusServer {
+    pub fn start(targets: &[String]) -> PrometheusServer {
+        let dir = tempfile::tempdir().unwrap();
+        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: launch\n    static_configs:\n      - targets: [{}]\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prometheus is installed (scripts/setup.sh installs Debian's prometheus)");
+        let url = format!("http://127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        let ready = || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            s.write_all(b"GET /-/ready HTTP/1.0\r\n\r\n").ok()?;
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).ok()?;
+            answer.starts_with("HTTP/1.0 200").then_some(())
+        };
+        while ready().is_none() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "prometheus did not become ready on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        PrometheusServer {
+            url,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -138,12 +138,15 @@ fn chart(s: &StageReport) -> String {
          <text x=\"4\" y=\"14\" font-size=\"11\">p95 ms (max {ymax:.0})</text>\
          <polyline fill=\"none\" stroke=\"#999\" stroke-dasharray=\"4 3\" points=\"{}\"/>{}{}\
          <text x=\"{:.0}\" y=\"14\" font-size=\"11\" fill=\"#c00\">canary</text><text x=\"{:.0}\" y=\"28\" font-size=\"11\" fill=\"#06c\">baseline</text>\
-         <text x=\"{:.0}\" y=\"42\" font-size=\"11\" fill=\"#999\">flag %</text></svg>",
+         <text x=\"{:.0}\" y=\"42\" font-size=\"11\" fill=\"#999\">flag %</text>\
+         <text x=\"4\" y=\"{:.0}\" font-size=\"11\">measured by {}</text></svg>",
         steps.join(" "),
         line(&baseline, "#06c"),
         line(&canary, "#c00"),
         W - 70.0,
         W - 70.0,
-        W - 70.0
+        W - 70.0,
+        H - 4.0,
+        s.measured_by.as_deref().unwrap_or("probe")
     )
 }

@@ -13,6 +13,9 @@ pub fn render(r: &RunReport) -> String {
         if let Some(p) = &s.plugin {
             what.push_str(&format!(" (plugin `{p}`)"));
         }
+        if let Some(by) = &s.measured_by {
+            what.push_str(&format!("; {} window(s) measured by {by}", s.windows.len()));
+        }
         out.push_str(&format!(
             "| {} | {} | **{verdict}** | {what} | {:.1} s |\n",
             i + 1,

@@ -47,6 +47,9 @@ pub struct StageReport {
     /// What shadow policies answered to the same inputs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shadows: Vec<ShadowAnswer>,
+    /// What measured the stage's windows: `probe`, `prometheus`, or `probe+prometheus`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_by: Option<String>,
     #[serde(skip)]
     pub windows: Vec<WindowRecord>,
 }
@@ -104,6 +107,7 @@ impl RunReport {
                     effects: Vec::new(),
                     decisions: Vec::new(),
                     shadows: Vec::new(),
+                    measured_by: None,
                     windows: Vec::new(),
                 }),
                 Event::EffectDone { stage, detail, .. } => {
@@ -154,6 +158,14 @@ impl RunReport {
                 }
                 Event::Window { stage, window, .. } => {
                     if let Some(s) = report.stage_mut(&stage) {
+                        let by = window.source_words();
+                        s.measured_by = Some(match s.measured_by.take() {
+                            Some(seen) if seen != by && !seen.split(", ").any(|w| w == by) => {
+                                format!("{seen}, {by}")
+                            }
+                            Some(seen) => seen,
+                            None => by,
+                        });
                         s.windows.push(window);
                     }
                 }

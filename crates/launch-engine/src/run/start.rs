@@ -316,11 +316,13 @@ async fn check_sources(
     });
     let mut checked = std::collections::BTreeSet::new();
     for stage in measured {
-        let Some(name) = stage.environment() else { continue };
+        let Some(name) = stage.environment() else {
+            continue;
+        };
         if let Some(env) = envs.get(name).filter(|_| checked.insert(name)) {
-            env.check_sources()
-                .await
-                .with_context(|| format!("environment `{name}` (stage `{}`)", stage.name.get_ref()))?;
+            env.check_sources().await.with_context(|| {
+                format!("environment `{name}` (stage `{}`)", stage.name.get_ref())
+            })?;
         }
     }
     Ok(())

@@ -94,7 +94,10 @@ impl Runbook {
         if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
             return Err(self.error_at(
                 url.span().start,
-                format!("environment `{name}`: prometheus `{}` is not an http(s) URL", url.get_ref()),
+                format!(
+                    "environment `{name}`: prometheus `{}` is not an http(s) URL",
+                    url.get_ref()
+                ),
             ));
         }
         if m.endpoints.is_empty() {
@@ -105,9 +108,14 @@ impl Runbook {
         }
         let q = &m.queries;
         for (key, text) in [
-            ("requests", &q.requests), ("errors", &q.errors), ("conflicts", &q.conflicts),
-            ("p50-ms", &q.p50_ms), ("p95-ms", &q.p95_ms), ("p99-ms", &q.p99_ms),
-            ("avg-ms", &q.avg_ms), ("max-ms", &q.max_ms),
+            ("requests", &q.requests),
+            ("errors", &q.errors),
+            ("conflicts", &q.conflicts),
+            ("p50-ms", &q.p50_ms),
+            ("p95-ms", &q.p95_ms),
+            ("p99-ms", &q.p99_ms),
+            ("avg-ms", &q.avg_ms),
+            ("max-ms", &q.max_ms),
         ] {
             if text.trim().is_empty() {
                 return Err(self.error_at(

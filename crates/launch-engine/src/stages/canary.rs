@@ -210,7 +210,11 @@ async fn blind(
         percent,
         reason: &reason,
     });
-    Ok(rolled_back(VerdictRecord::Fail(reason), Vec::new(), percent))
+    Ok(rolled_back(
+        VerdictRecord::Fail(reason),
+        Vec::new(),
+        percent,
+    ))
 }
 
 /// The canary ran out of its stage's time: rolled back rather than left half-way.

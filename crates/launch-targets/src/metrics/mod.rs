@@ -77,7 +77,10 @@ impl Signals {
     /// Prometheus query is an error: a window no one could read is never a healthy one.
     pub async fn next(&mut self) -> Option<Result<Reading, QueryError>> {
         let probed = match &mut self.probe {
-            Some(probe) => Some(Reading::from_probe(&probe.next_window().await?, self.keep_raw)),
+            Some(probe) => Some(Reading::from_probe(
+                &probe.next_window().await?,
+                self.keep_raw,
+            )),
             None => None,
         };
         let Some((prometheus, tick)) = &mut self.prometheus else {

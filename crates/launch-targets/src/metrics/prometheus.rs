@@ -37,7 +37,9 @@ fn count(extra: &str) -> String {
 }
 
 fn quantile(q: &str) -> String {
-    format!("1000 * histogram_quantile({q}, sum by (le) (rate({METRIC}_bucket{{{SELECTOR}}}[{{window}}])))")
+    format!(
+        "1000 * histogram_quantile({q}, sum by (le) (rate({METRIC}_bucket{{{SELECTOR}}}[{{window}}])))"
+    )
 }
 
 impl Default for Queries {
@@ -150,7 +152,10 @@ impl Prometheus {
 
     /// The server answers at all (its build info), within a few seconds.
     pub async fn reachable(&self) -> Result<(), QueryError> {
-        let url = format!("{}/api/v1/status/buildinfo", self.config.url.trim_end_matches('/'));
+        let url = format!(
+            "{}/api/v1/status/buildinfo",
+            self.config.url.trim_end_matches('/')
+        );
         let resp = self
             .client
             .get(&url)
@@ -159,7 +164,10 @@ impl Prometheus {
             .await
             .map_err(|e| self.error(None, format!("unreachable: {e}")))?;
         if !resp.status().is_success() {
-            return Err(self.error(None, format!("answered {} (is it a Prometheus server?)", resp.status())));
+            return Err(self.error(
+                None,
+                format!("answered {} (is it a Prometheus server?)", resp.status()),
+            ));
         }
         Ok(())
     }
@@ -172,7 +180,12 @@ impl Prometheus {
         loop {
             let mut silent = None;
             for (_, label) in &self.config.endpoints {
-                let q = self.render(&self.config.queries.requests, label, &self.config.baseline, window);
+                let q = self.render(
+                    &self.config.queries.requests,
+                    label,
+                    &self.config.baseline,
+                    window,
+                );
                 if self.query(&q).await?.is_none() {
                     silent = Some(q);
                     break;
@@ -223,12 +236,18 @@ impl Prometheus {
             .await
             .map_err(|e| self.error(Some(q), format!("reading the answer: {e}")))?;
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
-            self.error(Some(q), format!("answered {status} with something that is not Prometheus' JSON: {e}"))
+            self.error(
+                Some(q),
+                format!("answered {status} with something that is not Prometheus' JSON: {e}"),
+            )
         })?;
         if answer.status != "success" {
             return Err(self.error(
                 Some(q),
-                format!("the query failed: {}", answer.error.unwrap_or_else(|| status.to_string())),
+                format!(
+                    "the query failed: {}",
+                    answer.error.unwrap_or_else(|| status.to_string())
+                ),
             ));
         }
         let raw = match answer.data {
@@ -238,12 +257,20 @@ impl Prometheus {
                 many => {
                     return Err(self.error(
                         Some(q),
-                        format!("the query answered {} series; aggregate it to one (e.g. sum(...))", many.len()),
+                        format!(
+                            "the query answered {} series; aggregate it to one (e.g. sum(...))",
+                            many.len()
+                        ),
                     ));
                 }
             },
             Some(Data::Scalar((_, v))) => v,
-            _ => return Err(self.error(Some(q), "the query must answer an instant vector or a scalar")),
+            _ => {
+                return Err(self.error(
+                    Some(q),
+                    "the query must answer an instant vector or a scalar",
+                ));
+            }
         };
         let value: f64 = raw
             .parse()
@@ -275,8 +302,17 @@ impl Prometheus {
                 out.push(EndpointRecord::together(canary, baseline));
             }
         }
-        out.extend(per_version.iter().filter(|e| e.served == Some(Served::Canary)).cloned());
-        out.extend(per_version.into_iter().filter(|e| e.served == Some(Served::Baseline)));
+        out.extend(
+            per_version
+                .iter()
+                .filter(|e| e.served == Some(Served::Canary))
+                .cloned(),
+        );
+        out.extend(
+            per_version
+                .into_iter()
+                .filter(|e| e.served == Some(Served::Baseline)),
+        );
         Ok(out)
     }
 
@@ -334,18 +370,35 @@ mod tests {
     #[test]
     fn templates_take_the_endpoint_version_and_a_range_of_two_scrapes_at_least() {
         let p = prom();
-        let q = p.render(&p.config.queries.errors, "/api/x", "v2", Duration::from_millis(500));
+        let q = p.render(
+            &p.config.queries.errors,
+            "/api/x",
+            "v2",
+            Duration::from_millis(500),
+        );
         assert_eq!(
             q,
             r#"sum(increase(http_server_request_duration_seconds_count{http_route="/api/x",version="v2",http_response_status_code=~"5.."}[2000ms]))"#
         );
-        let q = p.render(&p.config.queries.p95_ms, "/a", "v1", Duration::from_secs(60));
-        assert!(q.contains("[60000ms]") && q.starts_with("1000 * histogram_quantile(0.95"), "{q}");
+        let q = p.render(
+            &p.config.queries.p95_ms,
+            "/a",
+            "v1",
+            Duration::from_secs(60),
+        );
+        assert!(
+            q.contains("[60000ms]") && q.starts_with("1000 * histogram_quantile(0.95"),
+            "{q}"
+        );
     }
 
     #[tokio::test]
     async fn an_unreachable_server_is_named() {
         let e = prom().reachable().await.unwrap_err();
-        assert!(e.to_string().starts_with("prometheus at http://127.0.0.1:9: unreachable"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("prometheus at http://127.0.0.1:9: unreachable"),
+            "{e}"
+        );
     }
 }

@@ -208,7 +208,11 @@ mod tests {
         let probe = rec(100, 0, 3000.0);
         let prom = rec(1000, 50, 40.0);
         let w = EndpointRecord::worse(&probe, &prom);
-        assert_eq!((w.requests, w.errors), (1000, 50), "the higher error rate's counts");
+        assert_eq!(
+            (w.requests, w.errors),
+            (1000, 50),
+            "the higher error rate's counts"
+        );
         assert_eq!(w.p95_ms, 3000.0, "the higher latency");
         assert_eq!(EndpointRecord::worse(&prom, &probe), w);
     }

@@ -13,8 +13,8 @@ use axum::routing::{get, patch};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::routing::{self, Variant};
 use super::metrics::Metrics;
+use super::routing::{self, Variant};
 use super::{Inject, SimulatorConfig, site};
 
 pub struct State {

@@ -107,11 +107,17 @@ impl Metrics {
 /// bodies), labelled by the version that served it. Requests no version served (the site,
 /// the admin API) are not measured: they are not what a canary compares.
 pub async fn measure(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let method = req.method().as_str().to_string();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let version = resp.headers().get("x-served-by").and_then(|v| v.to_str().ok());
+    let version = resp
+        .headers()
+        .get("x-served-by")
+        .and_then(|v| v.to_str().ok());
     if let (Some(route), Some(version)) = (route, version) {
         let seconds = started.elapsed().as_secs_f64();
         metrics.observe(&route, &method, resp.status().as_u16(), version, seconds);
