@@ -125,6 +125,17 @@ pub fn check_role(stage: &Stage, plugin: &Plugin) -> Result<(), String> {
             plugin.role()
         ));
     }
+    let stability = plugin.role() == Role::SloGate && stage.duration.is_some();
+    if stage.breaches.is_some() && !stability {
+        return Err(format!(
+            "`breaches` counts a stability gate's failing windows: it needs an slo-gate plugin and a `duration` to watch for (`{}` is a {})",
+            plugin.info.name,
+            plugin.role()
+        ));
+    }
+    if stability && stage.environment.is_none() {
+        return Err("a stability gate (an slo-gate stage with a `duration`) needs an `environment` to watch".into());
+    }
     Ok(())
 }
 

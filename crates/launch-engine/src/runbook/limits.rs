@@ -125,6 +125,32 @@ pub mod probe_rate {
     }
 }
 
+/// Consecutive breaching windows a stability gate tolerates before rolling back.
+pub const BREACHES: RangeInclusive<u32> = 1..=1_000;
+
+/// `breaches`: a count in [`BREACHES`].
+pub mod breaches {
+    use super::*;
+    use toml::Spanned;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u32>>, D::Error> {
+        let n = Spanned::<i64>::deserialize(d)?;
+        let span = n.span();
+        let v = *n.get_ref();
+        u32::try_from(v)
+            .ok()
+            .filter(|b| BREACHES.contains(b))
+            .map(|b| Some(Spanned::new(span, b)))
+            .ok_or_else(|| {
+                out_of_range(
+                    "breaches",
+                    &v.to_string(),
+                    format!("{} to {} windows", BREACHES.start(), BREACHES.end()),
+                )
+            })
+    }
+}
+
 /// `traffic`: simulated users' requests per second, in the probe's range.
 pub mod traffic {
     use super::*;

@@ -223,6 +223,10 @@ pub struct Stage {
     /// Canary check interval / monitor window.
     #[serde(default, with = "limits::interval::opt")]
     pub interval: Option<Duration>,
+    /// SLO gates with a `duration` (the stability gate): consecutive failing windows that roll
+    /// back [default: 3].
+    #[serde(default, with = "limits::breaches")]
+    pub breaches: Option<Spanned<u32>>,
     /// UAT sign-offs recorded by the runbook (automated runs).
     #[serde(default)]
     pub signoffs: Vec<SignoffSpec>,
@@ -306,6 +310,7 @@ impl Stage {
             full: false,
             duration: None,
             interval: None,
+            breaches: None,
             signoffs: Vec::new(),
             shadow: Vec::new(),
         }

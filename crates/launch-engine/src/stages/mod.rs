@@ -10,6 +10,7 @@ mod monitor;
 mod plugin;
 mod release;
 mod shadow;
+mod stability;
 mod uat;
 
 use anyhow::Context as _;

@@ -26,6 +26,10 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             shadows(ctx, stage, Inputs::Smoke(&target, &http), &result).await?;
             result
         }
+        Role::SloGate if stage.duration.is_some() => {
+            let duration = stage.duration.unwrap_or_default();
+            super::stability::watch(ctx, stage, duration).await?
+        }
         Role::SloGate => {
             // The last 240 windows measured on the stage's environment.
             let windows: Vec<WindowRecord> = stage
