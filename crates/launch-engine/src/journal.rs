@@ -63,6 +63,16 @@ pub enum Event {
         checks: Vec<CheckRecord>,
         plugin: String,
     },
+    /// An operator's request to a running canary (`canary pause` ...), as it was obeyed.
+    Control {
+        stage: String,
+        seq: u64,
+        command: crate::control::Command,
+        operator: String,
+        reason: String,
+        /// What the canary did about it.
+        outcome: String,
+    },
     Log {
         stage: String,
         source: String,
@@ -141,6 +151,7 @@ impl Event {
             | Event::EffectDone { stage, .. }
             | Event::Window { stage, .. }
             | Event::Decision { stage, .. }
+            | Event::Control { stage, .. }
             | Event::Log { stage, .. }
             | Event::StageFinished { stage, .. }
             | Event::FlagRestored { stage, .. }

@@ -10,6 +10,7 @@
 
 pub mod consistency;
 pub mod context;
+pub mod control;
 pub mod environment;
 mod fault;
 pub mod journal;

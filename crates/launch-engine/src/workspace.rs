@@ -99,6 +99,20 @@ pub struct CanaryProgress {
     pub running: bool,
     /// Until the policy is next asked to promote, when the runbook says how long a step lasts.
     pub next_step_in_ms: Option<u64>,
+    /// Who paused the canary (`canary pause`), while it is paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<String>,
+}
+
+impl CanaryProgress {
+    /// `running`, `PAUSED by NAME` or `finished`, as status lines show it.
+    pub fn state(&self) -> String {
+        match (&self.paused_by, self.running) {
+            (Some(who), _) => format!("PAUSED by {who}"),
+            (None, true) => "running".into(),
+            (None, false) => "finished".into(),
+        }
+    }
 }
 
 /// Opens a runbook environment as the workspace's commands see it.
@@ -165,7 +179,25 @@ pub fn canary_progress(runs_dir: &Path, runbook: &Runbook, env: &str) -> Option<
         let next_step_in_ms = step_ms
             .filter(|_| !finished)
             .map(|d| (at + d).saturating_sub(now_ms()));
+        let paused_by = records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::Control {
+                    stage: s,
+                    command,
+                    operator,
+                    ..
+                } if *s == stage => Some((*command, operator.clone())),
+                _ => None,
+            })
+            .fold(None, |paused, (command, operator)| match command {
+                crate::control::Command::Pause => Some(operator),
+                crate::control::Command::Resume => None,
+                _ => paused,
+            })
+            .filter(|_| !finished);
         return Some(CanaryProgress {
+            paused_by,
             run_id,
             stage,
             percent,

@@ -10,7 +10,7 @@ use super::output::json;
 use super::usage;
 use super::workspace::WorkspaceArgs;
 use super::{Exit, Host, Output};
-use launch_engine::{Operation, workspace};
+use launch_engine::{Operation, control, workspace};
 
 #[derive(Args, Debug)]
 pub struct CanaryArgs {
@@ -19,6 +19,17 @@ pub struct CanaryArgs {
     pub environment: String,
     #[command(flatten)]
     pub ws: WorkspaceArgs,
+}
+
+/// Who asks a running canary, and why: both journaled.
+#[derive(Args, Debug)]
+pub struct ControlArgs {
+    /// Why, for the journal and the report
+    #[arg(long, default_value = "no reason given")]
+    pub reason: String,
+    /// Who is asking [default: $USER]
+    #[arg(long, env = "LAUNCH_HOST_OPERATOR")]
+    pub operator: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -40,12 +51,48 @@ pub enum CanaryCommand {
         #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
     },
-    /// Move the flag to PERCENT at once (manual stage advancement)
-    #[command(after_help = "Example:\n  launch-host canary promote 50 --yes")]
+    /// Move the flag to PERCENT at once (manual stage advancement); --full ends a running
+    /// canary at 100 %
+    #[command(
+        after_help = "Examples:\n  launch-host canary promote 50 --yes\n  launch-host canary promote --full --reason \"metrics look great\"   # a canary running in another terminal"
+    )]
     Promote {
         /// The new rollout percentage, 0-100
-        #[arg(value_parser = clap::value_parser!(u8).range(0..=100))]
-        percent: u8,
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=100), required_unless_present = "full", conflicts_with = "full")]
+        percent: Option<u8>,
+        /// Promote the running canary to 100 % now and end it (or, with none running, set 100 %)
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        control: ControlArgs,
+        #[command(flatten)]
+        args: CanaryArgs,
+    },
+    /// Hold a running canary at its current step: decisions are still recorded, none promotes
+    #[command(
+        after_help = "Example:\n  launch-host canary pause --reason \"waiting for the support team\""
+    )]
+    Pause {
+        #[command(flatten)]
+        control: ControlArgs,
+        #[command(flatten)]
+        args: CanaryArgs,
+    },
+    /// Let a paused canary go on
+    #[command(after_help = "Example:\n  launch-host canary resume")]
+    Resume {
+        #[command(flatten)]
+        control: ControlArgs,
+        #[command(flatten)]
+        args: CanaryArgs,
+    },
+    /// Roll a running canary back now (flag to 0), recorded with who and why
+    #[command(
+        after_help = "Example:\n  launch-host canary abort --reason \"support tickets rising\""
+    )]
+    Abort {
+        #[command(flatten)]
+        control: ControlArgs,
         #[command(flatten)]
         args: CanaryArgs,
     },
@@ -76,12 +123,41 @@ pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
             };
             a.ws.run(host, op).await
         }
-        CanaryCommand::Promote { percent, args: a } => {
+        CanaryCommand::Promote {
+            percent: Some(percent),
+            args: a,
+            ..
+        } => {
             let op = Operation::CanaryPromote {
                 environment: a.environment.clone(),
                 percent,
             };
             a.ws.run(host, op).await
+        }
+        CanaryCommand::Promote {
+            percent: None,
+            control,
+            args: a,
+            ..
+        } => {
+            // A canary running in another process is told; with none, the flag is set here.
+            if running(&a).await?.is_some() {
+                return send(&a, control::Command::PromoteFull, &control).await;
+            }
+            let op = Operation::CanaryPromote {
+                environment: a.environment.clone(),
+                percent: 100,
+            };
+            a.ws.run(host, op).await
+        }
+        CanaryCommand::Pause { control, args } => {
+            send(&args, control::Command::Pause, &control).await
+        }
+        CanaryCommand::Resume { control, args } => {
+            send(&args, control::Command::Resume, &control).await
+        }
+        CanaryCommand::Abort { control, args } => {
+            send(&args, control::Command::Abort, &control).await
         }
         CanaryCommand::Rollback(a) => {
             let op = Operation::CanaryRollback {
@@ -143,7 +219,7 @@ pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
                         "canary: stage {} of run {} — {} at {}%, last decision {}: {}",
                         c.stage,
                         c.run_id,
-                        if c.running { "running" } else { "finished" },
+                        c.state(),
                         c.percent,
                         c.last_action,
                         c.last_summary
@@ -153,5 +229,39 @@ pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Success)
         }
+    }
+}
+
+/// The canary running on the environment in this workspace, if any.
+async fn running(a: &CanaryArgs) -> anyhow::Result<Option<workspace::CanaryProgress>> {
+    let (rb, _) = a.ws.parse_runbook()?;
+    Ok(workspace::canary_progress(&a.ws.runs_dir(), &rb, &a.environment).filter(|c| c.running))
+}
+
+/// Hands a request to the canary running in another process; it acts within one check interval.
+async fn send(a: &CanaryArgs, command: control::Command, c: &ControlArgs) -> anyhow::Result<Exit> {
+    let (rb, _) = match a.ws.parse_runbook() {
+        Ok(parsed) => parsed,
+        Err(e) => return usage(e),
+    };
+    let operator = control::operator_name(c.operator.as_deref());
+    match control::send(
+        &a.ws.runs_dir(),
+        &rb,
+        &a.environment,
+        command,
+        &operator,
+        &c.reason,
+    ) {
+        Ok(run_id) => {
+            println!(
+                "asked the canary of run {run_id} on {} to {} (as {operator}); it acts within one check interval — `launch-host canary status --env {}` shows it",
+                a.environment,
+                command.word(),
+                a.environment
+            );
+            Ok(Exit::Success)
+        }
+        Err(e) => usage(e),
     }
 }

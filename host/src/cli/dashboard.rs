@@ -60,7 +60,7 @@ fn canary_line(c: Option<&CanaryProgress>) -> String {
             "canary: {} (run {}) {} at {}% — last decision {} {:.1} s ago: {}{}",
             c.stage,
             c.run_id,
-            if c.running { "running" } else { "finished" },
+            c.state(),
             c.percent,
             c.last_action,
             now_ms().saturating_sub(c.last_decision_ms) as f64 / 1000.0,

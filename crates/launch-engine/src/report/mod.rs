@@ -213,6 +213,21 @@ impl RunReport {
                     report.summary = summary;
                     report.finished_ms = Some(r.at);
                 }
+                Event::Control {
+                    stage,
+                    command,
+                    operator,
+                    reason,
+                    outcome,
+                    ..
+                } => {
+                    if let Some(s) = report.stage_mut(&stage) {
+                        s.effects.push(format!(
+                            "{operator}: canary {} ({reason}) — {outcome}",
+                            command.word()
+                        ));
+                    }
+                }
                 Event::Resumed { .. }
                 | Event::EffectStarted { .. }
                 | Event::Log { .. }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{journal_logs, rollback};
 use crate::context::{Ctx, StageResult};
+use crate::control::{Command, Request};
 use crate::journal::Event;
 use crate::operator::{Measure, Notice};
 use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
@@ -39,6 +40,9 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         recs.iter().filter(|r| matches!(&r.event, Event::EffectDone { key, .. } if key.starts_with("promote:"))).count()
     });
     let mut step_index = promotions.saturating_sub(1) as u32;
+    // Operators' requests from other terminals; on resume, those already obeyed stay obeyed.
+    let (obeyed, mut paused) = earlier_controls(ctx, &name);
+    let mut inbox = crate::control::Inbox::open(&ctx.run_dir, obeyed);
     let started = Instant::now();
     let mut step_started = Instant::now();
     let mut history: Vec<CanaryWindow> = Vec::new();
@@ -71,6 +75,12 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let record = WindowRecord::from_reading(reading, percent);
             history.push(record.canary_window());
             history_seqs.push(ctx.record_window(&name, &env_name, record)?);
+        }
+        // Read once per check interval: a request takes effect within one.
+        if let Some(request) = inbox.poll() {
+            if let Some(done) = obey(ctx, stage, &request, percent, &mut paused).await? {
+                return Ok(done);
+            }
         }
         let state = CanaryState {
             percent,
@@ -114,11 +124,17 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             stage.title(),
             decision.summary
         ));
+        let held =
+            paused.is_some() && matches!(decision.action, Action::Promote(_) | Action::Complete);
+        let summary = match &paused {
+            Some(who) if held => format!("{} (paused by {who}: not acted on)", decision.summary),
+            _ => decision.summary.clone(),
+        };
         ctx.journal.append(Event::Decision {
             stage: name.clone(),
             percent,
             action: action_word.clone(),
-            summary: decision.summary.clone(),
+            summary,
             checks: last_checks.clone(),
             plugin: plugin_name,
         })?;
@@ -129,6 +145,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         };
         super::shadow::consult(ctx, stage, inputs, &action_word, Some(percent)).await?;
         match decision.action {
+            // Paused: the policy is still asked and recorded; only a rollback is obeyed.
+            _ if held => {}
             Action::Promote(next) if next <= percent || next > 100 => {
                 let reason = format!(
                     "policy asked to promote from {percent}% to {next}%, which is not an increase"
@@ -193,6 +211,101 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                     rolled_back: false,
                 });
             }
+        }
+    }
+}
+
+/// The sequence number of the last request obeyed before a resume, and who paused the canary
+/// if it was paused then.
+fn earlier_controls(ctx: &Ctx, stage: &str) -> (u64, Option<String>) {
+    let Some((_, records)) = ctx.resumed_stage.as_ref().filter(|(s, _)| s == stage) else {
+        return (0, None);
+    };
+    records
+        .iter()
+        .fold((0, None), |(seq, paused), r| match &r.event {
+            Event::Control {
+                seq: n,
+                command,
+                operator,
+                ..
+            } => (
+                seq.max(*n),
+                match command {
+                    Command::Pause => Some(operator.clone()),
+                    Command::Resume => None,
+                    _ => paused,
+                },
+            ),
+            _ => (seq, paused),
+        })
+}
+
+/// Carries out an operator's request; the stage's result when it ends the canary.
+async fn obey(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    request: &Request,
+    percent: u8,
+    paused: &mut Option<String>,
+) -> anyhow::Result<Option<StageResult>> {
+    let name = stage.name.get_ref().clone();
+    let who = &request.operator;
+    let outcome = match request.command {
+        Command::Pause => {
+            *paused = Some(who.clone());
+            format!("holding at {percent}% until resumed")
+        }
+        Command::Resume => {
+            *paused = None;
+            format!("resumed at {percent}%")
+        }
+        Command::Abort => format!("rolling back from {percent}%"),
+        Command::PromoteFull => format!("promoting from {percent}% to 100%"),
+    };
+    ctx.journal.append(Event::Control {
+        stage: name.clone(),
+        seq: request.seq,
+        command: request.command,
+        operator: who.clone(),
+        reason: request.reason.clone(),
+        outcome: outcome.clone(),
+    })?;
+    ctx.operator.tell(Notice::Warning(&format!(
+        "{who}: canary {} ({}) — {outcome}",
+        request.command.word(),
+        request.reason
+    )));
+    match request.command {
+        Command::Pause | Command::Resume => Ok(None),
+        Command::Abort => {
+            let reason = format!("aborted by {who}: {}", request.reason);
+            rollback(ctx, stage, "operator-abort", &reason).await?;
+            Ok(Some(rolled_back(
+                VerdictRecord::Fail(reason),
+                Vec::new(),
+                percent,
+            )))
+        }
+        Command::PromoteFull => {
+            let env = ctx.env(stage)?;
+            let (flags, flag) = (env.flags.clone(), ctx.runbook.launch.flag.clone());
+            let detail = format!("{flag} {percent}% → 100% (promoted by {who})");
+            ctx.effect(&name, "promote-full:100", &detail, || async move {
+                flags.set(&flag, 100).await
+            })
+            .await?;
+            ctx.operator.tell(Notice::CanaryPromoted {
+                from: percent,
+                to: 100,
+            });
+            Ok(Some(StageResult {
+                verdict: VerdictRecord::Pass,
+                checks: Vec::new(),
+                summary: format!("promoted to 100% by {who}: {}", request.reason),
+                plugin: None,
+                rolled_back: false,
+            }))
         }
     }
 }
