@@ -92,6 +92,8 @@ pub struct Ctx {
     pub window_seq: u64,
     /// Where the inputs of every plugin call are recorded.
     pub calls: crate::lab::record::CallStore,
+    /// Sends the runbook's notifications (it follows the journal); journals their deliveries.
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 /// A flag a stage is moving, and where it goes back to if the host fails mid-stage (the run
@@ -229,6 +231,29 @@ impl Ctx {
             detail: detail.into(),
         })?;
         self.done_effects.insert(full);
+        Ok(())
+    }
+
+    /// Journals the notifications delivered (or given up on) since the last call.
+    pub fn journal_notifications(&mut self) -> anyhow::Result<()> {
+        let Some(n) = &self.notifier else {
+            return Ok(());
+        };
+        for event in n.finished() {
+            self.journal.append(event)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the notifications still on their way (each within its deadline) and
+    /// journals them: the run's last records.
+    pub async fn close_notifications(&mut self) -> anyhow::Result<()> {
+        let Some(n) = self.notifier.clone() else {
+            return Ok(());
+        };
+        for event in n.finish().await {
+            self.journal.append(event)?;
+        }
         Ok(())
     }
 

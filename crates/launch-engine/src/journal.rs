@@ -73,6 +73,21 @@ pub enum Event {
         /// What the canary did about it.
         outcome: String,
     },
+    /// A notification's delivery (never the webhook's URL).
+    Notified {
+        channel: crate::runbook::Channel,
+        /// What it told: `run-started`, `stage-finished`, `auto-rollback`...
+        what: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<u8>,
+        delivered: bool,
+        attempts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        elapsed_ms: u64,
+    },
     Log {
         stage: String,
         source: String,
@@ -176,6 +191,8 @@ pub struct Journal {
     pending: Vec<u8>,
     /// Told after every append (the S3 mirror uploads the journal).
     listener: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Shown every synced record once it is on disk (notifications follow the journal).
+    tap: Option<Box<dyn FnMut(&Record) + Send + Sync>>,
 }
 
 impl Journal {
@@ -206,6 +223,7 @@ impl Journal {
             file,
             pending: Vec::new(),
             listener: None,
+            tap: None,
         };
         Ok((journal, torn))
     }
@@ -214,13 +232,22 @@ impl Journal {
         self.listener = Some(Box::new(listener));
     }
 
+    /// Shows `tap` every record appended with `append`, after it is durable.
+    pub fn tap(&mut self, tap: impl FnMut(&Record) + Send + Sync + 'static) {
+        self.tap = Some(Box::new(tap));
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Appends one record (after any unsynced ones) and syncs it to disk.
     pub fn append(&mut self, event: Event) -> anyhow::Result<()> {
-        let line = Journal::line(event)?;
+        let record = Record {
+            at: now_ms(),
+            event,
+        };
+        let line = Journal::line_of(&record)?;
         self.pending.extend_from_slice(&line);
         let written = self
             .file
@@ -230,6 +257,9 @@ impl Journal {
         written.with_context(|| format!("writing the journal {}", self.path.display()))?;
         if let Some(listener) = &self.listener {
             listener();
+        }
+        if let Some(tap) = &mut self.tap {
+            tap(&record);
         }
         Ok(())
     }
@@ -246,10 +276,14 @@ impl Journal {
 
     /// One record as a line, secrets masked in every string before it exists on disk.
     fn line(event: Event) -> anyhow::Result<Vec<u8>> {
-        let mut line = crate::redact::json_line(&Record {
+        Journal::line_of(&Record {
             at: now_ms(),
             event,
-        })?;
+        })
+    }
+
+    fn line_of(record: &Record) -> anyhow::Result<Vec<u8>> {
+        let mut line = crate::redact::json_line(record)?;
         line.push(b'\n');
         Ok(line)
     }

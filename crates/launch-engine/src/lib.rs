@@ -18,6 +18,7 @@ pub mod lab;
 pub mod lint;
 pub mod lock;
 pub mod mirror;
+pub mod notify;
 pub mod operator;
 pub mod plan;
 pub mod record;

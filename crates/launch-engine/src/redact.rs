@@ -3,7 +3,8 @@
 //! `Authorization:` are replaced by `***` in every text the host writes — journal records,
 //! reports, UAT files, the lines it prints.
 //!
-//! A variable looks secret when its name contains PASSWORD, TOKEN, SECRET, KEY or CREDENTIAL,
+//! A variable looks secret when its name contains PASSWORD, TOKEN, SECRET, KEY, CREDENTIAL or
+//! WEBHOOK (a Slack webhook URL is a credential),
 //! or one of the comma-separated words in `LAUNCH_HOST_SECRET_NAMES`. Values shorter than
 //! four characters are left alone: they cannot be told apart from ordinary text.
 
@@ -15,7 +16,14 @@ use regex::Regex;
 /// What replaces a secret.
 pub const MASK: &str = "***";
 
-const SECRET_WORDS: [&str; 5] = ["PASSWORD", "TOKEN", "SECRET", "KEY", "CREDENTIAL"];
+const SECRET_WORDS: [&str; 6] = [
+    "PASSWORD",
+    "TOKEN",
+    "SECRET",
+    "KEY",
+    "CREDENTIAL",
+    "WEBHOOK",
+];
 const MIN_SECRET_LEN: usize = 4;
 /// Extra words that make a variable secret, comma-separated.
 pub const NAMES_VAR: &str = "LAUNCH_HOST_SECRET_NAMES";

@@ -6,6 +6,7 @@
 pub mod cloudfront;
 pub mod flags;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod rooted;
 pub mod s3;

@@ -15,10 +15,15 @@ use launch_runtime::Runtime;
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Directory holding the plugin `.wasm` files
-    #[arg(long, value_name = "DIR", default_value = "plugins")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "plugins",
+        env = "LAUNCH_HOST_PLUGINS"
+    )]
     plugins: PathBuf,
     /// The runbook; the embedded default (the guide's 14 steps on a local StatusBoardV2) when absent
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "LAUNCH_HOST_RUNBOOK")]
     runbook: Option<PathBuf>,
     /// Proceed without asking (also AUTO_CONFIRM=true); needed when not on a terminal
     #[arg(long, short = 'y', env = "AUTO_CONFIRM", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]

@@ -229,6 +229,7 @@ impl RunReport {
                     }
                 }
                 Event::Resumed { .. }
+                | Event::Notified { .. }
                 | Event::EffectStarted { .. }
                 | Event::Log { .. }
                 | Event::Call { .. } => {}

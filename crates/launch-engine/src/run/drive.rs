@@ -126,6 +126,7 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
             outcome: what.clone(),
             elapsed_ms,
         })?;
+        ctx.journal_notifications()?;
         if next.is_none() && !result.verdict.is_pass() {
             let_through.push(format!("`{name}` {} ({what})", result.verdict.word()));
         }
@@ -151,6 +152,8 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
         summary: summary.clone(),
     })?;
     crate::report::write_all(&ctx.run_dir).context("writing the reports")?;
+    // After the reports: the launch is over whatever the webhooks do.
+    ctx.close_notifications().await?;
     Ok(RunSummary {
         run_id: ctx.run_id.clone(),
         run_dir: ctx.run_dir.clone(),
@@ -185,10 +188,11 @@ async fn decide_next(
         OnFail::Continue => Ok((None, "continued (on-fail = continue)".into())),
         OnFail::Abort => Ok((Some(Outcome::GateFailed), "launch stopped".into())),
         OnFail::Rollback => {
+            // The host's own decision on a failed gate: automatic, not an operator's.
             crate::stages::rollback(
                 ctx,
                 stage,
-                "emergency",
+                "gate",
                 &format!(
                     "stage `{}`: {}",
                     stage.name.get_ref(),

@@ -81,6 +81,7 @@ pub(super) async fn host_failed(
         ctx.operator
             .tell(Notice::Warning(&format!("writing the reports: {e:#}")));
     }
+    let _ = ctx.close_notifications().await;
     Ok(RunSummary {
         run_id: ctx.run_id.clone(),
         run_dir: ctx.run_dir.clone(),

@@ -14,6 +14,7 @@ use crate::environment::{self, Env};
 use crate::journal::{Event, Journal, Record};
 use crate::lock::Locks;
 use crate::mirror::Mirror;
+use crate::notify::Notifier;
 use crate::operator::{Notice, Operator};
 use crate::plan::plan;
 use crate::record::WindowRecord;
@@ -96,6 +97,7 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         })
         .with_context(|| format!("writing the run folder {}", run_dir.display()))?;
     let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
+    let notifier = listen(&runbook, &mut journal)?;
     let mirror = match mirror_to(whole, &run_id, &run_dir, &mut journal).await {
         Ok(m) => m,
         // The shared state is configuration too (a bucket that does not exist, no access).
@@ -113,7 +115,7 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         plugins,
         auto: options.auto,
     })?;
-    let ctx = prepare(
+    let mut ctx = prepare(
         runbook,
         catalog,
         journal,
@@ -124,6 +126,7 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         envs,
         Vec::new(),
     );
+    ctx.notifier = notifier;
     finish(ctx, locks, mirror).await
 }
 
@@ -270,6 +273,7 @@ pub async fn resume(
         }
     };
     let (mut journal, torn) = Journal::open_repaired(&journal_path)?;
+    let notifier = listen(&runbook, &mut journal)?;
     if torn > 0 {
         operator.tell(Notice::Warning(&format!(
             "{}: the last record was torn (a crash mid-write); its {torn} byte(s) were moved to {} and the run goes on from the records before it",
@@ -288,7 +292,7 @@ pub async fn resume(
         pid: std::process::id(),
         torn_bytes_dropped: torn,
     })?;
-    let ctx = prepare(
+    let mut ctx = prepare(
         runbook,
         catalog,
         journal,
@@ -299,7 +303,17 @@ pub async fn resume(
         envs,
         records,
     );
+    ctx.notifier = notifier;
     finish(ctx, locks, mirror).await
+}
+
+/// The run's notifier, shown every record the journal writes from now on.
+fn listen(runbook: &Runbook, journal: &mut Journal) -> anyhow::Result<Option<Notifier>> {
+    let notifier = Notifier::new(runbook)?;
+    if let Some(n) = &notifier {
+        journal.tap(n.tap(runbook));
+    }
+    Ok(notifier)
 }
 
 /// The metrics sources of every environment a stage measures (a monitor, a canary) answer.
@@ -409,6 +423,7 @@ fn prepare(
         flag_guard: None,
         window_seq,
         calls: crate::lab::record::CallStore::new(&run_dir),
+        notifier: None,
         run_dir,
     }
 }

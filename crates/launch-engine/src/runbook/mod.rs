@@ -11,11 +11,13 @@ use toml::Spanned;
 
 pub mod limits;
 mod metrics;
+mod notify;
 mod shape;
 mod units;
 mod vars;
 
 pub use metrics::Metrics;
+pub use notify::{Channel, ChannelSpec, Notify};
 pub use vars::expand_vars;
 
 /// The embedded default runbook.
@@ -28,6 +30,8 @@ pub struct Runbook {
     pub environments: BTreeMap<String, Environment>,
     #[serde(default)]
     pub defaults: Defaults,
+    /// Notifications: the guide's Slack channels and escalation.
+    pub notify: Option<Notify>,
     #[serde(rename = "stage")]
     pub stages: Vec<Stage>,
     /// Where the runbook came from, for messages: a path, or `(embedded default)`.

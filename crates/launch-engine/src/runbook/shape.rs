@@ -71,6 +71,57 @@ impl Runbook {
         Ok(())
     }
 
+    /// Each channel has one http(s) webhook, given through a secret-named variable: a URL
+    /// written in the runbook would be copied into every run folder, and one in a variable
+    /// whose name does not look secret would not be masked.
+    fn check_notify(&self, notify: &super::Notify) -> Result<(), RunbookError> {
+        if notify.retries > 10 {
+            return Err(self.error_at(
+                0,
+                format!(
+                    "notify.retries {} is out of range: write 0 to 10",
+                    notify.retries
+                ),
+            ));
+        }
+        for (channel, spec) in &notify.channels {
+            let Some((url, _)) = spec.target() else {
+                let at = spec
+                    .slack
+                    .as_ref()
+                    .or(spec.webhook.as_ref())
+                    .map_or(0, |u| u.span().start);
+                return Err(self.error_at(
+                    at,
+                    format!("notify channel `{}`: give exactly one of `slack = \"${{VAR}}\"` or `webhook = \"${{VAR}}\"`", channel.word()),
+                ));
+            };
+            let at = url.span().start;
+            let value = url.get_ref();
+            if !reqwest::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return Err(self.error_at(
+                    at,
+                    format!(
+                        "notify channel `{}`: the webhook is not an http(s) URL",
+                        channel.word()
+                    ),
+                ));
+            }
+            if crate::redact::text(value) == value.as_str() {
+                return Err(self.error_at(
+                    at,
+                    format!(
+                        "notify channel `{}`: a webhook URL is a secret; write it as ${{VAR}} with a variable whose name says so (e.g. SLACK_{}_WEBHOOK), or list the variable in {}",
+                        channel.word(),
+                        channel.word().to_ascii_uppercase().replace('-', "_"),
+                        crate::redact::NAMES_VAR
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A Prometheus source has a URL, endpoints and no empty query.
     fn check_metrics(&self, name: &str, m: &super::Metrics) -> Result<(), RunbookError> {
         use launch_targets::metrics::Source;
@@ -150,6 +201,9 @@ impl Runbook {
         }
         for (name, env) in &self.environments {
             self.check_environment(name, env)?;
+        }
+        if let Some(notify) = &self.notify {
+            self.check_notify(notify)?;
         }
         self.check_counts()?;
         let mut seen = std::collections::HashSet::new();

@@ -1,0 +1,325 @@
+//! Notifications follow the journal: every record, once durable, is routed to the guide's
+//! channels (§14) — `#releases` hears the run start, each stage's verdict and the end;
+//! `#alerts` a failed gate and an automatic rollback (level 1); `#statusboard-emergency` a
+//! manual or full rollback (level 2, on-call mentioned), a failed rollback or both
+//! environments rolled back (level 3, leadership too). Messages are sent after the effect,
+//! concurrently, each with retries inside a deadline: nothing waits for a webhook, and a dead
+//! one is journaled (`notified`), never fatal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::journal::{Event, Record};
+use crate::record::Outcome;
+use crate::runbook::{Channel, Notify, Runbook};
+use launch_targets::notify::{Delivery, Webhook};
+
+/// One message for one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub channel: Channel,
+    pub what: &'static str,
+    pub level: Option<u8>,
+    pub text: String,
+}
+
+struct Shared {
+    hooks: BTreeMap<Channel, Webhook>,
+    retries: u32,
+    deadline: Duration,
+    client: reqwest::Client,
+    launch: String,
+    run_id: Mutex<String>,
+    /// Deliveries finished and not journaled yet.
+    done: Mutex<Vec<Event>>,
+    running: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Sends a run's notifications. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    shared: Arc<Shared>,
+}
+
+impl Notifier {
+    /// The runbook's notifier, when it has a `[notify]` with a channel.
+    pub fn new(runbook: &Runbook) -> anyhow::Result<Option<Notifier>> {
+        let Some(spec) = &runbook.notify else {
+            return Ok(None);
+        };
+        let hooks: BTreeMap<Channel, Webhook> = spec
+            .channels
+            .iter()
+            .filter_map(|(c, s)| {
+                s.target()
+                    .map(|(url, f)| (*c, Webhook::new(url.get_ref().clone(), f)))
+            })
+            .collect();
+        if hooks.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Notifier {
+            shared: Arc::new(Shared {
+                hooks,
+                retries: spec.retries,
+                deadline: spec.deadline,
+                client: reqwest::Client::builder().build()?,
+                launch: runbook.launch.name.clone(),
+                run_id: Mutex::new(String::new()),
+                done: Mutex::new(Vec::new()),
+                running: Mutex::new(Vec::new()),
+            }),
+        }))
+    }
+
+    /// What the journal is shown: routes each record and sends its messages.
+    pub fn tap(&self, runbook: &Runbook) -> impl FnMut(&Record) + Send + Sync + 'static {
+        let notifier = self.clone();
+        let mut route = Route::new(runbook);
+        move |record| {
+            if let Event::RunStarted { run_id, .. } = &record.event {
+                *lock(&notifier.shared.run_id) = run_id.clone();
+            }
+            for message in route.on(record) {
+                notifier.send(message);
+            }
+        }
+    }
+
+    /// Starts delivering `message`; returns at once.
+    fn send(&self, message: Message) {
+        let shared = self.shared.clone();
+        let Some(hook) = shared.hooks.get(&message.channel).cloned() else {
+            return;
+        };
+        let text = crate::redact::text(&message.text).into_owned();
+        let payload = json!({
+            "launch": shared.launch,
+            "run_id": *lock(&shared.run_id),
+            "channel": message.channel.word(),
+            "what": message.what,
+            "level": message.level,
+            "text": text,
+        });
+        let sender = shared.clone();
+        let task = tokio::spawn(async move {
+            let shared = sender;
+            let d: Delivery = hook
+                .deliver(
+                    &shared.client,
+                    &text,
+                    &payload,
+                    shared.retries,
+                    shared.deadline,
+                )
+                .await;
+            lock(&shared.done).push(Event::Notified {
+                channel: message.channel,
+                what: message.what.into(),
+                level: message.level,
+                delivered: d.delivered,
+                attempts: d.attempts,
+                status: d.status,
+                error: d.error,
+                elapsed_ms: u64::try_from(d.elapsed.as_millis()).unwrap_or(u64::MAX),
+            });
+        });
+        let mut running = lock(&shared.running);
+        running.retain(|t| !t.is_finished());
+        running.push(task);
+    }
+
+    /// Deliveries finished since the last call, as journal records.
+    pub fn finished(&self) -> Vec<Event> {
+        std::mem::take(&mut *lock(&self.shared.done))
+    }
+
+    /// Waits for the deliveries still running (each is bounded by the deadline), then returns
+    /// every outcome not journaled yet.
+    pub async fn finish(&self) -> Vec<Event> {
+        let running = std::mem::take(&mut *lock(&self.shared.running));
+        let bound = self.shared.deadline + Duration::from_secs(1);
+        let _ = tokio::time::timeout(bound, futures::future::join_all(running)).await;
+        self.finished()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which records become which messages; remembers rollbacks under way and the environments
+/// rolled back.
+struct Route {
+    launch: String,
+    on_call: String,
+    leadership: String,
+    /// Rollback effects started and not done: (stage, key) → detail.
+    pending: BTreeMap<(String, String), String>,
+    rolled_back: BTreeSet<String>,
+}
+
+/// Rollback modes an operator chose (the others are the host's own, automatic).
+const MANUAL: [&str; 2] = ["emergency", "operator-abort"];
+
+impl Route {
+    fn new(runbook: &Runbook) -> Route {
+        let spec: Option<&Notify> = runbook.notify.as_ref();
+        let mention = |m: Option<&String>| m.map(|m| format!(" {m}")).unwrap_or_default();
+        Route {
+            launch: runbook.launch.name.clone(),
+            on_call: mention(spec.and_then(|s| s.on_call.as_ref())),
+            leadership: mention(spec.and_then(|s| s.leadership.as_ref())),
+            pending: BTreeMap::new(),
+            rolled_back: BTreeSet::new(),
+        }
+    }
+
+    fn on(&mut self, record: &Record) -> Vec<Message> {
+        let launch = &self.launch;
+        let say = |channel, what, level, text: String| Message {
+            channel,
+            what,
+            level,
+            text,
+        };
+        match &record.event {
+            Event::RunStarted { run_id, runbook, .. } => vec![say(
+                Channel::Releases,
+                "run-started",
+                None,
+                format!("🚀 {launch}: run {run_id} started ({runbook})"),
+            )],
+            Event::EffectStarted { stage, key, detail } if key.starts_with("rollback:") => {
+                self.pending.insert((stage.clone(), key.clone()), detail.clone());
+                Vec::new()
+            }
+            Event::EffectDone { stage, key, detail } => {
+                self.pending.remove(&(stage.clone(), key.clone()));
+                self.effect_done(key, detail)
+            }
+            Event::FlagRestored {
+                stage,
+                environment,
+                flag,
+                percent,
+                restored,
+                reason,
+            } => match restored {
+                true => vec![say(
+                    Channel::Alerts,
+                    "auto-rollback",
+                    Some(1),
+                    format!("⚠️ L1 {launch}: the host failed in `{stage}` ({reason}); {flag} on {environment} restored to {percent}%"),
+                )],
+                false => vec![self.failed_rollback(&format!(
+                    "the host failed in `{stage}` ({reason}) and {flag} on {environment} could NOT be restored to {percent}% — set it by hand"
+                ))],
+            },
+            Event::StageFinished {
+                stage,
+                verdict,
+                summary,
+                dry_run,
+                outcome,
+                ..
+            } => {
+                let mut out = vec![say(
+                    Channel::Releases,
+                    "stage-finished",
+                    None,
+                    format!("{launch} · `{stage}`: {} — {summary}", verdict.word().to_uppercase()),
+                )];
+                if !verdict.is_pass() && !dry_run {
+                    out.push(say(
+                        Channel::Alerts,
+                        "gate-failed",
+                        None,
+                        format!("❌ {launch}: gate `{stage}` {} — {} ({outcome})", verdict.word(), verdict.reason()),
+                    ));
+                }
+                // A rollback that started in this stage and never finished failed.
+                let stuck: Vec<String> = self
+                    .pending
+                    .extract_if(.., |(s, _), _| s == stage)
+                    .map(|(_, detail)| detail)
+                    .collect();
+                for detail in stuck {
+                    out.push(self.failed_rollback(&format!("{detail} did not complete")));
+                }
+                out
+            }
+            Event::RunFinished { outcome, summary } => vec![say(
+                Channel::Releases,
+                "run-finished",
+                None,
+                match outcome {
+                    Outcome::Passed => format!("✅ {launch}: launch complete — {summary}"),
+                    other => format!("{launch}: run {} — {summary}", other.word().to_uppercase()),
+                },
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    fn effect_done(&mut self, key: &str, detail: &str) -> Vec<Message> {
+        let launch = &self.launch;
+        if key.starts_with("restore:") {
+            return vec![Message {
+                channel: Channel::StatusboardEmergency,
+                what: "full-rollback",
+                level: Some(2),
+                text: format!("🚨 L2 {launch}: full rollback — {detail}{}", self.on_call),
+            }];
+        }
+        let Some(rest) = key.strip_prefix("rollback:") else {
+            return Vec::new();
+        };
+        let (mode, env) = rest.split_once(':').unwrap_or((rest, ""));
+        let mut out = vec![if MANUAL.contains(&mode) {
+            Message {
+                channel: Channel::StatusboardEmergency,
+                what: "manual-rollback",
+                level: Some(2),
+                text: format!("🚨 L2 {launch}: manual rollback — {detail}{}", self.on_call),
+            }
+        } else {
+            Message {
+                channel: Channel::Alerts,
+                what: "auto-rollback",
+                level: Some(1),
+                text: format!("⚠️ L1 {launch}: auto-rollback — {detail}"),
+            }
+        }];
+        if self.rolled_back.insert(env.to_string()) && self.rolled_back.len() == 2 {
+            let envs: Vec<&str> = self.rolled_back.iter().map(String::as_str).collect();
+            out.push(Message {
+                channel: Channel::StatusboardEmergency,
+                what: "both-environments",
+                level: Some(3),
+                text: format!(
+                    "🔥 L3 {launch}: both environments impacted — rolled back in {}{}{}",
+                    envs.join(" and "),
+                    self.on_call,
+                    self.leadership
+                ),
+            });
+        }
+        out
+    }
+
+    fn failed_rollback(&self, what: &str) -> Message {
+        Message {
+            channel: Channel::StatusboardEmergency,
+            what: "rollback-failed",
+            level: Some(3),
+            text: format!(
+                "🔥 L3 {}: ROLLBACK FAILED — {what}{}{}",
+                self.launch, self.on_call, self.leadership
+            ),
+        }
+    }
+}

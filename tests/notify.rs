@@ -1,0 +1,354 @@
+//! Notifications: the guide's channels and escalation levels, delivered by the real binary to
+//! loopback webhook receivers — one healthy, one that answers 500 before 200, one that hangs.
+//! A notification never delays a rollback, and a webhook's URL never reaches a file or the
+//! console.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use support::{Server, launch_host_with, local_runs, repo};
+
+/// The secret part of every webhook URL: must never be written anywhere.
+const TOKEN: &str = "T0SECRET-B0HOOK-xyzzy";
+
+#[derive(Default)]
+struct Received {
+    /// Channel → JSON bodies, in arrival order.
+    bodies: BTreeMap<String, Vec<serde_json::Value>>,
+    /// Channel → attempts, answered or not.
+    attempts: BTreeMap<String, usize>,
+    per_message: BTreeMap<String, usize>,
+}
+
+type Inbox = Arc<Mutex<Received>>;
+
+async fn receive(
+    State(inbox): State<Inbox>,
+    UrlPath((channel, token)): UrlPath<(String, String)>,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    assert_eq!(token, TOKEN);
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+    // Attempts per message (messages to one channel are sent concurrently).
+    let attempt = {
+        let mut r = inbox.lock().unwrap();
+        *r.attempts.entry(channel.clone()).or_default() += 1;
+        let n = r.per_message.entry(json.to_string()).or_default();
+        *n += 1;
+        *n
+    };
+    match channel.as_str() {
+        // Flaky: the first attempt of every message fails.
+        "alerts" if attempt == 1 => return StatusCode::INTERNAL_SERVER_ERROR,
+        // Dead: never answers.
+        "emergency" => tokio::time::sleep(Duration::from_secs(120)).await,
+        _ => {}
+    }
+    inbox
+        .lock()
+        .unwrap()
+        .bodies
+        .entry(channel)
+        .or_default()
+        .push(json);
+    StatusCode::OK
+}
+
+async fn receiver() -> (Server, Inbox) {
+    let inbox = Inbox::default();
+    let app = Router::new()
+        .route("/hooks/{channel}/{token}", post(receive))
+        .with_state(inbox.clone());
+    (Server::start(app).await, inbox)
+}
+
+fn runbook(dir: &Path, stages: &str) -> PathBuf {
+    let path = dir.join("launch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[launch]
+name = "StatusBoardV2"
+flag = "STATUS_BOARD_V2_ENABLED"
+
+[environments.staging]
+target = "embedded"
+
+[environments.production]
+target = "embedded"
+
+[defaults]
+probe-rate = 100
+
+[notify]
+on-call = "@oncall-frontend"
+leadership = "@eng-leads"
+retries = 3
+deadline = "2s"
+
+[notify.channels.releases]
+slack = "${{SLACK_RELEASES_WEBHOOK}}"
+
+[notify.channels.alerts]
+slack = "${{SLACK_ALERTS_WEBHOOK}}"
+
+[notify.channels.statusboard-emergency]
+webhook = "${{EMERGENCY_WEBHOOK}}"
+
+{stages}
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs the binary off the async runtime (the receiver keeps serving); returns the exit code
+/// and everything it printed.
+async fn launch(server: &Server, ws: &Path, book: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let hook = |c: &str| server.url(&format!("/hooks/{c}/{TOKEN}"));
+    let mut cmd = launch_host_with(&[
+        ("SLACK_RELEASES_WEBHOOK", hook("releases")),
+        ("SLACK_ALERTS_WEBHOOK", hook("alerts")),
+        ("EMERGENCY_WEBHOOK", hook("emergency")),
+        (
+            "LAUNCH_HOST_PLUGINS",
+            repo().join("plugins").display().to_string(),
+        ),
+        ("LAUNCH_HOST_RUNBOOK", book.display().to_string()),
+        ("LAUNCH_HOST_WORKSPACE", ws.display().to_string()),
+    ]);
+    cmd.args(args).arg("--yes");
+    if args[0] == "run" {
+        cmd.arg("--runs-dir").arg(ws.join("runs"));
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+fn everything_written(ws: &Path) -> String {
+    let mut all = String::new();
+    for run in local_runs(&ws.join("runs")) {
+        for entry in std::fs::read_dir(&run).unwrap().flatten() {
+            if entry.path().is_file() {
+                all.push_str(&String::from_utf8_lossy(
+                    &std::fs::read(entry.path()).unwrap(),
+                ));
+            }
+        }
+    }
+    all
+}
+
+fn notified(ws: &Path) -> Vec<serde_json::Value> {
+    let run = local_runs(&ws.join("runs")).pop().unwrap();
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"] == "notified")
+        .collect()
+}
+
+fn texts(inbox: &Inbox, channel: &str) -> Vec<String> {
+    inbox
+        .lock()
+        .unwrap()
+        .bodies
+        .get(channel)
+        .into_iter()
+        .flatten()
+        .map(|b| b["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_hear_every_verdict_and_alerts_hear_an_auto_rollback_through_a_flaky_webhook() {
+    let (server, inbox) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let book = runbook(
+        dir.path(),
+        r#"[[stage]]
+name = "staging-deploy"
+action = "deploy"
+environment = "staging"
+site = "statusboard-v2"
+
+[[stage]]
+name = "staging-canary"
+plugin = "canary-steps"
+environment = "staging"
+interval = "200ms"
+on-fail = "rollback"
+config = { steps = [10, 100], step-duration-ms = 200, min-requests = 3 }
+"#,
+    );
+    let (code, out) = launch(&server, &ws, &book, &["run"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    let releases = texts(&inbox, "releases");
+    assert_eq!(
+        releases.len(),
+        4,
+        "started, two verdicts, complete: {releases:?}"
+    );
+    assert!(
+        releases[0].contains("run ") && releases[0].contains("started"),
+        "{releases:?}"
+    );
+    assert!(
+        releases[1].contains("`staging-deploy`: PASS"),
+        "{releases:?}"
+    );
+    assert!(releases[3].contains("launch complete"), "{releases:?}");
+    assert!(
+        texts(&inbox, "alerts").is_empty(),
+        "a healthy launch alerts no one"
+    );
+
+    // The same canary with V2 failing: an automatic rollback, level 1, with rule and numbers.
+    let (code, out) = launch(&server, &ws, &book, &["run", "--inject", "v2-errors=100%"]).await;
+    assert_eq!(code, Some(3), "{out}");
+    let alerts = texts(&inbox, "alerts");
+    let rollback = alerts
+        .iter()
+        .find(|t| t.contains("L1"))
+        .expect("an auto-rollback alert");
+    assert!(
+        rollback.contains("auto-rollback")
+            && rollback.contains("error-rate")
+            && rollback.contains("exceeds 1 %"),
+        "{rollback}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|t| t.contains("gate `staging-canary` FAIL")),
+        "{alerts:?}"
+    );
+    // Every alert was refused once (500) and delivered on the retry; the journal says so.
+    let journaled: Vec<_> = notified(&ws)
+        .into_iter()
+        .filter(|n| n["channel"] == "alerts")
+        .collect();
+    assert_eq!(journaled.len(), alerts.len());
+    assert!(
+        journaled
+            .iter()
+            .all(|n| n["delivered"] == true && n["attempts"] == 2),
+        "{journaled:?}"
+    );
+    assert!(
+        texts(&inbox, "releases")
+            .iter()
+            .any(|t| t.contains("ROLLED-BACK"))
+    );
+
+    let written = everything_written(&ws);
+    assert!(!written.contains(TOKEN), "a webhook URL reached a run file");
+    assert!(!out.contains(TOKEN), "a webhook URL reached the console");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_webhook_never_delays_a_rollback_and_both_environments_escalate_to_level_3() {
+    let (server, inbox) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    // A gate with no environment and no data, rolled back on failure: both environments.
+    let book = runbook(
+        dir.path(),
+        r#"[[stage]]
+name = "slo-gate"
+plugin = "slo-thresholds"
+on-fail = "rollback"
+"#,
+    );
+    let started = Instant::now();
+    let (code, out) = launch(
+        &server,
+        &ws,
+        &book,
+        &[
+            "rollback",
+            "emergency",
+            "--env",
+            "production",
+            "--reason",
+            "SLO breach detected",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(code, Some(0), "{out}");
+    // The flag moved before any webhook was waited for: its effect is journaled at once.
+    let run = local_runs(&ws.join("runs")).pop().unwrap();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        records
+            .iter()
+            .find(|r| pred(r))
+            .map(|r| r["at"].as_u64().unwrap())
+            .unwrap()
+    };
+    let begun = at(&|r| r["event"] == "run-started");
+    let flag_at_0 = at(&|r| {
+        r["event"] == "effect-done"
+            && r["key"]
+                .as_str()
+                .unwrap()
+                .starts_with("rollback:emergency:")
+    });
+    assert!(
+        flag_at_0 - begun < 1_000,
+        "the rollback took {} ms",
+        flag_at_0 - begun
+    );
+    // The dead webhook got its 2 s and was journaled as undelivered; the command still ended.
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let dead: Vec<_> = notified(&ws)
+        .into_iter()
+        .filter(|n| n["channel"] == "statusboard-emergency")
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["delivered"], false);
+    assert_eq!(dead[0]["level"], 2);
+    assert!(
+        dead[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 2s"),
+        "{dead:?}"
+    );
+    assert!(inbox.lock().unwrap().attempts["emergency"] >= 1);
+
+    // The gate without an environment fails and rolls back both: level 3, leadership mentioned.
+    let (code, out) = launch(&server, &ws, &book, &["run"]).await;
+    assert_eq!(code, Some(3), "{out}");
+    let n = notified(&ws);
+    let l3: Vec<_> = n.iter().filter(|n| n["level"] == 3).collect();
+    assert_eq!(l3.len(), 1, "{n:?}");
+    assert_eq!(l3[0]["what"], "both-environments");
+    assert_eq!(l3[0]["channel"], "statusboard-emergency");
+    let l1 = n
+        .iter()
+        .filter(|n| n["level"] == 1 && n["what"] == "auto-rollback")
+        .count();
+    assert_eq!(l1, 2, "one automatic rollback per environment: {n:?}");
+    assert!(!everything_written(&ws).contains(TOKEN));
+}
