@@ -59,6 +59,7 @@ fn window(i: u64, percent: u8) -> WindowRecord {
         duration_ms: INTERVAL_MS,
         percent,
         endpoints: vec![side(Served::Canary, 100.0), side(Served::Baseline, 100.0)],
+        sources: Vec::new(),
     }
 }
 

@@ -4,7 +4,8 @@
 //! 2. the probe engine's HTTP client path against wrk on the same loopback target, same
 //!    connection count: requests/s (goal ≥ 0.8× wrk) and p95 (goal within 10 % of wrk);
 //! 3. reaction time from injecting a V2 fault into a running canary to the flag at 0
-//!    (goal ≤ one check interval + 200 ms).
+//!    (goal ≤ one check interval + 200 ms), and the same with a real Prometheus as the canary's
+//!    only source (goal ≤ scrape interval + check interval + 200 ms).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,10 +17,16 @@ use launch_targets::flags::LocalFlags;
 use launch_targets::simulator::{Simulator, SimulatorConfig, site};
 use launch_targets::store::LocalStore;
 
+// The tests' real Prometheus server (and the rest of their fixtures).
+#[path = "../../tests/support/mod.rs"]
+mod test_support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_launch-host");
 const CONNECTIONS: usize = 32;
 const LOAD_SECONDS: u64 = 5;
 const INTERVAL_MS: u64 = 250;
+/// The canary's check interval when Prometheus (scraping every second) is its source.
+const PROM_INTERVAL_MS: u64 = 500;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -161,14 +168,16 @@ fn main() -> anyhow::Result<()> {
     );
     drop(sim);
 
-    // 4. Reaction time: fault injected mid-canary → flag at 0.
+    // 4. Reaction time: fault injected mid-canary → flag at 0, measured by the probe, then by
+    //    a real Prometheus scraping the target every second (the canary's only source).
     let mut reactions = Vec::new();
     for i in 0..3 {
-        reactions.push(reaction(&plugins, &work.path().join(format!("react{i}")))?);
+        let dir = work.path().join(format!("react{i}"));
+        reactions.push(reaction(&plugins, &dir, INTERVAL_MS, "")?);
     }
     reactions.sort();
     row(
-        &format!("fault → flag at 0 (interval {INTERVAL_MS} ms), median/max"),
+        &format!("fault → flag at 0, probe (interval {INTERVAL_MS} ms), median/max"),
         format!(
             "{}/{} ms",
             reactions[1].as_millis(),
@@ -177,6 +186,40 @@ fn main() -> anyhow::Result<()> {
         "—".into(),
         &format!("≤ {} ms", INTERVAL_MS + 200),
     );
+    let prometheus_installed = Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    match prometheus_installed {
+        false => println!("prometheus is not installed (scripts/setup.sh): no Prometheus row"),
+        true => {
+            let mut reactions = Vec::new();
+            for i in 0..3 {
+                let port = test_support::free_port();
+                let prometheus =
+                    test_support::PrometheusServer::start(&[format!("127.0.0.1:{port}")]);
+                let metrics = format!(
+                    "listen = \"127.0.0.1:{port}\"\ntraffic = 200\n[environments.staging.metrics]\nsource = \"prometheus\"\nprometheus = \"{}\"\nscrape-interval = \"1s\"\n",
+                    prometheus.url
+                );
+                let dir = work.path().join(format!("react-prom{i}"));
+                reactions.push(reaction(&plugins, &dir, PROM_INTERVAL_MS, &metrics)?);
+            }
+            reactions.sort();
+            row(
+                &format!(
+                    "fault → flag at 0, Prometheus (scrape 1 s, interval {PROM_INTERVAL_MS} ms), median/max"
+                ),
+                format!(
+                    "{}/{} ms",
+                    reactions[1].as_millis(),
+                    reactions[2].as_millis()
+                ),
+                "—".into(),
+                &format!("≤ {} ms", 1000 + PROM_INTERVAL_MS + 200),
+            );
+        }
+    }
     Ok(())
 }
 
@@ -270,15 +313,21 @@ fn wrk(url: &str, dir: &Path) -> Option<(f64, f64)> {
 }
 
 /// Starts a canary that would hold for a minute per step, injects a V2 failure once it is at
-/// 10 %, and measures until the host has set the flag back to 0.
-fn reaction(plugins: &Path, dir: &Path) -> anyhow::Result<Duration> {
+/// 10 %, and measures until the host has set the flag back to 0. `environment` adds to the
+/// staging environment's table (a metrics source).
+fn reaction(
+    plugins: &Path,
+    dir: &Path,
+    interval_ms: u64,
+    environment: &str,
+) -> anyhow::Result<Duration> {
     std::fs::create_dir_all(dir)?;
     let book = dir.join("launch.toml");
     std::fs::write(
         &book,
         format!(
-            "[launch]\nname = \"bench\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n[environments.staging]\ntarget = \"embedded\"\n[defaults]\nprobe-rate = 400\n\
-             [[stage]]\nname = \"canary\"\nplugin = \"canary-steps\"\nenvironment = \"staging\"\ninterval = \"{INTERVAL_MS}ms\"\non-fail = \"rollback\"\n\
+            "[launch]\nname = \"bench\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n[defaults]\nprobe-rate = 400\n[environments.staging]\ntarget = \"embedded\"\n{environment}\n\
+             [[stage]]\nname = \"canary\"\nplugin = \"canary-steps\"\nenvironment = \"staging\"\ninterval = \"{interval_ms}ms\"\non-fail = \"rollback\"\n\"
              config = {{ steps = [10, 100], step-duration-ms = 60000, min-requests = 5 }}\n"
         ),
     )?;

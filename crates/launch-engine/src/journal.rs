@@ -192,8 +192,11 @@ pub struct Journal {
     /// Told after every append (the S3 mirror uploads the journal).
     listener: Option<Box<dyn Fn() + Send + Sync>>,
     /// Shown every synced record once it is on disk (notifications follow the journal).
-    tap: Option<Box<dyn FnMut(&Record) + Send + Sync>>,
+    tap: Option<Tap>,
 }
+
+/// What the journal shows each durable record to.
+type Tap = Box<dyn FnMut(&Record) + Send + Sync>;
 
 impl Journal {
     pub fn open(path: &Path) -> anyhow::Result<Journal> {

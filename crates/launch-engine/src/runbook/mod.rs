@@ -414,4 +414,54 @@ mod tests {
         assert_eq!(e.line, 9, "{e}");
         assert!(e.message.contains("unknown environment `prod`"), "{e}");
     }
+
+    const HEAD: &str =
+        "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n";
+    const STAGE: &str = "[[stage]]\nname = \"a\"\naction = \"deploy\"\nenvironment = \"staging\"\n";
+
+    #[test]
+    fn a_webhook_written_in_the_runbook_is_refused_at_its_line() {
+        let text = format!(
+            "{HEAD}[notify.channels.alerts]\nslack = \"https://hooks.example.com/T0/B0/abc\"\n{STAGE}"
+        );
+        let e = Runbook::parse(&text, "launch.toml").unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("a webhook URL is a secret"), "{e}");
+        let text = format!(
+            "{HEAD}[notify.channels.alerts]\nslack = \"https://a\"\nwebhook = \"https://b\"\n{STAGE}"
+        );
+        let e = Runbook::parse(&text, "launch.toml").unwrap_err();
+        assert!(e.message.contains("exactly one of"), "{e}");
+    }
+
+    #[test]
+    fn a_prometheus_source_needs_its_server_and_a_loopback_listen() {
+        let text =
+            format!("{HEAD}[environments.staging.metrics]\nsource = \"prometheus\"\n{STAGE}");
+        let e = Runbook::parse(&text, "launch.toml").unwrap_err();
+        assert!(
+            e.message.contains("the prometheus source needs the server"),
+            "{e}"
+        );
+        assert_eq!(e.line, 7, "{e}");
+        let text = HEAD.replace(
+            "target = \"embedded\"\n",
+            "target = \"embedded\"\nlisten = \"0.0.0.0:9464\"\n",
+        ) + STAGE;
+        let e = Runbook::parse(&text, "launch.toml").unwrap_err();
+        assert!(e.message.contains("not a loopback address"), "{e}");
+        let text = format!(
+            "{HEAD}[environments.staging.metrics]\nsource = [\"probe\", \"prometheus\"]\nprometheus = \"http://127.0.0.1:9090\"\n{STAGE}"
+        );
+        let rb = Runbook::parse(&text, "launch.toml").unwrap();
+        let m = rb.environments["staging"].metrics.as_ref().unwrap();
+        assert_eq!(Metrics::sources(Some(m)).len(), 2);
+        assert!(
+            m.prometheus_config()
+                .unwrap()
+                .queries
+                .p95_ms
+                .contains("histogram_quantile(0.95")
+        );
+    }
 }

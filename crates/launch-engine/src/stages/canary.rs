@@ -77,10 +77,10 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             history_seqs.push(ctx.record_window(&name, &env_name, record)?);
         }
         // Read once per check interval: a request takes effect within one.
-        if let Some(request) = inbox.poll() {
-            if let Some(done) = obey(ctx, stage, &request, percent, &mut paused).await? {
-                return Ok(done);
-            }
+        if let Some(request) = inbox.poll()
+            && let Some(done) = obey(ctx, stage, &request, percent, &mut paused).await?
+        {
+            return Ok(done);
         }
         let state = CanaryState {
             percent,
