@@ -245,3 +245,112 @@ fn promote_full_ends_a_running_canary_at_100_and_no_canary_means_a_clear_refusal
             .any(|r| r["event"] == "effect-done" && r["key"] == "promote-full:100")
     );
 }
+
+/// From another machine: the canary's run is mirrored to S3 (moto), and an operator with
+/// only the shared state pauses and aborts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_is_paused_and_aborted_from_another_machine_through_the_s3_state() {
+    let moto = support::Moto::start();
+    moto.s3()
+        .await
+        .create_bucket()
+        .bucket("runs")
+        .send()
+        .await
+        .unwrap();
+    let (dir, book) = workspace();
+    let text = std::fs::read_to_string(&book).unwrap().replace(
+        "[environments.staging]",
+        "state = \"s3://runs/launch\"\n\n[environments.staging]",
+    );
+    std::fs::write(&book, text).unwrap();
+    let here = dir.path().join("here");
+    let elsewhere = dir.path().join("elsewhere");
+    let with_moto = |ws: &Path| {
+        let mut c = host(ws, &book);
+        for (k, v) in moto.env() {
+            c.env(k, v);
+        }
+        c
+    };
+    let mut canary = with_moto(&here)
+        .args(["canary", "start", "--env", "staging", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (h, b) = (here.clone(), book.clone());
+    tokio::task::spawn_blocking(move || {
+        wait_for("the canary at 10%", Duration::from_secs(60), || {
+            status(&h, &b)["percent"] == 10
+        })
+    })
+    .await
+    .unwrap();
+    let remote = |args: &[&str]| {
+        let mut c = with_moto(&elsewhere);
+        c.arg("canary").args(args).args([
+            "--env",
+            "staging",
+            "--state",
+            "s3://runs/launch",
+            "--operator",
+            "bob",
+        ]);
+        c
+    };
+    let out = tokio::task::spawn_blocking({
+        let mut c = remote(&["pause", "--reason", "checking a ticket"]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (h, b) = (here.clone(), book.clone());
+    tokio::task::spawn_blocking(move || {
+        wait_for("the pause from elsewhere", Duration::from_secs(10), || {
+            status(&h, &b)["canary"]["paused_by"] == "bob"
+        })
+    })
+    .await
+    .unwrap();
+    let out = tokio::task::spawn_blocking({
+        let mut c = remote(&["abort", "--reason", "called off"]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = tokio::task::spawn_blocking(move || canary.wait().unwrap().code())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(3), "rolled back");
+    assert_eq!(status(&here, &book)["percent"], 0);
+    let controls: Vec<_> = journal(&here)
+        .into_iter()
+        .filter(|r| r["event"] == "control")
+        .map(|r| {
+            (
+                r["command"].as_str().unwrap().to_string(),
+                r["operator"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        controls,
+        [
+            ("pause".to_string(), "bob".to_string()),
+            ("abort".to_string(), "bob".to_string())
+        ]
+    );
+}

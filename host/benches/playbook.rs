@@ -327,7 +327,7 @@ fn reaction(
         &book,
         format!(
             "[launch]\nname = \"bench\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n[defaults]\nprobe-rate = 400\n[environments.staging]\ntarget = \"embedded\"\n{environment}\n\
-             [[stage]]\nname = \"canary\"\nplugin = \"canary-steps\"\nenvironment = \"staging\"\ninterval = \"{interval_ms}ms\"\non-fail = \"rollback\"\n\"
+             [[stage]]\nname = \"canary\"\nplugin = \"canary-steps\"\nenvironment = \"staging\"\ninterval = \"{interval_ms}ms\"\non-fail = \"rollback\"\n\
              config = {{ steps = [10, 100], step-duration-ms = 60000, min-requests = 5 }}\n"
         ),
     )?;
@@ -347,10 +347,16 @@ fn reaction(
         .stdout(Stdio::null())
         .spawn()?;
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line?.contains("canary 0% → 10%") {
+    let mut said = Vec::new();
+    loop {
+        let Some(line) = lines.next() else {
+            anyhow::bail!("the canary never reached 10%:\n{}", said.join("\n"))
+        };
+        let line = line?;
+        if line.contains("canary 0% → 10%") {
             break;
         }
+        said.push(line);
     }
     std::thread::sleep(Duration::from_millis(600)); // a couple of healthy intervals first
     let run = std::fs::read_dir(&runs)?

@@ -1,7 +1,8 @@
 //! Canary control from another terminal (`canary pause|resume|abort|promote --full`), as Argo
-//! Rollouts users know it: the command writes a request into the running canary's run folder;
-//! the canary reads it at every check interval, journals it with the operator and obeys.
-//! The latest request wins, so a pause then a resume sent within one interval is a resume.
+//! Rollouts users know it: the command writes a request into the running canary's run folder —
+//! or, from another machine, beside the run in the S3 state (`--state`); the canary reads both
+//! at every check interval, journals the request with the operator and obeys. The latest
+//! request wins, so a pause then a resume sent within one interval is a resume.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::journal::now_ms;
 use crate::runbook::Runbook;
 use crate::workspace;
+use launch_targets::s3::S3Location;
 
 /// What an operator asks of a running canary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,12 +39,20 @@ impl Command {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    /// Increases with every request to the run; a canary obeys each number once.
+    /// Increases with every request written to one place (run folder or S3 state).
     pub seq: u64,
     pub command: Command,
     pub operator: String,
     pub reason: String,
+    /// When it was asked: with `seq`, what orders requests from both places.
     pub at_ms: u64,
+}
+
+impl Request {
+    /// A request is obeyed once: when it is newer than the last one obeyed.
+    pub fn order(&self) -> (u64, u64) {
+        (self.at_ms, self.seq)
+    }
 }
 
 const FILE: &str = "control.json";
@@ -78,32 +88,127 @@ pub fn send(
     Ok(progress.run_id)
 }
 
+/// Sends `command` to the canary running on `env` in the runs mirrored at `url` (an
+/// `s3://bucket/prefix` state), started on any machine; returns its run id.
+pub async fn send_shared(
+    url: &str,
+    runbook: &Runbook,
+    env: &str,
+    command: Command,
+    operator: &str,
+    reason: &str,
+) -> anyhow::Result<String> {
+    let loc = S3Location::connect(url).await?;
+    // The newest run with a canary on `env` says whether one is running.
+    let mut running = None;
+    for id in crate::mirror::list(url)
+        .await?
+        .into_iter()
+        .rev()
+        .take(RUNS_SEARCHED)
+    {
+        let key = format!("{}journal.jsonl", crate::mirror::run_prefix(&loc, &id));
+        let Some((bytes, _)) = loc.get(&key).await? else {
+            continue;
+        };
+        let Ok(records) = crate::journal::Journal::parse(&bytes) else {
+            continue;
+        };
+        if let Some(progress) = workspace::progress_in(&records, id, runbook, env) {
+            running = Some(progress).filter(|p| p.running);
+            break;
+        }
+    }
+    let Some(progress) = running else {
+        anyhow::bail!("no canary is running on `{env}` in the runs at {url}");
+    };
+    let key = remote_key(&loc, &progress.run_id);
+    let seq = match loc.get(&key).await? {
+        Some((bytes, _)) => {
+            serde_json::from_slice::<Request>(&bytes).map_or(1, |r| r.seq.saturating_add(1))
+        }
+        None => 1,
+    };
+    let request = Request {
+        seq,
+        command,
+        operator: operator.into(),
+        reason: crate::redact::text(reason).into_owned(),
+        at_ms: now_ms(),
+    };
+    loc.put(
+        &key,
+        serde_json::to_vec_pretty(&request)?,
+        "application/json",
+        None,
+    )
+    .await?;
+    Ok(progress.run_id)
+}
+
+/// How many of the newest shared runs `send_shared` reads looking for the canary.
+const RUNS_SEARCHED: usize = 20;
+
+fn remote_key(loc: &S3Location, run_id: &str) -> String {
+    format!("{}{FILE}", crate::mirror::run_prefix(loc, run_id))
+}
+
 fn read(run_dir: &Path) -> Option<Request> {
     let bytes = std::fs::read(run_dir.join(FILE)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Where a running canary finds its operators' requests.
+/// Where a running canary finds its operators' requests: its run folder, and the S3 state
+/// when the run is mirrored there.
 pub struct Inbox {
     run_dir: PathBuf,
-    seen: u64,
+    shared: Option<(S3Location, String)>,
+    /// The order of the last request obeyed.
+    seen: (u64, u64),
 }
 
 impl Inbox {
-    /// Requests already in the folder (from before a resume) are not obeyed again.
-    pub fn open(run_dir: &Path, already: u64) -> Inbox {
+    /// Requests already obeyed (before a resume) are not obeyed again.
+    pub async fn open(
+        run_dir: &Path,
+        run_id: &str,
+        state: Option<&str>,
+        already: (u64, u64),
+    ) -> Inbox {
+        let shared = match state {
+            Some(url) => S3Location::connect(url).await.ok().map(|loc| {
+                let key = remote_key(&loc, run_id);
+                (loc, key)
+            }),
+            None => None,
+        };
         Inbox {
             run_dir: run_dir.to_path_buf(),
+            shared,
             seen: already,
         }
     }
 
-    /// The newest request not obeyed yet.
-    pub fn poll(&mut self) -> Option<Request> {
-        let r = read(&self.run_dir)?;
-        (r.seq > self.seen).then(|| {
-            self.seen = r.seq;
-            r
+    /// The newest request not obeyed yet, from either place. An unreadable S3 state is
+    /// skipped: it must not stop the canary, and the next interval reads it again.
+    pub async fn poll(&mut self) -> Option<Request> {
+        let local = read(&self.run_dir);
+        let shared = match &self.shared {
+            Some((loc, key)) => loc
+                .get(key)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|(bytes, _)| serde_json::from_slice::<Request>(&bytes).ok()),
+            None => None,
+        };
+        let newest = [local, shared]
+            .into_iter()
+            .flatten()
+            .max_by_key(Request::order)?;
+        (newest.order() > self.seen).then(|| {
+            self.seen = newest.order();
+            newest
         })
     }
 }

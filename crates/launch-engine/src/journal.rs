@@ -67,6 +67,8 @@ pub enum Event {
     Control {
         stage: String,
         seq: u64,
+        /// When the operator asked.
+        requested_ms: u64,
         command: crate::control::Command,
         operator: String,
         reason: String,

@@ -23,7 +23,8 @@ pub struct Mirror {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn run_prefix(loc: &S3Location, run_id: &str) -> String {
+/// Where run `run_id`'s files are under the state location.
+pub fn run_prefix(loc: &S3Location, run_id: &str) -> String {
     loc.key(&format!("launch/runs/{run_id}/"))
 }
 

@@ -130,6 +130,19 @@ pub async fn open_env(runbook: &Runbook, name: &str, workspace: &Path) -> anyhow
 
 /// The latest canary decision about `env` in the workspace's runs.
 pub fn canary_progress(runs_dir: &Path, runbook: &Runbook, env: &str) -> Option<CanaryProgress> {
+    runs(runs_dir).into_iter().rev().find_map(|run_id| {
+        let records = Journal::read(&runs_dir.join(&run_id).join("journal.jsonl")).ok()?;
+        progress_in(&records, run_id, runbook, env)
+    })
+}
+
+/// Where the canary about `env` stood at the end of one run's journal, if it had one.
+pub fn progress_in(
+    records: &[crate::journal::Record],
+    run_id: String,
+    runbook: &Runbook,
+    env: &str,
+) -> Option<CanaryProgress> {
     let stage_env = |stage: &str| {
         runbook
             .stages
@@ -137,11 +150,8 @@ pub fn canary_progress(runs_dir: &Path, runbook: &Runbook, env: &str) -> Option<
             .find(|s| s.name.get_ref() == stage)
             .and_then(|s| s.environment.as_ref().map(|e| e.get_ref().clone()))
     };
-    for run_id in runs(runs_dir).into_iter().rev() {
-        let Ok(records) = Journal::read(&runs_dir.join(&run_id).join("journal.jsonl")) else {
-            continue;
-        };
-        let Some((i, stage, percent, action, summary, at)) = records
+    let (i, stage, percent, action, summary, at) =
+        records
             .iter()
             .enumerate()
             .rev()
@@ -161,52 +171,47 @@ pub fn canary_progress(runs_dir: &Path, runbook: &Runbook, env: &str) -> Option<
                     r.at,
                 )),
                 _ => None,
-            })
-        else {
-            continue;
-        };
-        let finished = records[i..].iter().any(|r| {
-            matches!(&r.event, Event::StageFinished { stage: s, .. } if *s == stage)
-                || matches!(r.event, Event::RunFinished { .. })
-        });
-        let step_ms = runbook
-            .stages
-            .iter()
-            .find(|s| *s.name.get_ref() == stage)
-            .and_then(|s| s.config.as_ref())
-            .and_then(|c| c.get_ref().get("step-duration-ms"))
-            .and_then(serde_json::Value::as_u64);
-        let next_step_in_ms = step_ms
-            .filter(|_| !finished)
-            .map(|d| (at + d).saturating_sub(now_ms()));
-        let paused_by = records
-            .iter()
-            .filter_map(|r| match &r.event {
-                Event::Control {
-                    stage: s,
-                    command,
-                    operator,
-                    ..
-                } if *s == stage => Some((*command, operator.clone())),
-                _ => None,
-            })
-            .fold(None, |paused, (command, operator)| match command {
-                crate::control::Command::Pause => Some(operator),
-                crate::control::Command::Resume => None,
-                _ => paused,
-            })
-            .filter(|_| !finished);
-        return Some(CanaryProgress {
-            paused_by,
-            run_id,
-            stage,
-            percent,
-            last_action: action,
-            last_summary: summary,
-            last_decision_ms: at,
-            running: !finished,
-            next_step_in_ms,
-        });
-    }
-    None
+            })?;
+    let finished = records[i..].iter().any(|r| {
+        matches!(&r.event, Event::StageFinished { stage: s, .. } if *s == stage)
+            || matches!(r.event, Event::RunFinished { .. })
+    });
+    let step_ms = runbook
+        .stages
+        .iter()
+        .find(|s| *s.name.get_ref() == stage)
+        .and_then(|s| s.config.as_ref())
+        .and_then(|c| c.get_ref().get("step-duration-ms"))
+        .and_then(serde_json::Value::as_u64);
+    let next_step_in_ms = step_ms
+        .filter(|_| !finished)
+        .map(|d| (at + d).saturating_sub(now_ms()));
+    let paused_by = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Control {
+                stage: s,
+                command,
+                operator,
+                ..
+            } if *s == stage => Some((*command, operator.clone())),
+            _ => None,
+        })
+        .fold(None, |paused, (command, operator)| match command {
+            crate::control::Command::Pause => Some(operator),
+            crate::control::Command::Resume => None,
+            _ => paused,
+        })
+        .filter(|_| !finished);
+    Some(CanaryProgress {
+        paused_by,
+        run_id,
+        stage,
+        percent,
+        last_action: action,
+        last_summary: summary,
+        last_decision_ms: at,
+        running: !finished,
+        next_step_in_ms,
+    })
 }

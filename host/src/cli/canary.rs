@@ -30,6 +30,9 @@ pub struct ControlArgs {
     /// Who is asking [default: $USER]
     #[arg(long, env = "LAUNCH_HOST_OPERATOR")]
     pub operator: Option<String>,
+    /// A canary started on another machine: the runs' shared state (s3://bucket/prefix)
+    #[arg(long, value_name = "URL", env = "LAUNCH_HOST_STATE")]
+    pub state: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,7 +144,7 @@ pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
             ..
         } => {
             // A canary running in another process is told; with none, the flag is set here.
-            if running(&a).await?.is_some() {
+            if control.state.is_some() || running(&a).await?.is_some() {
                 return send(&a, control::Command::PromoteFull, &control).await;
             }
             let op = Operation::CanaryPromote {
@@ -245,14 +248,12 @@ async fn send(a: &CanaryArgs, command: control::Command, c: &ControlArgs) -> any
         Err(e) => return usage(e),
     };
     let operator = control::operator_name(c.operator.as_deref());
-    match control::send(
-        &a.ws.runs_dir(),
-        &rb,
-        &a.environment,
-        command,
-        &operator,
-        &c.reason,
-    ) {
+    let env = &a.environment;
+    let sent = match &c.state {
+        Some(url) => control::send_shared(url, &rb, env, command, &operator, &c.reason).await,
+        None => control::send(&a.ws.runs_dir(), &rb, env, command, &operator, &c.reason),
+    };
+    match sent {
         Ok(run_id) => {
             println!(
                 "asked the canary of run {run_id} on {} to {} (as {operator}); it acts within one check interval — `launch-host canary status --env {}` shows it",

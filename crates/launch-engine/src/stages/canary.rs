@@ -42,7 +42,9 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let mut step_index = promotions.saturating_sub(1) as u32;
     // Operators' requests from other terminals; on resume, those already obeyed stay obeyed.
     let (obeyed, mut paused) = earlier_controls(ctx, &name);
-    let mut inbox = crate::control::Inbox::open(&ctx.run_dir, obeyed);
+    let state = crate::run::state_url(&ctx.runbook);
+    let mut inbox =
+        crate::control::Inbox::open(&ctx.run_dir, &ctx.run_id, state.as_deref(), obeyed).await;
     let started = Instant::now();
     let mut step_started = Instant::now();
     let mut history: Vec<CanaryWindow> = Vec::new();
@@ -77,7 +79,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             history_seqs.push(ctx.record_window(&name, &env_name, record)?);
         }
         // Read once per check interval: a request takes effect within one.
-        if let Some(request) = inbox.poll()
+        if let Some(request) = inbox.poll().await
             && let Some(done) = obey(ctx, stage, &request, percent, &mut paused).await?
         {
             return Ok(done);
@@ -215,29 +217,30 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     }
 }
 
-/// The sequence number of the last request obeyed before a resume, and who paused the canary
-/// if it was paused then.
-fn earlier_controls(ctx: &Ctx, stage: &str) -> (u64, Option<String>) {
+/// The order of the last request obeyed before a resume, and who paused the canary if it was
+/// paused then.
+fn earlier_controls(ctx: &Ctx, stage: &str) -> ((u64, u64), Option<String>) {
     let Some((_, records)) = ctx.resumed_stage.as_ref().filter(|(s, _)| s == stage) else {
-        return (0, None);
+        return ((0, 0), None);
     };
     records
         .iter()
-        .fold((0, None), |(seq, paused), r| match &r.event {
+        .fold(((0, 0), None), |(seen, paused), r| match &r.event {
             Event::Control {
-                seq: n,
+                seq,
+                requested_ms,
                 command,
                 operator,
                 ..
             } => (
-                seq.max(*n),
+                seen.max((*requested_ms, *seq)),
                 match command {
                     Command::Pause => Some(operator.clone()),
                     Command::Resume => None,
                     _ => paused,
                 },
             ),
-            _ => (seq, paused),
+            _ => (seen, paused),
         })
 }
 
@@ -266,6 +269,7 @@ async fn obey(
     ctx.journal.append(Event::Control {
         stage: name.clone(),
         seq: request.seq,
+        requested_ms: request.at_ms,
         command: request.command,
         operator: who.clone(),
         reason: request.reason.clone(),
