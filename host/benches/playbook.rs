@@ -36,7 +36,7 @@ fn repo() -> PathBuf {
 }
 
 fn row(measure: &str, ours: String, reference: String, goal: &str) {
-    println!("{measure:<44} {ours:>14} {reference:>14} {goal:>22}");
+    println!("{measure:<62} {ours:>14} {reference:>14} {goal:>22}");
 }
 
 fn main() -> anyhow::Result<()> {

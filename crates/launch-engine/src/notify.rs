@@ -323,3 +323,81 @@ impl Route {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::VerdictRecord;
+
+    fn record(event: Event) -> Record {
+        Record { at: 0, event }
+    }
+
+    fn done(key: &str) -> Record {
+        record(Event::EffectDone {
+            stage: "s".into(),
+            key: key.into(),
+            detail: format!("{key} (why)"),
+        })
+    }
+
+    fn route(r: &mut Route, rec: Record) -> Vec<(Channel, &'static str, Option<u8>)> {
+        r.on(&rec)
+            .into_iter()
+            .map(|m| (m.channel, m.what, m.level))
+            .collect()
+    }
+
+    #[test]
+    fn rollbacks_escalate_by_who_decided_and_how_far_they_reach() {
+        let mut r = Route::new(&Runbook::embedded().unwrap());
+        assert_eq!(
+            route(&mut r, done("rollback:auto:staging")),
+            [(Channel::Alerts, "auto-rollback", Some(1))]
+        );
+        assert_eq!(
+            route(&mut r, done("rollback:emergency:production")),
+            [
+                (Channel::StatusboardEmergency, "manual-rollback", Some(2)),
+                (Channel::StatusboardEmergency, "both-environments", Some(3)),
+            ]
+        );
+        assert_eq!(
+            route(&mut r, done("restore:20261128T000000Z-x")),
+            [(Channel::StatusboardEmergency, "full-rollback", Some(2))]
+        );
+        assert!(
+            route(&mut r, done("drill:off")).is_empty(),
+            "a drill is not a rollback"
+        );
+    }
+
+    #[test]
+    fn a_rollback_that_never_finished_is_level_3() {
+        let mut r = Route::new(&Runbook::embedded().unwrap());
+        let started = record(Event::EffectStarted {
+            stage: "canary".into(),
+            key: "rollback:auto:staging".into(),
+            detail: "auto rollback of staging".into(),
+        });
+        assert!(route(&mut r, started).is_empty());
+        let finished = record(Event::StageFinished {
+            stage: "canary".into(),
+            verdict: VerdictRecord::Fail("the flag store is down".into()),
+            checks: Vec::new(),
+            summary: "x".into(),
+            plugin: None,
+            dry_run: false,
+            outcome: "launch stopped".into(),
+            elapsed_ms: 1,
+        });
+        assert_eq!(
+            route(&mut r, finished),
+            [
+                (Channel::Releases, "stage-finished", None),
+                (Channel::Alerts, "gate-failed", None),
+                (Channel::StatusboardEmergency, "rollback-failed", Some(3)),
+            ]
+        );
+    }
+}

@@ -316,17 +316,23 @@ fn listen(runbook: &Runbook, journal: &mut Journal) -> anyhow::Result<Option<Not
     Ok(notifier)
 }
 
-/// The metrics sources of every environment a stage measures (a monitor, a canary) answer.
+/// The metrics sources of every environment a stage measures (a monitor, a canary, a
+/// stability gate) answer.
 async fn check_sources(
     runbook: &Runbook,
     catalog: &Catalog,
     envs: &BTreeMap<String, Env>,
 ) -> anyhow::Result<()> {
+    use launch_runtime::Role;
+    // Monitors, canaries and stability gates (SLO gates with a duration) measure.
     let measured = runbook.stages.iter().filter(|s| {
+        let role = s
+            .plugin_name()
+            .and_then(|p| catalog.get(p))
+            .map(|p| p.role());
         s.action() == Some(crate::runbook::Action::Monitor)
-            || s.plugin_name()
-                .and_then(|p| catalog.get(p))
-                .is_some_and(|p| p.role() == launch_runtime::Role::CanaryPolicy)
+            || role == Some(Role::CanaryPolicy)
+            || (role == Some(Role::SloGate) && s.duration.is_some())
     });
     let mut checked = std::collections::BTreeSet::new();
     for stage in measured {

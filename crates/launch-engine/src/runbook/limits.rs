@@ -128,53 +128,45 @@ pub mod probe_rate {
 /// Consecutive breaching windows a stability gate tolerates before rolling back.
 pub const BREACHES: RangeInclusive<u32> = 1..=1_000;
 
+/// A whole number in `range` (read wide, so a negative or enormous one gets the range, not a
+/// type error), with its place in the file.
+fn spanned_count<'de, D: Deserializer<'de>>(
+    d: D,
+    what: &str,
+    range: RangeInclusive<u32>,
+    unit: &str,
+) -> Result<Option<toml::Spanned<u32>>, D::Error> {
+    let n = toml::Spanned::<i64>::deserialize(d)?;
+    let (span, v) = (n.span(), *n.get_ref());
+    u32::try_from(v)
+        .ok()
+        .filter(|c| range.contains(c))
+        .map(|c| Some(toml::Spanned::new(span, c)))
+        .ok_or_else(|| {
+            let shown = format!("{} to {} {unit}", range.start(), range.end());
+            out_of_range(what, &v.to_string(), shown)
+        })
+}
+
 /// `breaches`: a count in [`BREACHES`].
 pub mod breaches {
     use super::*;
-    use toml::Spanned;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u32>>, D::Error> {
-        let n = Spanned::<i64>::deserialize(d)?;
-        let span = n.span();
-        let v = *n.get_ref();
-        u32::try_from(v)
-            .ok()
-            .filter(|b| BREACHES.contains(b))
-            .map(|b| Some(Spanned::new(span, b)))
-            .ok_or_else(|| {
-                out_of_range(
-                    "breaches",
-                    &v.to_string(),
-                    format!("{} to {} windows", BREACHES.start(), BREACHES.end()),
-                )
-            })
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<toml::Spanned<u32>>, D::Error> {
+        spanned_count(d, "breaches", BREACHES, "windows")
     }
 }
 
 /// `traffic`: simulated users' requests per second, in the probe's range.
 pub mod traffic {
     use super::*;
-    use toml::Spanned;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<u32>>, D::Error> {
-        let n = Spanned::<i64>::deserialize(d)?;
-        let span = n.span();
-        let v = *n.get_ref();
-        u32::try_from(v)
-            .ok()
-            .filter(|r| PROBE_RATE.contains(r))
-            .map(|r| Some(Spanned::new(span, r)))
-            .ok_or_else(|| {
-                out_of_range(
-                    "traffic",
-                    &v.to_string(),
-                    format!(
-                        "{} to {} requests per second",
-                        PROBE_RATE.start(),
-                        PROBE_RATE.end()
-                    ),
-                )
-            })
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<toml::Spanned<u32>>, D::Error> {
+        spanned_count(d, "traffic", PROBE_RATE, "requests per second")
     }
 }
 

@@ -1,5 +1,5 @@
 //! Host-only checks: the pre-flight checklist before a launch (runbook and plugins consistent,
-//! targets reachable, stores readable, flags off) and the validation after a rollback. No plugin
+//! targets reachable, stores readable, metrics sources answering, flags off) and the validation after a rollback. No plugin
 //! is consulted, so they work when plugins are broken.
 
 use std::time::Duration;
@@ -59,6 +59,14 @@ pub async fn preflight(ctx: &mut Ctx) -> anyhow::Result<StageResult> {
             ),
             Err(e) => fail(&format!("{}-store", env.name), format!("{e:#}")),
         });
+        // The metrics system the canary will be judged on answers.
+        if let Some(p) = &env.sources.prometheus {
+            let name = format!("{}-prometheus", env.name);
+            checks.push(match p.reachable().await {
+                Ok(()) => pass(&name, format!("{} answers", p.url())),
+                Err(e) => fail(&name, e.to_string()),
+            });
+        }
         let flag = env.flags.get(&ctx.runbook.launch.flag).await?;
         // Before the launch turns V2 on, every component flag must be off too.
         if flag == 0 {
