@@ -299,18 +299,7 @@ async fn a_canary_is_paused_and_aborted_from_another_machine_through_the_s3_stat
         ]);
         c
     };
-    let out = tokio::task::spawn_blocking({
-        let mut c = remote(&["pause", "--reason", "checking a ticket"]);
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(remote(&["pause", "--reason", "checking a ticket"])).await;
     let (h, b) = (here.clone(), book.clone());
     tokio::task::spawn_blocking(move || {
         wait_for("the pause from elsewhere", Duration::from_secs(10), || {
@@ -319,18 +308,7 @@ async fn a_canary_is_paused_and_aborted_from_another_machine_through_the_s3_stat
     })
     .await
     .unwrap();
-    let out = tokio::task::spawn_blocking({
-        let mut c = remote(&["abort", "--reason", "called off"]);
-        move || c.output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(remote(&["abort", "--reason", "called off"])).await;
     let code = tokio::task::spawn_blocking(move || canary.wait().unwrap().code())
         .await
         .unwrap();
@@ -353,4 +331,13 @@ async fn a_canary_is_paused_and_aborted_from_another_machine_through_the_s3_stat
             ("abort".to_string(), "bob".to_string())
         ]
     );
+}
+
+/// Runs `c` off the async runtime; it must exit 0.
+async fn succeeds(mut c: Command) {
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }

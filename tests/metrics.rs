@@ -10,6 +10,16 @@ use support::{PrometheusServer, free_port, launch_host_with, local_runs, repo};
 /// A canary judged on Prometheus alone: the target listens on `port` with simulated users'
 /// traffic, and no probe runs.
 fn runbook(dir: &Path, port: u16, prometheus: &str, metrics_extra: &str) -> std::path::PathBuf {
+    runbook_with(dir, port, prometheus, "\"prometheus\"", metrics_extra)
+}
+
+fn runbook_with(
+    dir: &Path,
+    port: u16,
+    prometheus: &str,
+    source: &str,
+    metrics_extra: &str,
+) -> std::path::PathBuf {
     let path = dir.join("launch.toml");
     std::fs::write(
         &path,
@@ -24,7 +34,7 @@ listen = "127.0.0.1:{port}"
 traffic = 100
 
 [environments.staging.metrics]
-source = "prometheus"
+source = {source}
 prometheus = "{prometheus}"
 scrape-interval = "1s"
 ready-within = "20s"
@@ -203,4 +213,39 @@ fn an_unreachable_prometheus_or_a_query_that_answers_nothing_refuses_the_run() {
     );
     assert!(stderr.contains("answered no series within 3s"), "{stderr}");
     assert!(local_runs(&runs).is_empty(), "nothing was run");
+}
+
+#[test]
+fn with_both_sources_each_window_is_measured_by_the_probe_and_prometheus() {
+    let port = free_port();
+    let prometheus = PrometheusServer::start(&[format!("127.0.0.1:{port}")]);
+    let dir = tempfile::tempdir().unwrap();
+    let both = r#"["probe", "prometheus"]"#;
+    let book = runbook_with(dir.path(), port, &prometheus.url, both, "");
+    let runs = dir.path().join("runs");
+    let out = run(&book, &runs, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = journal(&local_runs(&runs)[0]);
+    let ws = windows(&records);
+    assert!(!ws.is_empty());
+    for w in &ws {
+        assert_eq!(
+            w["sources"],
+            serde_json::json!(["probe", "prometheus"]),
+            "{w}"
+        );
+    }
+    // The probe's raw latencies ride along for statistical policies.
+    let raw = ws
+        .iter()
+        .flat_map(|w| w["endpoints"].as_array().unwrap())
+        .any(|e| e.get("latencies_ms").is_some());
+    assert!(raw, "the probe's raw latencies are kept");
+    let report = std::fs::read_to_string(local_runs(&runs)[0].join("report.md")).unwrap();
+    assert!(report.contains("measured by probe+prometheus"), "{report}");
 }

@@ -49,6 +49,17 @@ pub struct Request {
 }
 
 impl Request {
+    /// The request numbered `seq` in its place, asked now.
+    fn new(seq: u64, command: Command, operator: &str, reason: &str) -> Request {
+        Request {
+            seq,
+            command,
+            operator: operator.into(),
+            reason: crate::redact::text(reason).into_owned(),
+            at_ms: now_ms(),
+        }
+    }
+
     /// A request is obeyed once: when it is newer than the last one obeyed.
     pub fn order(&self) -> (u64, u64) {
         (self.at_ms, self.seq)
@@ -77,13 +88,7 @@ pub fn send(
         })?;
     let folder = launch_targets::rooted::Rooted::open(&runs_dir.join(&progress.run_id), false)?;
     let seq = read(&runs_dir.join(&progress.run_id)).map_or(1, |r| r.seq.saturating_add(1));
-    let request = Request {
-        seq,
-        command,
-        operator: operator.into(),
-        reason: crate::redact::text(reason).into_owned(),
-        at_ms: now_ms(),
-    };
+    let request = Request::new(seq, command, operator, reason);
     folder.write_atomically(FILE, &serde_json::to_vec_pretty(&request)?)?;
     Ok(progress.run_id)
 }
@@ -129,13 +134,7 @@ pub async fn send_shared(
         }
         None => 1,
     };
-    let request = Request {
-        seq,
-        command,
-        operator: operator.into(),
-        reason: crate::redact::text(reason).into_owned(),
-        at_ms: now_ms(),
-    };
+    let request = Request::new(seq, command, operator, reason);
     loc.put(
         &key,
         serde_json::to_vec_pretty(&request)?,
