@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::{journal_logs, rollback};
 use crate::context::{Ctx, StageResult};
-use crate::control::{Command, Request};
 use crate::journal::Event;
 use crate::operator::{Measure, Notice};
 use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
@@ -41,7 +40,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     });
     let mut step_index = promotions.saturating_sub(1) as u32;
     // Operators' requests from other terminals; on resume, those already obeyed stay obeyed.
-    let (obeyed, mut paused) = earlier_controls(ctx, &name);
+    let (obeyed, mut paused) = super::canary_control::earlier(ctx, &name);
     let state = crate::run::state_url(&ctx.runbook);
     let mut inbox =
         crate::control::Inbox::open(&ctx.run_dir, &ctx.run_id, state.as_deref(), obeyed).await;
@@ -80,7 +79,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         }
         // Read once per check interval: a request takes effect within one.
         if let Some(request) = inbox.poll().await
-            && let Some(done) = obey(ctx, stage, &request, percent, &mut paused).await?
+            && let Some(done) =
+                super::canary_control::obey(ctx, stage, &request, percent, &mut paused).await?
         {
             return Ok(done);
         }
@@ -217,103 +217,6 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     }
 }
 
-/// The order of the last request obeyed before a resume, and who paused the canary if it was
-/// paused then.
-fn earlier_controls(ctx: &Ctx, stage: &str) -> ((u64, u64), Option<String>) {
-    let Some((_, records)) = ctx.resumed_stage.as_ref().filter(|(s, _)| s == stage) else {
-        return ((0, 0), None);
-    };
-    records
-        .iter()
-        .fold(((0, 0), None), |(seen, paused), r| match &r.event {
-            Event::Control {
-                seq,
-                requested_ms,
-                command,
-                operator,
-                ..
-            } => (
-                seen.max((*requested_ms, *seq)),
-                match command {
-                    Command::Pause => Some(operator.clone()),
-                    Command::Resume => None,
-                    _ => paused,
-                },
-            ),
-            _ => (seen, paused),
-        })
-}
-
-/// Carries out an operator's request; the stage's result when it ends the canary.
-async fn obey(
-    ctx: &mut Ctx,
-    stage: &Stage,
-    request: &Request,
-    percent: u8,
-    paused: &mut Option<String>,
-) -> anyhow::Result<Option<StageResult>> {
-    let name = stage.name.get_ref().clone();
-    let who = &request.operator;
-    let outcome = match request.command {
-        Command::Pause => {
-            *paused = Some(who.clone());
-            format!("holding at {percent}% until resumed")
-        }
-        Command::Resume => {
-            *paused = None;
-            format!("resumed at {percent}%")
-        }
-        Command::Abort => format!("rolling back from {percent}%"),
-        Command::PromoteFull => format!("promoting from {percent}% to 100%"),
-    };
-    ctx.journal.append(Event::Control {
-        stage: name.clone(),
-        seq: request.seq,
-        requested_ms: request.at_ms,
-        command: request.command,
-        operator: who.clone(),
-        reason: request.reason.clone(),
-        outcome: outcome.clone(),
-    })?;
-    ctx.operator.tell(Notice::Warning(&format!(
-        "{who}: canary {} ({}) — {outcome}",
-        request.command.word(),
-        request.reason
-    )));
-    match request.command {
-        Command::Pause | Command::Resume => Ok(None),
-        Command::Abort => {
-            let reason = format!("aborted by {who}: {}", request.reason);
-            rollback(ctx, stage, "operator-abort", &reason).await?;
-            Ok(Some(rolled_back(
-                VerdictRecord::Fail(reason),
-                Vec::new(),
-                percent,
-            )))
-        }
-        Command::PromoteFull => {
-            let env = ctx.env(stage)?;
-            let (flags, flag) = (env.flags.clone(), ctx.runbook.launch.flag.clone());
-            let detail = format!("{flag} {percent}% → 100% (promoted by {who})");
-            ctx.effect(&name, "promote-full:100", &detail, || async move {
-                flags.set(&flag, 100).await
-            })
-            .await?;
-            ctx.operator.tell(Notice::CanaryPromoted {
-                from: percent,
-                to: 100,
-            });
-            Ok(Some(StageResult {
-                verdict: VerdictRecord::Pass,
-                checks: Vec::new(),
-                summary: format!("promoted to 100% by {who}: {}", request.reason),
-                plugin: None,
-                rolled_back: false,
-            }))
-        }
-    }
-}
-
 /// The metrics source could not be read: a canary no one can see is rolled back.
 async fn blind(
     ctx: &mut Ctx,
@@ -358,7 +261,11 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn rolled_back(verdict: VerdictRecord, checks: Vec<CheckRecord>, percent: u8) -> StageResult {
+pub(super) fn rolled_back(
+    verdict: VerdictRecord,
+    checks: Vec<CheckRecord>,
+    percent: u8,
+) -> StageResult {
     StageResult {
         summary: format!("rolled back from {percent}%: {}", verdict.reason()),
         verdict,

@@ -4,6 +4,7 @@
 
 mod calls;
 mod canary;
+mod canary_control;
 mod checks;
 mod flags;
 mod monitor;
