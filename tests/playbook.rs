@@ -341,6 +341,13 @@ fn killed_mid_canary_then_resumed_completes_without_repeating_effects() {
         assert_eq!((started, finished), (1, 1), "{stage}");
     }
     assert_eq!(report(&run)["outcome"], "passed");
+    // The chain runs unbroken across the kill and the resume, anchored by the final report.
+    let out = launch_host()
+        .args(["verify", &id, "--runs-dir", runs.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("anchors its last line"));
 }
 
 #[test]

@@ -182,8 +182,22 @@ impl Event {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub at: u64,
+    /// The sha256 of the line before this one, as written: the journal is a hash chain, so an
+    /// edited, removed or reordered line breaks it (`launch-host verify`). None on a first line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
     #[serde(flatten)]
     pub event: Event,
+}
+
+impl Record {
+    pub fn new(event: Event) -> Record {
+        Record {
+            at: now_ms(),
+            prev: None,
+            event,
+        }
+    }
 }
 
 pub struct Journal {
@@ -195,6 +209,8 @@ pub struct Journal {
     listener: Option<Box<dyn Fn() + Send + Sync>>,
     /// Shown every synced record once it is on disk (notifications follow the journal).
     tap: Option<Tap>,
+    /// The sha256 of the last line written (the next record's `prev`).
+    last: Option<String>,
 }
 
 /// What the journal shows each durable record to.
@@ -223,12 +239,16 @@ impl Journal {
             kept.sync_data()
         })
         .with_context(context)?;
+        // The chain goes on from the last whole line already there.
+        let bytes = folder.read(name).with_context(context)?;
+        let last = lines(&bytes).last().map(|l| line_hash(l));
         let journal = Journal {
             path: path.to_path_buf(),
             file,
             pending: Vec::new(),
             listener: None,
             tap: None,
+            last,
         };
         Ok((journal, torn))
     }
@@ -248,11 +268,8 @@ impl Journal {
 
     /// Appends one record (after any unsynced ones) and syncs it to disk.
     pub fn append(&mut self, event: Event) -> anyhow::Result<()> {
-        let record = Record {
-            at: now_ms(),
-            event,
-        };
-        let line = Journal::line_of(&record)?;
+        let mut record = Record::new(event);
+        let line = self.line_of(&mut record)?;
         self.pending.extend_from_slice(&line);
         let written = self
             .file
@@ -274,23 +291,25 @@ impl Journal {
     /// follows — a recorded plugin call, then the decision or verdict it led to — so recording
     /// a call costs no system call on the launch's path.
     pub fn append_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
-        let line = Journal::line(event)?;
+        let line = self.line_of(&mut Record::new(event))?;
         self.pending.extend_from_slice(&line);
         Ok(())
     }
 
-    /// One record as a line, secrets masked in every string before it exists on disk.
-    fn line(event: Event) -> anyhow::Result<Vec<u8>> {
-        Journal::line_of(&Record {
-            at: now_ms(),
-            event,
-        })
-    }
-
-    fn line_of(record: &Record) -> anyhow::Result<Vec<u8>> {
+    /// One record as a line chained to the one before, secrets masked in every string before
+    /// it exists on disk.
+    fn line_of(&mut self, record: &mut Record) -> anyhow::Result<Vec<u8>> {
+        record.prev = self.last.take();
         let mut line = crate::redact::json_line(record)?;
+        self.last = Some(line_hash(&line));
         line.push(b'\n');
         Ok(line)
+    }
+
+    /// The sha256 of the last line written: what a report records so that even the last line
+    /// cannot be changed unnoticed.
+    pub fn head(&self) -> Option<&str> {
+        self.last.as_deref()
     }
 
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a bad line
@@ -333,6 +352,20 @@ impl Drop for Journal {
                 .and_then(|_| self.file.sync_data());
         }
     }
+}
+
+/// The whole lines of a journal's bytes (a torn last line, without its newline, is not one).
+pub fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    // After the last newline: empty, or a torn record.
+    lines.pop();
+    lines
+}
+
+/// The hash a line is chained by: its sha256 as written, newline excluded, in hex.
+pub fn line_hash(line: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(line))
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -28,6 +28,7 @@ pub mod run;
 pub mod runbook;
 mod stages;
 pub mod uat;
+pub mod verify;
 pub mod watch;
 pub mod workspace;
 

@@ -104,8 +104,12 @@ impl Notifier {
             "level": message.level,
             "text": text,
         });
+        // Records are journaled from async code; without a runtime nothing could be sent.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let sender = shared.clone();
-        let task = tokio::spawn(async move {
+        let task = runtime.spawn(async move {
             let shared = sender;
             let d: Delivery = hook
                 .deliver(
@@ -330,7 +334,7 @@ mod tests {
     use crate::record::VerdictRecord;
 
     fn record(event: Event) -> Record {
-        Record { at: 0, event }
+        Record::new(event)
     }
 
     fn done(key: &str) -> Record {

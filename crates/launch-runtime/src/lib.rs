@@ -11,7 +11,7 @@ pub mod cache;
 mod call;
 pub mod capabilities;
 pub mod contract;
-mod digest;
+pub mod digest;
 pub mod discovery;
 pub mod engine;
 pub mod error;

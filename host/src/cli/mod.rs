@@ -19,6 +19,7 @@ mod status;
 mod terminal;
 mod uat;
 mod validate;
+mod verify;
 mod workspace;
 
 use std::path::PathBuf;
@@ -112,6 +113,12 @@ enum Command {
         after_help = "Examples:\n  launch-host report\n  launch-host report --output json > report.json"
     )]
     Report(status::ReportArgs),
+    /// Check a run's history is as written: the journal's hash chain, the report against the
+    /// journal, and (with --plugins) the plugins it ran
+    #[command(
+        after_help = "Examples:\n  launch-host verify                                  # the latest run\n  launch-host verify 20261127T150000123Z-1a2b --plugins plugins/\n  launch-host verify --state s3://my-bucket/launch    # a run mirrored in S3\n\nExit status: 0 intact · 1 a line, the report or a plugin differs (named) · 2 usage"
+    )]
+    Verify(verify::VerifyArgs),
     /// Re-run a run's recorded plugin calls offline (HTTP answered from the recording), against
     /// the recorded plugins or a new one
     #[command(
@@ -229,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate::run(host.runtime()?, args).await,
         Command::Status(args) => status::status(args).await,
         Command::Report(args) => status::report(args).await,
+        Command::Verify(args) => verify::verify(args).await,
         Command::Replay(args) => replay::run(host.runtime()?, args).await,
         Command::Rollback(args) => rollback::run(&host, args).await,
         Command::Deploy(args) => deploy::deploy(&host, args).await,

@@ -29,6 +29,9 @@ pub struct RunReport {
     pub finished_ms: Option<u64>,
     pub plugins: Vec<(String, String)>,
     pub stages: Vec<StageReport>,
+    /// The sha256 of the journal's last line when the report was written: anchors the chain's
+    /// end (`launch-host verify`).
+    pub journal_sha256: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,7 +74,20 @@ impl RunReport {
     }
 
     pub fn from_journal(run_dir: &Path) -> anyhow::Result<RunReport> {
-        let records = Journal::read(&run_dir.join("journal.jsonl"))?;
+        let path = run_dir.join("journal.jsonl");
+        let bytes = launch_targets::rooted::Rooted::open(run_dir, false)
+            .and_then(|f| f.read("journal.jsonl"))
+            .with_context(|| format!("reading the journal {}", path.display()))?;
+        RunReport::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+    }
+
+    /// The report of a journal's bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<RunReport, String> {
+        let records = Journal::parse(bytes)?;
+        let journal_sha256 = crate::journal::lines(bytes)
+            .last()
+            .map(|l| crate::journal::line_hash(l))
+            .unwrap_or_default();
         let mut report = RunReport {
             run_id: String::new(),
             runbook: String::new(),
@@ -81,6 +97,7 @@ impl RunReport {
             finished_ms: None,
             plugins: Vec::new(),
             stages: Vec::new(),
+            journal_sha256,
         };
         for r in records {
             match r.event {

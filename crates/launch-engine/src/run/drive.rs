@@ -151,9 +151,10 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
         outcome,
         summary: summary.clone(),
     })?;
-    crate::report::write_all(&ctx.run_dir).context("writing the reports")?;
-    // After the reports: the launch is over whatever the webhooks do.
+    // The launch is over whatever the webhooks do; their outcomes are the journal's last
+    // records, then the reports anchor its last line.
     ctx.close_notifications().await?;
+    crate::report::write_all(&ctx.run_dir).context("writing the reports")?;
     Ok(RunSummary {
         run_id: ctx.run_id.clone(),
         run_dir: ctx.run_dir.clone(),

@@ -77,11 +77,11 @@ pub(super) async fn host_failed(
         outcome: Outcome::HostFailed,
         summary: summary.clone(),
     });
+    let _ = ctx.close_notifications().await;
     if let Err(e) = crate::report::write_all(&ctx.run_dir) {
         ctx.operator
             .tell(Notice::Warning(&format!("writing the reports: {e:#}")));
     }
-    let _ = ctx.close_notifications().await;
     Ok(RunSummary {
         run_id: ctx.run_id.clone(),
         run_dir: ctx.run_dir.clone(),

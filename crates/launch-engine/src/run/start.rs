@@ -201,6 +201,16 @@ pub async fn resume(
         run_dir.display()
     );
     let records = Journal::read(&journal_path)?;
+    // A chained journal whose chain is broken was edited: its history cannot be continued.
+    if records.iter().any(|r| r.prev.is_some()) {
+        let bytes = std::fs::read(&journal_path)?;
+        if let Err((line, why)) = crate::verify::chain(&bytes) {
+            anyhow::bail!(
+                "{}:{line}: {why}; the run's history was changed, so it is not resumed (`launch-host verify` checks it)",
+                journal_path.display()
+            );
+        }
+    }
     let Some(Event::RunStarted {
         run_id,
         runbook: source,
