@@ -1,5 +1,6 @@
 //! Whether a runbook and the plugins it names fit together: each plugin exists, plays the role
-//! its stage needs, and accepts the stage's config (its JSON Schema). Checked by `validate`,
+//! its stage needs, accepts the stage's config (its JSON Schema), and is the build its lock and
+//! pins allow. Checked by `validate`,
 //! before a run's first effect, and by the pre-flight stage; one checker for all three.
 
 use crate::runbook::{Action, Runbook, Stage};
@@ -55,6 +56,8 @@ pub fn validate(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
             }
         }
     }
+    // The builds the lock and the stages' pins allow.
+    problems.extend(crate::pins::check(runbook, catalog));
     problems
 }
 

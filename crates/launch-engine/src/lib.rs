@@ -20,6 +20,7 @@ pub mod lock;
 pub mod mirror;
 pub mod notify;
 pub mod operator;
+pub mod pins;
 pub mod plan;
 pub mod record;
 pub mod redact;

@@ -13,6 +13,12 @@ pub enum PluginsCommand {
     /// Name, version, role, capabilities, size and digest of every plugin in a directory
     #[command(after_help = "Example:\n  launch-host plugins list --plugins plugins/ --output json")]
     List(ListArgs),
+    /// Pin the builds a runbook uses: writes DIR/plugins.lock (name, version, role, sha256,
+    /// contract, capabilities); a run then refuses a plugin whose sha256 differs
+    #[command(
+        after_help = "Examples:\n  launch-host plugins lock --plugins plugins/                      # the embedded default's plugins\n  launch-host plugins lock --plugins plugins/ --runbook launch.toml"
+    )]
+    Lock(LockArgs),
     /// Imports, exports and contract version of one component file
     #[command(
         after_help = "Example:\n  launch-host plugins inspect plugins/statusboard-smoke.wasm"
@@ -42,6 +48,21 @@ pub struct ListArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct LockArgs {
+    /// Directory holding the plugin `.wasm` files; the lock is written there
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "plugins",
+        env = "LAUNCH_HOST_PLUGINS"
+    )]
+    plugins: PathBuf,
+    /// The runbook whose plugins to lock [default: the embedded default]
+    #[arg(long, value_name = "FILE", env = "LAUNCH_HOST_RUNBOOK")]
+    runbook: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct InspectArgs {
     /// The component file
     file: PathBuf,
@@ -53,6 +74,7 @@ pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit>
     match cmd {
         PluginsCommand::List(args) => list(runtime, args).await,
         PluginsCommand::Inspect(args) => inspect(runtime, args).await,
+        PluginsCommand::Lock(args) => lock(runtime, args).await,
         PluginsCommand::Test(args) => super::plugin_test::run(runtime, args).await,
         // Dispatched before a runtime exists (cli::run): writing files loads no plugin.
         PluginsCommand::New(args) => super::scaffold::run(args),
@@ -131,6 +153,39 @@ async fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Usage
     })
+}
+
+async fn lock(runtime: &Runtime, args: LockArgs) -> anyhow::Result<Exit> {
+    let runbook = match super::workspace::runbook_text(args.runbook.as_deref())
+        .and_then(|(text, source)| Ok(launch_engine::Runbook::parse(&text, &source)?))
+    {
+        Ok(rb) => rb,
+        Err(e) => return super::usage(e),
+    };
+    let catalog = match runtime.discover(&args.plugins).await {
+        Ok(c) => c,
+        Err(e) => return super::usage(e.into()),
+    };
+    match launch_engine::pins::write(&runbook, &catalog) {
+        Ok((path, lock)) => {
+            for p in &lock.plugins {
+                println!(
+                    "locked {} {} ({}) sha256:{}",
+                    p.name,
+                    p.version,
+                    p.role,
+                    &p.sha256[..12]
+                );
+            }
+            println!(
+                "wrote {}: runs refuse any other build of these {} plugin(s)",
+                path.display(),
+                lock.plugins.len()
+            );
+            Ok(Exit::Success)
+        }
+        Err(e) => super::usage(e),
+    }
 }
 
 async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {

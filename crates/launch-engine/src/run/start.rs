@@ -272,6 +272,10 @@ pub async fn resume(
         }
     }
     let runbook = plan(&options.operation, &whole, &catalog)?;
+    let unpinned = crate::pins::check(&runbook, &catalog);
+    if !unpinned.is_empty() {
+        return Err(refused(unpinned));
+    }
     let inject = injected(&options).map_err(|e| anyhow::anyhow!(e))?;
     let runs_root = run_dir.parent().unwrap_or(Path::new("."));
     let locks = take_locks(&runbook, &options, runs_root, run_id).await?;

@@ -190,6 +190,9 @@ pub struct Stage {
     pub action: Option<Spanned<Action>>,
     /// The plugin (by its `describe` name) that decides this stage.
     pub plugin: Option<Spanned<String>>,
+    /// Pins the plugin's build: `sha256:HEX` (what `plugins list --output json` shows). A
+    /// plugin file with another digest is refused before the first effect.
+    pub digest: Option<Spanned<String>>,
     pub environment: Option<Spanned<String>>,
     /// The plugin's config: read from TOML straight into the JSON value the plugin receives
     /// and its schema is checked against.
@@ -298,6 +301,7 @@ impl Stage {
             title: Some(title.to_string()),
             action: Some(Spanned::new(0..0, action)),
             plugin: None,
+            digest: None,
             environment: environment.map(|e| here(e.to_string())),
             config: None,
             on_fail: OnFail::Abort,

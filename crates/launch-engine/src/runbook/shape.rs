@@ -246,6 +246,22 @@ impl Runbook {
             if let Some(config) = &stage.config {
                 self.check_steps(config)?;
             }
+            if let Some(pin) = &stage.digest {
+                let hex = pin.get_ref().trim_start_matches("sha256:");
+                let well_formed = hex.len() == 64
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if stage.plugin.is_none() || !well_formed {
+                    return Err(self.error_at(
+                        pin.span().start,
+                        format!(
+                            "stage `{}`: `digest` pins a plugin stage's build: write digest = \"sha256:<64 lowercase hex digits>\" (`launch-host plugins list --output json` shows each plugin's)",
+                            stage.name.get_ref()
+                        ),
+                    ));
+                }
+            }
             self.check_shadows(stage)?;
             if let Some(action) = &stage.action {
                 let needs_env = matches!(
