@@ -33,7 +33,7 @@ if [ "$mode" = "--test-plugins" ]; then
     out="$root/tests/plugins/out"
     mkdir -p "$out"
     cargo_wasm "$root/tests/plugins/Cargo.toml"
-    for crate in hostile future-contract not-a-plugin; do install_wasm "$crate" "$out"; done
+    for crate in hostile future-contract not-a-plugin bundle-budget; do install_wasm "$crate" "$out"; done
     echo "test plugins: $(ls "$out"/*.wasm | wc -l) built in tests/plugins/out/"
     exit 0
 fi

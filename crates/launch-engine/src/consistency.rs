@@ -18,6 +18,27 @@ pub fn validate(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
             problems.push(runbook.error_at(at, message).to_string());
         };
         let live = find(catalog, name.get_ref(), name.span().start, &mut problem);
+        // Granted folders exist, are folders, and each has a name of its own in the sandbox.
+        let dirs = runbook.read_only_dirs(stage);
+        for (spec, dir) in stage.files.iter().zip(&dirs) {
+            if !dir.host.is_dir() {
+                problem(
+                    spec.span().start,
+                    format!(
+                        "files: {} is not a folder (a granted folder must exist before the run)",
+                        dir.host.display()
+                    ),
+                );
+            } else if dirs.iter().filter(|d| d.guest == dir.guest).count() > 1 {
+                problem(
+                    spec.span().start,
+                    format!(
+                        "files: two granted folders would both be {} in the sandbox; rename one",
+                        dir.guest
+                    ),
+                );
+            }
+        }
         if let Some(plugin) = live {
             let at = stage
                 .config

@@ -196,7 +196,11 @@ impl Ctx {
                 deadline: stage.deadline.unwrap_or(self.runbook.defaults.deadline),
                 memory_bytes: stage.memory.unwrap_or(self.runbook.defaults.memory),
             },
-            grants: Arc::new(Grants::default().with_hosts(allow)),
+            grants: Arc::new(
+                Grants::default()
+                    .with_hosts(allow)
+                    .with_read_only_dirs(self.runbook.read_only_dirs(stage)),
+            ),
             http: launch_runtime::HttpSource::Live,
         })
     }

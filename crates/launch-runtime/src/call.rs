@@ -59,7 +59,13 @@ where
         runtime.inner.http.clone(),
         exchanges.clone(),
         limits.memory_bytes,
-    );
+    )
+    .map_err(|why| CallFailure {
+        plugin: plugin.to_string(),
+        function: function.to_string(),
+        kind: FailureKind::Instantiate(why),
+        logs: Vec::new(),
+    })?;
     let stdout = state.stdout.clone();
     let stderr = state.stderr.clone();
     let mut store = Store::new(&runtime.inner.engine, state);

@@ -36,12 +36,13 @@ impl PluginState {
         client: HttpClient,
         exchanges: Exchanges,
         memory_bytes: usize,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let stdout = CapturedOutput::new(CAPTURE_BYTES);
         let stderr = CapturedOutput::new(CAPTURE_BYTES);
-        PluginState {
+        let wasi = empty_context(&stdout, &stderr, &grants.read_only_dirs)?;
+        Ok(PluginState {
             table: ResourceTable::new(),
-            wasi: empty_context(&stdout, &stderr),
+            wasi,
             wasi_http: WasiHttpCtx::new(),
             http_gate: OutgoingHttpGate {
                 grants: grants.clone(),
@@ -53,7 +54,7 @@ impl PluginState {
             memory: MemoryGuard::new(memory_bytes),
             stdout,
             stderr,
-        }
+        })
     }
 }
 

@@ -205,6 +205,10 @@ pub struct Stage {
     /// Hosts the plugin may reach besides the stage's environment (which is always granted).
     #[serde(default, with = "limits::hosts")]
     pub allow_hosts: Vec<String>,
+    /// Folders the plugin may read (and nothing else of the file system), e.g. `["dist"]`:
+    /// relative to the runbook's folder, each seen by the plugin at `/<its name>`.
+    #[serde(default)]
+    pub files: Vec<Spanned<String>>,
     #[serde(default, with = "limits::deadline::opt")]
     pub deadline: Option<Duration>,
     #[serde(default, with = "limits::memory::opt")]
@@ -307,6 +311,7 @@ impl Stage {
             on_fail: OnFail::Abort,
             dry_run: false,
             allow_hosts: Vec::new(),
+            files: Vec::new(),
             deadline: None,
             memory: None,
             site: None,
@@ -335,6 +340,32 @@ impl Stage {
 
     pub fn plugin_name(&self) -> Option<&str> {
         self.plugin.as_ref().map(|p| p.get_ref().as_str())
+    }
+}
+
+impl Runbook {
+    /// A stage's read-only folders: each `files` entry resolved against the runbook's folder
+    /// (the working directory for the embedded default), seen by the plugin at `/<its name>`.
+    pub fn read_only_dirs(&self, stage: &Stage) -> Vec<launch_runtime::capabilities::ReadOnlyDir> {
+        let base = Path::new(&self.source)
+            .parent()
+            .filter(|_| !self.source.starts_with('('))
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        stage
+            .files
+            .iter()
+            .map(|f| {
+                let host = base.join(f.get_ref());
+                let name = host
+                    .file_name()
+                    .map_or_else(|| "files".into(), |n| n.to_string_lossy().into_owned());
+                launch_runtime::capabilities::ReadOnlyDir {
+                    host,
+                    guest: format!("/{name}"),
+                }
+            })
+            .collect()
     }
 }
 

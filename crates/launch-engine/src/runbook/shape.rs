@@ -246,6 +246,15 @@ impl Runbook {
             if let Some(config) = &stage.config {
                 self.check_steps(config)?;
             }
+            if let (Some(first), None) = (stage.files.first(), &stage.plugin) {
+                return Err(self.error_at(
+                    first.span().start,
+                    format!(
+                        "stage `{}`: `files` grants folders to a plugin; this stage has none",
+                        stage.name.get_ref()
+                    ),
+                ));
+            }
             if let Some(pin) = &stage.digest {
                 let hex = pin.get_ref().trim_start_matches("sha256:");
                 let well_formed = hex.len() == 64

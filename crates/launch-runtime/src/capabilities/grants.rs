@@ -1,8 +1,19 @@
 //! What the operator grants one stage's plugin. Nothing is ambient: a plugin gets exactly this.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::allow_list::AllowList;
+
+/// A host folder the plugin may read, and nothing else of the file system: preopened through
+/// wasmtime-wasi (cap-std underneath) read-only at `guest`, so no write, no `..` or absolute
+/// path and no symlink leads out of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOnlyDir {
+    pub host: PathBuf,
+    /// Where the plugin sees it, e.g. `/dist`.
+    pub guest: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct Grants {
@@ -20,6 +31,8 @@ pub struct Grants {
     pub log_max_lines: usize,
     /// Longest log line kept; longer ones are cut.
     pub log_max_line_bytes: usize,
+    /// Folders the plugin may read (`files = [...]` on its stage); none by default.
+    pub read_only_dirs: Vec<ReadOnlyDir>,
 }
 
 impl Default for Grants {
@@ -32,6 +45,7 @@ impl Default for Grants {
             http_max_requests: 10_000,
             log_max_lines: 1_000,
             log_max_line_bytes: 4 << 10,
+            read_only_dirs: Vec::new(),
         }
     }
 }
@@ -39,6 +53,11 @@ impl Default for Grants {
 impl Grants {
     pub fn with_hosts(mut self, allow_hosts: AllowList) -> Self {
         self.allow_hosts = allow_hosts;
+        self
+    }
+
+    pub fn with_read_only_dirs(mut self, dirs: Vec<ReadOnlyDir>) -> Self {
+        self.read_only_dirs = dirs;
         self
     }
 }

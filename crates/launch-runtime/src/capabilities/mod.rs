@@ -15,7 +15,7 @@ pub mod wasi_http;
 use wasmtime::component::{HasSelf, Linker};
 
 pub use allow_list::{AllowList, HostPattern};
-pub use grants::Grants;
+pub use grants::{Grants, ReadOnlyDir};
 
 /// Access from a call's store data to each capability's state.
 pub trait CapabilityView: Send + 'static {

@@ -1,6 +1,7 @@
 //! WASI 0.2 with an empty context, so components from ordinary toolchains (componentize-py,
-//! componentize-js, Rust wasip2) instantiate while seeing nothing of the host: no preopened
-//! directories, no environment, no arguments, no sockets, no name lookup. Stdout and stderr are
+//! componentize-js, Rust wasip2) instantiate while seeing nothing of the host: no environment,
+//! no arguments, no sockets, no name lookup, and no directory but the read-only ones a stage
+//! grants. Stdout and stderr are
 //! captured into the call's log. `wasi:http/outgoing-handler` is gated in `wasi_http`.
 
 use std::pin::Pin;
@@ -93,8 +94,12 @@ impl AsyncWrite for CapturedOutput {
     }
 }
 
-/// The sandboxed WASI context of one plugin call.
-pub fn empty_context(stdout: &CapturedOutput, stderr: &CapturedOutput) -> WasiCtx {
+/// The sandboxed WASI context of one plugin call, with `dirs` preopened read-only.
+pub fn empty_context(
+    stdout: &CapturedOutput,
+    stderr: &CapturedOutput,
+    dirs: &[super::grants::ReadOnlyDir],
+) -> Result<WasiCtx, String> {
     let mut b = WasiCtxBuilder::new();
     b.stdout(stdout.clone())
         .stderr(stderr.clone())
@@ -102,7 +107,16 @@ pub fn empty_context(stdout: &CapturedOutput, stderr: &CapturedOutput) -> WasiCt
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
-    b.build()
+    for dir in dirs {
+        b.preopened_dir(&dir.host, &dir.guest, wasmtime_wasi::FsPerms::ReadOnly)
+            .map_err(|e| {
+                format!(
+                    "the granted folder {} cannot be opened: {e}",
+                    dir.host.display()
+                )
+            })?;
+    }
+    Ok(b.build())
 }
 
 #[cfg(test)]

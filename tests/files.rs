@@ -1,0 +1,165 @@
+//! A read-only folder grant (`files = ["dist"]`): a team's step plugin reads the build output
+//! through it — and fails on a planted source map — while writing there, `..`, absolute paths
+//! and a symlink pointing out are all refused. Real binary, a real component built from
+//! tests/plugins/bundle-budget.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{launch_host_with, local_runs, test_plugin};
+
+const SECRET: &str = "the-launch-codes-7731";
+
+/// A work folder: `dist/` (the build), `outside/secret.txt`, `dist/escape` → `../outside`, the
+/// plugin in `plugins/`, and the runbook.
+fn work() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    std::fs::create_dir_all(w.join("dist/assets")).unwrap();
+    std::fs::write(w.join("dist/index.html"), "<html></html>").unwrap();
+    std::fs::write(w.join("dist/assets/app.js"), vec![b'x'; 40 * 1024]).unwrap();
+    std::fs::create_dir_all(w.join("outside")).unwrap();
+    std::fs::write(w.join("outside/secret.txt"), SECRET).unwrap();
+    std::os::unix::fs::symlink("../outside", w.join("dist/escape")).unwrap();
+    std::fs::create_dir_all(w.join("plugins")).unwrap();
+    std::fs::copy(
+        test_plugin("bundle-budget"),
+        w.join("plugins/bundle-budget.wasm"),
+    )
+    .unwrap();
+    let secret = w.join("outside/secret.txt");
+    let book = w.join("launch.toml");
+    std::fs::write(
+        &book,
+        format!(
+            r#"[launch]
+name = "files"
+flag = "STATUS_BOARD_V2_ENABLED"
+
+[environments.staging]
+target = "embedded"
+
+[[stage]]
+name = "bundle-budget"
+plugin = "bundle-budget"
+files = ["dist"]
+config = {{ max-kb = 100, try-escapes = ["/dist/../outside/secret.txt", "{}", "/dist/escape/secret.txt", "/outside/secret.txt"] }}
+"#,
+            secret.display()
+        ),
+    )
+    .unwrap();
+    (dir, book)
+}
+
+fn run(w: &Path, book: &Path) -> (Option<i32>, serde_json::Value, String) {
+    let runs = w.join("runs");
+    let out = launch_host_with(&[])
+        .args(["run", "--yes", "--plugins"])
+        .arg(w.join("plugins"))
+        .arg("--runbook")
+        .arg(book)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let run = local_runs(&runs).pop().expect("a run");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    (out.status.code(), report, text + &journal)
+}
+
+fn checks_of(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["stages"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["verdict"]["kind"].as_str().unwrap().to_string(),
+                c["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_step_reads_its_granted_folder_and_nothing_else() {
+    let (dir, book) = work();
+    let w = dir.path();
+    let (code, report, text) = run(w, &book);
+    assert_eq!(code, Some(0), "{text}");
+    let checks = checks_of(&report);
+    let size = checks.iter().find(|c| c.0 == "bundle-size").unwrap();
+    assert_eq!(size.1, "pass", "{checks:?}");
+    // index.html, app.js and the symlink itself (which cannot be followed out, below).
+    assert!(
+        size.2.contains("3 file(s) under /dist"),
+        "it read the build: {checks:?}"
+    );
+    // Every escape was refused from inside the sandbox, and nothing was written.
+    let escapes: Vec<_> = checks
+        .iter()
+        .filter(|c| c.0.starts_with("read ") || c.0 == "write-inside")
+        .collect();
+    assert_eq!(escapes.len(), 5, "{checks:?}");
+    assert!(
+        escapes
+            .iter()
+            .all(|c| c.1 == "pass" && c.2.starts_with("refused")),
+        "{escapes:?}"
+    );
+    assert!(!w.join("dist/written-by-plugin.txt").exists());
+    assert!(
+        !text.contains(SECRET),
+        "the secret outside the grant never reached the run"
+    );
+
+    // A planted source map fails the gate.
+    std::fs::write(w.join("dist/assets/app.js.map"), "{}").unwrap();
+    let (code, report, text) = run(w, &book);
+    assert_eq!(code, Some(1), "{text}");
+    let maps = checks_of(&report)
+        .into_iter()
+        .find(|c| c.0 == "no-source-maps")
+        .unwrap();
+    assert_eq!(maps.1, "fail");
+    let reason = &report["stages"][0]["verdict"]["reason"];
+    assert!(
+        reason
+            .as_str()
+            .unwrap_or_default()
+            .contains("/dist/assets/app.js.map")
+            || text.contains("source maps ship: /dist/assets/app.js.map"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_granted_folder_that_does_not_exist_is_refused_before_the_run() {
+    let (dir, book) = work();
+    let w = dir.path();
+    std::fs::remove_dir_all(w.join("dist")).unwrap();
+    let out = launch_host_with(&[])
+        .args(["run", "--yes", "--plugins"])
+        .arg(w.join("plugins"))
+        .arg("--runbook")
+        .arg(&book)
+        .arg("--runs-dir")
+        .arg(w.join("runs"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("launch.toml:11: stage `bundle-budget`: files:")
+            && stderr.contains("is not a folder"),
+        "{stderr}"
+    );
+    assert!(local_runs(&w.join("runs")).is_empty());
+}
