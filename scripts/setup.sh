@@ -44,6 +44,8 @@ if ! command -v prometheus >/dev/null; then
     # Debian's package may start its own service; the tests start their own servers.
     pkill -x prometheus 2>/dev/null || true
 fi
+# ssh-keygen: the signature tests make their OpenSSH ed25519 keys with it.
+command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-client; }
 # moto: the AWS stand-in (S3, CloudFront) the tests start on 127.0.0.1.
 command -v moto_server >/dev/null || pip_install 'moto[server]==5.2.5'
 echo "setup: done"

@@ -79,6 +79,8 @@ pub fn validate(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
     }
     // The builds the lock and the stages' pins allow.
     problems.extend(crate::pins::check(runbook, catalog));
+    // The signatures its [trust] requires.
+    problems.extend(crate::trust::check(runbook, catalog));
     problems
 }
 

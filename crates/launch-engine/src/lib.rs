@@ -28,6 +28,7 @@ pub mod report;
 pub mod run;
 pub mod runbook;
 mod stages;
+pub mod trust;
 pub mod uat;
 pub mod verify;
 pub mod watch;

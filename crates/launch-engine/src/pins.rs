@@ -54,7 +54,7 @@ pub fn lock_path(plugins_dir: &Path) -> PathBuf {
 }
 
 /// The names of the plugins a runbook uses: its stages' and their shadows', in order.
-fn used(runbook: &Runbook) -> Vec<&str> {
+pub fn used(runbook: &Runbook) -> Vec<&str> {
     let mut names: Vec<&str> = Vec::new();
     for stage in &runbook.stages {
         let shadows = stage.shadow.iter().map(|s| s.get_ref().plugin());

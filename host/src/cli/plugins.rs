@@ -19,6 +19,16 @@ pub enum PluginsCommand {
         after_help = "Examples:\n  launch-host plugins lock --plugins plugins/                      # the embedded default's plugins\n  launch-host plugins lock --plugins plugins/ --runbook launch.toml"
     )]
     Lock(LockArgs),
+    /// Sign a component with an OpenSSH ed25519 private key: writes FILE.sig beside it
+    #[command(
+        after_help = "Example:\n  launch-host plugins sign plugins/canary-steps.wasm --key ~/.ssh/release_ed25519"
+    )]
+    Sign(SignArgs),
+    /// Check a component's signature against an OpenSSH public key
+    #[command(
+        after_help = "Example:\n  launch-host plugins verify plugins/canary-steps.wasm --key keys/release.pub\n\nExit status: 0 signed by that key · 1 unsigned, badly signed or by another key · 2 usage"
+    )]
+    Verify(SignArgs),
     /// Imports, exports and contract version of one component file
     #[command(
         after_help = "Example:\n  launch-host plugins inspect plugins/statusboard-smoke.wasm"
@@ -63,6 +73,15 @@ pub struct LockArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The component file
+    file: PathBuf,
+    /// The OpenSSH key: the private key to sign with, the public key (.pub) to verify against
+    #[arg(long, value_name = "KEY")]
+    key: PathBuf,
+}
+
+#[derive(Args, Debug)]
 pub struct InspectArgs {
     /// The component file
     file: PathBuf,
@@ -75,6 +94,27 @@ pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit>
         PluginsCommand::List(args) => list(runtime, args).await,
         PluginsCommand::Inspect(args) => inspect(runtime, args).await,
         PluginsCommand::Lock(args) => lock(runtime, args).await,
+        PluginsCommand::Sign(args) => match launch_engine::trust::sign(&args.file, &args.key) {
+            Ok((sig, fingerprint)) => {
+                println!(
+                    "signed {} with {fingerprint}: {}",
+                    args.file.display(),
+                    sig.display()
+                );
+                Ok(Exit::Success)
+            }
+            Err(e) => super::usage(e),
+        },
+        PluginsCommand::Verify(args) => match launch_engine::trust::verify(&args.file, &args.key) {
+            Ok(fingerprint) => {
+                println!("{}: signed by {fingerprint}", args.file.display());
+                Ok(Exit::Success)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(Exit::GateFailed)
+            }
+        },
         PluginsCommand::Test(args) => super::plugin_test::run(runtime, args).await,
         // Dispatched before a runtime exists (cli::run): writing files loads no plugin.
         PluginsCommand::New(args) => super::scaffold::run(args),
@@ -87,8 +127,18 @@ struct Listed<'a> {
     digest: &'a str,
     size: u64,
     contract: &'a str,
+    /// The signing key's fingerprint, when a valid signature is beside the file.
+    signed_by: Option<String>,
     #[serde(flatten)]
     info: &'a launch_runtime::PluginInfo,
+}
+
+fn signer(p: &Plugin) -> Option<String> {
+    match launch_engine::trust::signature(&p.path, &p.digest) {
+        launch_engine::trust::Signed::By(fp) => Some(fp),
+        launch_engine::trust::Signed::Bad(_) => Some("BAD SIGNATURE".into()),
+        launch_engine::trust::Signed::Unsigned => None,
+    }
 }
 
 fn listed(p: &Plugin) -> Listed<'_> {
@@ -97,6 +147,7 @@ fn listed(p: &Plugin) -> Listed<'_> {
         digest: &p.digest,
         size: p.size,
         contract: &p.contract,
+        signed_by: signer(p),
         info: &p.info,
     }
 }
@@ -125,6 +176,7 @@ async fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<Exit> {
                 "CAPABILITIES",
                 "SIZE",
                 "DIGEST",
+                "SIGNED BY",
                 "FILE",
             ]);
             for p in &catalog.plugins {
@@ -135,6 +187,7 @@ async fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<Exit> {
                     p.info.capabilities.join(","),
                     output::size(p.size),
                     format!("sha256:{}", &p.digest[..12]),
+                    signer(p).unwrap_or_else(|| "-".into()),
                     p.path.display().to_string(),
                 ]);
             }

@@ -32,6 +32,8 @@ pub struct Runbook {
     pub defaults: Defaults,
     /// Notifications: the guide's Slack channels and escalation.
     pub notify: Option<Notify>,
+    /// Which plugin signatures the launch trusts.
+    pub trust: Option<Trust>,
     #[serde(rename = "stage")]
     pub stages: Vec<Stage>,
     /// Where the runbook came from, for messages: a path, or `(embedded default)`.
@@ -138,6 +140,18 @@ fn default_memory() -> usize {
 }
 fn default_rate() -> u32 {
     200
+}
+
+/// `[trust]`: the OpenSSH public keys whose plugin signatures count, and whether every plugin
+/// the runbook uses must carry one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Trust {
+    /// Public key files (`.pub`), relative to the runbook's folder.
+    #[serde(default)]
+    pub keys: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub require_signatures: bool,
 }
 
 /// What a stage does when its verdict is a failure.
@@ -344,14 +358,20 @@ impl Stage {
 }
 
 impl Runbook {
-    /// A stage's read-only folders: each `files` entry resolved against the runbook's folder
-    /// (the working directory for the embedded default), seen by the plugin at `/<its name>`.
-    pub fn read_only_dirs(&self, stage: &Stage) -> Vec<launch_runtime::capabilities::ReadOnlyDir> {
-        let base = Path::new(&self.source)
+    /// The folder relative paths in the runbook are read from: the runbook file's, or the
+    /// working directory for the embedded default.
+    pub fn folder(&self) -> PathBuf {
+        Path::new(&self.source)
             .parent()
             .filter(|_| !self.source.starts_with('('))
             .map(Path::to_path_buf)
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// A stage's read-only folders: each `files` entry resolved against the runbook's folder,
+    /// seen by the plugin at `/<its name>`.
+    pub fn read_only_dirs(&self, stage: &Stage) -> Vec<launch_runtime::capabilities::ReadOnlyDir> {
+        let base = self.folder();
         stage
             .files
             .iter()
