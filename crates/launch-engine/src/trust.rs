@@ -5,8 +5,10 @@
 //!
 //! The signed message is `launch-host plugin sha256:<hex>`, not the file: the digest is computed
 //! (and remembered) on every load anyway, so verifying costs one ed25519 check, not another
-//! pass over an 18 MB component. (The WebAssembly signatures format, wasmsign2, signs module
-//! sections; a component is not a module, so it does not apply.)
+//! pass over an 18 MB component. (The WebAssembly signatures format's wasmsign2 verifies by
+//! hashing sections of the whole file, and its component support — wasmsign2 PR #5 — is called
+//! untested and rudimentary by its author; a detached signature over the digest we already
+//! hold is simpler to trust and costs nothing at load.)
 
 use std::path::{Path, PathBuf};
 
