@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{launch_host_with, local_runs, repo};
+use support::{local_runs, repo};
 
 /// The stock plugins, copied so a test may change them.
 fn plugins_copy(dir: &Path) -> PathBuf {
@@ -50,23 +50,11 @@ config = {{ steps = [10, 100], step-duration-ms = 200, min-requests = 3 }}
 }
 
 fn host(args: &[&str]) -> (Option<i32>, String) {
-    let out = launch_host_with(&[]).args(args).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
+    support::launch_host_output(&[], args)
 }
 
 fn run(plugins: &Path, book: &Path, runs: &Path) -> (Option<i32>, String) {
-    host(&[
-        "run",
-        "--yes",
-        "--plugins",
-        plugins.to_str().unwrap(),
-        "--runbook",
-        book.to_str().unwrap(),
-        "--runs-dir",
-        runs.to_str().unwrap(),
-    ])
+    support::run_book(&[], plugins, book, runs, &[])
 }
 
 /// Flips one bit inside the component's producers section: still a valid component, with

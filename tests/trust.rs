@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{launch_host_with, local_runs, repo};
+use support::{local_runs, repo};
 
 fn keygen(dir: &Path, name: &str) -> PathBuf {
     let key = dir.join(name);
@@ -26,10 +26,7 @@ fn keygen(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn host(args: &[&str]) -> (Option<i32>, String) {
-    let out = launch_host_with(&[]).args(args).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
+    support::launch_host_output(&[], args)
 }
 
 fn setup(dir: &Path) -> (PathBuf, PathBuf) {
@@ -70,16 +67,7 @@ config = { steps = [10, 100], step-duration-ms = 200, min-requests = 3 }
 }
 
 fn run(dir: &Path, plugins: &Path, book: &Path) -> (Option<i32>, String) {
-    host(&[
-        "run",
-        "--yes",
-        "--plugins",
-        plugins.to_str().unwrap(),
-        "--runbook",
-        book.to_str().unwrap(),
-        "--runs-dir",
-        dir.join("runs").to_str().unwrap(),
-    ])
+    support::run_book(&[], plugins, book, &dir.join("runs"), &[])
 }
 
 #[test]

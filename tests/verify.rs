@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{Moto, launch_host_with, local_runs, repo};
+use support::{Moto, local_runs, repo};
 
 fn runbook(dir: &Path, state: &str) -> PathBuf {
     let path = dir.join("launch.toml");
@@ -45,27 +45,11 @@ config = {{ steps = [10, 100], step-duration-ms = 200, min-requests = 3 }}
 }
 
 fn host(env: &[(&str, String)], args: &[&str]) -> (Option<i32>, String) {
-    let out = launch_host_with(env).args(args).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
+    support::launch_host_output(env, args)
 }
 
 fn run(env: &[(&str, String)], book: &Path, runs: &Path) -> PathBuf {
-    let plugins = repo().join("plugins");
-    let (code, text) = host(
-        env,
-        &[
-            "run",
-            "--yes",
-            "--plugins",
-            plugins.to_str().unwrap(),
-            "--runbook",
-            book.to_str().unwrap(),
-            "--runs-dir",
-            runs.to_str().unwrap(),
-        ],
-    );
+    let (code, text) = support::run_book(env, &repo().join("plugins"), book, runs, &[]);
     assert_eq!(code, Some(0), "{text}");
     local_runs(runs).pop().unwrap()
 }

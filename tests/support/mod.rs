@@ -307,3 +307,39 @@ impl Drop for PrometheusServer {
         let _ = self.child.wait();
     }
 }
+
+/// The binary with `env` added, run to its end: its exit code and everything it printed.
+pub fn launch_host_output(env: &[(&str, String)], args: &[&str]) -> (Option<i32>, String) {
+    let out = launch_host_with(env).args(args).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+/// `launch-host run --yes` of the runbook `book` with the plugins in `plugins`, its run
+/// folders under `runs`, and `extra` arguments.
+pub fn run_book(
+    env: &[(&str, String)],
+    plugins: &std::path::Path,
+    book: &std::path::Path,
+    runs: &std::path::Path,
+    extra: &[&str],
+) -> (Option<i32>, String) {
+    let (p, b, r) = (
+        plugins.to_str().unwrap(),
+        book.to_str().unwrap(),
+        runs.to_str().unwrap(),
+    );
+    let mut args = vec![
+        "run",
+        "--yes",
+        "--plugins",
+        p,
+        "--runbook",
+        b,
+        "--runs-dir",
+        r,
+    ];
+    args.extend_from_slice(extra);
+    launch_host_output(env, &args)
+}
