@@ -29,16 +29,17 @@ pub struct Verified {
     pub checked: Vec<String>,
 }
 
-/// Checks the chain of a journal's bytes: the number of records and the last line's hash,
-/// or the first line that breaks it. A torn last line (a crash mid-write) is not a record.
-pub fn chain(bytes: &[u8]) -> Result<(usize, Option<String>), (usize, String)> {
+/// Checks the chain of a journal's bytes: its records and the last line's hash, or the first
+/// line that breaks it. A torn last line (a crash mid-write) is not a record.
+pub fn chain(bytes: &[u8]) -> Result<(Vec<Record>, Option<String>), (usize, String)> {
     let lines = journal::lines(bytes);
+    let mut records = Vec::with_capacity(lines.len());
     let mut before: Option<String> = None;
     for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
         let record: Record = serde_json::from_slice(line)
             .map_err(|e| (n, format!("line {n} is not a journal record ({e})")))?;
-        match (&before, record.prev) {
+        match (&before, &record.prev) {
             (None, None) => {}
             (None, Some(_)) => {
                 return Err((
@@ -57,7 +58,7 @@ pub fn chain(bytes: &[u8]) -> Result<(usize, Option<String>), (usize, String)> {
                     ),
                 ));
             }
-            (Some(expected), Some(held)) if *expected != held => {
+            (Some(expected), Some(held)) if expected != held => {
                 return Err((
                     n - 1,
                     format!(
@@ -69,8 +70,9 @@ pub fn chain(bytes: &[u8]) -> Result<(usize, Option<String>), (usize, String)> {
             _ => {}
         }
         before = Some(journal::line_hash(line));
+        records.push(record);
     }
-    Ok((lines.len(), before))
+    Ok((records, before))
 }
 
 /// Verifies the run in `run_dir`: its chain, its report against the journal, and with
@@ -83,15 +85,15 @@ pub fn run(run_dir: &Path, plugins: Option<&[(String, String)]>) -> Result<Verif
     };
     let bytes = std::fs::read(run_dir.join("journal.jsonl"))
         .map_err(|e| broken("journal.jsonl", 0, format!("cannot be read: {e}")))?;
-    let (records, head) =
+    let (parsed, head) =
         chain(&bytes).map_err(|(line, message)| broken("journal.jsonl", line, message))?;
     let head = head.ok_or_else(|| broken("journal.jsonl", 0, "holds no record".into()))?;
+    let records = parsed.len();
     let mut checked = vec![format!("journal: {records} records chained")];
 
     // The report anchors the line it was written after: the last one of a finished run.
     let lines = journal::lines(&bytes);
-    let finished = journal::Journal::parse(&bytes)
-        .map_err(|e| broken("journal.jsonl", 0, e))?
+    let finished = parsed
         .iter()
         .any(|r| matches!(r.event, Event::RunFinished { .. }));
     match std::fs::read(run_dir.join("report.json")) {
@@ -141,13 +143,11 @@ pub fn run(run_dir: &Path, plugins: Option<&[(String, String)]>) -> Result<Verif
     }
 
     if let Some(at_hand) = plugins {
-        let started = journal::Journal::parse(&bytes)
-            .ok()
-            .and_then(|rs| {
-                rs.into_iter().find_map(|r| match r.event {
-                    Event::RunStarted { plugins, .. } => Some(plugins),
-                    _ => None,
-                })
+        let started = parsed
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::RunStarted { plugins, .. } => Some(plugins.clone()),
+                _ => None,
             })
             .unwrap_or_default();
         for (name, digest) in &started {
@@ -219,8 +219,8 @@ mod tests {
     #[test]
     fn a_written_journal_chains_and_every_kind_of_edit_is_named() {
         let (_d, bytes) = journal(4);
-        let (n, head) = chain(&bytes).unwrap();
-        assert_eq!(n, 4);
+        let (records, head) = chain(&bytes).unwrap();
+        assert_eq!(records.len(), 4);
         assert_eq!(head.unwrap(), journal::line_hash(journal::lines(&bytes)[3]));
         let text = String::from_utf8(bytes).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -239,7 +239,7 @@ mod tests {
         assert_eq!(chain(headless.as_bytes()).unwrap_err().0, 1);
         // A torn last line is a crash, not an edit.
         let torn = text.clone() + "{\"at\":1,\"ev";
-        assert_eq!(chain(torn.as_bytes()).unwrap().0, 4);
+        assert_eq!(chain(torn.as_bytes()).unwrap().0.len(), 4);
     }
 
     #[test]
@@ -254,6 +254,6 @@ mod tests {
             })
             .unwrap();
         }
-        assert_eq!(chain(&std::fs::read(&path).unwrap()).unwrap().0, 3);
+        assert_eq!(chain(&std::fs::read(&path).unwrap()).unwrap().0.len(), 3);
     }
 }
