@@ -94,6 +94,9 @@ pub struct Ctx {
     pub calls: crate::lab::record::CallStore,
     /// Sends the runbook's notifications (it follows the journal); journals their deliveries.
     pub notifier: Option<crate::notify::Notifier>,
+    /// The capability manifest of the whole runbook (whatever this command runs of it): what
+    /// a UAT approval must cover.
+    pub launch_manifest: crate::manifest::Manifest,
 }
 
 /// A flag a stage is moving, and where it goes back to if the host fails mid-stage (the run

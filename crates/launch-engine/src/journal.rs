@@ -29,6 +29,11 @@ pub enum Event {
         plugins: Vec<(String, String)>,
         auto: bool,
     },
+    /// The capability manifest the run starts with: each plugin's build and grants.
+    Capabilities {
+        manifest_sha256: String,
+        grants: Vec<crate::manifest::Grant>,
+    },
     Resumed {
         pid: u32,
         /// Bytes of a torn last record (a crash mid-write) cut off before resuming.

@@ -17,6 +17,7 @@ pub mod journal;
 pub mod lab;
 pub mod lint;
 pub mod lock;
+pub mod manifest;
 pub mod mirror;
 pub mod notify;
 pub mod operator;

@@ -111,6 +111,12 @@ pub fn read(catalog: &Catalog) -> Result<Option<(PathBuf, Lock)>, String> {
     Ok(Some((path, lock)))
 }
 
+/// `sha256:HEX` of the lock file in the catalog's folder, if there is one.
+pub fn lock_digest(catalog: &Catalog) -> Option<String> {
+    let bytes = std::fs::read(lock_path(&catalog.dir)).ok()?;
+    Some(format!("sha256:{}", crate::run::digest(&bytes)))
+}
+
 /// Every plugin the runbook uses that its lock or its stage's pin does not allow, each a
 /// problem naming both digests, the file and the fix.
 pub fn check(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {

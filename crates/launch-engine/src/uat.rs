@@ -96,6 +96,56 @@ pub struct SignoffFile {
     pub decision: Decision,
     pub note: String,
     pub at_ms: u64,
+    /// What was approved: the plugins' builds and grants when the sign-off was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Recorded from the runbook's `signoffs` (again at every run: the file that states the
+    /// grants states the approval), not by a person with `uat approve`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_runbook: bool,
+}
+
+/// The capability manifest an approval covers, and the plugins lock then in force.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub struct Scope {
+    pub manifest_sha256: String,
+    /// sha256 of `plugins.lock` when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_sha256: Option<String>,
+    pub manifest: crate::manifest::Manifest,
+}
+
+impl Scope {
+    pub fn of(manifest: crate::manifest::Manifest, catalog: &launch_runtime::Catalog) -> Scope {
+        Scope {
+            manifest_sha256: manifest.digest(),
+            lock_sha256: crate::pins::lock_digest(catalog),
+            manifest,
+        }
+    }
+}
+
+/// Whether an approval still covers `now`; otherwise what changed since, for people.
+pub fn stale(signoff: &SignoffFile, now: &crate::manifest::Manifest) -> Option<String> {
+    if signoff.decision == Decision::Rejected {
+        return None;
+    }
+    let Some(scope) = &signoff.scope else {
+        return Some("it was recorded without the plugins and grants it approves".into());
+    };
+    if scope.manifest_sha256 == now.digest() {
+        return None;
+    }
+    let changes = now.changes_since(&scope.manifest);
+    Some(if changes.is_empty() {
+        format!(
+            "it approved {}, not {}",
+            scope.manifest_sha256,
+            now.digest()
+        )
+    } else {
+        format!("since then, {}", changes.join("; "))
+    })
 }
 
 /// The UAT file `name` of `dir`, empty when it does not exist yet.

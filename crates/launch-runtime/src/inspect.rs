@@ -16,6 +16,8 @@ pub struct Inspection {
     pub digest: String,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// The network interfaces among the imports.
+    pub network: Vec<&'static str>,
     /// Contract versions named by the exports (`launch:plugin/...@version`).
     pub contract_versions: Vec<String>,
     pub host_contract: &'static str,
@@ -57,6 +59,7 @@ pub(super) async fn inspect(runtime: &Runtime, path: &Path) -> Result<Inspection
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     let scan = contract::scan_exports(exports.iter().map(String::as_str));
+    let network = crate::capabilities::network_imports(imports.iter().map(String::as_str));
     let (plugin, problem) = match verdict {
         Ok(p) => (Some(p.info), None),
         Err(e) => (None, Some(e.to_string())),
@@ -67,6 +70,7 @@ pub(super) async fn inspect(runtime: &Runtime, path: &Path) -> Result<Inspection
         digest,
         imports,
         exports,
+        network,
         contract_versions: scan.versions,
         host_contract: contract::VERSION,
         plugin,

@@ -103,6 +103,11 @@ pub(crate) async fn load(
     };
 
     let component_type = component.component_type();
+    let network = crate::capabilities::network_imports(
+        component_type
+            .imports(&runtime.inner.engine)
+            .map(|(name, _)| name),
+    );
     let scan = contract::scan_exports(
         component_type
             .exports(&runtime.inner.engine)
@@ -190,6 +195,7 @@ pub(crate) async fn load(
         size,
         digest,
         contract: version,
+        network,
         info,
         load,
         runtime: runtime.clone(),

@@ -54,6 +54,9 @@ pub struct Plugin {
     pub size: u64,
     /// The contract version the plugin was built against.
     pub contract: String,
+    /// The network interfaces it imports (`launch:plugin/http`, `wasi:http`), whatever it
+    /// says in `describe`.
+    pub network: Vec<&'static str>,
     pub info: PluginInfo,
     pub load: LoadReport,
     pub(crate) runtime: Runtime,

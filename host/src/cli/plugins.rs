@@ -29,9 +29,10 @@ pub enum PluginsCommand {
         after_help = "Example:\n  launch-host plugins verify plugins/canary-steps.wasm --key keys/release.pub\n\nExit status: 0 signed by that key · 1 unsigned, badly signed or by another key · 2 usage"
     )]
     Verify(SignArgs),
-    /// Imports, exports and contract version of one component file
+    /// Imports, exports and contract version of one component file, and what it may do at
+    /// each stage of the runbook that calls it (its capability manifest)
     #[command(
-        after_help = "Example:\n  launch-host plugins inspect plugins/statusboard-smoke.wasm"
+        after_help = "Examples:\n  launch-host plugins inspect plugins/statusboard-smoke.wasm\n  launch-host plugins inspect plugins/health-check.wasm --runbook launch.toml --output json"
     )]
     Inspect(InspectArgs),
     /// Run a plugin's fixtures offline: each one call with the fixture's inputs, checked
@@ -85,6 +86,9 @@ pub struct SignArgs {
 pub struct InspectArgs {
     /// The component file
     file: PathBuf,
+    /// Show what the plugin may do at each stage of this runbook [default: the embedded default]
+    #[arg(long, value_name = "FILE", env = "LAUNCH_HOST_RUNBOOK")]
+    runbook: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     output: Output,
 }
@@ -250,8 +254,19 @@ async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
         }
     };
     let usable = inspection.problem.is_none();
+    let runbook = match super::workspace::runbook_text(args.runbook.as_deref())
+        .and_then(|(text, source)| Ok(launch_engine::Runbook::parse(&text, &source)?))
+    {
+        Ok(rb) => rb,
+        Err(e) => return super::usage(e),
+    };
+    let manifest = manifest_of(&inspection, &runbook);
     match args.output {
-        Output::Json => output::json(&inspection)?,
+        Output::Json => output::json(&Inspected {
+            inspection: &inspection,
+            runbook: &runbook.source,
+            capabilities: manifest.as_ref().map(|m| m.grants.as_slice()),
+        })?,
         Output::Table => {
             let i = &inspection;
             println!("file:      {}", i.path.display());
@@ -294,10 +309,56 @@ async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
             for name in &i.exports {
                 println!("  {name}");
             }
+            match (&i.plugin, &manifest) {
+                (Some(p), Some(m)) if m.grants.is_empty() => {
+                    println!(
+                        "capabilities: `{}` is not used by {}",
+                        p.name, runbook.source
+                    );
+                }
+                (Some(_), Some(m)) => {
+                    println!("capabilities in {} ({}):", runbook.source, m.digest());
+                    for g in &m.grants {
+                        let shadow = if g.shadow { " (shadow)" } else { "" };
+                        println!("  stage `{}`{shadow}:", g.stage);
+                        for (what, value) in launch_engine::manifest::describe(g) {
+                            println!("    {what:<9} {value}");
+                        }
+                    }
+                }
+                _ => {}
+            }
             if let Some(problem) = &i.problem {
                 eprintln!("error: {problem}");
             }
         }
     }
     Ok(if usable { Exit::Success } else { Exit::Usage })
+}
+
+#[derive(serde::Serialize)]
+struct Inspected<'a> {
+    #[serde(flatten)]
+    inspection: &'a launch_runtime::inspect::Inspection,
+    /// The runbook the capabilities are of.
+    runbook: &'a str,
+    /// What the plugin may do at each stage of it that calls it.
+    capabilities: Option<&'a [launch_engine::manifest::Grant]>,
+}
+
+/// What the inspected plugin may do at each stage of `runbook` that calls it.
+fn manifest_of(
+    i: &launch_runtime::inspect::Inspection,
+    runbook: &launch_engine::Runbook,
+) -> Option<launch_engine::manifest::Manifest> {
+    let p = i.plugin.as_ref()?;
+    let build = |name: &str| {
+        (name == p.name).then(|| launch_engine::manifest::Build {
+            version: p.version.clone(),
+            sha256: i.digest.clone(),
+            requested: p.capabilities.clone(),
+            network: i.network.iter().map(|n| n.to_string()).collect(),
+        })
+    };
+    Some(launch_engine::manifest::Manifest::of(runbook, build).of_plugin(&p.name))
 }

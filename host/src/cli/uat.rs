@@ -88,9 +88,11 @@ pub enum UatCommand {
         #[command(flatten)]
         args: UatArgs,
     },
-    /// Record a stakeholder's sign-off, with the time
+    /// Record a stakeholder's sign-off, with the time and what it approves: the builds of the
+    /// runbook's plugins and what each may do (the capability manifest). If either changes,
+    /// the UAT gate fails until the sign-off is given again.
     #[command(
-        after_help = "Example:\n  launch-host uat approve qa_lead \"Jane Smith\" approved \"All tests pass\""
+        after_help = "Example:\n  launch-host uat approve qa_lead \"Jane Smith\" approved \"All tests pass\" --plugins plugins/"
     )]
     Approve {
         /// The stakeholder's role, e.g. qa_lead, product_owner
@@ -141,6 +143,28 @@ fn load(ws: &WorkspaceArgs) -> anyhow::Result<UatData> {
         dir(ws).display()
     );
     Ok(data)
+}
+
+/// What an approval covers: the builds of the runbook's plugins and what each may do. A
+/// plugin the runbook uses that is not installed cannot be approved.
+async fn scope(host: &Host, ws: &WorkspaceArgs) -> anyhow::Result<uat::Scope> {
+    let (runbook, _) = ws.parse_runbook()?;
+    let catalog = host.runtime()?.discover(&ws.plugins).await?;
+    let manifest = launch_engine::manifest::Manifest::of_catalog(&runbook, &catalog);
+    if let Some(g) = manifest
+        .grants
+        .iter()
+        .find(|g| catalog.get(&g.plugin).is_none())
+    {
+        anyhow::bail!(
+            "{}: stage `{}` uses plugin `{}`, which is not in {}: an approval covers the plugins' builds, so install it first",
+            runbook.source,
+            g.stage,
+            g.plugin,
+            catalog.dir.display()
+        );
+    }
+    Ok(uat::Scope::of(manifest, &catalog))
 }
 
 pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
@@ -275,12 +299,37 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
             if let Err(e) = load(&a.ws) {
                 return usage(e);
             }
+            let scope = match scope(host, &a.ws).await {
+                Ok(s) => s,
+                Err(e) => return usage(e),
+            };
+            println!(
+                "this sign-off covers {} plugin grant(s), {}:",
+                scope.manifest.grants.len(),
+                scope.manifest_sha256
+            );
+            for g in &scope.manifest.grants {
+                let network = launch_engine::manifest::describe(g)
+                    .into_iter()
+                    .find(|(what, _)| *what == "network")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                println!(
+                    "  stage `{}`: {} {} sha256:{}, network {network}",
+                    g.stage,
+                    g.plugin,
+                    g.version,
+                    g.sha256.get(..12).unwrap_or(&g.sha256)
+                );
+            }
             let signoff = SignoffFile {
                 role,
                 name,
                 decision: decision.into(),
                 note,
                 at_ms: now_ms(),
+                scope: Some(scope),
+                from_runbook: false,
             };
             println!(
                 "{} {} {} at {}",
@@ -323,7 +372,7 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
             if output == Output::Json {
                 return json(&data.signoffs).map(|_| Exit::Success);
             }
-            let mut t = table(&["role", "name", "decision", "note", "at"]);
+            let mut t = table(&["role", "name", "decision", "note", "at", "covers"]);
             for s in &data.signoffs {
                 t.add_row(vec![
                     s.role.clone(),
@@ -331,6 +380,10 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
                     s.decision.word().into(),
                     s.note.clone(),
                     at(s.at_ms),
+                    s.scope.as_ref().map_or_else(
+                        || "-".to_string(),
+                        |c| c.manifest_sha256.chars().take(19).collect(),
+                    ),
                 ]);
             }
             println!("{t}");

@@ -71,6 +71,26 @@ pub fn render(r: &RunReport) -> String {
         }
         out.push_str(&super::shadow::html(s, escape));
     }
+    if let Some(c) = &r.capabilities {
+        out.push_str(&format!(
+            "<h2>Capabilities</h2><p>What each plugin was allowed to do ({}).</p><table><tr><th>stage</th><th>plugin</th><th>grant</th></tr>",
+            escape(&c.manifest_sha256)
+        ));
+        for g in &c.grants {
+            let lines: Vec<String> = crate::manifest::describe(g)
+                .into_iter()
+                .map(|(what, value)| format!("{what}: {}", escape(&value)))
+                .collect();
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}{}</td><td>{}</td></tr>",
+                escape(&g.stage),
+                escape(&g.plugin),
+                if g.shadow { " (shadow)" } else { "" },
+                lines.join("<br>")
+            ));
+        }
+        out.push_str("</table>\n");
+    }
     out.push_str("</body></html>\n");
     out
 }

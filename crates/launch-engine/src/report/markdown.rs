@@ -73,6 +73,22 @@ pub fn render(r: &RunReport) -> String {
             ));
         }
     }
+    if let Some(c) = &r.capabilities {
+        out.push_str(&format!(
+            "\n## Capabilities\n\nWhat each plugin was allowed to do ({}).\n\n",
+            c.manifest_sha256
+        ));
+        for g in &c.grants {
+            let shadow = if g.shadow { " (shadow)" } else { "" };
+            out.push_str(&format!(
+                "- stage `{}`, plugin `{}`{shadow}\n",
+                g.stage, g.plugin
+            ));
+            for (what, value) in crate::manifest::describe(g) {
+                out.push_str(&format!("  - {what}: {}\n", value.replace('|', "\\|")));
+            }
+        }
+    }
     out.push_str("\n## Next actions\n\n");
     out.push_str(match r.outcome.as_str() {
         "passed" => "- Launch complete: keep monitoring (`launch-host monitor`), and remove the legacy board after the stability window.\n",

@@ -28,10 +28,19 @@ pub struct RunReport {
     pub started_ms: u64,
     pub finished_ms: Option<u64>,
     pub plugins: Vec<(String, String)>,
+    /// What each plugin was allowed to do (the capability manifest), when the run journaled it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
     pub stages: Vec<StageReport>,
     /// The sha256 of the journal's last line when the report was written: anchors the chain's
     /// end (`launch-host verify`).
     pub journal_sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Capabilities {
+    pub manifest_sha256: String,
+    pub grants: Vec<crate::manifest::Grant>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,6 +105,7 @@ impl RunReport {
             started_ms: records.first().map_or(0, |r| r.at),
             finished_ms: None,
             plugins: Vec::new(),
+            capabilities: None,
             stages: Vec::new(),
             journal_sha256,
         };
@@ -110,6 +120,15 @@ impl RunReport {
                     report.run_id = run_id;
                     report.runbook = runbook;
                     report.plugins = plugins;
+                }
+                Event::Capabilities {
+                    manifest_sha256,
+                    grants,
+                } => {
+                    report.capabilities = Some(Capabilities {
+                        manifest_sha256,
+                        grants,
+                    })
                 }
                 Event::StageStarted { stage, title } => report.stages.push(StageReport {
                     name: stage,

@@ -115,6 +115,15 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         plugins,
         auto: options.auto,
     })?;
+    // What this run's plugins may do, as its reports show it.
+    let manifest = crate::manifest::Manifest::of_catalog(&runbook, &catalog);
+    if !manifest.grants.is_empty() {
+        journal.append(Event::Capabilities {
+            manifest_sha256: manifest.digest(),
+            grants: manifest.grants,
+        })?;
+    }
+    let launch_manifest = crate::manifest::Manifest::of_catalog(whole, &catalog);
     let mut ctx = prepare(
         runbook,
         catalog,
@@ -127,6 +136,7 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         Vec::new(),
     );
     ctx.notifier = notifier;
+    ctx.launch_manifest = launch_manifest;
     finish(ctx, locks, mirror).await
 }
 
@@ -318,6 +328,7 @@ pub async fn resume(
         records,
     );
     ctx.notifier = notifier;
+    ctx.launch_manifest = crate::manifest::Manifest::of_catalog(&whole, &ctx.catalog);
     finish(ctx, locks, mirror).await
 }
 
@@ -444,6 +455,7 @@ fn prepare(
         window_seq,
         calls: crate::lab::record::CallStore::new(&run_dir),
         notifier: None,
+        launch_manifest: Default::default(),
         run_dir,
     }
 }

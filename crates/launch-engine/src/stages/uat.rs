@@ -7,9 +7,13 @@ use std::time::Duration;
 use super::{fail, journal_logs, pass};
 use crate::context::{Ctx, StageResult};
 use crate::journal::now_ms;
+use crate::manifest::Manifest;
 use crate::record::{self, CheckRecord, VerdictRecord};
 use crate::runbook::Stage;
-use crate::uat::{ItemFile, Outcome, ResultFile, SignoffFile, UatData, read, record_result, write};
+use crate::uat::{
+    Decision, ItemFile, Outcome, ResultFile, Scope, SignoffFile, UatData, read, record_result,
+    write,
+};
 use launch_runtime::types as wit;
 
 /// Records the plugin's checklist and checks the automatable items over HTTP.
@@ -75,7 +79,15 @@ pub async fn init(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
 pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let dir = ctx.uat_dir();
     let mut signoffs: Vec<SignoffFile> = read(&dir, "signoffs.json")?;
+    let manifest = ctx.launch_manifest.clone();
     for s in &stage.signoffs {
+        // The runbook's own sign-off is renewed (it approves the grants the same file
+        // states); a person's, in the same role and name, stands.
+        signoffs.retain(|x| {
+            let runbooks = x.from_runbook
+                || (x.scope.is_none() && x.decision == s.decision && x.note == s.note);
+            !(runbooks && x.role == s.role && x.name == s.name)
+        });
         if !signoffs
             .iter()
             .any(|x| x.role == s.role && x.name == s.name)
@@ -86,6 +98,8 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
                 decision: s.decision,
                 note: s.note.clone(),
                 at_ms: now_ms(),
+                scope: Some(Scope::of(manifest.clone(), &ctx.catalog)),
+                from_runbook: true,
             });
         }
     }
@@ -172,18 +186,75 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
     // An item nobody tested never reads as a pass, whatever the policy allows: its check is
     // marked skipped, and every report says so.
     let skipped = mark_skipped(&mut checks, &results);
-    let summary = if skipped == 0 {
+    let mut summary = if skipped == 0 {
         r.summary
     } else {
         format!("{} ({skipped} item(s) skipped, untested)", r.summary)
     };
+    // Whatever the policy counts, an approval of other plugins or grants than these is not
+    // an approval of this launch.
+    let (scope_checks, stale) = approvals_cover(&signoffs, &manifest);
+    checks.extend(scope_checks);
+    let mut verdict = VerdictRecord::from(&r.verdict);
+    if let Some((first, why)) = stale.first() {
+        let who: Vec<&str> = stale.iter().map(|(s, _)| s.name.as_str()).collect();
+        let why = format!(
+            "{} approval(s) given for other plugins or grants than this runbook's ({}): {why}; approve again with `launch-host uat approve {} \"{}\" {}`",
+            stale.len(),
+            who.join(", "),
+            first.role,
+            first.name,
+            first.decision.word()
+        );
+        summary = format!("{summary}; {why}");
+        verdict = VerdictRecord::Fail(why);
+    }
     Ok(StageResult {
-        verdict: VerdictRecord::from(&r.verdict),
+        verdict,
         checks,
         summary,
         plugin: None,
         rolled_back: false,
     })
+}
+
+/// One check per approval: does it cover the plugins and grants the launch runs with? Returns
+/// the checks, and each approval that does not with why.
+fn approvals_cover<'a>(
+    signoffs: &'a [SignoffFile],
+    manifest: &Manifest,
+) -> (Vec<CheckRecord>, Vec<(&'a SignoffFile, String)>) {
+    let mut checks = Vec::new();
+    let mut stale = Vec::new();
+    for s in signoffs.iter().filter(|s| s.decision != Decision::Rejected) {
+        let name = format!("approval-scope:{}", s.role);
+        match crate::uat::stale(s, manifest) {
+            None => checks.push(pass(
+                &name,
+                format!(
+                    "{} {} the plugins and grants of {}",
+                    s.name,
+                    s.decision.word(),
+                    manifest.digest()
+                ),
+            )),
+            Some(why) => {
+                checks.push(fail(
+                    &name,
+                    format!(
+                        "{}'s {} no longer holds: {why}; re-approve with `launch-host uat approve {} \"{}\" {}`",
+                        s.name,
+                        s.decision.word(),
+                        s.role,
+                        s.name,
+                        s.decision.word()
+                    ),
+                ));
+                stale.push((s, why));
+            }
+        }
+    }
+    (checks, stale)
 }
 
 /// Marks the checks of items whose latest result is `skipped`; returns how many.

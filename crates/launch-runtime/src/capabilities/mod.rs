@@ -17,6 +17,28 @@ use wasmtime::component::{HasSelf, Linker};
 pub use allow_list::{AllowList, HostPattern};
 pub use grants::{Grants, ReadOnlyDir};
 
+/// The network interfaces a component imports, by the names people read in a capability
+/// manifest: `launch:plugin/http` (the contract's client) and `wasi:http` (what `fetch()` and
+/// other WASI clients use). Both are gated by the same allow-list; a component importing
+/// neither cannot reach the network whatever hosts it is granted.
+pub fn network_imports<'a>(imports: impl IntoIterator<Item = &'a str>) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for name in imports {
+        let interface = if name.starts_with("launch:plugin/http") {
+            "launch:plugin/http"
+        } else if name.starts_with("wasi:http/outgoing-handler") {
+            "wasi:http"
+        } else {
+            continue;
+        };
+        if !found.contains(&interface) {
+            found.push(interface);
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
 /// Access from a call's store data to each capability's state.
 pub trait CapabilityView: Send + 'static {
     fn log_sink(&mut self) -> &mut log::LogSink;
