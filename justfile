@@ -32,12 +32,13 @@ build:
 test: build-plugins build-test-plugins
     cargo test --workspace --no-fail-fast
 
-# Benchmarks (release build): plugin loads and calls; recording and replay; signatures; the embedded run, the probe vs wrk, reaction time
+# Benchmarks (release build): plugin loads and calls; recording and replay; signatures; 50 web viewers; the embedded run, the probe vs wrk, reaction time
 bench: build-plugins
     command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk unavailable: the probe is shown without its reference"
     cargo bench -p launch-host --bench plugins -- --plugins "{{justfile_directory()}}/plugins"
     cargo bench -p launch-host --bench lab -- --plugins "{{justfile_directory()}}/plugins"
     cargo bench -p launch-host --bench trust -- --plugins "{{justfile_directory()}}/plugins"
+    cargo bench -p launch-host --bench web
     cargo bench -p launch-host --bench playbook
 
 # Fuzz the runbook reader, the journal reader and plugin-result handling (SECS per target)

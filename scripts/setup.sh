@@ -46,6 +46,10 @@ if ! command -v prometheus >/dev/null; then
 fi
 # ssh-keygen: the signature tests make their OpenSSH ed25519 keys with it.
 command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-client; }
+# Chromium and chromedriver: the web dashboard's tests drive a real browser over WebDriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi
 # moto: the AWS stand-in (S3, CloudFront) the tests start on 127.0.0.1.
 command -v moto_server >/dev/null || pip_install 'moto[server]==5.2.5'
 echo "setup: done"

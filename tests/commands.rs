@@ -480,6 +480,7 @@ fn every_command_has_help_with_an_example_and_completions_exist() {
         &["playbook", "validate"],
         &["playbook", "interactive"],
         &["playbook", "auto"],
+        &["serve"],
         &["completions"],
     ];
     for cmd in commands {

@@ -44,6 +44,9 @@ pub struct RunOptions {
     /// (SKIP_UAT_INTERACTIVE): they stay untested.
     #[serde(default)]
     pub skip_uat_interactive: bool,
+    /// Who asked for the run, when not the login name (an action from the web dashboard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 fn yes() -> bool {
@@ -61,6 +64,7 @@ impl RunOptions {
             lock: true,
             interactive: false,
             skip_uat_interactive: false,
+            operator: None,
         }
     }
 }

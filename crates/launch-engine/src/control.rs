@@ -86,11 +86,43 @@ pub fn send(
                 runs_dir.display()
             )
         })?;
-    let folder = launch_targets::rooted::Rooted::open(&runs_dir.join(&progress.run_id), false)?;
-    let seq = read(&runs_dir.join(&progress.run_id)).map_or(1, |r| r.seq.saturating_add(1));
+    write(&runs_dir.join(&progress.run_id), command, operator, reason)?;
+    Ok(progress.run_id)
+}
+
+/// Sends `command` to the canary of the run in `run_dir` (whose runbook is `runbook`); returns
+/// the canary's environment. Refused when that run has no canary running.
+pub fn send_to_run(
+    run_dir: &Path,
+    runbook: &Runbook,
+    command: Command,
+    operator: &str,
+    reason: &str,
+) -> anyhow::Result<String> {
+    let records = crate::journal::Journal::read(&run_dir.join("journal.jsonl"))?;
+    let id = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let env = runbook
+        .environments
+        .keys()
+        .find(|env| {
+            workspace::progress_in(&records, id.clone(), runbook, env).is_some_and(|p| p.running)
+        })
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("run {id} has no canary running"))?;
+    write(run_dir, command, operator, reason)?;
+    Ok(env)
+}
+
+/// Writes the next request into a run folder.
+fn write(run_dir: &Path, command: Command, operator: &str, reason: &str) -> anyhow::Result<()> {
+    let folder = launch_targets::rooted::Rooted::open(run_dir, false)?;
+    let seq = read(run_dir).map_or(1, |r| r.seq.saturating_add(1));
     let request = Request::new(seq, command, operator, reason);
     folder.write_atomically(FILE, &serde_json::to_vec_pretty(&request)?)?;
-    Ok(progress.run_id)
+    Ok(())
 }
 
 /// Sends `command` to the canary running on `env` in the runs mirrored at `url` (an

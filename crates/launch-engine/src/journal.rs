@@ -28,6 +28,9 @@ pub enum Event {
         runbook_sha256: String,
         plugins: Vec<(String, String)>,
         auto: bool,
+        /// Who started it: `--operator`, else the login name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_by: Option<String>,
     },
     /// The capability manifest the run starts with: each plugin's build and grants.
     Capabilities {

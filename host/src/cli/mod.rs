@@ -15,6 +15,7 @@ mod replay;
 mod rollback;
 mod run;
 mod scaffold;
+mod serve;
 mod status;
 mod terminal;
 mod uat;
@@ -157,6 +158,12 @@ enum Command {
     /// The whole 14-step playbook (execute-launch-playbook.sh): validate, interactive, auto
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
+    /// The runs as web pages, live while they run (server-sent events); with --allow-actions,
+    /// token-guarded rollback and canary buttons
+    #[command(
+        after_help = "Examples:\n  launch-host serve                                   # http://127.0.0.1:8080/\n  launch-host serve --state s3://my-bucket/launch     # also the runs started elsewhere\n  launch-host serve --allow-actions --bind 127.0.0.1:9000"
+    )]
+    Serve(serve::ServeArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  launch-host completions bash > /etc/bash_completion.d/launch-host\n  launch-host completions zsh > \"${fpath[1]}/_launch-host\""
@@ -237,6 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status(args) => status::status(args).await,
         Command::Report(args) => status::report(args).await,
         Command::Verify(args) => verify::verify(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Replay(args) => replay::run(host.runtime()?, args).await,
         Command::Rollback(args) => rollback::run(&host, args).await,
         Command::Deploy(args) => deploy::deploy(&host, args).await,

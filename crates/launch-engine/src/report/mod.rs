@@ -1,11 +1,12 @@
 //! Reports of a run, all built from its journal (the single source of truth) into the run
 //! folder: `report.json` for machines, `junit.xml` for CI (each check a test case), `report.md`
-//! (PASS/FAIL per gate and next actions, like the guide's end-of-run summary) and `report.html`
-//! with a latency-over-time chart per canary stage.
+//! (PASS/FAIL per gate and next actions, like the guide's end-of-run summary) and `report.html`,
+//! the run page (`page`) standalone: stages, canary charts with thresholds, UAT, capabilities.
 
-mod html;
+mod chart;
 pub(crate) mod junit;
 mod markdown;
+pub mod page;
 mod shadow;
 
 pub use shadow::ShadowAnswer;
@@ -26,6 +27,9 @@ pub struct RunReport {
     pub outcome: String,
     pub summary: String,
     pub started_ms: u64,
+    /// Who started the run (the login name, or `--operator`), when the journal says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
     pub finished_ms: Option<u64>,
     pub plugins: Vec<(String, String)>,
     /// What each plugin was allowed to do (the capability manifest), when the run journaled it.
@@ -103,6 +107,7 @@ impl RunReport {
             outcome: "running".into(),
             summary: String::new(),
             started_ms: records.first().map_or(0, |r| r.at),
+            started_by: None,
             finished_ms: None,
             plugins: Vec::new(),
             capabilities: None,
@@ -115,11 +120,13 @@ impl RunReport {
                     run_id,
                     runbook,
                     plugins,
+                    started_by,
                     ..
                 } => {
                     report.run_id = run_id;
                     report.runbook = runbook;
                     report.plugins = plugins;
+                    report.started_by = started_by;
                 }
                 Event::Capabilities {
                     manifest_sha256,
@@ -290,8 +297,20 @@ pub fn write_all(run_dir: &Path) -> anyhow::Result<()> {
     write("report.json", serde_json::to_string_pretty(&report)?)?;
     write("junit.xml", junit::render(&report))?;
     write("report.md", markdown::render(&report))?;
-    write("report.html", html::render(&report))?;
+    let uat = crate::uat::UatData::load(&uat_dir_of(run_dir)).ok();
+    write("report.html", page::render(&report, uat.as_ref(), None))?;
     Ok(())
+}
+
+/// The UAT folder a run used: its workspace's, or its own.
+pub fn uat_dir_of(run_dir: &Path) -> std::path::PathBuf {
+    let options = std::fs::read(run_dir.join("options.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<crate::context::RunOptions>(&b).ok());
+    match options {
+        Some(o) => crate::context::uat_dir(&o, run_dir),
+        None => run_dir.join("uat"),
+    }
 }
 
 /// `observed unit (threshold)` for a check, as the reports show it.

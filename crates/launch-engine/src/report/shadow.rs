@@ -52,7 +52,7 @@ pub fn tallies(s: &StageReport) -> Vec<(String, Tally)> {
 }
 
 /// Where a disagreement happened: the canary's percentage, or the stage.
-fn place(a: &ShadowAnswer) -> String {
+pub fn place(a: &ShadowAnswer) -> String {
     a.percent
         .map_or_else(|| "stage".into(), |p| format!("{p}%"))
 }
@@ -105,43 +105,6 @@ pub fn markdown(s: &StageReport) -> String {
                 cell(&reasons(a))
             ));
         }
-    }
-    out
-}
-
-/// HTML: the same, escaped with the report's escaper.
-pub fn html(s: &StageReport, escape: impl Fn(&str) -> String) -> String {
-    if s.shadows.is_empty() {
-        return String::new();
-    }
-    let mut out = String::from(
-        "<h3>Live vs shadow</h3><table><tr><th>shadow</th><th>asked</th><th>agreed</th><th>disagreed</th><th>failed</th></tr>",
-    );
-    for (plugin, t) in tallies(s) {
-        out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&plugin),
-            t.asked,
-            t.agreed,
-            t.disagreed,
-            t.failed
-        ));
-    }
-    out.push_str("</table>");
-    let disagreements: Vec<&ShadowAnswer> = s.shadows.iter().filter(|a| !a.agrees).collect();
-    if !disagreements.is_empty() {
-        out.push_str("<table class=\"shadow\"><tr><th>at</th><th>live</th><th>shadow</th><th>shadow's reasons</th></tr>");
-        for a in disagreements {
-            out.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}: {}</td><td>{}</td></tr>",
-                escape(&place(a)),
-                escape(&a.live),
-                escape(&a.plugin),
-                escape(&a.shadow),
-                escape(&reasons(a))
-            ));
-        }
-        out.push_str("</table>");
     }
     out
 }

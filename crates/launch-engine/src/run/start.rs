@@ -114,6 +114,7 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         runbook_sha256: digest(text.as_bytes()),
         plugins,
         auto: options.auto,
+        started_by: Some(crate::control::operator_name(options.operator.as_deref())),
     })?;
     // What this run's plugins may do, as its reports show it.
     let manifest = crate::manifest::Manifest::of_catalog(&runbook, &catalog);

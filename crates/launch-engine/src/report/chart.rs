@@ -1,0 +1,279 @@
+//! A canary's charts as data: axes with round ticks and units, a line per served version, the
+//! policy's thresholds and the flag's steps on a 0–100 % axis of their own. The SVG is drawn by
+//! a template (`templates/chart.svg`), so no markup or escaping is written here, and the chart
+//! needs no script: it reads the same in a printed report as on the live page.
+
+use askama::Template;
+
+use super::StageReport;
+use launch_targets::probe::Served;
+
+const WIDTH: f64 = 760.0;
+const HEIGHT: f64 = 240.0;
+const LEFT: f64 = 56.0;
+const RIGHT: f64 = 44.0;
+const TOP: f64 = 14.0;
+const BOTTOM: f64 = 34.0;
+
+pub struct Tick {
+    pub at: f64,
+    pub label: String,
+}
+
+pub struct Series {
+    /// The CSS class that colours it (`canary`, `baseline`, `flag`).
+    pub class: &'static str,
+    pub points: String,
+}
+
+pub struct Threshold {
+    pub y: f64,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "chart.svg", escape = "html")]
+pub struct Chart {
+    pub title: String,
+    pub unit: &'static str,
+    pub width: f64,
+    pub height: f64,
+    pub left: f64,
+    pub right: f64,
+    pub top: f64,
+    pub bottom: f64,
+    pub x_ticks: Vec<Tick>,
+    pub y_ticks: Vec<Tick>,
+    pub flag_ticks: Vec<Tick>,
+    pub series: Vec<Series>,
+    pub thresholds: Vec<Threshold>,
+    pub flag: String,
+}
+
+/// What one chart plots of each window.
+#[derive(Clone, Copy)]
+pub enum Measure {
+    P95,
+    ErrorRate,
+}
+
+impl Measure {
+    fn unit(self) -> &'static str {
+        match self {
+            Measure::P95 => "ms",
+            Measure::ErrorRate => "%",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Measure::P95 => "p95 latency",
+            Measure::ErrorRate => "error rate",
+        }
+    }
+
+    /// Whether a policy's check is this measure's threshold.
+    fn is_threshold(self, name: &str, unit: &str) -> bool {
+        unit == self.unit()
+            && match self {
+                Measure::P95 => name.contains("p95"),
+                Measure::ErrorRate => name.contains("error"),
+            }
+    }
+
+    /// The value of one window for one version, if it served requests.
+    fn of(self, w: &crate::record::WindowRecord, served: Served) -> Option<f64> {
+        let eps: Vec<_> = w
+            .endpoints
+            .iter()
+            .filter(|e| e.served == Some(served) && e.requests > 0)
+            .collect();
+        if eps.is_empty() {
+            return None;
+        }
+        Some(match self {
+            Measure::P95 => eps.iter().map(|e| e.p95_ms).fold(0.0, f64::max),
+            Measure::ErrorRate => {
+                let requests: u64 = eps.iter().map(|e| e.requests).sum();
+                let errors: u64 = eps.iter().map(|e| e.errors).sum();
+                errors as f64 * 100.0 / requests as f64
+            }
+        })
+    }
+}
+
+/// A "nice" step (1, 2 or 5 × 10ⁿ) that cuts `span` into about `count` parts.
+pub fn nice_step(span: f64, count: f64) -> f64 {
+    if !(span.is_finite() && span > 0.0) {
+        return 1.0;
+    }
+    let raw = span / count;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    step.max(f64::MIN_POSITIVE)
+}
+
+fn label(v: f64) -> String {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if (v * 10.0).fract().abs() < 1e-9 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The chart of `measure` over a canary stage's windows; `None` when nothing was measured.
+pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
+    let first = s.windows.first()?;
+    let t0 = first.start_ms;
+    let t1 = s
+        .windows
+        .iter()
+        .map(|w| w.start_ms.saturating_add(w.duration_ms))
+        .max()
+        .unwrap_or(t0)
+        .max(t0 + 1);
+    let thresholds: Vec<(String, f64)> = {
+        let mut found: Vec<(String, f64)> = Vec::new();
+        for c in s.decisions.iter().flat_map(|d| &d.checks) {
+            if let Some(t) = c.threshold.filter(|t| t.is_finite())
+                && measure.is_threshold(&c.name, &c.unit)
+            {
+                found.retain(|(n, _)| n != &c.name);
+                found.push((c.name.clone(), t));
+            }
+        }
+        found
+    };
+    let values = |served| -> Vec<(u64, f64)> {
+        s.windows
+            .iter()
+            .filter_map(|w| {
+                measure
+                    .of(w, served)
+                    .filter(|v| v.is_finite())
+                    .map(|v| (w.start_ms.saturating_add(w.duration_ms), v))
+            })
+            .collect()
+    };
+    let (canary, baseline) = (values(Served::Canary), values(Served::Baseline));
+    let top = canary
+        .iter()
+        .chain(&baseline)
+        .map(|p| p.1)
+        .chain(thresholds.iter().map(|t| t.1))
+        .fold(0.0, f64::max);
+    let step = nice_step(if top > 0.0 { top * 1.1 } else { 1.0 }, 4.0);
+    let ymax = ((top * 1.1 / step).ceil() * step).max(step);
+    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+    let span = (t1 - t0) as f64;
+    let x = |t: u64| LEFT + t.saturating_sub(t0) as f64 / span * plot_w;
+    let y = |v: f64| TOP + plot_h - (v / ymax).clamp(0.0, 1.0) * plot_h;
+    let points = |pts: &[(u64, f64)]| {
+        pts.iter()
+            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let secs = span / 1000.0;
+    let x_step = nice_step(secs, 6.0);
+    let x_ticks = (0..)
+        .map(|i| f64::from(i) * x_step)
+        .take_while(|s| *s <= secs + 1e-9)
+        .take(20)
+        .map(|s| Tick {
+            at: LEFT + s / secs * plot_w,
+            label: format!("{} s", label(s)),
+        })
+        .collect();
+    let y_ticks = (0..)
+        .map(|i| f64::from(i) * step)
+        .take_while(|v| *v <= ymax + 1e-9)
+        .take(20)
+        .map(|v| Tick {
+            at: y(v),
+            label: label(v),
+        })
+        .collect();
+    let flag_y = |p: u8| TOP + plot_h - f64::from(p) / 100.0 * plot_h;
+    let flag_ticks = [0u8, 50, 100]
+        .into_iter()
+        .map(|p| Tick {
+            at: flag_y(p),
+            label: format!("{p}%"),
+        })
+        .collect();
+    // The flag as steps: each window's percent held from its start to its end.
+    let mut flag = Vec::new();
+    for w in &s.windows {
+        let (a, b) = (w.start_ms, w.start_ms.saturating_add(w.duration_ms));
+        flag.push(format!("{:.1},{:.1}", x(a), flag_y(w.percent)));
+        flag.push(format!("{:.1},{:.1}", x(b), flag_y(w.percent)));
+    }
+    let mut series = Vec::new();
+    if !baseline.is_empty() {
+        series.push(Series {
+            class: "baseline",
+            points: points(&baseline),
+        });
+    }
+    if !canary.is_empty() {
+        series.push(Series {
+            class: "canary",
+            points: points(&canary),
+        });
+    }
+    Some(Chart {
+        title: format!(
+            "{} per window ({}), measured by {}",
+            measure.title(),
+            measure.unit(),
+            s.measured_by.as_deref().unwrap_or("probe")
+        ),
+        unit: measure.unit(),
+        width: WIDTH,
+        height: HEIGHT,
+        left: LEFT,
+        right: WIDTH - RIGHT,
+        top: TOP,
+        bottom: TOP + plot_h,
+        x_ticks,
+        y_ticks,
+        flag_ticks,
+        series,
+        thresholds: thresholds
+            .into_iter()
+            .map(|(name, v)| Threshold {
+                y: y(v),
+                label: format!("{name} ≤ {} {}", label(v), measure.unit()),
+            })
+            .collect(),
+        flag: flag.join(" "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_round() {
+        assert_eq!(nice_step(100.0, 4.0), 50.0);
+        assert_eq!(nice_step(2750.0, 4.0), 1000.0);
+        assert_eq!(nice_step(1.1, 4.0), 0.5);
+        assert_eq!(nice_step(0.0, 4.0), 1.0);
+        assert_eq!(nice_step(f64::NAN, 4.0), 1.0);
+    }
+
+    #[test]
+    fn labels_drop_needless_decimals() {
+        assert_eq!(label(200.0), "200");
+        assert_eq!(label(0.5), "0.5");
+        assert_eq!(label(0.25), "0.25");
+    }
+}

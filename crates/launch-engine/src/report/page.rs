@@ -1,0 +1,332 @@
+//! The run page: one page for a launch, the same whether it is `report.html` in the run folder
+//! (standalone, printable, no script) or served live by `launch-host serve`, where the body is
+//! sent again over server-sent events as the journal grows. Askama templates
+//! (`templates/run.html`, `templates/run_body.html`) draw it and escape every value; this file
+//! only turns a report into what the templates show.
+
+use askama::Template;
+
+use super::chart::{self, Chart, Measure};
+use super::{RunReport, StageReport, numbers, shadow};
+use crate::record::CheckRecord;
+use crate::uat::UatData;
+
+/// The live parts a served page adds: where its updates come from, and the operator's actions.
+pub struct Live {
+    /// The server-sent events of this run's body.
+    pub events: String,
+    /// Where the action forms post, when the server allows actions.
+    pub actions: Option<String>,
+}
+
+/// A verdict word as a CSS class (`NO DATA` → `NO-DATA`).
+fn class(word: &str) -> String {
+    word.replace(' ', "-")
+}
+
+pub struct CheckView {
+    pub name: String,
+    pub word: &'static str,
+    pub class: String,
+    pub numbers: String,
+    pub detail: String,
+}
+
+impl CheckView {
+    fn of(c: &CheckRecord) -> CheckView {
+        CheckView {
+            name: c.name.clone(),
+            word: c.word(),
+            class: class(c.word()),
+            numbers: numbers(c),
+            detail: format!("{} {}", c.verdict.reason(), c.detail)
+                .trim()
+                .to_string(),
+        }
+    }
+}
+
+pub struct DecisionView {
+    pub at: String,
+    pub percent: u8,
+    pub action: String,
+    pub summary: String,
+    pub plugin: String,
+}
+
+pub struct ShadowRow {
+    pub plugin: String,
+    pub asked: usize,
+    pub agreed: usize,
+    pub disagreed: usize,
+    pub failed: usize,
+}
+
+pub struct Disagreement {
+    pub at: String,
+    pub live: String,
+    pub shadow: String,
+    pub reasons: String,
+}
+
+pub struct StageView {
+    pub number: usize,
+    pub name: String,
+    pub title: String,
+    pub word: &'static str,
+    pub class: String,
+    pub reason: String,
+    pub summary: String,
+    pub outcome: String,
+    pub elapsed: String,
+    pub plugin: String,
+    pub checks: Vec<CheckView>,
+    pub effects: Vec<String>,
+    /// The canary's current flag %, when the stage moved one.
+    pub flag: Option<u8>,
+    pub charts: Vec<String>,
+    pub decisions: Vec<DecisionView>,
+    pub shadows: Vec<ShadowRow>,
+    pub disagreements: Vec<Disagreement>,
+}
+
+pub struct UatItemView {
+    pub id: String,
+    pub title: String,
+    pub blocking: bool,
+    pub result: String,
+    pub class: String,
+    pub tester: String,
+    pub notes: String,
+}
+
+pub struct SignoffView {
+    pub role: String,
+    pub name: String,
+    pub decision: &'static str,
+    pub note: String,
+    pub at: String,
+    pub covers: String,
+}
+
+pub struct GrantView {
+    pub stage: String,
+    pub plugin: String,
+    pub lines: Vec<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "run_body.html")]
+pub struct Body {
+    pub run_id: String,
+    pub outcome: String,
+    pub outcome_class: String,
+    pub summary: String,
+    pub runbook: String,
+    pub started: String,
+    pub duration: String,
+    pub stages: Vec<StageView>,
+    pub uat_items: Vec<UatItemView>,
+    pub signoffs: Vec<SignoffView>,
+    pub manifest: String,
+    pub grants: Vec<GrantView>,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct Page<'a> {
+    run_id: &'a str,
+    outcome: &'a str,
+    body: &'a str,
+    live: Option<&'a Live>,
+}
+
+fn at(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// The canary's flag % now: where its latest decision moved it (a promotion's target, 0 after
+/// a rollback), else its latest window's.
+fn flag_of(s: &StageReport) -> Option<u8> {
+    if s.outcome.contains("rolled back") {
+        return Some(0);
+    }
+    match s.decisions.last() {
+        Some(d) if d.action.starts_with("rollback") => Some(0),
+        Some(d) => Some(
+            d.action
+                .strip_prefix("promote ")
+                .and_then(|p| p.trim_end_matches('%').parse().ok())
+                .unwrap_or(d.percent),
+        ),
+        None => s.windows.last().map(|w| w.percent),
+    }
+}
+
+fn stage(i: usize, s: &StageReport, t0: u64) -> StageView {
+    let charts = [Measure::P95, Measure::ErrorRate]
+        .into_iter()
+        .filter_map(|m| chart::chart(s, m))
+        .filter_map(|c: Chart| c.render().ok())
+        .collect();
+    let verdict = s.verdict.as_ref();
+    StageView {
+        number: i + 1,
+        name: s.name.clone(),
+        title: s.title.clone(),
+        word: verdict.map_or("RUNNING", |v| v.word()),
+        class: class(verdict.map_or("RUNNING", |v| v.word())),
+        reason: verdict
+            .filter(|v| !v.is_pass())
+            .map(|v| v.reason().to_string())
+            .unwrap_or_default(),
+        summary: s.summary.clone(),
+        outcome: s.outcome.clone(),
+        elapsed: if verdict.is_some() {
+            secs(s.elapsed_ms)
+        } else {
+            "running".into()
+        },
+        plugin: s.plugin.clone().unwrap_or_default(),
+        checks: s.checks.iter().map(CheckView::of).collect(),
+        effects: s.effects.clone(),
+        flag: flag_of(s),
+        charts,
+        decisions: s
+            .decisions
+            .iter()
+            .map(|d| DecisionView {
+                at: format!("+{}", secs(d.at_ms.saturating_sub(t0))),
+                percent: d.percent,
+                action: d.action.clone(),
+                summary: d.summary.clone(),
+                plugin: d.plugin.clone(),
+            })
+            .collect(),
+        shadows: shadow::tallies(s)
+            .into_iter()
+            .map(|(plugin, t)| ShadowRow {
+                plugin,
+                asked: t.asked,
+                agreed: t.agreed,
+                disagreed: t.disagreed,
+                failed: t.failed,
+            })
+            .collect(),
+        disagreements: s
+            .shadows
+            .iter()
+            .filter(|a| !a.agrees)
+            .map(|a| Disagreement {
+                at: shadow::place(a),
+                live: a.live.clone(),
+                shadow: format!("{}: {}", a.plugin, a.shadow),
+                reasons: shadow::reasons(a),
+            })
+            .collect(),
+    }
+}
+
+/// The body of a run's page: what the live page replaces as the journal grows.
+pub fn body(r: &RunReport, uat: Option<&UatData>) -> Body {
+    let t0 = r.started_ms;
+    let (uat_items, signoffs) = match uat {
+        None => (Vec::new(), Vec::new()),
+        Some(u) => (
+            u.items
+                .iter()
+                .map(|i| {
+                    let result = u.result(&i.id);
+                    UatItemView {
+                        id: i.id.clone(),
+                        title: i.title.clone(),
+                        blocking: i.blocking,
+                        result: result.map_or("untested", |r| r.outcome.word()).into(),
+                        class: result
+                            .map_or("untested", |r| r.outcome.word())
+                            .to_uppercase(),
+                        tester: result.map(|r| r.tester.clone()).unwrap_or_default(),
+                        notes: result.map(|r| r.notes.clone()).unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            u.signoffs
+                .iter()
+                .map(|s| SignoffView {
+                    role: s.role.clone(),
+                    name: s.name.clone(),
+                    decision: s.decision.word(),
+                    note: s.note.clone(),
+                    at: at(s.at_ms),
+                    covers: s
+                        .scope
+                        .as_ref()
+                        .map(|c| c.manifest_sha256.chars().take(19).collect())
+                        .unwrap_or_else(|| "-".into()),
+                })
+                .collect(),
+        ),
+    };
+    Body {
+        run_id: r.run_id.clone(),
+        outcome: r.outcome.to_uppercase(),
+        outcome_class: r.outcome.clone(),
+        summary: r.summary.clone(),
+        runbook: r.runbook.clone(),
+        started: format!(
+            "{}{}",
+            at(r.started_ms),
+            r.started_by
+                .as_deref()
+                .map(|who| format!(" by {who}"))
+                .unwrap_or_default()
+        ),
+        duration: r
+            .finished_ms
+            .map(|f| secs(f.saturating_sub(t0)))
+            .unwrap_or_else(|| "running".into()),
+        stages: r
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| stage(i, s, t0))
+            .collect(),
+        uat_items,
+        signoffs,
+        manifest: r
+            .capabilities
+            .as_ref()
+            .map(|c| c.manifest_sha256.clone())
+            .unwrap_or_default(),
+        grants: r
+            .capabilities
+            .iter()
+            .flat_map(|c| &c.grants)
+            .map(|g| GrantView {
+                stage: g.stage.clone(),
+                plugin: format!("{}{}", g.plugin, if g.shadow { " (shadow)" } else { "" }),
+                lines: crate::manifest::describe(g),
+            })
+            .collect(),
+    }
+}
+
+/// The whole page: standalone when `live` is `None` (report.html), live when served.
+pub fn render(r: &RunReport, uat: Option<&UatData>, live: Option<&Live>) -> String {
+    let body = body(r, uat)
+        .render()
+        .unwrap_or_else(|e| format!("<p>{e}</p>"));
+    Page {
+        run_id: &r.run_id,
+        outcome: &r.outcome,
+        body: &body,
+        live,
+    }
+    .render()
+    .unwrap_or_else(|e| format!("<!doctype html><p>{e}</p>"))
+}

@@ -1,0 +1,524 @@
+//! `launch-host serve` in a real browser: Debian's Chromium, headless, driven over WebDriver
+//! (chromedriver) by fantoccini. The runs list shows a finished run; a live run page follows the
+//! canary's flag as the run goes, without a reload; a latency fault shows the rollback
+//! decision and the threshold line; an action without the token is refused (403) and changes
+//! nothing, one with it is journaled with the operator. Screenshots of the live page and the
+//! report are written and checked for size.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use support::{free_port, launch_host_with, repo};
+
+/// A canary that takes about ten seconds on the embedded target: long enough to watch and act.
+fn runbook(dir: &Path) -> PathBuf {
+    let path = dir.join("launch.toml");
+    std::fs::write(
+        &path,
+        r#"[launch]
+name = "web"
+flag = "STATUS_BOARD_V2_ENABLED"
+
+[environments.staging]
+target = "embedded"
+
+[defaults]
+probe-rate = 100
+
+[[stage]]
+name = "canary"
+title = "Canary on staging"
+plugin = "canary-steps"
+environment = "staging"
+interval = "250ms"
+config = { steps = [10, 20, 30, 40, 100], step-duration-ms = 2000, min-requests = 3 }
+"#,
+    )
+    .unwrap();
+    path
+}
+
+/// `launch-host serve` on an ephemeral loopback port, with actions; stopped when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Server {
+    fn start(workspace: &Path, book: &Path) -> Server {
+        Server::start_with(workspace, book, &[], &[])
+    }
+
+    fn start_with(workspace: &Path, book: &Path, env: &[(&str, String)], extra: &[&str]) -> Server {
+        let mut child = launch_host_with(env)
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--allow-actions",
+                "--workspace",
+            ])
+            .arg(workspace)
+            .arg("--runbook")
+            .arg(book)
+            .arg("--plugins")
+            .arg(repo().join("plugins"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        let token = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert_eq!(token.len(), 64, "{line}");
+        Server { child, url, token }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Chromium driven by chromedriver; both stopped when dropped.
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver, installed by scripts/setup.sh)");
+        let profile = tempfile::tempdir().unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--window-size=1280,1800",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let started = Instant::now();
+        let client = loop {
+            match ClientBuilder::new(connector.clone())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("no WebDriver session: {e}"),
+            }
+        };
+        Browser {
+            driver,
+            client: Some(client),
+            _profile: profile,
+        }
+    }
+
+    fn page(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    /// The text of the first element `css` selects, read in one step: the live page replaces
+    /// its body as the journal grows, so a found element may be gone a moment later.
+    async fn text(&self, css: &str) -> String {
+        let text = self
+            .page()
+            .execute(
+                "var e = document.querySelector(arguments[0]); return e ? (e.innerText === undefined ? e.textContent : e.innerText) : null;",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap();
+        text.as_str()
+            .unwrap_or_else(|| panic!("nothing matches {css}"))
+            .to_string()
+    }
+
+    /// Writes a screenshot where the tests keep their output; checks it is a real page's.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.page().screenshot().await.unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert!(width >= 1000 && height >= 800, "{name}: {width}×{height}");
+        // A blank or error page compresses to a few KiB; a page with tables and charts does not.
+        assert!(png.len() > 40 << 10, "{name}: only {} bytes", png.len());
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+impl Browser {
+    /// Ends the session, and with it Chromium.
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn start_run(workspace: &Path, book: &Path, inject: Option<&str>) -> Child {
+    let mut c = launch_host_with(&[]);
+    c.args(["run", "--yes", "--runbook"])
+        .arg(book)
+        .arg("--plugins")
+        .arg(repo().join("plugins"))
+        .arg("--runs-dir")
+        .arg(workspace.join("runs"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(fault) = inject {
+        c.args(["--inject", fault]);
+    }
+    c.spawn().unwrap()
+}
+
+/// The run folder once the run has journaled its first record.
+fn wait_for_run(runs: &Path) -> PathBuf {
+    let started = Instant::now();
+    loop {
+        if let Some(run) = support::local_runs(runs).pop() {
+            return run;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no run started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn journal(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_run_page_follows_the_canary_and_refuses_actions_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let book = runbook(dir.path());
+    let server = Server::start(&ws, &book);
+    let browser = Browser::start().await;
+    let mut run = start_run(&ws, &book, None);
+    let run_dir = wait_for_run(&ws.join("runs"));
+    let id = run_dir.file_name().unwrap().to_string_lossy().to_string();
+
+    browser
+        .page()
+        .goto(&format!("{}/runs/{id}", server.url))
+        .await
+        .unwrap();
+    // A mark on this document: a reload would lose it.
+    browser
+        .page()
+        .execute("window.loadedOnce = 42;", vec![])
+        .await
+        .unwrap();
+    let mut seen: Vec<u64> = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let flag = browser
+            .page()
+            .execute(
+                "var f = document.querySelector('.flagnow'); return f ? Number(f.dataset.flag) : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if let Some(f) = flag.as_u64()
+            && seen.last() != Some(&f)
+        {
+            seen.push(f);
+        }
+        if seen.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen.len() >= 3 && seen.windows(2).all(|w| w[0] < w[1]),
+        "the page showed the flag at {seen:?}"
+    );
+    let mark = browser
+        .page()
+        .execute("return window.loadedOnce;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(mark, 42, "the page was reloaded");
+    browser.screenshot("live-run").await;
+
+    // Without the token: 403, and nothing reaches the canary.
+    let form = browser
+        .page()
+        .form(Locator::Css("section.actions form"))
+        .await
+        .unwrap();
+    form.set_by_name("operator", "eve").await.unwrap();
+    form.set_by_name("token", "not-the-token").await.unwrap();
+    browser
+        .page()
+        .find(Locator::Css("button[value=abort]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let body = browser.text("body").await;
+    assert!(
+        body.contains("refused: the token is missing or wrong"),
+        "{body}"
+    );
+    let status = reqwest::Client::new()
+        .post(format!("{}/runs/{id}/actions", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("action=abort&operator=eve&token=")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 403);
+    assert!(!run_dir.join("control.json").exists());
+    assert!(!journal(&run_dir).iter().any(|r| r["event"] == "control"));
+
+    // With it, the canary is aborted, and the journal names who did it.
+    browser
+        .page()
+        .goto(&format!("{}/runs/{id}", server.url))
+        .await
+        .unwrap();
+    let form = browser
+        .page()
+        .form(Locator::Css("section.actions form"))
+        .await
+        .unwrap();
+    form.set_by_name("operator", "eve").await.unwrap();
+    form.set_by_name("reason", "checking the button")
+        .await
+        .unwrap();
+    form.set_by_name("token", &server.token).await.unwrap();
+    browser
+        .page()
+        .find(Locator::Css("button[value=abort]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let code = tokio::task::spawn_blocking(move || run.wait().unwrap().code())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(3), "an aborted canary is rolled back");
+    let control = journal(&run_dir)
+        .into_iter()
+        .find(|r| r["event"] == "control")
+        .expect("a control record");
+    assert_eq!(control["operator"], "eve", "{control}");
+    // The page (back from the form) says so as soon as the journal does.
+    let started = Instant::now();
+    loop {
+        let outcome = browser.text("#outcome").await;
+        if outcome == "ROLLED-BACK" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "outcome {outcome}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runs_list_and_a_rolled_back_runs_report_show_the_decision_and_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let book = runbook(dir.path());
+    let code = tokio::task::spawn_blocking({
+        let (ws, book) = (ws.clone(), book.clone());
+        move || {
+            start_run(&ws, &book, Some("v2-latency=2500ms"))
+                .wait()
+                .unwrap()
+                .code()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(3));
+    let run_dir = support::local_runs(&ws.join("runs")).pop().unwrap();
+    let id = run_dir.file_name().unwrap().to_string_lossy().to_string();
+    let server = Server::start(&ws, &book);
+    let browser = Browser::start().await;
+
+    browser.page().goto(&server.url).await.unwrap();
+    let row = browser.text(&format!("tr[data-run='{id}']")).await;
+    assert!(
+        row.contains("rolled-back") && row.contains("Canary on staging"),
+        "{row}"
+    );
+    browser
+        .page()
+        .find(Locator::LinkText(&id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let decisions = browser.text("table.decisions").await;
+    assert!(decisions.contains("rollback"), "{decisions}");
+    let threshold = browser.text("svg text.threshold").await;
+    assert!(threshold.contains("latency-p95 ≤ 2000 ms"), "{threshold}");
+    let lines = browser
+        .page()
+        .execute(
+            "return document.querySelectorAll('svg line.threshold').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(lines.as_u64().unwrap() >= 2, "{lines}");
+
+    // The report: the same page, standalone (no script), as the run folder keeps it.
+    let report = run_dir.join("report.html");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(!html.contains("<script"), "the report needs no script");
+    browser
+        .page()
+        .goto(&format!("file://{}", report.display()))
+        .await
+        .unwrap();
+    assert_eq!(browser.text("#outcome").await, "ROLLED-BACK");
+    assert!(browser.text("svg text.threshold").await.contains("2000 ms"));
+    browser.screenshot("report").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_mirrored_in_s3_are_listed_and_shown_on_another_machine() {
+    let moto = support::Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("site").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(
+        &book,
+        format!(
+            "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n\
+             [environments.production]\nurl = \"{e}/site\"\napi-url = \"{e}/site\"\nstore = \"s3://site\"\n\
+             [[stage]]\nname = \"bake\"\naction = \"wait\"\nenvironment = \"production\"\nduration = \"200ms\"\n",
+            e = moto.endpoint
+        ),
+    )
+    .unwrap();
+    // One machine runs the launch; its run is mirrored to s3://site.
+    let elsewhere = dir.path().join("elsewhere");
+    let out = launch_host_with(&moto.env())
+        .args(["run", "--yes", "--runbook"])
+        .arg(&book)
+        .arg("--plugins")
+        .arg(repo().join("plugins"))
+        .arg("--runs-dir")
+        .arg(elsewhere.join("runs"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = support::local_runs(&elsewhere.join("runs"))
+        .pop()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+
+    // Another serves an empty workspace with the shared state.
+    let here = dir.path().join("here");
+    let server = Server::start_with(&here, &book, &moto.env(), &["--state", "s3://site"]);
+    let client = reqwest::Client::new();
+    let list = client
+        .get(&server.url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(&format!("data-run=\"{id}\"")), "{list}");
+    assert!(list.contains("class=\"passed\""), "{list}");
+    let page = client
+        .get(format!("{}/runs/{id}", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(&format!("Launch {id}")) && page.contains("PASSED"),
+        "{page}"
+    );
+    // A name that is not a run is not a path.
+    let status = client
+        .get(format!("{}/runs/..%2F..%2Fetc", server.url))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+}
