@@ -380,6 +380,34 @@ async fn a_live_run_page_follows_the_canary_and_refuses_actions_without_the_toke
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     browser.close().await;
+
+    // The emergency rollback button: a run of its own in the workspace, started by eve.
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/runs/{id}/actions", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "action=rollback&operator=eve&reason=drill&token={}",
+            server.token
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "{:?}", response.text().await);
+    let rollback = support::local_runs(&ws.join("runs")).pop().unwrap();
+    assert_ne!(rollback, run_dir);
+    let records = journal(&rollback);
+    assert_eq!(records[0]["started_by"], "eve", "{:?}", records[0]);
+    assert!(
+        records.iter().any(|r| r["event"] == "effect-done"
+            && r["detail"]
+                .as_str()
+                .unwrap()
+                .contains("drill (from the web dashboard) (by eve)")),
+        "{records:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,6 +32,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         started_by: Option<String>,
     },
+    /// The stages the run means to go through, in order (name, title): what a page shows as
+    /// pending before they start.
+    Planned {
+        stages: Vec<(String, String)>,
+    },
     /// The capability manifest the run starts with: each plugin's build and grants.
     Capabilities {
         manifest_sha256: String,

@@ -36,6 +36,9 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Capabilities>,
     pub stages: Vec<StageReport>,
+    /// The stages the run planned (name, title), started or not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<(String, String)>,
     /// The sha256 of the journal's last line when the report was written: anchors the chain's
     /// end (`launch-host verify`).
     pub journal_sha256: String,
@@ -112,6 +115,7 @@ impl RunReport {
             plugins: Vec::new(),
             capabilities: None,
             stages: Vec::new(),
+            planned: Vec::new(),
             journal_sha256,
         };
         for r in records {
@@ -128,6 +132,7 @@ impl RunReport {
                     report.plugins = plugins;
                     report.started_by = started_by;
                 }
+                Event::Planned { stages } => report.planned = stages,
                 Event::Capabilities {
                     manifest_sha256,
                     grants,

@@ -70,6 +70,8 @@ pub struct Disagreement {
 }
 
 pub struct StageView {
+    /// Whether it started (else it is planned: pending, or not run).
+    pub started: bool,
     pub number: usize,
     pub name: String,
     pub title: String,
@@ -176,6 +178,7 @@ fn stage(i: usize, s: &StageReport, t0: u64) -> StageView {
         .collect();
     let verdict = s.verdict.as_ref();
     StageView {
+        started: true,
         number: i + 1,
         name: s.name.clone(),
         title: s.title.clone(),
@@ -230,6 +233,47 @@ fn stage(i: usize, s: &StageReport, t0: u64) -> StageView {
             })
             .collect(),
     }
+}
+
+/// The stages that ran, then those planned that have not started (or never will).
+fn stages(r: &RunReport) -> Vec<StageView> {
+    let mut views: Vec<StageView> = r
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| stage(i, s, r.started_ms))
+        .collect();
+    let word = if r.finished_ms.is_some() {
+        "NOT RUN"
+    } else {
+        "PENDING"
+    };
+    for (name, title) in &r.planned {
+        if r.stages.iter().any(|s| &s.name == name) {
+            continue;
+        }
+        views.push(StageView {
+            started: false,
+            number: views.len() + 1,
+            name: name.clone(),
+            title: title.clone(),
+            word,
+            class: class(word),
+            reason: String::new(),
+            summary: String::new(),
+            outcome: String::new(),
+            elapsed: String::new(),
+            plugin: String::new(),
+            checks: Vec::new(),
+            effects: Vec::new(),
+            flag: None,
+            charts: Vec::new(),
+            decisions: Vec::new(),
+            shadows: Vec::new(),
+            disagreements: Vec::new(),
+        });
+    }
+    views
 }
 
 /// The body of a run's page: what the live page replaces as the journal grows.
@@ -290,12 +334,7 @@ pub fn body(r: &RunReport, uat: Option<&UatData>) -> Body {
             .finished_ms
             .map(|f| secs(f.saturating_sub(t0)))
             .unwrap_or_else(|| "running".into()),
-        stages: r
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, s)| stage(i, s, t0))
-            .collect(),
+        stages: stages(r),
         uat_items,
         signoffs,
         manifest: r
@@ -329,4 +368,66 @@ pub fn render(r: &RunReport, uat: Option<&UatData>, live: Option<&Live>) -> Stri
     }
     .render()
     .unwrap_or_else(|e| format!("<!doctype html><p>{e}</p>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::journal::{Event, Journal};
+    use crate::report::RunReport;
+
+    fn report(events: Vec<Event>) -> RunReport {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let mut journal = Journal::open(&path).unwrap();
+        for e in events {
+            journal.append(e).unwrap();
+        }
+        RunReport::from_bytes(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn planned_stages_show_as_pending_and_every_value_is_escaped() {
+        let r = report(vec![
+            Event::RunStarted {
+                run_id: "r1".into(),
+                runbook: "<b>launch.toml</b>".into(),
+                runbook_sha256: String::new(),
+                plugins: Vec::new(),
+                auto: true,
+                started_by: Some("alice <script>".into()),
+            },
+            Event::Planned {
+                stages: vec![
+                    ("smoke".into(), "Smoke".into()),
+                    ("canary".into(), "Canary".into()),
+                ],
+            },
+            Event::StageStarted {
+                stage: "smoke".into(),
+                title: "Smoke <img src=x onerror=alert(1)>".into(),
+            },
+        ]);
+        let html = super::render(&r, None, None);
+        assert!(
+            html.contains("<td class=\"PENDING\">PENDING</td>"),
+            "{html}"
+        );
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(html.contains("&#60;img src=x"), "{html}");
+        assert!(!html.contains("alice <script>"), "{html}");
+        assert!(!html.contains("<script"), "a report has no script: {html}");
+        let live = super::Live {
+            events: "/runs/r1/events".into(),
+            actions: None,
+        };
+        let served = super::render(&r, None, Some(&live));
+        assert!(
+            served.contains("new EventSource(\"/runs/r1/events\")"),
+            "{served}"
+        );
+        assert!(
+            !served.contains("section class=\"actions\""),
+            "read-only by default"
+        );
+    }
 }

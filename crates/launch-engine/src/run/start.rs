@@ -116,6 +116,13 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         auto: options.auto,
         started_by: Some(crate::control::operator_name(options.operator.as_deref())),
     })?;
+    journal.append(Event::Planned {
+        stages: runbook
+            .stages
+            .iter()
+            .map(|s| (s.name.get_ref().clone(), s.title().to_string()))
+            .collect(),
+    })?;
     // What this run's plugins may do, as its reports show it.
     let manifest = crate::manifest::Manifest::of_catalog(&runbook, &catalog);
     if !manifest.grants.is_empty() {
