@@ -92,6 +92,22 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Posts the action form of run `id` as a browser would, without following the redirect.
+    async fn post_action(&self, id: &str, form: &str) -> reqwest::Response {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/runs/{id}/actions", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -171,6 +187,25 @@ impl Browser {
         text.as_str()
             .unwrap_or_else(|| panic!("nothing matches {css}"))
             .to_string()
+    }
+
+    /// Fills the page's action form with `fields` and presses the `action` button.
+    async fn act(&self, action: &str, fields: &[(&str, &str)]) {
+        let form = self
+            .page()
+            .form(Locator::Css("section.actions form"))
+            .await
+            .unwrap();
+        for (name, value) in fields {
+            form.set_by_name(name, value).await.unwrap();
+        }
+        self.page()
+            .find(Locator::Css(&format!("button[value={action}]")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     }
 
     /// Writes a screenshot where the tests keep their output; checks it is a real page's.
@@ -301,33 +336,17 @@ async fn a_live_run_page_follows_the_canary_and_refuses_actions_without_the_toke
     browser.screenshot("live-run").await;
 
     // Without the token: 403, and nothing reaches the canary.
-    let form = browser
-        .page()
-        .form(Locator::Css("section.actions form"))
-        .await
-        .unwrap();
-    form.set_by_name("operator", "eve").await.unwrap();
-    form.set_by_name("token", "not-the-token").await.unwrap();
     browser
-        .page()
-        .find(Locator::Css("button[value=abort]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .act("abort", &[("operator", "eve"), ("token", "not-the-token")])
+        .await;
     let body = browser.text("body").await;
     assert!(
         body.contains("refused: the token is missing or wrong"),
         "{body}"
     );
-    let status = reqwest::Client::new()
-        .post(format!("{}/runs/{id}/actions", server.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("action=abort&operator=eve&token=")
-        .send()
+    let status = server
+        .post_action(&id, "action=abort&operator=eve&token=")
         .await
-        .unwrap()
         .status();
     assert_eq!(status, 403);
     assert!(!run_dir.join("control.json").exists());
@@ -339,24 +358,16 @@ async fn a_live_run_page_follows_the_canary_and_refuses_actions_without_the_toke
         .goto(&format!("{}/runs/{id}", server.url))
         .await
         .unwrap();
-    let form = browser
-        .page()
-        .form(Locator::Css("section.actions form"))
-        .await
-        .unwrap();
-    form.set_by_name("operator", "eve").await.unwrap();
-    form.set_by_name("reason", "checking the button")
-        .await
-        .unwrap();
-    form.set_by_name("token", &server.token).await.unwrap();
     browser
-        .page()
-        .find(Locator::Css("button[value=abort]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .act(
+            "abort",
+            &[
+                ("operator", "eve"),
+                ("reason", "checking the button"),
+                ("token", &server.token),
+            ],
+        )
+        .await;
     let code = tokio::task::spawn_blocking(move || run.wait().unwrap().code())
         .await
         .unwrap();
@@ -382,19 +393,15 @@ async fn a_live_run_page_follows_the_canary_and_refuses_actions_without_the_toke
     browser.close().await;
 
     // The emergency rollback button: a run of its own in the workspace, started by eve.
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .post(format!("{}/runs/{id}/actions", server.url))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "action=rollback&operator=eve&reason=drill&token={}",
-            server.token
-        ))
-        .send()
-        .await
-        .unwrap();
+    let response = server
+        .post_action(
+            &id,
+            &format!(
+                "action=rollback&operator=eve&reason=drill&token={}",
+                server.token
+            ),
+        )
+        .await;
     assert_eq!(response.status(), 303, "{:?}", response.text().await);
     let rollback = support::local_runs(&ws.join("runs")).pop().unwrap();
     assert_ne!(rollback, run_dir);

@@ -7,6 +7,8 @@
 //! written and every viewer, the lag is the time from the append until that viewer receives a
 //! page that includes it (an event whose id, the journal's record count, is at least its own).
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -184,30 +186,18 @@ async fn run() -> anyhow::Result<()> {
         "launch-host web benchmark: {VIEWERS} viewers of one live run, {APPENDS} journal appends at {} ms\n",
         EVERY.as_millis()
     );
-    println!("{:<52} {:>12} {:>12}", "measure", "launch-host", "goal");
-    println!(
-        "{:<52} {:>12} {:>12}",
+    support::row("measure", "launch-host", "goal");
+    support::row(
         "SSE behind the journal, median",
-        ms(lag.value_at_quantile(0.5)),
-        ""
+        &ms(lag.value_at_quantile(0.5)),
+        "",
     );
-    println!(
-        "{:<52} {:>12} {:>12}",
+    support::row(
         "SSE behind the journal, p99",
-        ms(lag.value_at_quantile(0.99)),
-        "< 1000 ms"
+        &ms(lag.value_at_quantile(0.99)),
+        "< 1000 ms",
     );
-    println!(
-        "{:<52} {:>12} {:>12}",
-        "SSE behind the journal, max",
-        ms(lag.max()),
-        ""
-    );
-    println!(
-        "{:<52} {:>12} {:>12}",
-        "appends a viewer never saw",
-        missed.to_string(),
-        "0"
-    );
+    support::row("SSE behind the journal, max", &ms(lag.max()), "");
+    support::row("appends a viewer never saw", &missed.to_string(), "0");
     Ok(())
 }
