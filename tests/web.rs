@@ -124,6 +124,11 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        Browser::start_in(false).await
+    }
+
+    /// A browser whose pages prefer a dark colour scheme, when `dark`.
+    async fn start_in(dark: bool) -> Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -142,6 +147,7 @@ impl Browser {
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                     "--window-size=1280,1800",
+                    format!("--blink-settings=preferredColorScheme={}", if dark { 0 } else { 1 }),
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
             }),
@@ -479,7 +485,29 @@ async fn the_runs_list_and_a_rolled_back_runs_report_show_the_decision_and_the_t
     assert_eq!(browser.text("#outcome").await, "ROLLED-BACK");
     assert!(browser.text("svg text.threshold").await.contains("2000 ms"));
     browser.screenshot("report").await;
+    let background = |b: &Browser| {
+        let page = b.page().clone();
+        async move {
+            page.execute(
+                "return getComputedStyle(document.body).backgroundColor;",
+                vec![],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(background(&browser).await, "rgb(255, 255, 255)");
     browser.close().await;
+
+    // Readable in the dark too: the same report with a dark preference.
+    let dark = Browser::start_in(true).await;
+    dark.page()
+        .goto(&format!("file://{}", report.display()))
+        .await
+        .unwrap();
+    assert_eq!(background(&dark).await, "rgb(13, 17, 23)");
+    dark.screenshot("report-dark").await;
+    dark.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -54,7 +54,7 @@ pub struct Runs {
 impl Runs {
     /// A run's folder, when `id` is one folder name of a run (never a path out of the folder).
     pub fn folder(&self, id: &str) -> Option<PathBuf> {
-        let id = launch_targets_id(id)?;
+        let id = plain_id(id)?;
         let dir = self.dir.join(id);
         dir.join("journal.jsonl").is_file().then_some(dir)
     }
@@ -111,7 +111,7 @@ impl Runs {
 }
 
 /// `id` when it is a single, plain folder name.
-fn launch_targets_id(id: &str) -> Option<&str> {
+fn plain_id(id: &str) -> Option<&str> {
     let ok = !id.is_empty()
         && id.len() <= 64
         && id
@@ -129,9 +129,9 @@ pub fn report(dir: &Path) -> anyhow::Result<RunReport> {
 mod tests {
     #[test]
     fn only_plain_ids_name_a_folder() {
-        assert!(super::launch_targets_id("20261128T101500123Z-ab12").is_some());
+        assert!(super::plain_id("20261128T101500123Z-ab12").is_some());
         for bad in ["..", "a/b", "", "../../etc", "a b", "%2e%2e"] {
-            assert!(super::launch_targets_id(bad).is_none(), "{bad}");
+            assert!(super::plain_id(bad).is_none(), "{bad}");
         }
     }
 }
