@@ -54,6 +54,13 @@ fn yes() -> bool {
 }
 
 impl RunOptions {
+    /// The options a run was started with, as its folder keeps them (`options.json`).
+    pub fn saved(run_dir: &Path) -> anyhow::Result<RunOptions> {
+        let path = run_dir.join("options.json");
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
+    }
+
     pub fn new(plugins_dir: PathBuf, auto: bool) -> RunOptions {
         RunOptions {
             operation: Operation::Playbook,

@@ -234,30 +234,34 @@ fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+fn list(v: &[String], none: &str) -> String {
+    if v.is_empty() {
+        none.to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Where the grant's plugin can reach, in words: its network interfaces and their hosts.
+pub fn reach(g: &Grant) -> String {
+    if g.network.is_empty() {
+        return "none (imports no network interface)".to_string();
+    }
+    let mut to: Vec<String> = g
+        .environment
+        .iter()
+        .map(|e| format!("environment `{e}`"))
+        .collect();
+    to.extend(g.hosts.iter().cloned());
+    format!("{} to {}", g.network.join(" + "), list(&to, "no host"))
+}
+
 /// The grant as lines for a terminal or a report.
 pub fn describe(g: &Grant) -> Vec<(&'static str, String)> {
-    let list = |v: &[String], none: &str| {
-        if v.is_empty() {
-            none.to_string()
-        } else {
-            v.join(", ")
-        }
-    };
-    let reach = if g.network.is_empty() {
-        "none (imports no network interface)".to_string()
-    } else {
-        let mut to: Vec<String> = g
-            .environment
-            .iter()
-            .map(|e| format!("environment `{e}`"))
-            .collect();
-        to.extend(g.hosts.iter().cloned());
-        format!("{} to {}", g.network.join(" + "), list(&to, "no host"))
-    };
     vec![
         ("build", format!("{} sha256:{}", g.version, g.sha256)),
         ("requests", list(&g.requested, "nothing")),
-        ("network", reach),
+        ("network", reach(g)),
         (
             "budget",
             format!(

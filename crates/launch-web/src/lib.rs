@@ -103,30 +103,26 @@ async fn runs_page(State(app): Shared) -> Html<String> {
 }
 
 async fn run_page(State(app): Shared, Path(id): Path<String>) -> Response {
-    let Some(dir) = folder(&app, &id).await else {
-        return not_found(&id);
-    };
-    let report = match runs::report(&dir) {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response(),
-    };
-    let uat = launch_engine::uat::UatData::load(&launch_engine::report::uat_dir_of(&dir)).ok();
     let live = page::Live {
         events: format!("/runs/{id}/events"),
         actions: app.actions.as_ref().map(|_| format!("/runs/{id}/actions")),
     };
-    Html(page::render(&report, uat.as_ref(), Some(&live))).into_response()
+    run(&app, &id, Some(&live)).await
 }
 
 async fn run_report(State(app): Shared, Path(id): Path<String>) -> Response {
-    let Some(dir) = folder(&app, &id).await else {
-        return not_found(&id);
+    run(&app, &id, None).await
+}
+
+/// A run's page: live when served to follow it, standalone as its report.
+async fn run(app: &App, id: &str, live: Option<&page::Live>) -> Response {
+    let Some(dir) = folder(app, id).await else {
+        return not_found(id);
     };
-    match runs::report(&dir) {
+    match launch_engine::report::RunReport::from_journal(&dir) {
         Ok(report) => {
-            let uat =
-                launch_engine::uat::UatData::load(&launch_engine::report::uat_dir_of(&dir)).ok();
-            Html(page::render(&report, uat.as_ref(), None)).into_response()
+            let uat = launch_engine::report::uat_of(&dir);
+            Html(page::render(&report, uat.as_ref(), live)).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response(),
     }

@@ -1,7 +1,7 @@
 //! The runs a server shows: the workspace's run folders, and with `--state` the runs mirrored
 //! in S3 (fetched into the workspace's runs folder, as `status --state` does), newest first.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use askama::Template;
 
@@ -118,11 +118,6 @@ fn plain_id(id: &str) -> Option<&str> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     ok.then_some(id)
-}
-
-/// The report of a run folder, read now.
-pub fn report(dir: &Path) -> anyhow::Result<RunReport> {
-    RunReport::from_journal(dir)
 }
 
 #[cfg(test)]

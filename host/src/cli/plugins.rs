@@ -213,10 +213,8 @@ async fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<Exit> {
 }
 
 async fn lock(runtime: &Runtime, args: LockArgs) -> anyhow::Result<Exit> {
-    let runbook = match super::workspace::runbook_text(args.runbook.as_deref())
-        .and_then(|(text, source)| Ok(launch_engine::Runbook::parse(&text, &source)?))
-    {
-        Ok(rb) => rb,
+    let runbook = match super::workspace::parse_runbook(args.runbook.as_deref()) {
+        Ok((rb, _)) => rb,
         Err(e) => return super::usage(e),
     };
     let catalog = match runtime.discover(&args.plugins).await {
@@ -254,10 +252,8 @@ async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
         }
     };
     let usable = inspection.problem.is_none();
-    let runbook = match super::workspace::runbook_text(args.runbook.as_deref())
-        .and_then(|(text, source)| Ok(launch_engine::Runbook::parse(&text, &source)?))
-    {
-        Ok(rb) => rb,
+    let runbook = match super::workspace::parse_runbook(args.runbook.as_deref()) {
+        Ok((rb, _)) => rb,
         Err(e) => return super::usage(e),
     };
     let manifest = manifest_of(&inspection, &runbook);

@@ -309,17 +309,13 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
                 scope.manifest_sha256
             );
             for g in &scope.manifest.grants {
-                let network = launch_engine::manifest::describe(g)
-                    .into_iter()
-                    .find(|(what, _)| *what == "network")
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
                 println!(
-                    "  stage `{}`: {} {} sha256:{}, network {network}",
+                    "  stage `{}`: {} {} sha256:{}, network {}",
                     g.stage,
                     g.plugin,
                     g.version,
-                    g.sha256.get(..12).unwrap_or(&g.sha256)
+                    g.sha256.get(..12).unwrap_or(&g.sha256),
+                    launch_engine::manifest::reach(g)
                 );
             }
             let signoff = SignoffFile {

@@ -53,8 +53,7 @@ impl WorkspaceArgs {
     }
 
     pub fn parse_runbook(&self) -> anyhow::Result<(Runbook, String)> {
-        let (text, source) = runbook_text(self.runbook.as_deref())?;
-        Ok((Runbook::parse(&text, &source)?, text))
+        parse_runbook(self.runbook.as_deref())
     }
 
     /// The runbook and one of its environments, opened as the workspace's commands see it
@@ -91,6 +90,12 @@ impl WorkspaceArgs {
         };
         launch(&runbook, &text, catalog, options, &self.runs_dir()).await
     }
+}
+
+/// The runbook at `path` (the embedded default when `None`), parsed, with its text.
+pub fn parse_runbook(path: Option<&Path>) -> anyhow::Result<(Runbook, String)> {
+    let (text, source) = runbook_text(path)?;
+    Ok((Runbook::parse(&text, &source)?, text))
 }
 
 pub fn runbook_text(path: Option<&Path>) -> anyhow::Result<(String, String)> {

@@ -302,20 +302,20 @@ pub fn write_all(run_dir: &Path) -> anyhow::Result<()> {
     write("report.json", serde_json::to_string_pretty(&report)?)?;
     write("junit.xml", junit::render(&report))?;
     write("report.md", markdown::render(&report))?;
-    let uat = crate::uat::UatData::load(&uat_dir_of(run_dir)).ok();
-    write("report.html", page::render(&report, uat.as_ref(), None))?;
+    write(
+        "report.html",
+        page::render(&report, uat_of(run_dir).as_ref(), None),
+    )?;
     Ok(())
 }
 
-/// The UAT folder a run used: its workspace's, or its own.
-pub fn uat_dir_of(run_dir: &Path) -> std::path::PathBuf {
-    let options = std::fs::read(run_dir.join("options.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<crate::context::RunOptions>(&b).ok());
-    match options {
-        Some(o) => crate::context::uat_dir(&o, run_dir),
-        None => run_dir.join("uat"),
-    }
+/// The UAT data a run used (its workspace's, or its own), when there is any.
+pub fn uat_of(run_dir: &Path) -> Option<crate::uat::UatData> {
+    let dir = match crate::context::RunOptions::saved(run_dir) {
+        Ok(o) => crate::context::uat_dir(&o, run_dir),
+        Err(_) => run_dir.join("uat"),
+    };
+    crate::uat::UatData::load(&dir).ok()
 }
 
 /// `observed unit (threshold)` for a check, as the reports show it.

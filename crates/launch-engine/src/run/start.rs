@@ -249,9 +249,7 @@ pub async fn resume(
     }
     let text = std::fs::read_to_string(run_dir.join("runbook.toml"))
         .context("reading the run's runbook copy")?;
-    let mut options: RunOptions =
-        serde_json::from_slice(&std::fs::read(run_dir.join("options.json"))?)
-            .context("reading options.json")?;
+    let mut options = RunOptions::saved(run_dir)?;
     if let Some(dir) = plugins_dir {
         options.plugins_dir = dir;
     }
