@@ -5,6 +5,8 @@
 # their sources change).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# pip puts componentize-py here; a fresh shell (pyenv, --user installs) may not have it on PATH.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 target_dir=${1:?usage: build-plugins.sh TARGET_DIR [--test-plugins]}
 mode=${2:-stock}
 

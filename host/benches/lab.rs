@@ -52,6 +52,7 @@ fn window(i: u64, percent: u8) -> WindowRecord {
             avg_ms: base + 48.0,
             max_ms: base + 96.0,
             latencies_ms: raw,
+            missing: Vec::new(),
         }
     };
     WindowRecord {

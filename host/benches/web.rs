@@ -41,6 +41,7 @@ fn window(i: usize) -> WindowRecord {
         avg_ms: base,
         max_ms: base * 4.0,
         latencies_ms: Vec::new(),
+        missing: Vec::new(),
     };
     WindowRecord {
         start_ms: 1_800_000_000_000 + i as u64 * 2_000,

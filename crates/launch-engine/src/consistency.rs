@@ -130,6 +130,18 @@ fn check_schema(
 
 /// The role a stage's plugin must play.
 pub fn check_role(stage: &Stage, plugin: &Plugin) -> Result<(), String> {
+    if let Some(expected) = &stage.role
+        && *expected.get_ref() != plugin.role()
+    {
+        return Err(format!(
+            "the stage expects a {} (role = \"{}\"), and `{}` is a {}: name a {} plugin, or change `role`",
+            expected.get_ref(),
+            expected.get_ref(),
+            plugin.info.name,
+            plugin.role(),
+            expected.get_ref()
+        ));
+    }
     let is_uat_init = stage
         .action
         .as_ref()

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::journal::now_ms;
+use super::owner::Process;
 use launch_targets::s3::{S3Location, Written};
 
 /// How long a lock holds without its holder releasing it.
@@ -23,9 +24,10 @@ const TTL_MS: u64 = 6 * 60 * 60 * 1000;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Holder {
     pub run_id: String,
-    pub pid: u32,
-    #[serde(default)]
-    pub host: String,
+    /// The process holding it (host, pid, start time, boot), so a pid reused by another
+    /// process is not mistaken for the holder.
+    #[serde(flatten)]
+    pub process: Process,
     pub since_ms: u64,
     pub expires_ms: u64,
 }
@@ -35,10 +37,7 @@ impl Holder {
         let now = now_ms();
         Holder {
             run_id: run_id.to_string(),
-            pid: std::process::id(),
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default(),
+            process: Process::me(),
             since_ms: now,
             expires_ms: now + TTL_MS,
         }
@@ -47,19 +46,14 @@ impl Holder {
     fn unknown() -> Holder {
         Holder {
             run_id: "(unknown)".into(),
-            pid: 0,
-            host: String::new(),
+            process: Process::default(),
             since_ms: 0,
             expires_ms: 0,
         }
     }
 
     fn who(&self) -> String {
-        if self.host.is_empty() {
-            format!("pid {}", self.pid)
-        } else {
-            format!("pid {} on {}", self.pid, self.host)
-        }
+        self.process.who()
     }
 }
 
@@ -80,6 +74,11 @@ pub enum LockError {
 }
 
 fn since(ms: u64) -> String {
+    rfc3339(ms)
+}
+
+/// A time in milliseconds since the epoch, as RFC 3339 to the second.
+pub fn rfc3339(ms: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
         .to_string()
 }
@@ -125,10 +124,6 @@ fn read(path: &Path) -> Option<Holder> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-fn alive(pid: u32) -> bool {
-    // Linux: a live process has a /proc entry. Elsewhere, trust the expiry only.
-    !Path::new("/proc/self").exists() || Path::new(&format!("/proc/{pid}")).exists()
-}
 
 /// Takes the lock of every target, all or none: local locks in `dir`, then remote ones.
 pub async fn acquire(dir: &Path, run_id: &str, targets: &[Target]) -> Result<Locks, LockError> {
@@ -178,9 +173,12 @@ fn acquire_local(dir: &Path, run_id: &str, env: &str) -> Result<PathBuf, LockErr
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let current = read(&path);
                 let stale = match &current {
-                    // Our own run (a resume) or a holder that is gone or expired.
+                    // Our own run (a resume: it owns the run, see `owner`) or a holder that
+                    // is gone or expired. A holder on another machine is judged by its expiry.
                     Some(h) => {
-                        h.run_id == run_id || !alive(h.pid) || h.expires_ms < holder.since_ms
+                        h.run_id == run_id
+                            || h.process.alive() == Some(false)
+                            || h.expires_ms < holder.since_ms
                     }
                     // Unreadable: a holder crashed between create and write.
                     None => true,
@@ -281,11 +279,11 @@ mod tests {
     #[tokio::test]
     async fn a_dead_holder_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        let stale = Holder {
-            pid: u32::MAX - 1,
+        let mut stale = Holder {
             expires_ms: u64::MAX,
             ..Holder::new("dead")
         };
+        stale.process.pid = u32::MAX - 1;
         std::fs::write(
             dir.path().join("staging.lock"),
             serde_json::to_vec(&stale).unwrap(),

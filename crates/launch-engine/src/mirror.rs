@@ -134,6 +134,8 @@ pub async fn fetch(url: &str, run_id: &str, dest: &Rooted) -> anyhow::Result<()>
         if rel
             .split('/')
             .any(|s| s == ".." || s == "." || s.is_empty())
+            // Who owns the run is not its state.
+            || rel == crate::owner::OBJECT
         {
             continue;
         }

@@ -47,6 +47,12 @@ pub enum Notice<'a> {
         percent: u8,
         reason: &'a str,
     },
+    /// The canary stays at its step, and why: the policy's hold, or no data (told when it
+    /// begins and again every few seconds while it lasts).
+    CanaryHeld {
+        percent: u8,
+        reason: &'a str,
+    },
     /// Something the operator should know that does not change the run.
     Warning(&'a str),
 }

@@ -113,6 +113,17 @@ impl From<&Check> for CheckRecord {
     }
 }
 
+/// Whether a policy's checks say it had no data to judge: a no-data check and no failed one
+/// (a hold for lack of traffic, say).
+pub fn is_no_data(checks: &[CheckRecord]) -> bool {
+    checks
+        .iter()
+        .any(|c| matches!(c.verdict, VerdictRecord::NoData(_)))
+        && !checks
+            .iter()
+            .any(|c| matches!(c.verdict, VerdictRecord::Fail(_)))
+}
+
 pub fn checks(cs: &[Check]) -> Vec<CheckRecord> {
     cs.iter().map(CheckRecord::from).collect()
 }
@@ -152,10 +163,12 @@ impl WindowRecord {
         words.join("+")
     }
 
+    /// The window as a policy sees it. A record with a measure missing is left out: a policy
+    /// is never shown a number no source gave (the window is no data for that version).
     pub fn wit(&self, served: Option<Served>) -> Vec<types::EndpointWindow> {
         self.endpoints
             .iter()
-            .filter(|e| e.served == served)
+            .filter(|e| e.served == served && e.is_complete())
             .map(|e| types::EndpointWindow {
                 endpoint: e.endpoint.clone(),
                 requests: e.requests,

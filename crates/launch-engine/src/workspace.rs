@@ -21,13 +21,18 @@ pub fn uat_dir(workspace: &Path) -> PathBuf {
     workspace.join("uat")
 }
 
+/// Whether `dir` is a run folder: it has a journal, or says its journal was lost.
+pub fn is_run(dir: &Path) -> bool {
+    dir.join("journal.jsonl").is_file() || dir.join(crate::journal::HOST_FAILED).is_file()
+}
+
 /// Run ids in a local runs folder, oldest first.
 pub fn runs(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
-        .filter(|e| e.path().join("journal.jsonl").is_file())
+        .filter(|e| is_run(&e.path()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     // By start time: ids sort by second only, and two runs can start in the same second.
@@ -61,7 +66,7 @@ pub async fn find_run(
         })?,
     };
     let as_path = PathBuf::from(&id);
-    if state.is_none() && as_path.join("journal.jsonl").is_file() {
+    if state.is_none() && is_run(&as_path) {
         return Ok(as_path);
     }
     // From here the id names a folder inside the runs folder, and nothing else.
@@ -79,7 +84,7 @@ pub async fn find_run(
         crate::mirror::fetch(url, id, &dest).await?;
     }
     anyhow::ensure!(
-        dir.join("journal.jsonl").is_file(),
+        is_run(&dir),
         "no run {id} in {} (pass --state s3://... to read a run started elsewhere)",
         runs_dir.display()
     );

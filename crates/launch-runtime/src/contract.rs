@@ -3,14 +3,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The WIT package every plugin is built against.
 pub const PACKAGE: &str = "launch:plugin";
 /// Its version; must match `package launch:plugin@...` in `wit/`.
 pub const VERSION: &str = "0.1.0";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     SmokeSuite,

@@ -95,6 +95,11 @@ impl Rooted {
         })
     }
 
+    /// Opens `rel` for reading.
+    pub fn open_read(&self, rel: impl AsRef<Path>) -> io::Result<std::fs::File> {
+        Ok(self.dir.open(rel)?.into_std())
+    }
+
     /// Opens `rel` for reading and appending, creating it.
     pub fn open_append(&self, rel: impl AsRef<Path>) -> io::Result<std::fs::File> {
         let mut options = OpenOptions::new();

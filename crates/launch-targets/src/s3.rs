@@ -154,6 +154,21 @@ impl S3Location {
         content_type: &str,
         only_if: Option<Option<&str>>,
     ) -> anyhow::Result<Written> {
+        Ok(match self.put_tagged(key, body, content_type, only_if).await? {
+            Some(_) => Written::Done,
+            None => Written::Conflict,
+        })
+    }
+
+    /// `put`, returning the new version's ETag (what the next `If-Match` names), or `None`
+    /// when the precondition failed.
+    pub async fn put_tagged(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        only_if: Option<Option<&str>>,
+    ) -> anyhow::Result<Option<String>> {
         let mut req = self
             .client
             .put_object()
@@ -170,10 +185,8 @@ impl S3Location {
             None => req,
         };
         match req.send().await {
-            Ok(_) => Ok(Written::Done),
-            Err(e) if is_conflict(e.raw_response().map(|r| r.status().as_u16())) => {
-                Ok(Written::Conflict)
-            }
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            Err(e) if is_conflict(e.raw_response().map(|r| r.status().as_u16())) => Ok(None),
             Err(e) => Err(err(e)).with_context(|| format!("writing {}", self.url(key))),
         }
     }

@@ -71,7 +71,7 @@ Exit codes:
   2  usage or configuration error (bad flag, bad runbook, unusable plugin)
   3  the launch was rolled back
   4  internal error
-  5  an environment is locked by another run";
+  5  an environment is locked by another run, or another process is running this run";
 
 #[derive(Parser, Debug)]
 #[command(name = "launch-host", version, about = ABOUT, after_help = EXAMPLES)]

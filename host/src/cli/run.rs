@@ -97,13 +97,10 @@ pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit>
         }
         Err(e) => {
             eprintln!("error: cannot resume {}: {e:#}", dir.display());
-            Ok(
-                if e.downcast_ref::<launch_engine::lock::LockError>().is_some() {
-                    Exit::Locked
-                } else {
-                    Exit::Usage
-                },
-            )
+            let held = e.downcast_ref::<launch_engine::lock::LockError>().is_some()
+                || e.downcast_ref::<launch_engine::owner::OwnerError>()
+                    .is_some_and(|o| !matches!(o, launch_engine::owner::OwnerError::Unavailable { .. }));
+            Ok(if held { Exit::Locked } else { Exit::Usage })
         }
     }
 }

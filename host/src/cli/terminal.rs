@@ -75,6 +75,9 @@ impl Operator for Terminal {
             Notice::CanaryRolledBack { percent, reason } => {
                 format!("  canary rolled back at {percent}%: {reason}")
             }
+            Notice::CanaryHeld { percent, reason } => {
+                format!("  canary holding at {percent}%: {reason}")
+            }
             Notice::Warning(w) => format!("warning: {w}"),
         };
         anstream::eprintln!("{}", redact::text(&line));

@@ -53,6 +53,8 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
     };
     let mut rows = Vec::new();
     let mut problems = Vec::new();
+    // What may go wrong but is allowed: printed, and the exit status stays 0.
+    let mut warnings: Vec<String> = Vec::new();
     for file in &files {
         let first = if args.cold {
             runtime.load_uncached(file).await
@@ -119,6 +121,8 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
                         problems.extend(
                             launch_engine::lint::gates_that_cannot_fail(&runbook, catalog).await,
                         );
+                        warnings
+                            .extend(launch_engine::lint::starved_canaries(&runbook, catalog).await);
                     }
                 }
             }
@@ -131,7 +135,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
     };
     match args.output {
         Output::Json => output::json(
-            &serde_json::json!({ "plugins": rows, "runbook": source, "problems": problems }),
+            &serde_json::json!({ "plugins": rows, "runbook": source, "problems": problems, "warnings": warnings }),
         )?,
         Output::Table => {
             let mut t = table(&["PLUGIN", "ROLE", "FIRST LOAD", "WARM LOAD", "DESCRIBE CALL"]);
@@ -157,13 +161,20 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
             for p in &problems {
                 super::exit::error(p);
             }
+            for w in &warnings {
+                eprintln!("warning: {}", launch_engine::redact::text(w));
+            }
             let verdict = if problems.is_empty() && !rows.is_empty() {
                 "ok"
             } else {
                 "FAILED"
             };
+            let warned = match warnings.len() {
+                0 => String::new(),
+                n => format!(", {n} warning(s)"),
+            };
             println!(
-                "{verdict}: {} plugin(s) valid, {} problem(s) in {}{checked}",
+                "{verdict}: {} plugin(s) valid, {} problem(s){warned} in {}{checked}",
                 rows.len(),
                 problems.len(),
                 args.plugins.display()

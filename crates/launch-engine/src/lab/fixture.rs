@@ -132,6 +132,7 @@ impl EndpointInput {
             avg_ms: self.avg_ms.unwrap_or(p95),
             max_ms: self.max_ms.unwrap_or(p95),
             latencies_ms: self.latencies_ms.clone(),
+            missing: Vec::new(),
         }
     }
 }
@@ -159,7 +160,8 @@ impl CanaryWindowInput {
         let side = |served| {
             w.endpoints
                 .iter()
-                .filter(|e| e.served == Some(served))
+                // As the policy saw it: a record with a measure missing was never shown.
+                .filter(|e| e.served == Some(served) && e.is_complete())
                 .map(|e| EndpointInput::from_record(w, e))
                 .collect()
         };
@@ -196,7 +198,7 @@ impl MetricWindowInput {
             endpoints: w
                 .endpoints
                 .iter()
-                .filter(|e| e.served.is_none())
+                .filter(|e| e.served.is_none() && e.is_complete())
                 .map(|e| EndpointInput::from_record(w, e))
                 .collect(),
         }

@@ -23,7 +23,8 @@ use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
 pub struct RunReport {
     pub run_id: String,
     pub runbook: String,
-    /// `passed`, `gate-failed`, `rolled-back`, or `running` for an unfinished run.
+    /// `passed`, `gate-failed`, `rolled-back`, `aborted`, `host-failed`, or for an unfinished
+    /// run `running` (its process lives) or `interrupted` (it does not).
     pub outcome: String,
     pub summary: String,
     pub started_ms: u64,
@@ -89,12 +90,51 @@ impl RunReport {
         self.stages.iter_mut().rev().find(|s| s.name == name)
     }
 
+    /// The report of the run in `run_dir` as it stands: from its journal — or, when the
+    /// journal was lost mid-run, from what the run salvaged, as a host failure — and for a run
+    /// that has not finished, whether its process still runs (`running`) or not
+    /// (`interrupted`: `resume` continues it).
     pub fn from_journal(run_dir: &Path) -> anyhow::Result<RunReport> {
-        let path = run_dir.join("journal.jsonl");
-        let bytes = launch_targets::rooted::Rooted::open(run_dir, false)
-            .and_then(|f| f.read("journal.jsonl"))
+        let mut report = RunReport::read(run_dir)?;
+        if let Some(f) = crate::journal::HostFailed::of_run(run_dir) {
+            report.outcome = crate::record::Outcome::HostFailed.word().into();
+            report.summary = f.reason;
+        } else if report.finished_ms.is_none() {
+            match crate::owner::Owner::of_run(run_dir) {
+                Some(o) if o.process.alive() != Some(false) => {
+                    report.summary = format!("in progress: {}", o.who());
+                }
+                _ => {
+                    report.outcome = "interrupted".into();
+                    report.summary = format!(
+                        "interrupted: no process is running it; `launch-host resume {}` continues it",
+                        report.run_id
+                    );
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The report of the journal in `run_dir` (or of what a run that lost its journal
+    /// salvaged), as its files say — the same however long after, which is what the report
+    /// files hold and `verify` rebuilds.
+    pub fn read(run_dir: &Path) -> anyhow::Result<RunReport> {
+        let failed = crate::journal::HostFailed::of_run(run_dir);
+        let name = match &failed {
+            Some(f) => f.salvaged.as_deref().unwrap_or("journal.jsonl"),
+            None => "journal.jsonl",
+        };
+        let path = run_dir.join(name);
+        let folder = launch_targets::rooted::Rooted::open(run_dir, false)
             .with_context(|| format!("reading the journal {}", path.display()))?;
-        RunReport::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+        let bytes = crate::files::read_rooted(&folder, name, crate::journal::MAX_BYTES, "the journal");
+        match (bytes, &failed) {
+            (Ok(bytes), _) => RunReport::from_bytes(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}:{e}", path.display())),
+            (Err(_), Some(_)) => RunReport::from_bytes(b"").map_err(|e| anyhow::anyhow!(e)),
+            (Err(e), None) => Err(e),
+        }
     }
 
     /// The report of a journal's bytes.
@@ -289,7 +329,7 @@ impl RunReport {
 
 /// Writes every report format into the run folder.
 pub fn write_all(run_dir: &Path) -> anyhow::Result<()> {
-    let report = RunReport::from_journal(run_dir)?;
+    let report = RunReport::read(run_dir)?;
     // The journal is masked already; masking the rendered text again also covers anything a
     // renderer adds of its own.
     let dir = launch_targets::rooted::Rooted::open(run_dir, false)

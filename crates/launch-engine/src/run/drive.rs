@@ -16,8 +16,19 @@ use crate::operator::{Notice, Step};
 use crate::record::VerdictRecord;
 use crate::runbook::{OnFail, Stage};
 
-/// Runs the stages that have not finished yet, then writes the reports.
+/// Runs the stages that have not finished yet, then writes the reports. A journal lost on
+/// the way (deleted, replaced, unwritable) ends the run as a host failure wherever it
+/// happened: the flag a stage moved goes back, and the run folder says what happened.
 pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
+    match stages(&mut ctx).await {
+        Err(e) if ctx.journal.lost().is_some() => {
+            super::guard::host_failed(&mut ctx, None, format!("{e:#}"), 0).await
+        }
+        driven => driven,
+    }
+}
+
+async fn stages(ctx: &mut Ctx) -> anyhow::Result<RunSummary> {
     let stage_count = ctx.runbook.stages.len();
     let mut outcome = Outcome::Passed;
     let mut failed_summary = None;
@@ -76,7 +87,7 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
         let runbook = ctx.runbook.clone();
         let stage = &runbook.stages[i];
         ctx.flag_guard = None;
-        let ran = AssertUnwindSafe(crate::stages::run_stage(&mut ctx, stage))
+        let ran = AssertUnwindSafe(crate::stages::run_stage(ctx, stage))
             .catch_unwind()
             .await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -84,10 +95,11 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
         let ran = match ran {
             Err(panic) => {
                 let why = format!("panic: {}", super::guard::panic_message(panic.as_ref()));
-                return super::guard::host_failed(ctx, stage, why, elapsed_ms).await;
+                return super::guard::host_failed(ctx, Some(stage), why, elapsed_ms).await;
             }
-            Ok(Err(e)) if ctx.flag_guard.is_some() => {
-                return super::guard::host_failed(ctx, stage, format!("{e:#}"), elapsed_ms).await;
+            Ok(Err(e)) if ctx.flag_guard.is_some() || ctx.journal.lost().is_some() => {
+                return super::guard::host_failed(ctx, Some(stage), format!("{e:#}"), elapsed_ms)
+                    .await;
             }
             Ok(ran) => ran,
         };
@@ -97,7 +109,7 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
             // a failed plugin call's stderr goes into the journal with it.
             Err(e) => {
                 if let Some(failure) = e.downcast_ref::<launch_runtime::CallFailure>() {
-                    crate::stages::journal_logs(&mut ctx, stage, &failure.logs)?;
+                    crate::stages::journal_logs(ctx, stage, &failure.logs)?;
                 }
                 StageResult::from_checks(
                     vec![crate::stages::fail("stage-error", format!("{e:#}"))],
@@ -110,7 +122,7 @@ pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
         result.plugin = result
             .plugin
             .or_else(|| stage.plugin.as_ref().map(|p| p.get_ref().clone()));
-        let (next, what) = decide_next(&mut ctx, stage, &result).await?;
+        let (next, what) = decide_next(ctx, stage, &result).await?;
         ctx.operator.tell(Notice::StageFinished {
             verdict: &result.verdict,
             skipped: result.checks.iter().filter(|c| c.skipped).count(),
@@ -176,7 +188,16 @@ async fn decide_next(
         return Ok((None, "dry run: verdict recorded, no action".into()));
     }
     if result.rolled_back {
-        return Ok((Some(Outcome::RolledBack), "rolled back (flag at 0)".into()));
+        // Said as the flag reads now, not as it should.
+        let at = match ctx.env(stage) {
+            Ok(env) => env.flags.get(&ctx.runbook.launch.flag).await.ok(),
+            Err(_) => None,
+        };
+        let what = match at {
+            Some(p) => format!("rolled back (flag at {p}%)"),
+            None => "rolled back".into(),
+        };
+        return Ok((Some(Outcome::RolledBack), what));
     }
     if let VerdictRecord::Inconclusive(reason) = &result.verdict
         && !ctx.options.auto
@@ -201,7 +222,7 @@ async fn decide_next(
                 ),
             )
             .await?;
-            Ok((Some(Outcome::RolledBack), "rolled back (flag at 0)".into()))
+            Ok((Some(Outcome::RolledBack), "rolled back (flag at 0%)".into()))
         }
     }
 }

@@ -24,12 +24,12 @@ pub(super) fn panic_message(panic: &(dyn Any + Send)) -> String {
 /// Restores the guarded flag (if the stage moved one), journals what happened as far as the
 /// journal can still be written, writes the reports and ends the run as a host failure.
 pub(super) async fn host_failed(
-    mut ctx: Ctx,
-    stage: &Stage,
+    ctx: &mut Ctx,
+    stage: Option<&Stage>,
     why: String,
     elapsed_ms: u64,
 ) -> anyhow::Result<RunSummary> {
-    let name = stage.name.get_ref().clone();
+    let name = stage.map_or_else(|| "(between stages)".to_string(), |s| s.name.get_ref().clone());
     let mut done = Vec::new();
     if let Some(guard) = ctx.flag_guard.take() {
         // The flag first: the journal may be what failed.
@@ -63,22 +63,45 @@ pub(super) async fn host_failed(
         "the host failed during stage `{name}` ({why}); {what}"
     )));
     let summary = format!("stage `{name}`: the host failed ({why}); {what}");
-    let _ = ctx.journal.append(Event::StageFinished {
-        stage: name,
-        verdict: VerdictRecord::Fail(format!("the host failed: {why}")),
-        checks: vec![crate::stages::fail("host-failed", why.clone())],
-        summary: summary.clone(),
-        plugin: stage.plugin_name().map(str::to_string),
-        dry_run: stage.dry_run,
-        outcome: what,
-        elapsed_ms,
-    });
+    if let Some(stage) = stage {
+        let _ = ctx.journal.append(Event::StageFinished {
+            stage: name,
+            verdict: VerdictRecord::Fail(format!("the host failed: {why}")),
+            checks: vec![crate::stages::fail("host-failed", why.clone())],
+            summary: summary.clone(),
+            plugin: stage.plugin_name().map(str::to_string),
+            dry_run: stage.dry_run,
+            outcome: what.clone(),
+            elapsed_ms,
+        });
+    }
     let _ = ctx.journal.append(Event::RunFinished {
         outcome: Outcome::HostFailed,
         summary: summary.clone(),
     });
     let _ = ctx.close_notifications().await;
-    if let Err(e) = crate::report::write_all(&ctx.run_dir) {
+    if let Some((lost, salvaged)) = ctx.journal.lost() {
+        // The journal is not the run's any more: no report is written from it, and the run
+        // folder says what happened instead.
+        let marker = crate::journal::HostFailed {
+            at_ms: crate::journal::now_ms(),
+            reason: format!("{lost}; {what}"),
+            salvaged: salvaged.map(String::from),
+        };
+        let kept = match salvaged {
+            Some(name) => format!("what the run wrote, and its last records, are in {name}"),
+            None => "its last records could not be saved".into(),
+        };
+        let told = if crate::journal::mark(&ctx.run_dir, &marker) {
+            format!("{kept}; {} says so", crate::journal::HOST_FAILED)
+        } else {
+            format!("{kept}; the run folder cannot be written either")
+        };
+        ctx.operator.tell(Notice::Warning(&format!(
+            "{}: {lost}; {told}",
+            ctx.run_dir.display()
+        )));
+    } else if let Err(e) = crate::report::write_all(&ctx.run_dir) {
         ctx.operator
             .tell(Notice::Warning(&format!("writing the reports: {e:#}")));
     }

@@ -88,8 +88,20 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
     if let Err(e) = check_sources(&runbook, &catalog, &envs).await {
         return Err(abandon(locks, &run_dir, e).await);
     }
-    let folder = launch_targets::rooted::Rooted::open(&run_dir, true)
-        .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
+    let folder = match launch_targets::rooted::Rooted::open(&run_dir, true) {
+        Ok(f) => f,
+        Err(e) => {
+            let e = anyhow::Error::new(e)
+                .context(format!("creating the run folder {}", run_dir.display()));
+            return Err(abandon(locks, &run_dir, e).await);
+        }
+    };
+    // The run's one owner, before its first record: no other process may act for it.
+    let ownership =
+        match crate::owner::claim(&run_dir, &run_id, "run", state_url(whole).as_deref()).await {
+            Ok(o) => o,
+            Err(e) => return Err(abandon(locks, &run_dir, e.into()).await),
+        };
     folder
         .write_atomically("runbook.toml", text.as_bytes())
         .and_then(|_| {
@@ -145,7 +157,7 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
     );
     ctx.notifier = notifier;
     ctx.launch_manifest = launch_manifest;
-    finish(ctx, locks, mirror).await
+    finish(ctx, locks, mirror, ownership).await
 }
 
 /// Gives a run up before its first record: its locks released and its folder removed, since
@@ -188,8 +200,14 @@ async fn mirror_to(
     Ok(Some(mirror))
 }
 
-/// Drives the run, then releases its locks and completes the state copy, whatever happened.
-async fn finish(ctx: Ctx, locks: Locks, mirror: Option<Mirror>) -> anyhow::Result<RunSummary> {
+/// Drives the run, then releases its locks and completes the state copy, whatever happened;
+/// the run is given up last, once its state is complete.
+async fn finish(
+    ctx: Ctx,
+    locks: Locks,
+    mirror: Option<Mirror>,
+    ownership: crate::owner::Ownership,
+) -> anyhow::Result<RunSummary> {
     let operator = ctx.operator.clone();
     let result = super::drive::drive(ctx).await;
     locks.release().await;
@@ -201,6 +219,7 @@ async fn finish(ctx: Ctx, locks: Locks, mirror: Option<Mirror>) -> anyhow::Resul
             )));
         }
     }
+    ownership.release().await;
     result
 }
 
@@ -213,11 +232,24 @@ pub async fn resume(
     operator: Arc<dyn Operator>,
 ) -> anyhow::Result<RunSummary> {
     let journal_path = run_dir.join("journal.jsonl");
+    if let Some(failed) = crate::journal::HostFailed::of_run(run_dir) {
+        anyhow::bail!(
+            "{} is not resumed: {} (see {}); start a new run",
+            run_dir.display(),
+            failed.reason,
+            crate::journal::HOST_FAILED
+        );
+    }
     anyhow::ensure!(
         journal_path.is_file(),
         "{} is not a run folder (no journal.jsonl)",
         run_dir.display()
     );
+    // Before the journal is read for good: no other process may act for the run while this
+    // one does, and the journal must not move under it. A live owner is refused (exit 5).
+    let (claimed_id, mirrored) = identity(run_dir)?;
+    let ownership =
+        crate::owner::claim(run_dir, &claimed_id, "resume", mirrored.as_deref()).await?;
     let records = Journal::read(&journal_path)?;
     // A chained journal whose chain is broken was edited: its history cannot be continued.
     if records.iter().any(|r| r.prev.is_some()) {
@@ -335,7 +367,28 @@ pub async fn resume(
     );
     ctx.notifier = notifier;
     ctx.launch_manifest = crate::manifest::Manifest::of_catalog(&whole, &ctx.catalog);
-    finish(ctx, locks, mirror).await
+    finish(ctx, locks, mirror, ownership).await
+}
+
+/// A run folder's run id and where it is mirrored, from its first record and its runbook copy.
+fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>)> {
+    let journal_path = run_dir.join("journal.jsonl");
+    let records = Journal::read(&journal_path)?;
+    let Some(Event::RunStarted {
+        run_id, runbook, ..
+    }) = records.first().map(|r| &r.event)
+    else {
+        anyhow::bail!(
+            "{}: the journal does not start with run-started",
+            journal_path.display()
+        );
+    };
+    let file = runbook.split(" → ").next().unwrap_or(runbook);
+    let mirrored = std::fs::read_to_string(run_dir.join("runbook.toml"))
+        .ok()
+        .and_then(|text| Runbook::parse(&text, file).ok())
+        .and_then(|rb| state_url(&rb));
+    Ok((run_id.clone(), mirrored))
 }
 
 /// The run's notifier, shown every record the journal writes from now on.

@@ -16,6 +16,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 pub const INTERVAL: RangeInclusive<Duration> = Duration::from_millis(100)..=HOUR;
 /// How long a stage (canary, monitor, wait) may last: up to a week of bake time.
 pub const DURATION: RangeInclusive<Duration> = MS..=Duration::from_secs(7 * 24 * 3600);
+/// How long a canary or a stability gate may go without data before it rolls back.
+pub const NO_DATA_LIMIT: RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(24 * 3600);
 /// One plugin call, from instantiation to answer.
 pub const DEADLINE: RangeInclusive<Duration> = launch_runtime::limits::DEADLINE;
 /// A plugin's linear memory.
@@ -78,6 +80,7 @@ macro_rules! bounded_duration {
 bounded_duration!(interval, "interval", INTERVAL);
 bounded_duration!(duration, "duration", DURATION);
 bounded_duration!(deadline, "deadline", DEADLINE);
+bounded_duration!(no_data_limit, "no-data-limit", NO_DATA_LIMIT);
 
 pub mod memory {
     use super::*;

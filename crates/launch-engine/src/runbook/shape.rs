@@ -246,6 +246,15 @@ impl Runbook {
             if let Some(config) = &stage.config {
                 self.check_steps(config)?;
             }
+            if let (Some(role), None) = (&stage.role, &stage.plugin) {
+                return Err(self.error_at(
+                    role.span().start,
+                    format!(
+                        "stage `{}`: `role` says what the stage's plugin must play; this stage has no plugin",
+                        stage.name.get_ref()
+                    ),
+                ));
+            }
             if let (Some(first), None) = (stage.files.first(), &stage.plugin) {
                 return Err(self.error_at(
                     first.span().start,

@@ -59,6 +59,9 @@ pub struct Stage {
     pub action: Option<Spanned<Action>>,
     /// The plugin (by its `describe` name) that decides this stage.
     pub plugin: Option<Spanned<String>>,
+    /// The role the stage expects its plugin to play (`canary-policy`, `slo-gate`...): a
+    /// plugin of another role is refused at its line, not run as something else.
+    pub role: Option<Spanned<launch_runtime::Role>>,
     /// Pins the plugin's build: `sha256:HEX` (what `plugins list --output json` shows). A
     /// plugin file with another digest is refused before the first effect.
     pub digest: Option<Spanned<String>>,
@@ -103,6 +106,11 @@ pub struct Stage {
     /// Canary check interval / monitor window.
     #[serde(default, with = "limits::interval::opt")]
     pub interval: Option<Duration>,
+    /// Canary stages and stability gates: the longest they may go without data (windows no
+    /// source could answer, policies holding for lack of traffic) before rolling back
+    /// [default: 5 min, or three intervals if longer].
+    #[serde(default, with = "limits::no_data_limit::opt")]
+    pub no_data_limit: Option<Duration>,
     /// SLO gates with a `duration` (the stability gate): consecutive failing windows that roll
     /// back [default: 3].
     #[serde(default, with = "limits::breaches")]
@@ -174,6 +182,7 @@ impl Stage {
             title: Some(title.to_string()),
             action: Some(Spanned::new(0..0, action)),
             plugin: None,
+            role: None,
             digest: None,
             environment: environment.map(|e| here(e.to_string())),
             config: None,
@@ -192,10 +201,19 @@ impl Stage {
             full: false,
             duration: None,
             interval: None,
+            no_data_limit: None,
             breaches: None,
             signoffs: Vec::new(),
             shadow: Vec::new(),
         }
+    }
+
+    /// The longest the stage may go without data before rolling back: its `no-data-limit`,
+    /// else five minutes, or three check intervals if that is longer (one empty window is
+    /// normal right after a promotion; three in a row are not).
+    pub fn no_data_limit(&self, interval: Duration) -> Duration {
+        self.no_data_limit
+            .unwrap_or_else(|| Duration::from_secs(5 * 60).max(interval.saturating_mul(3)))
     }
 
     /// The built-in action, if the stage is one.

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::blind::{self, Blind, Blindness};
 use super::{journal_logs, rollback};
 use crate::context::{Ctx, StageResult};
 use crate::journal::Event;
@@ -35,9 +36,22 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         flag: flag.clone(),
         safe: 0,
     });
-    let promotions = ctx.resumed_stage.as_ref().filter(|(s, _)| *s == name).map_or(0, |(_, recs)| {
-        recs.iter().filter(|r| matches!(&r.event, Event::EffectDone { key, .. } if key.starts_with("promote:"))).count()
-    });
+    let earlier: &[crate::journal::Record] = ctx
+        .resumed_stage
+        .as_ref()
+        .filter(|(s, _)| *s == name)
+        .map_or(&[], |(_, recs)| recs.as_slice());
+    let promotions = earlier
+        .iter()
+        .filter(|r| matches!(&r.event, Event::EffectDone { key, .. } if key.starts_with("promote:")))
+        .count();
+    // On resume, the world is read again: a flag moved back below where this run had put it
+    // (an operator's rollback while the run was stopped) stays where the operator put it.
+    if let Some(set) = last_set(earlier)
+        && percent < set
+    {
+        return Ok(moved_back(ctx, stage, &flag, &env_name, percent, set)?);
+    }
     let mut step_index = promotions.saturating_sub(1) as u32;
     // Operators' requests from other terminals; on resume, those already obeyed stay obeyed.
     let (obeyed, mut paused) = super::canary_control::earlier(ctx, &name);
@@ -51,6 +65,9 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let mut history_seqs: Vec<u64> = Vec::new();
     let mut last_checks: Vec<CheckRecord> = Vec::new();
     let mut decisions = 0u32;
+    let mut blindness = Blindness::new(blind::limit(stage, interval));
+    // Whether the operator was told the canary holds at this step.
+    let mut holding = false;
 
     let timeout = stage.duration.unwrap_or(CANARY_TIMEOUT);
     let bar = ctx.operator.progress(Measure::Canary {
@@ -63,19 +80,34 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             return timed_out(ctx, stage, timeout, percent, last_checks).await;
         }
         // The first decision of a fresh canary needs no measurement: it starts the rollout.
+        let mut gap = None;
         if percent > 0 || decisions > 0 {
             // The stage's duration bounds the wait for a window, whatever the interval.
             let Ok(window) = tokio::time::timeout(left, signals.next()).await else {
                 return timed_out(ctx, stage, timeout, percent, last_checks).await;
             };
-            let reading = match window {
-                Some(Ok(reading)) => reading,
-                Some(Err(e)) => return blind(ctx, stage, &e, percent).await,
+            match window {
+                Some(Ok(reading)) => {
+                    let record = WindowRecord::from_reading(reading, percent);
+                    let gaps = launch_targets::metrics::gaps(&record.endpoints);
+                    if gaps.is_empty() {
+                        history.push(record.canary_window());
+                        history_seqs.push(ctx.record_window(&name, &env_name, record)?);
+                    } else {
+                        // Journaled as measured, never shown to the policy: a missing
+                        // measure is no data, not a number.
+                        gap = Some(format!(
+                            "{} answered nothing for {}",
+                            record.source_words(),
+                            gaps.join("; ")
+                        ));
+                        ctx.record_window(&name, &env_name, record)?;
+                    }
+                }
+                // A source that failed or did not answer within the interval: no data.
+                Some(Err(e)) => gap = Some(format!("the metrics source failed: {e}")),
                 None => anyhow::bail!("the probe stopped"),
-            };
-            let record = WindowRecord::from_reading(reading, percent);
-            history.push(record.canary_window());
-            history_seqs.push(ctx.record_window(&name, &env_name, record)?);
+            }
         }
         // Read once per check interval: a request takes effect within one.
         if let Some(request) = inbox.poll().await
@@ -83,6 +115,31 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 super::canary_control::obey(ctx, stage, &request, percent, &mut paused).await?
         {
             return Ok(done);
+        }
+        if let Some(reason) = gap {
+            let plugin = ctx.plugin(stage)?.info.name.clone();
+            let check = blind::check(&reason);
+            ctx.journal.append(Event::Decision {
+                stage: name.clone(),
+                percent,
+                action: "no-data".into(),
+                summary: format!("no data: {reason}"),
+                checks: vec![check],
+                plugin,
+            })?;
+            bar.set_message(format!("{}: no data — {reason}", stage.title()));
+            match blindness.blind(&reason) {
+                Blind::Hold { tell } => {
+                    if let Some(line) = tell {
+                        ctx.operator.tell(Notice::CanaryHeld {
+                            percent,
+                            reason: &line,
+                        });
+                    }
+                    continue;
+                }
+                Blind::RollBack(why) => return no_data(ctx, stage, why, percent).await,
+            }
         }
         let state = CanaryState {
             percent,
@@ -146,6 +203,33 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             history: &history,
         };
         super::shadow::consult(ctx, stage, inputs, &action_word, Some(percent)).await?;
+        if let Action::Hold(why) = &decision.action {
+            let first = !holding;
+            holding = true;
+            if percent > 0 && blind::is_no_data(&last_checks) {
+                match blindness.blind(why) {
+                    Blind::RollBack(reason) => return no_data(ctx, stage, reason, percent).await,
+                    Blind::Hold { tell } => {
+                        if let Some(line) = tell {
+                            ctx.operator.tell(Notice::CanaryHeld {
+                                percent,
+                                reason: &line,
+                            });
+                        }
+                    }
+                }
+            } else {
+                blindness.seen();
+                if first {
+                    ctx.operator.tell(Notice::CanaryHeld {
+                        percent,
+                        reason: why,
+                    });
+                }
+            }
+        } else {
+            blindness.seen();
+        }
         match decision.action {
             // Paused: the policy is still asked and recorded; only a rollback is obeyed.
             _ if held => {}
@@ -181,6 +265,9 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 step_started = Instant::now();
                 history.clear();
                 history_seqs.clear();
+                // A new step: its first windows may be empty; the count starts again.
+                blindness.seen();
+                holding = false;
             }
             Action::Hold(_) => {}
             Action::Rollback(reason) => {
@@ -217,22 +304,64 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     }
 }
 
-/// The metrics source could not be read: a canary no one can see is rolled back.
-async fn blind(
+/// The flag percentage this run last set in the stage, from its journaled effects.
+fn last_set(records: &[crate::journal::Record]) -> Option<u8> {
+    records.iter().rev().find_map(|r| match &r.event {
+        Event::EffectDone { key, .. } => key
+            .strip_prefix("promote:")
+            .or_else(|| key.strip_prefix("promote-full:"))
+            .and_then(|p| p.parse().ok()),
+        _ => None,
+    })
+}
+
+/// A resumed canary whose flag someone moved back while the run was stopped: it is not
+/// resumed (its judgement is stale and the operator has spoken), the flag is left as it is.
+fn moved_back(
     ctx: &mut Ctx,
     stage: &Stage,
-    error: &launch_targets::metrics::QueryError,
+    flag: &str,
+    env: &str,
+    percent: u8,
+    set: u8,
+) -> anyhow::Result<StageResult> {
+    let reason = format!(
+        "{flag} on {env} reads {percent}%, but this run had moved it to {set}%: it was moved back while the run was stopped (an operator's rollback?), so the canary is not resumed and the flag stays at {percent}%; start a new canary to try again"
+    );
+    ctx.journal.append(Event::Decision {
+        stage: stage.name.get_ref().clone(),
+        percent,
+        action: "moved-back".into(),
+        summary: reason.clone(),
+        checks: Vec::new(),
+        plugin: String::new(),
+    })?;
+    ctx.operator.tell(Notice::Warning(&reason));
+    Ok(StageResult {
+        summary: format!("not resumed: {reason}"),
+        verdict: VerdictRecord::Fail(reason),
+        checks: Vec::new(),
+        plugin: None,
+        rolled_back: true,
+    })
+}
+
+/// The canary went without data for longer than its `no-data-limit`: a canary no one can see
+/// is rolled back, never left at its step.
+async fn no_data(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    reason: String,
     percent: u8,
 ) -> anyhow::Result<StageResult> {
-    let reason = format!("the metrics source failed: {error}");
-    rollback(ctx, stage, "metrics-failed", &reason).await?;
+    rollback(ctx, stage, "no-data", &reason).await?;
     ctx.operator.tell(Notice::CanaryRolledBack {
         percent,
         reason: &reason,
     });
     Ok(rolled_back(
-        VerdictRecord::Fail(reason),
-        Vec::new(),
+        VerdictRecord::NoData(reason),
+        vec![blind::check("no data within the stage's no-data-limit")],
         percent,
     ))
 }

@@ -2,6 +2,7 @@
 //! deploy, full rollback, CDN), flags (set, rollback, drill), checks (pre-flight, post-rollback),
 //! monitoring; plugin stages hand the plugin its inputs and turn its answer into the verdict.
 
+mod blind;
 mod calls;
 mod canary;
 mod canary_control;

@@ -20,6 +20,8 @@ pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult
     let mut signals = env.signals(ctx.probe_client.clone(), interval, true);
     let started = Instant::now();
     let (mut requests, mut errors, mut windows) = (0, 0, 0);
+    // Windows no source could read, or with a measure missing: the gates never see them.
+    let mut gaps: Vec<String> = Vec::new();
     let bar = ctx.operator.progress(Measure::Timed {
         total: duration,
         what: stage.title(),
@@ -27,11 +29,23 @@ pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult
     while started.elapsed() + interval / 2 < duration {
         bar.set_position(started.elapsed().as_millis() as u64);
         let reading = match signals.next().await {
-            Some(reading) => reading.map_err(|e| anyhow::anyhow!("monitoring {env_name}: {e}"))?,
+            Some(Ok(reading)) => reading,
+            Some(Err(e)) => {
+                gaps.push(format!("the metrics source failed: {e}"));
+                continue;
+            }
             None => break,
         };
         let percent = flags.get(&ctx.runbook.launch.flag).await.unwrap_or(0);
         let record = WindowRecord::from_reading(reading, percent);
+        let missing = launch_targets::metrics::gaps(&record.endpoints);
+        if !missing.is_empty() {
+            gaps.push(format!(
+                "{} answered nothing for {}",
+                record.source_words(),
+                missing.join("; ")
+            ));
+        }
         let (r, e, _) = record.totals(None);
         requests += r;
         errors += e;
@@ -39,9 +53,17 @@ pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult
         ctx.record_window(stage.name.get_ref(), &env_name, record)?;
     }
     drop(bar);
+    let lacking = match gaps.as_slice() {
+        [] => String::new(),
+        [first, ..] => format!("; {} window(s) without data (first: {first})", gaps.len()),
+    };
     let check = if requests == 0 {
+        let why = match gaps.first() {
+            Some(first) => format!("no window had data: {first}"),
+            None => "no probe answered".into(),
+        };
         CheckRecord {
-            verdict: VerdictRecord::NoData("no probe answered".into()),
+            verdict: VerdictRecord::NoData(why),
             ..pass("monitoring", "")
         }
     } else {
@@ -51,7 +73,7 @@ pub async fn monitor(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult
             ..pass(
                 "monitoring",
                 format!(
-                    "{windows} window(s), {requests} requests, {errors} errors measured on {env_name}"
+                    "{windows} window(s), {requests} requests, {errors} errors measured on {env_name}{lacking}"
                 ),
             )
         }

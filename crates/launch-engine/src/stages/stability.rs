@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::blind::{self, Blind, Blindness};
 use super::calls::{self, Answer};
 use super::{journal_logs, rollback};
 use crate::context::{Ctx, StageResult};
@@ -40,22 +41,50 @@ pub async fn watch(
     let started = Instant::now();
     let (mut judged, mut breaches, mut worst) = (0u32, 0u32, 0u32);
     let mut last: Vec<CheckRecord> = Vec::new();
+    let mut blindness = Blindness::new(blind::limit(stage, interval));
     while started.elapsed() + interval / 2 < duration {
         bar.set_position(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
-        let reading = match signals.next().await {
-            Some(Ok(reading)) => reading,
-            Some(Err(e)) => {
-                let reason = format!("the metrics source failed while watching stability: {e}");
-                return roll_back(ctx, stage, reason, last).await;
-            }
-            None => anyhow::bail!("the probe stopped"),
-        };
         let percent = ctx.envs[&env_name]
             .flags
             .get(&ctx.runbook.launch.flag)
             .await?;
-        let window = WindowRecord::from_reading(reading, percent);
-        ctx.record_window(&name, &env_name, window.clone())?;
+        // A window no source could read, or with a measure missing, is no data: the gate is
+        // not asked about it and it counts toward the no-data limit, never as a pass.
+        let gap = match signals.next().await {
+            Some(Ok(reading)) => {
+                let window = WindowRecord::from_reading(reading, percent);
+                let gaps = launch_targets::metrics::gaps(&window.endpoints);
+                ctx.record_window(&name, &env_name, window.clone())?;
+                if gaps.is_empty() {
+                    Ok(window)
+                } else {
+                    Err(format!(
+                        "{} answered nothing for {}",
+                        window.source_words(),
+                        gaps.join("; ")
+                    ))
+                }
+            }
+            Some(Err(e)) => Err(format!("the metrics source failed: {e}")),
+            None => anyhow::bail!("the probe stopped"),
+        };
+        let window = match gap {
+            Ok(window) => window,
+            Err(reason) => {
+                bar.set_message(format!("{}: no data — {reason}", stage.title()));
+                match blindness.blind(&reason) {
+                    Blind::Hold { tell } => {
+                        if let Some(line) = tell {
+                            ctx.operator.tell(Notice::Warning(&format!(
+                                "stage `{name}`: {line}"
+                            )));
+                        }
+                        continue;
+                    }
+                    Blind::RollBack(why) => return roll_back(ctx, stage, why, last).await,
+                }
+            }
+        };
         let samples = Samples {
             windows: vec![window.metric_window()],
         };
@@ -75,6 +104,19 @@ pub async fn watch(
             rolled_back: false,
         };
         calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&answer))?;
+        if let VerdictRecord::NoData(reason) = &verdict {
+            match blindness.blind(reason) {
+                Blind::Hold { tell } => {
+                    if let Some(line) = tell {
+                        ctx.operator
+                            .tell(Notice::Warning(&format!("stage `{name}`: {line}")));
+                    }
+                    continue;
+                }
+                Blind::RollBack(why) => return roll_back(ctx, stage, why, last).await,
+            }
+        }
+        blindness.seen();
         judged = judged.saturating_add(1);
         breaches = if matches!(verdict, VerdictRecord::Fail(_)) {
             breaches.saturating_add(1)
@@ -89,8 +131,8 @@ pub async fn watch(
         ));
         if breaches >= limit {
             let reason = format!(
-                "{breaches} consecutive windows breached the SLOs at {percent}%: {}",
-                verdict.reason()
+                "{breaches} consecutive windows breached the SLOs at {percent}%; the last: {}",
+                breached(&last, &verdict)
             );
             return roll_back(ctx, stage, reason, last).await;
         }
@@ -115,6 +157,24 @@ pub async fn watch(
         plugin: None,
         rolled_back: false,
     })
+}
+
+/// What the last window breached, from the checks' own numbers: the gate judged one window
+/// at a time, so its words about consecutive windows are not the stage's.
+fn breached(checks: &[CheckRecord], verdict: &VerdictRecord) -> String {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| matches!(c.verdict, VerdictRecord::Fail(_)))
+        .map(|c| match (c.observed, c.threshold) {
+            (Some(o), Some(t)) => format!("{} {o:.2} {} (limit {t} {})", c.name, c.unit, c.unit),
+            _ => format!("{}: {}", c.name, c.verdict.reason()),
+        })
+        .collect();
+    if failed.is_empty() {
+        verdict.reason().to_string()
+    } else {
+        failed.join(", ")
+    }
 }
 
 async fn roll_back(

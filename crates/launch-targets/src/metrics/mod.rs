@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use prometheus::{Prometheus, PrometheusConfig, Queries, QueryError};
-pub use reading::{EndpointRecord, Reading, Source};
+pub use reading::{EndpointRecord, Measure, Reading, Source, gaps};
 
 use crate::probe::{Endpoint, Probe};
 
@@ -73,8 +73,9 @@ impl Signals {
         s
     }
 
-    /// The next closed window; `None` when no source is left (the probe stopped). A failed
-    /// Prometheus query is an error: a window no one could read is never a healthy one.
+    /// The next closed window; `None` when no source is left (the probe stopped). A failed or
+    /// unanswered Prometheus query is an error: a window no one could read is no data, never
+    /// a healthy one.
     pub async fn next(&mut self) -> Option<Result<Reading, QueryError>> {
         let probed = match &mut self.probe {
             Some(probe) => Some(Reading::from_probe(
@@ -92,7 +93,9 @@ impl Signals {
         let ended = SystemTime::now();
         // The window Prometheus' rates cover: the interval, or two scrapes if that is longer.
         let range = prometheus.range(self.interval);
-        let observed = match prometheus.measure(self.interval).await {
+        // Bounded by the interval: a hung server is a window without data, not a stall.
+        let deadline = self.interval.max(Duration::from_millis(100));
+        let observed = match prometheus.measure(self.interval, deadline).await {
             Ok(endpoints) => Reading {
                 start_ms: millis_since_epoch(ended).saturating_sub(millis(range)),
                 duration_ms: millis(range),

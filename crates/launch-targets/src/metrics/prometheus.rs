@@ -3,13 +3,21 @@
 //! `{endpoint}`, `{version}` and `{window}` placeholders; the defaults read the
 //! `http_server_request_duration_seconds` histogram as OpenTelemetry's HTTP conventions name
 //! it. Latency queries answer in milliseconds.
+//!
+//! An empty answer (no series) or NaN is a *missing* measure, never 0: a template with a typo
+//! in a label matches nothing, and reading that as "no errors" or "0 ms" would pass a broken
+//! canary. Where no series is a real zero (no 5xx answered yet, so no 5xx series exists), the
+//! query says so itself: the default `errors` and `conflicts` queries end in
+//! `or 0 * <the requests query>`, which answers 0 only when the version's requests are there
+//! to prove it. Each query is bounded by the check interval, so a hung server is no data
+//! within one interval, not a stalled canary.
 
 use std::time::Duration;
 
 use futures::future::try_join_all;
 use serde::Deserialize;
 
-use super::reading::EndpointRecord;
+use super::reading::{EndpointRecord, Measure};
 use crate::probe::Served;
 
 /// One PromQL template per measure.
@@ -36,6 +44,13 @@ fn count(extra: &str) -> String {
     format!("sum(increase({METRIC}_count{{{SELECTOR}{extra}}}[{{window}}]))")
 }
 
+/// A count of some answers that is 0, not missing, when none of them happened: a series for a
+/// status code exists only once one was answered, so without the `or` a healthy version would
+/// have no error count at all. The zero is proven by the version's requests being there.
+fn count_of_some(extra: &str) -> String {
+    format!("{} or 0 * {}", count(extra), count(""))
+}
+
 fn quantile(q: &str) -> String {
     format!(
         "1000 * histogram_quantile({q}, sum by (le) (rate({METRIC}_bucket{{{SELECTOR}}}[{{window}}])))"
@@ -46,8 +61,8 @@ impl Default for Queries {
     fn default() -> Self {
         Queries {
             requests: count(""),
-            errors: count(r#",http_response_status_code=~"5..""#),
-            conflicts: count(r#",http_response_status_code="409""#),
+            errors: count_of_some(r#",http_response_status_code=~"5..""#),
+            conflicts: count_of_some(r#",http_response_status_code="409""#),
             p50_ms: quantile("0.5"),
             p95_ms: quantile("0.95"),
             p99_ms: quantile("0.99"),
@@ -62,17 +77,37 @@ impl Default for Queries {
 }
 
 impl Queries {
-    fn all(&self) -> [(&'static str, &str); 8] {
+    /// Every measure's template, in `Measure` order.
+    pub fn all(&self) -> [(Measure, &str); 8] {
         [
-            ("requests", &self.requests),
-            ("errors", &self.errors),
-            ("conflicts", &self.conflicts),
-            ("p50-ms", &self.p50_ms),
-            ("p95-ms", &self.p95_ms),
-            ("p99-ms", &self.p99_ms),
-            ("avg-ms", &self.avg_ms),
-            ("max-ms", &self.max_ms),
+            (Measure::Requests, &self.requests),
+            (Measure::Errors, &self.errors),
+            (Measure::Conflicts, &self.conflicts),
+            (Measure::P50Ms, &self.p50_ms),
+            (Measure::P95Ms, &self.p95_ms),
+            (Measure::P99Ms, &self.p99_ms),
+            (Measure::AvgMs, &self.avg_ms),
+            (Measure::MaxMs, &self.max_ms),
         ]
+    }
+}
+
+/// What one instant query answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Answered {
+    Value(f64),
+    /// No series matched: a typo, a target not scraped, or nothing ever counted.
+    NoSeries,
+    /// Series matched but the value is not a number (a quantile of no requests).
+    NotANumber,
+}
+
+impl Answered {
+    fn value(self) -> Option<f64> {
+        match self {
+            Answered::Value(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
@@ -172,37 +207,57 @@ impl Prometheus {
         Ok(())
     }
 
-    /// Waits until the baseline's request count answers for every endpoint — the target is
-    /// scraped and the queries match its series — or fails naming the query that answers
-    /// nothing after `within`.
+    /// Waits until every template matches series for the baseline on every endpoint — the
+    /// target is scraped and the queries match what it exports — or fails naming the first
+    /// one that matches nothing after `within`. A NaN is fine here (the series exist, there
+    /// was no traffic in the window); no series at all is not.
     pub async fn ready(&self, window: Duration, within: Duration) -> Result<(), QueryError> {
         let started = std::time::Instant::now();
+        let deadline = Duration::from_secs(5);
         loop {
             let mut silent = None;
-            for (_, label) in &self.config.endpoints {
-                let q = self.render(
-                    &self.config.queries.requests,
-                    label,
-                    &self.config.baseline,
-                    window,
-                );
-                if self.query(&q).await?.is_none() {
-                    silent = Some(q);
-                    break;
+            'all: for (measure, template) in self.config.queries.all() {
+                for (name, label) in &self.config.endpoints {
+                    let q = self.render(template, label, &self.config.baseline, window);
+                    if self.query(&q, deadline).await? == Answered::NoSeries {
+                        silent = Some((measure, name, q));
+                        break 'all;
+                    }
                 }
             }
-            let Some(q) = silent else { return Ok(()) };
+            let Some((measure, endpoint, q)) = silent else {
+                return Ok(());
+            };
             if started.elapsed() >= within {
+                let hint = match measure {
+                    Measure::Requests => "is the target scraped? do the metric and label names match?".to_string(),
+                    Measure::Errors | Measure::Conflicts => format!(
+                        "do the metric and label names match? An empty answer is no data, never 0: if none answered yet is normal, make the query answer 0 itself, e.g. `<query> or 0 * {}`",
+                        self.render(&self.config.queries.requests, &self.label(endpoint), &self.config.baseline, window)
+                    ),
+                    _ => "do the metric and label names match?".to_string(),
+                };
                 return Err(self.error(
                     Some(&q),
                     format!(
-                        "the query answered no series within {} (is the target scraped? do the metric and label names match?)",
+                        "the {} query of endpoint `{endpoint}` matched no series for the baseline (`{}`) within {} ({hint})",
+                        measure.word(),
+                        self.config.baseline,
                         humantime::format_duration(within)
                     ),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    fn label(&self, endpoint: &str) -> String {
+        self.config
+            .endpoints
+            .iter()
+            .find(|(n, _)| n == endpoint)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default()
     }
 
     /// The range a rate is taken over: the check interval, at least two scrapes.
@@ -218,23 +273,43 @@ impl Prometheus {
             .replace("{window}", &range)
     }
 
-    /// One instant query: its single value, or `None` when it answers no series or NaN (a
-    /// quantile of no requests).
-    async fn query(&self, q: &str) -> Result<Option<f64>, QueryError> {
+    /// One instant query, answered within `deadline`: its single value, no series, or NaN.
+    async fn query(&self, q: &str, deadline: Duration) -> Result<Answered, QueryError> {
         let base = format!("{}/api/v1/query", self.config.url.trim_end_matches('/'));
         let url = reqwest::Url::parse_with_params(&base, &[("query", q)])
             .map_err(|e| self.error(Some(q), format!("not a URL: {e}")))?;
-        let resp = self
-            .client
-            .get(url)
-            .send()
+        let asked = async {
+            let resp = self
+                .client
+                .get(url)
+                .timeout(deadline)
+                .send()
+                .await
+                .map_err(|e| self.error(Some(q), format!("unreachable: {e}")))?;
+            let status = resp.status();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| self.error(Some(q), format!("reading the answer: {e}")))?;
+            Ok::<_, QueryError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(deadline, asked)
             .await
-            .map_err(|e| self.error(Some(q), format!("unreachable: {e}")))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.error(Some(q), format!("reading the answer: {e}")))?;
+            .map_err(|_| {
+                self.error(
+                    Some(q),
+                    format!(
+                        "no answer within {}",
+                        humantime::format_duration(deadline)
+                    ),
+                )
+            })??;
+        if body.len() > MAX_ANSWER_BYTES {
+            return Err(self.error(
+                Some(q),
+                format!("answered {} bytes, more than the {MAX_ANSWER_BYTES} a measure can take", body.len()),
+            ));
+        }
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
             self.error(
                 Some(q),
@@ -252,7 +327,7 @@ impl Prometheus {
         }
         let raw = match answer.data {
             Some(Data::Vector(samples)) => match samples.as_slice() {
-                [] => return Ok(None),
+                [] => return Ok(Answered::NoSeries),
                 [one] => one.value.1.clone(),
                 many => {
                     return Err(self.error(
@@ -276,43 +351,46 @@ impl Prometheus {
             .parse()
             .map_err(|_| self.error(Some(q), format!("answered `{raw}`, not a number")))?;
         Ok(match value {
-            v if v.is_nan() => None,
+            v if v.is_nan() => Answered::NotANumber,
             // A quantile in the +Inf bucket: past every bound the histogram has. Kept finite
             // (an hour, the probe's own ceiling) so it stays a number in the journal.
-            v if v.is_infinite() => Some(if v > 0.0 { 3_600_000.0 } else { 0.0 }),
-            v => Some(v.max(0.0)),
+            v if v.is_infinite() => Answered::Value(if v > 0.0 { 3_600_000.0 } else { 0.0 }),
+            v => Answered::Value(v.max(0.0)),
         })
     }
 
-    /// Every endpoint's numbers over the last `window`, per version and both together.
-    pub async fn measure(&self, window: Duration) -> Result<Vec<EndpointRecord>, QueryError> {
+    /// Every endpoint's numbers over the last `window`, per version and both together, each
+    /// query answered within `deadline` (the check interval). A version that served no request
+    /// there (its request count is 0 or matches nothing) has no record, as with the probe.
+    pub async fn measure(
+        &self,
+        window: Duration,
+        deadline: Duration,
+    ) -> Result<Vec<EndpointRecord>, QueryError> {
         let versions = [
             (Served::Canary, self.config.canary.as_str()),
             (Served::Baseline, self.config.baseline.as_str()),
         ];
-        let asks = self.config.endpoints.iter().flat_map(|(name, label)| {
-            versions
-                .iter()
-                .map(move |(served, version)| self.endpoint(name, label, *served, version, window))
+        let asks = self.config.endpoints.iter().map(|(name, label)| async move {
+            let [canary, baseline] = versions.map(|(served, version)| {
+                self.endpoint(name, label, served, version, window, deadline)
+            });
+            Ok::<_, QueryError>((canary.await?, baseline.await?))
         });
-        let per_version = try_join_all(asks).await?;
-        let mut out = Vec::with_capacity(per_version.len() * 3 / 2);
-        for pair in per_version.chunks(2) {
-            if let [canary, baseline] = pair {
-                out.push(EndpointRecord::together(canary, baseline));
+        let per_endpoint = try_join_all(asks).await?;
+        let mut out = Vec::with_capacity(per_endpoint.len() * 3);
+        for (canary, baseline) in &per_endpoint {
+            match (canary, baseline) {
+                (Some(c), Some(b)) => out.push(EndpointRecord::together(c, b)),
+                (Some(one), None) | (None, Some(one)) => out.push(EndpointRecord {
+                    served: None,
+                    ..one.clone()
+                }),
+                (None, None) => {}
             }
         }
-        out.extend(
-            per_version
-                .iter()
-                .filter(|e| e.served == Some(Served::Canary))
-                .cloned(),
-        );
-        out.extend(
-            per_version
-                .into_iter()
-                .filter(|e| e.served == Some(Served::Baseline)),
-        );
+        out.extend(per_endpoint.iter().filter_map(|(c, _)| c.clone()));
+        out.extend(per_endpoint.into_iter().filter_map(|(_, b)| b));
         Ok(out)
     }
 
@@ -323,33 +401,46 @@ impl Prometheus {
         served: Served,
         version: &str,
         window: Duration,
-    ) -> Result<EndpointRecord, QueryError> {
+        deadline: Duration,
+    ) -> Result<Option<EndpointRecord>, QueryError> {
         let asks = self
             .config
             .queries
             .all()
             .map(|(_, t)| self.render(t, label, version, window));
-        let values = try_join_all(asks.iter().map(|q| self.query(q))).await?;
-        let [requests, errors, conflicts, p50, p95, p99, avg, max] = values[..] else {
-            unreachable!("one value per measure")
-        };
+        let answers = try_join_all(asks.iter().map(|q| self.query(q, deadline))).await?;
         // Counts over a range are extrapolated by Prometheus: round them to requests.
-        let n = |v: Option<f64>| v.map_or(0, |v| v.round().min(u64::MAX as f64) as u64);
-        let ms = |v: Option<f64>| v.unwrap_or(0.0);
-        let requests = n(requests);
-        Ok(EndpointRecord {
+        let count = |v: f64| v.round().min(u64::MAX as f64) as u64;
+        let requests = answers[0].value().map_or(0, count);
+        if requests == 0 {
+            return Ok(None);
+        }
+        let mut record = EndpointRecord {
             requests,
-            errors: n(errors).min(requests),
-            conflicts: n(conflicts),
-            p50_ms: ms(p50),
-            p95_ms: ms(p95),
-            p99_ms: ms(p99),
-            avg_ms: ms(avg),
-            max_ms: ms(max),
             ..EndpointRecord::empty(name, Some(served))
-        })
+        };
+        for ((measure, _), answer) in self.config.queries.all().iter().zip(&answers).skip(1) {
+            let Some(v) = answer.value() else {
+                record.set_missing(*measure);
+                continue;
+            };
+            match measure {
+                Measure::Errors => record.errors = count(v).min(requests),
+                Measure::Conflicts => record.conflicts = count(v),
+                Measure::P50Ms => record.p50_ms = v,
+                Measure::P95Ms => record.p95_ms = v,
+                Measure::P99Ms => record.p99_ms = v,
+                Measure::AvgMs => record.avg_ms = v,
+                Measure::MaxMs => record.max_ms = v,
+                Measure::Requests => {}
+            }
+        }
+        Ok(Some(record))
     }
 }
+
+/// An instant query's answer is one number: more than this is not one.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -378,7 +469,7 @@ mod tests {
         );
         assert_eq!(
             q,
-            r#"sum(increase(http_server_request_duration_seconds_count{http_route="/api/x",version="v2",http_response_status_code=~"5.."}[2000ms]))"#
+            r#"sum(increase(http_server_request_duration_seconds_count{http_route="/api/x",version="v2",http_response_status_code=~"5.."}[2000ms])) or 0 * sum(increase(http_server_request_duration_seconds_count{http_route="/api/x",version="v2"}[2000ms]))"#
         );
         let q = p.render(
             &p.config.queries.p95_ms,

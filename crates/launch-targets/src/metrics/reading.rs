@@ -24,7 +24,56 @@ impl Source {
     }
 }
 
+/// One measure of an endpoint's window, named as a runbook's `[metrics.queries]` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Measure {
+    Requests,
+    Errors,
+    Conflicts,
+    P50Ms,
+    P95Ms,
+    P99Ms,
+    AvgMs,
+    MaxMs,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 8] = [
+        Measure::Requests,
+        Measure::Errors,
+        Measure::Conflicts,
+        Measure::P50Ms,
+        Measure::P95Ms,
+        Measure::P99Ms,
+        Measure::AvgMs,
+        Measure::MaxMs,
+    ];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Measure::Requests => "requests",
+            Measure::Errors => "errors",
+            Measure::Conflicts => "conflicts",
+            Measure::P50Ms => "p50-ms",
+            Measure::P95Ms => "p95-ms",
+            Measure::P99Ms => "p99-ms",
+            Measure::AvgMs => "avg-ms",
+            Measure::MaxMs => "max-ms",
+        }
+    }
+
+    /// A latency, as opposed to a count.
+    pub fn is_latency(self) -> bool {
+        !matches!(self, Measure::Requests | Measure::Errors | Measure::Conflicts)
+    }
+}
+
 /// One endpoint's numbers in a window, for one served version or (`served: None`) for both.
+///
+/// A measure the source could not answer (an empty answer, NaN) is listed in `missing`: it is
+/// unknown, never zero. Its latency field holds NaN (`null` in JSON) and its count 0, and a
+/// record with anything missing is never shown to a policy (`WindowRecord::wit`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointRecord {
     pub endpoint: String,
@@ -32,13 +81,26 @@ pub struct EndpointRecord {
     pub requests: u64,
     pub errors: u64,
     pub conflicts: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p95_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p99_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub avg_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub max_ms: f64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latencies_ms: Vec<f64>,
+    /// The measures the source could not answer, in `Measure` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<Measure>,
+}
+
+/// JSON has no NaN: serde_json writes it as `null`, which reads back as NaN (a missing measure).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl EndpointRecord {
@@ -55,6 +117,40 @@ impl EndpointRecord {
             avg_ms: 0.0,
             max_ms: 0.0,
             latencies_ms: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
+    /// Every measure is known.
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+
+    pub fn is_missing(&self, m: Measure) -> bool {
+        self.missing.contains(&m)
+    }
+
+    /// Marks `m` unknown: NaN for a latency, 0 for a count (both flagged by `missing`).
+    pub fn set_missing(&mut self, m: Measure) {
+        if !self.missing.contains(&m) {
+            self.missing.push(m);
+            self.missing.sort();
+        }
+        match m {
+            Measure::Requests => self.requests = 0,
+            Measure::Errors => self.errors = 0,
+            Measure::Conflicts => self.conflicts = 0,
+            latency => *self.latency_mut(latency) = f64::NAN,
+        }
+    }
+
+    fn latency_mut(&mut self, m: Measure) -> &mut f64 {
+        match m {
+            Measure::P50Ms => &mut self.p50_ms,
+            Measure::P95Ms => &mut self.p95_ms,
+            Measure::P99Ms => &mut self.p99_ms,
+            Measure::AvgMs => &mut self.avg_ms,
+            _ => &mut self.max_ms,
         }
     }
 
@@ -69,6 +165,7 @@ impl EndpointRecord {
     /// Both versions' numbers together: counts add up, the average is weighted by requests,
     /// and each percentile and the maximum is the higher of the two — a bound, since
     /// percentiles of two populations cannot be combined exactly without their histograms.
+    /// A measure missing on either side is missing together.
     pub fn together(a: &EndpointRecord, b: &EndpointRecord) -> EndpointRecord {
         let requests = a.requests.saturating_add(b.requests);
         let avg_ms = if requests == 0 {
@@ -76,7 +173,7 @@ impl EndpointRecord {
         } else {
             (a.avg_ms * a.requests as f64 + b.avg_ms * b.requests as f64) / requests as f64
         };
-        EndpointRecord {
+        let mut out = EndpointRecord {
             endpoint: a.endpoint.clone(),
             served: None,
             requests,
@@ -88,35 +185,88 @@ impl EndpointRecord {
             avg_ms,
             max_ms: a.max_ms.max(b.max_ms),
             latencies_ms: Vec::new(),
+            missing: Vec::new(),
+        };
+        for m in a.missing.iter().chain(&b.missing) {
+            out.set_missing(*m);
         }
+        out
     }
 
     /// The worse of two sources' readings of the same traffic (the probe's requests are in
     /// the service's metrics too, so adding them would count them twice): the counts of the
     /// source with the higher error rate (the more requests on a tie), every latency the
-    /// higher, the probe's raw latencies. A breach either source sees stays a breach.
+    /// higher, the probe's raw latencies. A breach either source sees stays a breach. A
+    /// measure one source could not answer is the other's; missing from both, it is missing.
     pub fn worse(a: &EndpointRecord, b: &EndpointRecord) -> EndpointRecord {
-        let a_counts = (a.error_rate(), a.requests) >= (b.error_rate(), b.requests);
+        let counts_known = |r: &EndpointRecord| !r.is_missing(Measure::Errors);
+        let a_counts = match (counts_known(a), counts_known(b)) {
+            (true, false) => true,
+            (false, true) => false,
+            _ => (a.error_rate(), a.requests) >= (b.error_rate(), b.requests),
+        };
         let counts = if a_counts { a } else { b };
         let latencies_ms = if a.latencies_ms.is_empty() {
             b.latencies_ms.clone()
         } else {
             a.latencies_ms.clone()
         };
-        EndpointRecord {
+        let higher = |m: Measure, x: f64, y: f64| match (a.is_missing(m), b.is_missing(m)) {
+            (false, false) => x.max(y),
+            (true, false) => y,
+            (false, true) => x,
+            (true, true) => f64::NAN,
+        };
+        let mut out = EndpointRecord {
             endpoint: a.endpoint.clone(),
             served: a.served,
             requests: counts.requests,
             errors: counts.errors,
-            conflicts: a.conflicts.max(b.conflicts),
-            p50_ms: a.p50_ms.max(b.p50_ms),
-            p95_ms: a.p95_ms.max(b.p95_ms),
-            p99_ms: a.p99_ms.max(b.p99_ms),
-            avg_ms: a.avg_ms.max(b.avg_ms),
-            max_ms: a.max_ms.max(b.max_ms),
+            conflicts: if a.is_missing(Measure::Conflicts) {
+                b.conflicts
+            } else if b.is_missing(Measure::Conflicts) {
+                a.conflicts
+            } else {
+                a.conflicts.max(b.conflicts)
+            },
+            p50_ms: higher(Measure::P50Ms, a.p50_ms, b.p50_ms),
+            p95_ms: higher(Measure::P95Ms, a.p95_ms, b.p95_ms),
+            p99_ms: higher(Measure::P99Ms, a.p99_ms, b.p99_ms),
+            avg_ms: higher(Measure::AvgMs, a.avg_ms, b.avg_ms),
+            max_ms: higher(Measure::MaxMs, a.max_ms, b.max_ms),
             latencies_ms,
+            missing: Vec::new(),
+        };
+        for m in &a.missing {
+            if b.is_missing(*m) {
+                out.set_missing(*m);
+            }
         }
+        out
     }
+}
+
+/// What a window's versions lack: one line per version's endpoint with a measure no source
+/// could answer, e.g. "p95-ms of the canary on `board` (87 requests)". Empty when every measure
+/// is known.
+pub fn gaps(endpoints: &[EndpointRecord]) -> Vec<String> {
+    endpoints
+        .iter()
+        .filter(|e| !e.is_complete())
+        .filter_map(|e| {
+            let who = match e.served? {
+                Served::Canary => "the canary",
+                Served::Baseline => "the baseline",
+            };
+            let measures: Vec<&str> = e.missing.iter().map(|m| m.word()).collect();
+            Some(format!(
+                "{} of {who} on `{}` ({} requests)",
+                measures.join(", "),
+                e.endpoint,
+                e.requests
+            ))
+        })
+        .collect()
 }
 
 /// Everything measured in one window, by one or more sources.
@@ -152,6 +302,7 @@ impl Reading {
                     } else {
                         Vec::new()
                     },
+                    missing: Vec::new(),
                 });
             }
         }

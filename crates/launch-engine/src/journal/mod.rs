@@ -9,208 +9,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use launch_targets::rooted::Rooted;
-use serde::{Deserialize, Serialize};
 
-use super::record::{CheckRecord, Outcome, VerdictRecord, WindowRecord};
+mod event;
+mod lost;
+
+pub use event::{Event, Record};
+pub use lost::{HOST_FAILED, HostFailed, JournalLost, SALVAGED, mark};
+
+/// The most a journal may hold: a week-long canary at one window a second writes well under.
+pub const MAX_BYTES: u64 = 1 << 30;
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-pub enum Event {
-    RunStarted {
-        run_id: String,
-        runbook: String,
-        runbook_sha256: String,
-        plugins: Vec<(String, String)>,
-        auto: bool,
-        /// Who started it: `--operator`, else the login name.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        started_by: Option<String>,
-    },
-    /// The stages the run means to go through, in order (name, title): what a page shows as
-    /// pending before they start.
-    Planned {
-        stages: Vec<(String, String)>,
-    },
-    /// The capability manifest the run starts with: each plugin's build and grants.
-    Capabilities {
-        manifest_sha256: String,
-        grants: Vec<crate::manifest::Grant>,
-    },
-    Resumed {
-        pid: u32,
-        /// Bytes of a torn last record (a crash mid-write) cut off before resuming.
-        #[serde(default, skip_serializing_if = "is_zero")]
-        torn_bytes_dropped: u64,
-    },
-    StageStarted {
-        stage: String,
-        title: String,
-    },
-    /// An effect is about to happen; `EffectDone` with the same key says it did.
-    EffectStarted {
-        stage: String,
-        key: String,
-        detail: String,
-    },
-    EffectDone {
-        stage: String,
-        key: String,
-        detail: String,
-    },
-    Window {
-        stage: String,
-        environment: String,
-        window: WindowRecord,
-    },
-    Decision {
-        stage: String,
-        percent: u8,
-        action: String,
-        summary: String,
-        checks: Vec<CheckRecord>,
-        plugin: String,
-    },
-    /// An operator's request to a running canary (`canary pause` ...), as it was obeyed.
-    Control {
-        stage: String,
-        seq: u64,
-        /// When the operator asked.
-        requested_ms: u64,
-        command: crate::control::Command,
-        operator: String,
-        reason: String,
-        /// What the canary did about it.
-        outcome: String,
-    },
-    /// A notification's delivery (never the webhook's URL).
-    Notified {
-        channel: crate::runbook::Channel,
-        /// What it told: `run-started`, `stage-finished`, `auto-rollback`...
-        what: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        level: Option<u8>,
-        delivered: bool,
-        attempts: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        status: Option<u16>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        elapsed_ms: u64,
-    },
-    Log {
-        stage: String,
-        source: String,
-        level: String,
-        message: String,
-    },
-    StageFinished {
-        stage: String,
-        verdict: VerdictRecord,
-        checks: Vec<CheckRecord>,
-        summary: String,
-        plugin: Option<String>,
-        dry_run: bool,
-        /// What the host did about the verdict: `continued`, `aborted`, `rolled back`...
-        outcome: String,
-        elapsed_ms: u64,
-    },
-    /// A plugin call and what it saw, so it can be replayed: the inputs are a fixture, in the
-    /// record when small (`inputs`), else in the run folder (`input`: `calls/<sha256>.json`,
-    /// content-addressed, written before this record); a canary's history is the run's
-    /// `window` records numbered in `windows` (0 = the run's first window).
-    Call {
-        stage: String,
-        plugin: String,
-        #[serde(default, skip_serializing_if = "String::is_empty")]
-        input: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        inputs: Option<serde_json::Value>,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        windows: Vec<u64>,
-        /// In the fixtures' words: `promote 30`, `hold`, `pass`, `no-data`... or `failed`.
-        answer: String,
-        reason: String,
-        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-        checks: std::collections::BTreeMap<String, String>,
-    },
-    /// A shadow policy's answer to exactly the live plugin's inputs: journaled, never obeyed.
-    Shadow {
-        stage: String,
-        plugin: String,
-        /// The canary's percentage when it was asked; absent on other stages.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        percent: Option<u8>,
-        /// What the live plugin answered, in the same words: `promote 30%`, `hold`, `PASS`...
-        live: String,
-        shadow: String,
-        agrees: bool,
-        summary: String,
-        checks: Vec<CheckRecord>,
-        /// Why the shadow gave no answer (a trap, its deadline): it never touches the run.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        failed: Option<String>,
-    },
-    /// The host failed mid-stage and put a flag the stage had moved back to its safe value.
-    FlagRestored {
-        stage: String,
-        environment: String,
-        flag: String,
-        percent: u8,
-        /// False when even that failed; the operator must set the flag by hand.
-        restored: bool,
-        reason: String,
-    },
-    RunFinished {
-        outcome: Outcome,
-        summary: String,
-    },
-}
-
-impl Event {
-    /// The stage a record belongs to, for the events that belong to one.
-    pub fn stage(&self) -> Option<&str> {
-        match self {
-            Event::StageStarted { stage, .. }
-            | Event::EffectStarted { stage, .. }
-            | Event::EffectDone { stage, .. }
-            | Event::Window { stage, .. }
-            | Event::Decision { stage, .. }
-            | Event::Control { stage, .. }
-            | Event::Log { stage, .. }
-            | Event::StageFinished { stage, .. }
-            | Event::FlagRestored { stage, .. }
-            | Event::Shadow { stage, .. }
-            | Event::Call { stage, .. } => Some(stage),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Record {
-    pub at: u64,
-    /// The sha256 of the line before this one, as written: the journal is a hash chain, so an
-    /// edited, removed or reordered line breaks it (`launch-host verify`). None on a first line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prev: Option<String>,
-    #[serde(flatten)]
-    pub event: Event,
-}
-
-impl Record {
-    pub fn new(event: Event) -> Record {
-        Record {
-            at: now_ms(),
-            prev: None,
-            event,
-        }
-    }
 }
 
 pub struct Journal {
@@ -224,6 +36,12 @@ pub struct Journal {
     tap: Option<Tap>,
     /// The sha256 of the last line written (the next record's `prev`).
     last: Option<String>,
+    /// Lines written so far: the next record's `n` is one more.
+    lines: u64,
+    /// The file the journal is, and how long this process made it (see `lost`).
+    place: lost::Place,
+    /// Set once the journal was lost: what happened, and where records go instead.
+    lost: Option<(JournalLost, Option<lost::Salvage>)>,
 }
 
 /// What the journal shows each durable record to.
@@ -253,8 +71,10 @@ impl Journal {
         })
         .with_context(context)?;
         // The chain goes on from the last whole line already there.
-        let bytes = folder.read(name).with_context(context)?;
-        let last = lines(&bytes).last().map(|l| line_hash(l));
+        let bytes = crate::files::read_rooted(&folder, name, MAX_BYTES, "the journal")?;
+        let whole = lines(&bytes);
+        let last = whole.last().map(|l| line_hash(l));
+        let place = lost::Place::of(&file).with_context(context)?;
         let journal = Journal {
             path: path.to_path_buf(),
             file,
@@ -262,6 +82,9 @@ impl Journal {
             listener: None,
             tap: None,
             last,
+            lines: whole.len() as u64,
+            place,
+            lost: None,
         };
         Ok((journal, torn))
     }
@@ -279,17 +102,55 @@ impl Journal {
         &self.path
     }
 
-    /// Appends one record (after any unsynced ones) and syncs it to disk.
+    /// Appends one record (after any unsynced ones) and syncs it to disk. A journal that
+    /// moved under the run (deleted, replaced, written by another) is never written past: the
+    /// append fails with `JournalLost`, and this and later records go to the salvage file.
     pub fn append(&mut self, event: Event) -> anyhow::Result<()> {
         let mut record = Record::new(event);
         let line = self.line_of(&mut record)?;
         self.pending.extend_from_slice(&line);
+        if self.lost.is_none()
+            && let Err(what) = self.place.check(&self.path, &self.file)
+        {
+            // Still ours when it is gone from its place but untouched: copy it aside.
+            let copy = !what.starts_with("was changed");
+            let salvage = lost::salvage(&self.path, &self.file, self.place.len, copy);
+            let lost = JournalLost {
+                path: self.path.clone(),
+                what,
+            };
+            self.lost = Some((lost.clone(), salvage));
+            // The record that found it out is kept with the others, where they can be.
+            let _ = self.write_salvage();
+            return Err(lost.into());
+        }
+        if let Some((lost, _)) = &self.lost {
+            // Kept in the salvage file (and still told to the notifications: a host failure
+            // is exactly what they are for), but the run must not go on.
+            let lost = lost.clone();
+            if self.write_salvage().is_ok()
+                && let Some(tap) = &mut self.tap
+            {
+                tap(&record);
+            }
+            return Err(lost.into());
+        }
         let written = self
             .file
             .write_all(&self.pending)
             .and_then(|_| self.file.sync_data());
+        let n = self.pending.len() as u64;
         self.pending.clear();
-        written.with_context(|| format!("writing the journal {}", self.path.display()))?;
+        if let Err(e) = written {
+            // Unwritable (a full disk, a read-only or vanished folder): the same as lost.
+            let lost = JournalLost {
+                path: self.path.clone(),
+                what: format!("cannot be written ({e})"),
+            };
+            self.lost = Some((lost.clone(), None));
+            return Err(lost.into());
+        }
+        self.place.len += n;
         if let Some(listener) = &self.listener {
             listener();
         }
@@ -297,6 +158,27 @@ impl Journal {
             tap(&record);
         }
         Ok(())
+    }
+
+    /// The pending records, into the salvage file of a lost journal (when it has one).
+    fn write_salvage(&mut self) -> anyhow::Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        match &mut self.lost {
+            Some((_, Some(s))) => s
+                .file
+                .write_all(&pending)
+                .and_then(|_| s.file.sync_data())
+                .with_context(|| format!("writing {}", s.name)),
+            Some((lost, None)) => Err(lost.clone().into()),
+            None => Ok(()),
+        }
+    }
+
+    /// What happened to the journal, once it was lost, and the salvage file's name.
+    pub fn lost(&self) -> Option<(&JournalLost, Option<&str>)> {
+        self.lost
+            .as_ref()
+            .map(|(l, s)| (l, s.as_ref().map(|s| s.name.as_str())))
     }
 
     /// Appends `event` without a write of its own: it reaches the file, durably, with the next
@@ -313,6 +195,8 @@ impl Journal {
     /// it exists on disk.
     fn line_of(&mut self, record: &mut Record) -> anyhow::Result<Vec<u8>> {
         record.prev = self.last.take();
+        self.lines += 1;
+        record.n = self.lines;
         let mut line = crate::redact::json_line(record)?;
         self.last = Some(line_hash(&line));
         line.push(b'\n');
@@ -328,10 +212,10 @@ impl Journal {
     /// Reads every record. A torn last line (a crash mid-write) is ignored; a bad line
     /// elsewhere is corruption and an error.
     pub fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
-        let folder = Rooted::open(path.parent().unwrap_or(Path::new(".")), false);
-        let bytes = folder
-            .and_then(|f| f.read(path.file_name().unwrap_or_default()))
+        let folder = Rooted::open(path.parent().unwrap_or(Path::new(".")), false)
             .with_context(|| format!("reading the journal {}", path.display()))?;
+        let name = path.file_name().unwrap_or_default();
+        let bytes = crate::files::read_rooted(&folder, name, MAX_BYTES, "the journal")?;
         Journal::parse(&bytes).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
     }
 
@@ -345,6 +229,14 @@ impl Journal {
         }
         let mut records = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
+            if line.len() > crate::files::JOURNAL_LINE {
+                return Err(format!(
+                    "{}: a journal record of {} bytes, more than the {} one can be",
+                    i + 1,
+                    line.len(),
+                    crate::files::JOURNAL_LINE
+                ));
+            }
             match serde_json::from_slice::<Record>(line) {
                 Ok(r) => records.push(r),
                 Err(_) if i + 1 == lines.len() => break,
@@ -358,7 +250,9 @@ impl Journal {
 impl Drop for Journal {
     /// Unsynced records are not lost when no synced one follows (a run that stops).
     fn drop(&mut self) {
-        if !self.pending.is_empty() {
+        if self.lost.is_some() {
+            let _ = self.write_salvage();
+        } else if !self.pending.is_empty() && self.place.check(&self.path, &self.file).is_ok() {
             let _ = self
                 .file
                 .write_all(&self.pending)
@@ -381,10 +275,6 @@ pub fn line_hash(line: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(line))
 }
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
 /// Where a torn tail is kept for whoever wants to look at it: `journal.jsonl.torn`.
 pub fn torn_path(journal: &Path) -> PathBuf {
     let mut name = journal.as_os_str().to_owned();
@@ -400,7 +290,12 @@ fn cut_torn_tail(
 ) -> std::io::Result<u64> {
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0))?;
-    file.read_to_end(&mut bytes)?;
+    (&mut *file).take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_BYTES} bytes, the most a journal can be"
+        )));
+    }
     let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let tail = &bytes[keep..];
     let torn = tail.len() as u64;
@@ -475,6 +370,7 @@ mod tests {
 
     #[test]
     fn a_run_outcome_is_an_enum_with_the_same_words_as_before() {
+        use crate::record::Outcome;
         let old = r#"{"at":1,"event":"run-finished","outcome":"rolled-back","summary":"x"}"#;
         let r: Record = serde_json::from_str(old).unwrap();
         assert!(matches!(

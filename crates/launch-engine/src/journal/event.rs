@@ -1,0 +1,212 @@
+//! What a journal holds: one record per line, each an event of the run, chained to the line
+//! before it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{CheckRecord, Outcome, VerdictRecord, WindowRecord};
+
+use super::now_ms;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        runbook: String,
+        runbook_sha256: String,
+        plugins: Vec<(String, String)>,
+        auto: bool,
+        /// Who started it: `--operator`, else the login name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_by: Option<String>,
+    },
+    /// The stages the run means to go through, in order (name, title): what a page shows as
+    /// pending before they start.
+    Planned {
+        stages: Vec<(String, String)>,
+    },
+    /// The capability manifest the run starts with: each plugin's build and grants.
+    Capabilities {
+        manifest_sha256: String,
+        grants: Vec<crate::manifest::Grant>,
+    },
+    Resumed {
+        pid: u32,
+        /// Bytes of a torn last record (a crash mid-write) cut off before resuming.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        torn_bytes_dropped: u64,
+    },
+    StageStarted {
+        stage: String,
+        title: String,
+    },
+    /// An effect is about to happen; `EffectDone` with the same key says it did.
+    EffectStarted {
+        stage: String,
+        key: String,
+        detail: String,
+    },
+    EffectDone {
+        stage: String,
+        key: String,
+        detail: String,
+    },
+    Window {
+        stage: String,
+        environment: String,
+        window: WindowRecord,
+    },
+    Decision {
+        stage: String,
+        percent: u8,
+        action: String,
+        summary: String,
+        checks: Vec<CheckRecord>,
+        plugin: String,
+    },
+    /// An operator's request to a running canary (`canary pause` ...), as it was obeyed.
+    Control {
+        stage: String,
+        seq: u64,
+        /// When the operator asked.
+        requested_ms: u64,
+        command: crate::control::Command,
+        operator: String,
+        reason: String,
+        /// What the canary did about it.
+        outcome: String,
+    },
+    /// A notification's delivery (never the webhook's URL).
+    Notified {
+        channel: crate::runbook::Channel,
+        /// What it told: `run-started`, `stage-finished`, `auto-rollback`...
+        what: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<u8>,
+        delivered: bool,
+        attempts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        elapsed_ms: u64,
+    },
+    Log {
+        stage: String,
+        source: String,
+        level: String,
+        message: String,
+    },
+    StageFinished {
+        stage: String,
+        verdict: VerdictRecord,
+        checks: Vec<CheckRecord>,
+        summary: String,
+        plugin: Option<String>,
+        dry_run: bool,
+        /// What the host did about the verdict: `continued`, `aborted`, `rolled back`...
+        outcome: String,
+        elapsed_ms: u64,
+    },
+    /// A plugin call and what it saw, so it can be replayed: the inputs are a fixture, in the
+    /// record when small (`inputs`), else in the run folder (`input`: `calls/<sha256>.json`,
+    /// content-addressed, written before this record); a canary's history is the run's
+    /// `window` records numbered in `windows` (0 = the run's first window).
+    Call {
+        stage: String,
+        plugin: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        input: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inputs: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        windows: Vec<u64>,
+        /// In the fixtures' words: `promote 30`, `hold`, `pass`, `no-data`... or `failed`.
+        answer: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        checks: std::collections::BTreeMap<String, String>,
+    },
+    /// A shadow policy's answer to exactly the live plugin's inputs: journaled, never obeyed.
+    Shadow {
+        stage: String,
+        plugin: String,
+        /// The canary's percentage when it was asked; absent on other stages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+        /// What the live plugin answered, in the same words: `promote 30%`, `hold`, `PASS`...
+        live: String,
+        shadow: String,
+        agrees: bool,
+        summary: String,
+        checks: Vec<CheckRecord>,
+        /// Why the shadow gave no answer (a trap, its deadline): it never touches the run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed: Option<String>,
+    },
+    /// The host failed mid-stage and put a flag the stage had moved back to its safe value.
+    FlagRestored {
+        stage: String,
+        environment: String,
+        flag: String,
+        percent: u8,
+        /// False when even that failed; the operator must set the flag by hand.
+        restored: bool,
+        reason: String,
+    },
+    RunFinished {
+        outcome: Outcome,
+        summary: String,
+    },
+}
+
+impl Event {
+    /// The stage a record belongs to, for the events that belong to one.
+    pub fn stage(&self) -> Option<&str> {
+        match self {
+            Event::StageStarted { stage, .. }
+            | Event::EffectStarted { stage, .. }
+            | Event::EffectDone { stage, .. }
+            | Event::Window { stage, .. }
+            | Event::Decision { stage, .. }
+            | Event::Control { stage, .. }
+            | Event::Log { stage, .. }
+            | Event::StageFinished { stage, .. }
+            | Event::FlagRestored { stage, .. }
+            | Event::Shadow { stage, .. }
+            | Event::Call { stage, .. } => Some(stage),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub at: u64,
+    /// The record's line number (1-based), so a removed or reordered line is named by the gap
+    /// it leaves; 0 (absent) in journals written before it was kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n: u64,
+    /// The sha256 of the line before this one, as written: the journal is a hash chain, so an
+    /// edited, removed or reordered line breaks it (`launch-host verify`). None on a first line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Record {
+    pub fn new(event: Event) -> Record {
+        Record {
+            at: now_ms(),
+            n: 0,
+            prev: None,
+            event,
+        }
+    }
+}
+
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
