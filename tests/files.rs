@@ -7,7 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{launch_host_with, local_runs, test_plugin};
+use support::{launch_host_output, launch_host_with, local_runs, test_plugin};
 
 const SECRET: &str = "the-launch-codes-7731";
 
@@ -162,4 +162,199 @@ fn a_granted_folder_that_does_not_exist_is_refused_before_the_run() {
         "{stderr}"
     );
     assert!(local_runs(&w.join("runs")).is_empty());
+}
+
+/// `validate` and `run` of the work folder's runbook with `files = [grant]`: both exit codes
+/// and what they said.
+fn refused_grant(w: &Path, book: &Path, grant: &str) -> (Option<i32>, Option<i32>, String) {
+    let text = std::fs::read_to_string(book).unwrap();
+    let edited = text.replace(r#"files = ["dist"]"#, &format!("files = [{grant}]"));
+    assert_ne!(edited, text);
+    let book = w.join("edited.toml");
+    std::fs::write(&book, edited).unwrap();
+    let (p, b) = (w.join("plugins"), book.to_str().unwrap().to_string());
+    let (validated, v) = launch_host_output(
+        &[],
+        &[
+            "validate",
+            "--plugins",
+            p.to_str().unwrap(),
+            "--runbook",
+            &b,
+        ],
+    );
+    let runs = w.join("runs");
+    let (ran, r) = launch_host_output(
+        &[],
+        &[
+            "run",
+            "--yes",
+            "--plugins",
+            p.to_str().unwrap(),
+            "--runbook",
+            &b,
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        local_runs(&runs).is_empty(),
+        "nothing ran with files = [{grant}]"
+    );
+    (validated, ran, v + &r)
+}
+
+#[test]
+fn a_grant_that_would_leave_the_runbooks_folder_is_refused_at_its_line() {
+    let (dir, book) = work();
+    let w = dir.path();
+    // On 8fddcc8 every one of these was accepted; with "/etc" a plugin read /etc/passwd.
+    for (grant, why) in [
+        (r#""/etc""#, "is an absolute path"),
+        ("\"..\"", "climbs out with `..`"),
+        (r#""dist/../..""#, "climbs out with `..`"),
+        (r#""""#, "is empty"),
+        (r#""./""#, "is the runbook's folder itself"),
+        (r#""dist", "./dist""#, "is granted twice"),
+    ] {
+        let (validated, ran, said) = refused_grant(w, &book, grant);
+        assert_eq!((validated, ran), (Some(2), Some(2)), "{grant}: {said}");
+        assert!(
+            said.contains("edited.toml:11: stage `bundle-budget`: files:"),
+            "{grant}: {said}"
+        );
+        assert!(said.contains(why), "{grant}: {said}");
+    }
+    // A name inside the folder that is a symlink leading out: refused where it leads, by
+    // `validate` and by `run` alike.
+    std::os::unix::fs::symlink("/etc", w.join("etc-link")).unwrap();
+    let (validated, ran, said) = refused_grant(w, &book, r#""etc-link""#);
+    assert_eq!((validated, ran), (Some(2), Some(2)), "{said}");
+    assert!(
+        said.contains("leads to /etc, outside the runbook's folder"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("root:x:0:0"),
+        "nothing of /etc/passwd was read"
+    );
+}
+
+#[test]
+fn a_grant_list_of_any_length_is_refused_at_once_with_one_error() {
+    let (dir, book) = work();
+    let w = dir.path();
+    let many: Vec<String> = (0..100_000).map(|i| format!("\"d{i}\"")).collect();
+    let started = std::time::Instant::now();
+    let (validated, ran, said) = refused_grant(w, &book, &many.join(", "));
+    assert_eq!(
+        (validated, ran),
+        (Some(2), Some(2)),
+        "{}",
+        &said[..said.len().min(2000)]
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refused at once, not after a quadratic check: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        said.contains("files grants 100000 folders; at most 16 are allowed"),
+        "{said}"
+    );
+    assert!(
+        said.len() < 4000,
+        "one error per command, not 100 000: {} bytes",
+        said.len()
+    );
+}
+
+#[test]
+fn a_runbook_key_lock_or_fixture_that_never_ends_is_refused_by_name() {
+    let (dir, book) = work();
+    let w = dir.path();
+    let plugins = w.join("plugins");
+    let p = plugins.to_str().unwrap();
+    let bounded = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = launch_host_output(&[], args);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "read with a bound, not until memory ran out: {args:?}"
+        );
+        out
+    };
+    // On 8fddcc8 each of these read /dev/zero until the process was killed (7/7 at 2 GiB).
+    let (code, said) = bounded(&["run", "--yes", "--plugins", p, "--runbook", "/dev/zero"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("the runbook /dev/zero is not a regular file"),
+        "{said}"
+    );
+
+    let big = w.join("big.toml");
+    std::fs::write(&big, vec![b'#'; 2 << 20]).unwrap();
+    let (code, said) = bounded(&[
+        "validate",
+        "--plugins",
+        p,
+        "--runbook",
+        big.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("is larger than 1048576 bytes"), "{said}");
+
+    std::os::unix::fs::symlink("/dev/zero", w.join("zero.pub")).unwrap();
+    let text = std::fs::read_to_string(&book).unwrap();
+    let trusting = w.join("trusting.toml");
+    std::fs::write(
+        &trusting,
+        format!("[trust]\nkeys = [\"zero.pub\"]\n\n{text}"),
+    )
+    .unwrap();
+    let (code, said) = bounded(&[
+        "validate",
+        "--plugins",
+        p,
+        "--runbook",
+        trusting.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("trust.keys: the public key")
+            && said.contains("zero.pub is not a regular file"),
+        "{said}"
+    );
+
+    std::os::unix::fs::symlink("/dev/zero", plugins.join("plugins.lock")).unwrap();
+    let (code, said) = bounded(&[
+        "validate",
+        "--plugins",
+        p,
+        "--runbook",
+        book.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("the plugins lock") && said.contains("is not a regular file"),
+        "{said}"
+    );
+    std::fs::remove_file(plugins.join("plugins.lock")).unwrap();
+
+    let fixtures = w.join("fixtures");
+    std::fs::create_dir_all(&fixtures).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", fixtures.join("endless.toml")).unwrap();
+    let wasm = plugins.join("bundle-budget.wasm");
+    let (code, said) = bounded(&[
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+    ]);
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("the fixture") && said.contains("endless.toml is not a regular file"),
+        "{said}"
+    );
 }

@@ -198,9 +198,18 @@ fn five_resumes_at_once_after_a_kill_leave_exactly_one_owner_and_an_intact_histo
         "exactly one resume proceeds, the others are refused (exit 5): {codes:?}\n{}",
         outs.iter().map(text).collect::<Vec<_>>().join("\n---\n")
     );
-    assert_eq!(proceeded[0].status.code(), Some(0), "{}", text(proceeded[0]));
+    assert_eq!(
+        proceeded[0].status.code(),
+        Some(0),
+        "{}",
+        text(proceeded[0])
+    );
     for refused in outs.iter().filter(|o| o.status.code() == Some(5)) {
-        assert!(text(refused).contains("is being run by pid"), "{}", text(refused));
+        assert!(
+            text(refused).contains("is being run by pid"),
+            "{}",
+            text(refused)
+        );
     }
 
     let records = journal(&run);
@@ -273,12 +282,19 @@ fn a_canary_rolled_back_by_an_operator_while_stopped_is_not_resumed() {
     let started = Instant::now();
     let out = resume(&runs, &run).output().unwrap();
     let said = text(&out);
-    assert_eq!(out.status.code(), Some(3), "the canary ends rolled back: {said}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the canary ends rolled back: {said}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "at once, not after holding for its duration"
     );
-    assert!(said.contains("reads 0%, but this run had moved it to 30%"), "{said}");
+    assert!(
+        said.contains("reads 0%, but this run had moved it to 30%"),
+        "{said}"
+    );
     assert_eq!(flags(), 0, "the operator's rollback stands");
     let records = journal(&run);
     let after: Vec<_> = records
@@ -297,7 +313,9 @@ fn a_canary_rolled_back_by_an_operator_while_stopped_is_not_resumed() {
         "the resume journaled what it found"
     );
     assert!(
-        !after.iter().any(|r| r["event"] == "decision" && r["percent"] != 0),
+        !after
+            .iter()
+            .any(|r| r["event"] == "decision" && r["percent"] != 0),
         "no decision recorded at a percentage the flag is not at"
     );
 }
@@ -336,13 +354,19 @@ fn assert_host_failed_and_said_so(code: Option<i32>, run: &Path, said: &str, wha
     assert_eq!(flag(run), 0, "the canary's flag went back to 0");
     let marker: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("host-failed.json")).unwrap()).unwrap();
-    assert!(marker["reason"].as_str().unwrap().contains(what), "{marker}");
+    assert!(
+        marker["reason"].as_str().unwrap().contains(what),
+        "{marker}"
+    );
     let salvaged = std::fs::read_to_string(run.join("journal.salvaged.jsonl")).unwrap();
     let records: Vec<serde_json::Value> = salvaged
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(records[0]["event"], "run-started", "the run's history was kept");
+    assert_eq!(
+        records[0]["event"], "run-started",
+        "the run's history was kept"
+    );
     assert!(
         records
             .iter()

@@ -301,6 +301,32 @@ impl PrometheusServer {
     }
 }
 
+impl PrometheusServer {
+    /// Freezes the server (SIGSTOP): it keeps its port and never answers. Returns when, in
+    /// milliseconds since the epoch.
+    pub fn pause(&self) -> u64 {
+        signal(self.child.id(), "-STOP");
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.child.id(), "-CONT");
+    }
+}
+
+/// Sends `sig` (e.g. `-STOP`) to `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
 impl Drop for PrometheusServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

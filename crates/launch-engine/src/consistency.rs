@@ -20,16 +20,14 @@ pub fn validate(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
         let live = find(catalog, name.get_ref(), name.span().start, &mut problem);
         // Granted folders exist, are folders, and each has a name of its own in the sandbox.
         let dirs = runbook.read_only_dirs(stage);
+        let mut guests = std::collections::HashMap::new();
+        for d in &dirs {
+            *guests.entry(d.guest.as_str()).or_insert(0usize) += 1;
+        }
         for (spec, dir) in stage.files.iter().zip(&dirs) {
-            if !dir.host.is_dir() {
-                problem(
-                    spec.span().start,
-                    format!(
-                        "files: {} is not a folder (a granted folder must exist before the run)",
-                        dir.host.display()
-                    ),
-                );
-            } else if dirs.iter().filter(|d| d.guest == dir.guest).count() > 1 {
+            if let Err(why) = runbook.granted(dir) {
+                problem(spec.span().start, format!("files: {why}"));
+            } else if guests[dir.guest.as_str()] > 1 {
                 problem(
                     spec.span().start,
                     format!(

@@ -57,7 +57,7 @@ impl RunOptions {
     /// The options a run was started with, as its folder keeps them (`options.json`).
     pub fn saved(run_dir: &Path) -> anyhow::Result<RunOptions> {
         let path = run_dir.join("options.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = crate::files::read(&path, crate::files::STATE, "the run's options")?;
         serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
     }
 
@@ -211,9 +211,11 @@ impl Ctx {
                 memory_bytes: stage.memory.unwrap_or(self.runbook.defaults.memory),
             },
             grants: Arc::new(
-                Grants::default()
-                    .with_hosts(allow)
-                    .with_read_only_dirs(self.runbook.read_only_dirs(stage)),
+                Grants::default().with_hosts(allow).with_read_only_dirs(
+                    self.runbook.granted_dirs(stage).map_err(|e| {
+                        anyhow::anyhow!("stage `{}`: files: {e}", stage.name.get_ref())
+                    })?,
+                ),
             ),
             http: launch_runtime::HttpSource::Live,
         })

@@ -185,7 +185,12 @@ fn remote_key(loc: &S3Location, run_id: &str) -> String {
 }
 
 fn read(run_dir: &Path) -> Option<Request> {
-    let bytes = std::fs::read(run_dir.join(FILE)).ok()?;
+    let bytes = crate::files::read(
+        &run_dir.join(FILE),
+        crate::files::STATE,
+        "a control request",
+    )
+    .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 

@@ -22,8 +22,8 @@ pub const JOURNAL_LINE: usize = 16 << 20;
 
 /// The bytes of `path`, at most `max`; `what` names the file in errors ("the runbook").
 pub fn read(path: &Path, max: u64, what: &str) -> anyhow::Result<Vec<u8>> {
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("reading {what} {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("reading {what} {}", path.display()))?;
     capped(file, max, what, path)
 }
 

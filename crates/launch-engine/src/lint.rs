@@ -128,7 +128,10 @@ pub async fn starved_canaries(runbook: &Runbook, catalog: &Catalog) -> Vec<Strin
         if plugin.role() != Role::CanaryPolicy {
             continue;
         }
-        let Some(env) = stage.environment().and_then(|e| runbook.environments.get(e)) else {
+        let Some(env) = stage
+            .environment()
+            .and_then(|e| runbook.environments.get(e))
+        else {
             continue;
         };
         // Requests per second that reach the target: the probe's, else an embedded target's

@@ -121,9 +121,8 @@ impl Locks {
 }
 
 fn read(path: &Path) -> Option<Holder> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    serde_json::from_slice(&crate::files::read(path, crate::files::STATE, "a lock").ok()?).ok()
 }
-
 
 /// Takes the lock of every target, all or none: local locks in `dir`, then remote ones.
 pub async fn acquire(dir: &Path, run_id: &str, targets: &[Target]) -> Result<Locks, LockError> {

@@ -140,7 +140,9 @@ impl Owner {
 
     /// The record in a run folder's `.owner`, if any (an empty file is a released run).
     pub fn of_run(run_dir: &Path) -> Option<Owner> {
-        let bytes = std::fs::read(run_dir.join(FILE)).ok()?;
+        let bytes =
+            crate::files::read(&run_dir.join(FILE), crate::files::STATE, "the owner record")
+                .ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 }

@@ -97,11 +97,11 @@ pub fn write(runbook: &Runbook, catalog: &Catalog) -> anyhow::Result<(PathBuf, L
 /// The lock in the catalog's folder, if there is one.
 pub fn read(catalog: &Catalog) -> Result<Option<(PathBuf, Lock)>, String> {
     let path = lock_path(&catalog.dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
+    if !path.exists() && path.symlink_metadata().is_err() {
+        return Ok(None);
+    }
+    let text = crate::files::read_to_string(&path, crate::files::STATE, "the plugins lock")
+        .map_err(|e| format!("{e:#}"))?;
     let lock: Lock = toml::from_str(&text).map_err(|e| {
         format!(
             "{}: not a plugins lock ({e}); write it again with `launch-host plugins lock`",
@@ -113,7 +113,12 @@ pub fn read(catalog: &Catalog) -> Result<Option<(PathBuf, Lock)>, String> {
 
 /// `sha256:HEX` of the lock file in the catalog's folder, if there is one.
 pub fn lock_digest(catalog: &Catalog) -> Option<String> {
-    let bytes = std::fs::read(lock_path(&catalog.dir)).ok()?;
+    let bytes = crate::files::read(
+        &lock_path(&catalog.dir),
+        crate::files::STATE,
+        "the plugins lock",
+    )
+    .ok()?;
     Some(format!("sha256:{}", crate::run::digest(&bytes)))
 }
 

@@ -24,6 +24,26 @@ fn message(sha256: &str) -> Vec<u8> {
     format!("launch-host plugin sha256:{sha256}").into_bytes()
 }
 
+/// An OpenSSH public key file (`.pub`), read with a bound.
+pub fn read_public_key(path: &Path) -> anyhow::Result<PublicKey> {
+    let text = crate::files::read_to_string(path, crate::files::KEY, "the public key")?;
+    PublicKey::from_openssh(text.trim())
+        .map_err(|e| anyhow::anyhow!("{} is not an OpenSSH public key ({e})", path.display()))
+}
+
+/// An OpenSSH private key file, read with a bound; a passphrase-protected one is refused.
+pub fn read_private_key(path: &Path) -> anyhow::Result<PrivateKey> {
+    let text = crate::files::read_to_string(path, crate::files::KEY, "the private key")?;
+    let key = PrivateKey::from_openssh(text.trim())
+        .map_err(|e| anyhow::anyhow!("{} is not an OpenSSH private key ({e})", path.display()))?;
+    anyhow::ensure!(
+        !key.is_encrypted(),
+        "{} is protected by a passphrase; sign with an unencrypted copy (e.g. in a CI secret)",
+        path.display()
+    );
+    Ok(key)
+}
+
 /// Where a component's signature lives.
 pub fn sig_path(wasm: &Path) -> PathBuf {
     let mut name = wasm.as_os_str().to_owned();
@@ -40,12 +60,7 @@ fn digest_of(wasm: &Path) -> anyhow::Result<String> {
 /// Signs `wasm` with the OpenSSH private key at `key`; returns the signature's path and the
 /// key's fingerprint.
 pub fn sign(wasm: &Path, key: &Path) -> anyhow::Result<(PathBuf, String)> {
-    let key = PrivateKey::read_openssh_file(key)
-        .map_err(|e| anyhow::anyhow!("{}: not an OpenSSH private key ({e})", key.display()))?;
-    anyhow::ensure!(
-        !key.is_encrypted(),
-        "the key is protected by a passphrase; sign with an unencrypted copy (e.g. in a CI secret)"
-    );
+    let key = read_private_key(key)?;
     let sig = key
         .sign(NAMESPACE, HashAlg::Sha512, &message(&digest_of(wasm)?))
         .map_err(|e| anyhow::anyhow!("signing with this key: {e} (an ed25519 key signs)"))?;
@@ -67,9 +82,12 @@ pub enum Signed {
 
 /// The signature beside `wasm` (whose sha256 is `digest`), checked against the key it names.
 pub fn signature(wasm: &Path, digest: &str) -> Signed {
-    let Ok(pem) = std::fs::read_to_string(sig_path(wasm)) else {
-        return Signed::Unsigned;
-    };
+    let pem =
+        match crate::files::read_to_string(&sig_path(wasm), crate::files::KEY, "the signature") {
+            Ok(pem) => pem,
+            Err(_) if !sig_path(wasm).exists() => return Signed::Unsigned,
+            Err(e) => return Signed::Bad(format!("{e:#}")),
+        };
     let sig = match SshSig::from_pem(pem.trim()) {
         Ok(s) => s,
         Err(e) => {
@@ -90,8 +108,7 @@ pub fn signature(wasm: &Path, digest: &str) -> Signed {
 
 /// Verifies `wasm` against the public key at `key`: the signer's fingerprint, or why not.
 pub fn verify(wasm: &Path, key: &Path) -> anyhow::Result<String> {
-    let trusted = PublicKey::read_openssh_file(key)
-        .map_err(|e| anyhow::anyhow!("{}: not an OpenSSH public key ({e})", key.display()))?;
+    let trusted = read_public_key(key)?;
     let wanted = trusted.fingerprint(HashAlg::Sha256).to_string();
     match signature(wasm, &digest_of(wasm)?) {
         Signed::By(fp) if fp == wanted => Ok(fp),
@@ -115,17 +132,11 @@ pub fn check(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
     let mut trusted = Vec::new();
     for key in &trust.keys {
         let path = base.join(key.get_ref());
-        match PublicKey::read_openssh_file(&path) {
+        match read_public_key(&path) {
             Ok(k) => trusted.push(k.fingerprint(HashAlg::Sha256).to_string()),
             Err(e) => problems.push(
                 runbook
-                    .error_at(
-                        key.span().start,
-                        format!(
-                            "trust.keys: {} is not an OpenSSH public key ({e})",
-                            path.display()
-                        ),
-                    )
+                    .error_at(key.span().start, format!("trust.keys: {e:#}"))
                     .to_string(),
             ),
         }

@@ -154,13 +154,16 @@ pub(crate) fn read<T: serde::de::DeserializeOwned>(
     name: &str,
 ) -> anyhow::Result<Vec<T>> {
     let path = dir.join(name);
-    let bytes = Rooted::open(dir, false).and_then(|d| d.read(name));
-    match bytes {
-        Ok(b) => serde_json::from_slice(&b)
-            .with_context(|| format!("{} is not valid UAT data", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    let folder = match Rooted::open(dir, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    };
+    if !folder.exists(name) {
+        return Ok(Vec::new());
     }
+    let b = crate::files::read_rooted(&folder, name, crate::files::STATE, "UAT data")?;
+    serde_json::from_slice(&b).with_context(|| format!("{} is not valid UAT data", path.display()))
 }
 
 /// Writes the UAT file `name` of `dir` (created when missing) whole.

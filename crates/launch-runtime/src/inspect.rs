@@ -30,7 +30,7 @@ pub struct Inspection {
 pub(super) async fn inspect(runtime: &Runtime, path: &Path) -> Result<Inspection, LoadError> {
     // Loading as a plugin gives the precise verdict; the component's shape is read regardless.
     let verdict = runtime.load(path).await;
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+    let bytes = crate::limits::read_component(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;

@@ -96,3 +96,26 @@ impl ResourceLimiter for MemoryGuard {
         Ok(desired <= 1_000_000)
     }
 }
+
+/// The largest component file the host reads: an 18 MB Python plugin is the biggest stock
+/// one; a file much larger is not a plugin (or not the right file).
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
+/// A component file's bytes, at most `MAX_COMPONENT_BYTES`; a device, a pipe or a larger file
+/// is an error naming it, never read until memory runs out.
+pub fn read_component(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_COMPONENT_BYTES) as usize);
+    file.take(MAX_COMPONENT_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_COMPONENT_BYTES} bytes, the most a plugin can be"
+        )));
+    }
+    Ok(bytes)
+}

@@ -91,7 +91,13 @@ pub(crate) async fn load(
         None => {
             // Compiled from the bytes read now, digest and all: the file may have changed
             // since it was hashed.
-            let bytes = tokio::fs::read(&path).await.map_err(read)?;
+            let bytes = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || crate::limits::read_component(&path))
+                    .await
+                    .map_err(|e| read(std::io::Error::other(e)))?
+                    .map_err(read)?
+            };
             kind(&bytes)?;
             let digest = hex::encode(Sha256::digest(&bytes));
             let (component, source) = cache

@@ -154,10 +154,12 @@ impl S3Location {
         content_type: &str,
         only_if: Option<Option<&str>>,
     ) -> anyhow::Result<Written> {
-        Ok(match self.put_tagged(key, body, content_type, only_if).await? {
-            Some(_) => Written::Done,
-            None => Written::Conflict,
-        })
+        Ok(
+            match self.put_tagged(key, body, content_type, only_if).await? {
+                Some(_) => Written::Done,
+                None => Written::Conflict,
+            },
+        )
     }
 
     /// `put`, returning the new version's ETag (what the next `If-Match` names), or `None`

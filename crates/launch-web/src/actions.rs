@@ -169,7 +169,10 @@ impl Actions {
 
 fn run_runbook(run_dir: &Path) -> anyhow::Result<Runbook> {
     let path = run_dir.join("runbook.toml");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = launch_engine::files::read_to_string(
+        &path,
+        launch_engine::files::RUNBOOK,
+        "the run's runbook copy",
+    )?;
     Ok(Runbook::parse(&text, &path.display().to_string())?)
 }

@@ -60,7 +60,12 @@ impl Hub {
 
 /// The run's page body as its journal says now.
 pub fn render(dir: &std::path::Path) -> Update {
-    let bytes = std::fs::read(dir.join("journal.jsonl")).unwrap_or_default();
+    let bytes = launch_engine::files::read(
+        &dir.join("journal.jsonl"),
+        launch_engine::journal::MAX_BYTES,
+        "the journal",
+    )
+    .unwrap_or_default();
     let seq = launch_engine::journal::lines(&bytes).len();
     let (html, finished) = match RunReport::from_bytes(&bytes) {
         Ok(r) => {

@@ -99,7 +99,9 @@ pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit>
             eprintln!("error: cannot resume {}: {e:#}", dir.display());
             let held = e.downcast_ref::<launch_engine::lock::LockError>().is_some()
                 || e.downcast_ref::<launch_engine::owner::OwnerError>()
-                    .is_some_and(|o| !matches!(o, launch_engine::owner::OwnerError::Unavailable { .. }));
+                    .is_some_and(|o| {
+                        !matches!(o, launch_engine::owner::OwnerError::Unavailable { .. })
+                    });
             Ok(if held { Exit::Locked } else { Exit::Usage })
         }
     }

@@ -100,9 +100,11 @@ pub fn parse_runbook(path: Option<&Path>) -> anyhow::Result<(Runbook, String)> {
 
 pub fn runbook_text(path: Option<&Path>) -> anyhow::Result<(String, String)> {
     match path {
-        Some(path) => std::fs::read_to_string(path)
-            .map(|t| (t, path.display().to_string()))
-            .map_err(|e| anyhow::anyhow!("{}: cannot read the runbook: {e}", path.display())),
+        Some(path) => {
+            launch_engine::files::read_to_string(path, launch_engine::files::RUNBOOK, "the runbook")
+                .map(|t| (t, path.display().to_string()))
+                .map_err(|e| anyhow::anyhow!("{}: cannot read the runbook: {e:#}", path.display()))
+        }
         None => Ok((
             launch_engine::runbook::DEFAULT_RUNBOOK.to_string(),
             "(embedded default runbook)".to_string(),

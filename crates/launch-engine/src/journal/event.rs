@@ -206,7 +206,6 @@ impl Record {
     }
 }
 
-
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

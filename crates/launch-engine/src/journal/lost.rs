@@ -41,7 +41,12 @@ pub const SALVAGED: &str = "journal.salvaged.jsonl";
 impl HostFailed {
     /// The marker of `run_dir`, if its journal was lost.
     pub fn of_run(run_dir: &Path) -> Option<HostFailed> {
-        let bytes = crate::files::read(&run_dir.join(HOST_FAILED), 64 << 10, "a run's failure marker").ok()?;
+        let bytes = crate::files::read(
+            &run_dir.join(HOST_FAILED),
+            64 << 10,
+            "a run's failure marker",
+        )
+        .ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 }
@@ -76,7 +81,10 @@ impl Place {
         if (here.dev(), here.ino()) != (self.dev, self.ino) {
             return Err("was replaced by another file".into());
         }
-        let len = file.metadata().map_err(|e| format!("cannot be looked at ({e})"))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot be looked at ({e})"))?
+            .len();
         if len != self.len {
             return Err(format!(
                 "was changed by another writer ({len} bytes where this run wrote {})",

@@ -359,8 +359,7 @@ impl Fixture {
 
     /// Reads a `.toml` or `.json` fixture; errors name the file and line.
     pub fn load(path: &Path) -> anyhow::Result<Fixture> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = crate::files::read_to_string(path, crate::files::FIXTURE, "the fixture")?;
         let mut fixture: Fixture = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), e.line()))?

@@ -62,9 +62,12 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
                         format!("the call of `{stage}` in the journal holds no recorded inputs")
                     })?,
                     None => {
-                        let bytes = folder.read(input).with_context(|| {
-                            format!("reading {}", folder.display(input).display())
-                        })?;
+                        let bytes = crate::files::read_rooted(
+                            &folder,
+                            input,
+                            crate::files::FIXTURE,
+                            "a recorded call",
+                        )?;
                         serde_json::from_slice(&bytes)
                             .with_context(|| format!("{input} is not a recorded call"))?
                     }

@@ -128,10 +128,12 @@ impl RunReport {
         let path = run_dir.join(name);
         let folder = launch_targets::rooted::Rooted::open(run_dir, false)
             .with_context(|| format!("reading the journal {}", path.display()))?;
-        let bytes = crate::files::read_rooted(&folder, name, crate::journal::MAX_BYTES, "the journal");
+        let bytes =
+            crate::files::read_rooted(&folder, name, crate::journal::MAX_BYTES, "the journal");
         match (bytes, &failed) {
-            (Ok(bytes), _) => RunReport::from_bytes(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}:{e}", path.display())),
+            (Ok(bytes), _) => {
+                RunReport::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+            }
             (Err(_), Some(_)) => RunReport::from_bytes(b"").map_err(|e| anyhow::anyhow!(e)),
             (Err(e), None) => Err(e),
         }

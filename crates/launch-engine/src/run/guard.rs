@@ -29,7 +29,10 @@ pub(super) async fn host_failed(
     why: String,
     elapsed_ms: u64,
 ) -> anyhow::Result<RunSummary> {
-    let name = stage.map_or_else(|| "(between stages)".to_string(), |s| s.name.get_ref().clone());
+    let name = stage.map_or_else(
+        || "(between stages)".to_string(),
+        |s| s.name.get_ref().clone(),
+    );
     let mut done = Vec::new();
     if let Some(guard) = ctx.flag_guard.take() {
         // The flag first: the journal may be what failed.

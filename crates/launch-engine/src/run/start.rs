@@ -253,7 +253,7 @@ pub async fn resume(
     let records = Journal::read(&journal_path)?;
     // A chained journal whose chain is broken was edited: its history cannot be continued.
     if records.iter().any(|r| r.prev.is_some()) {
-        let bytes = std::fs::read(&journal_path)?;
+        let bytes = crate::files::read(&journal_path, crate::journal::MAX_BYTES, "the journal")?;
         if let Err((line, why)) = crate::verify::chain(&bytes) {
             anyhow::bail!(
                 "{}:{line}: {why}; the run's history was changed, so it is not resumed (`launch-host verify` checks it)",
@@ -279,8 +279,11 @@ pub async fn resume(
             outcome.word()
         );
     }
-    let text = std::fs::read_to_string(run_dir.join("runbook.toml"))
-        .context("reading the run's runbook copy")?;
+    let text = crate::files::read_to_string(
+        &run_dir.join("runbook.toml"),
+        crate::files::RUNBOOK,
+        "the run's runbook copy",
+    )?;
     let mut options = RunOptions::saved(run_dir)?;
     if let Some(dir) = plugins_dir {
         options.plugins_dir = dir;
@@ -384,10 +387,14 @@ fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>)> {
         );
     };
     let file = runbook.split(" → ").next().unwrap_or(runbook);
-    let mirrored = std::fs::read_to_string(run_dir.join("runbook.toml"))
-        .ok()
-        .and_then(|text| Runbook::parse(&text, file).ok())
-        .and_then(|rb| state_url(&rb));
+    let mirrored = crate::files::read_to_string(
+        &run_dir.join("runbook.toml"),
+        crate::files::RUNBOOK,
+        "the run's runbook copy",
+    )
+    .ok()
+    .and_then(|text| Runbook::parse(&text, file).ok())
+    .and_then(|rb| state_url(&rb));
     Ok((run_id.clone(), mirrored))
 }
 

@@ -17,7 +17,8 @@ pub const INTERVAL: RangeInclusive<Duration> = Duration::from_millis(100)..=HOUR
 /// How long a stage (canary, monitor, wait) may last: up to a week of bake time.
 pub const DURATION: RangeInclusive<Duration> = MS..=Duration::from_secs(7 * 24 * 3600);
 /// How long a canary or a stability gate may go without data before it rolls back.
-pub const NO_DATA_LIMIT: RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(24 * 3600);
+pub const NO_DATA_LIMIT: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(24 * 3600);
 /// One plugin call, from instantiation to answer.
 pub const DEADLINE: RangeInclusive<Duration> = launch_runtime::limits::DEADLINE;
 /// A plugin's linear memory.
@@ -27,6 +28,8 @@ pub const PROBE_RATE: RangeInclusive<u32> = 1..=10_000;
 /// Lists an operator writes by hand: more is a generated file gone wrong.
 pub const MAX_STAGES: usize = 500;
 pub const MAX_LIST: usize = 100;
+/// Folders granted to one stage's plugin.
+pub const MAX_FILES: usize = 16;
 /// Shadow policies on one stage: each multiplies the stage's plugin calls.
 pub const MAX_SHADOWS: usize = 8;
 

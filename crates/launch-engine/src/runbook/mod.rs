@@ -188,6 +188,63 @@ impl Runbook {
     }
 }
 
+impl Runbook {
+    /// Where a granted folder really is: resolved on disk (symlinks followed) and required to
+    /// stay inside the runbook's folder, so neither a symlink nor a folder swapped after
+    /// `validate` leads a plugin out of it.
+    pub fn granted(
+        &self,
+        dir: &launch_runtime::capabilities::ReadOnlyDir,
+    ) -> Result<PathBuf, String> {
+        let base = self.folder();
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base.as_path()
+        };
+        let root = std::fs::canonicalize(base).map_err(|e| {
+            format!(
+                "the runbook's folder {} cannot be opened ({e})",
+                base.display()
+            )
+        })?;
+        let real = std::fs::canonicalize(&dir.host).map_err(|e| {
+            format!(
+                "{} is not a folder ({e}); a granted folder must exist before the run",
+                dir.host.display()
+            )
+        })?;
+        if !real.starts_with(&root) {
+            return Err(format!(
+                "{} leads to {}, outside the runbook's folder {}: a granted folder must be inside it (a symlink that leads out is not followed)",
+                dir.host.display(),
+                real.display(),
+                root.display()
+            ));
+        }
+        if !real.is_dir() {
+            return Err(format!("{} is not a folder", dir.host.display()));
+        }
+        Ok(real)
+    }
+
+    /// A stage's read-only folders as the sandbox opens them (see `granted`).
+    pub fn granted_dirs(
+        &self,
+        stage: &Stage,
+    ) -> Result<Vec<launch_runtime::capabilities::ReadOnlyDir>, String> {
+        self.read_only_dirs(stage)
+            .into_iter()
+            .map(|d| {
+                Ok(launch_runtime::capabilities::ReadOnlyDir {
+                    host: self.granted(&d)?,
+                    guest: d.guest,
+                })
+            })
+            .collect()
+    }
+}
+
 /// A runbook problem, with the place it is at.
 #[derive(Debug, thiserror::Error)]
 #[error("{source_name}:{line}: {message}")]
@@ -203,11 +260,12 @@ impl Runbook {
     }
 
     pub fn load(path: &Path) -> Result<Runbook, RunbookError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RunbookError {
-            source_name: path.display().to_string(),
-            line: 0,
-            message: format!("cannot read the runbook: {e}"),
-        })?;
+        let text = crate::files::read_to_string(path, crate::files::RUNBOOK, "the runbook")
+            .map_err(|e| RunbookError {
+                source_name: path.display().to_string(),
+                line: 0,
+                message: format!("cannot read the runbook: {e:#}"),
+            })?;
         Runbook::parse(&text, &path.display().to_string())
     }
 

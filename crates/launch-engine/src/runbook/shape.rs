@@ -255,6 +255,7 @@ impl Runbook {
                     ),
                 ));
             }
+            self.check_files(stage)?;
             if let (Some(first), None) = (stage.files.first(), &stage.plugin) {
                 return Err(self.error_at(
                     first.span().start,
@@ -389,6 +390,63 @@ impl Runbook {
                 )));
             }
             last = Some(p);
+        }
+        Ok(())
+    }
+
+    /// A stage's `files`: a short list of folders, each a plain path inside the runbook's
+    /// folder (no absolute path, no `..`, not empty, not the folder itself), each named once.
+    /// Where a name leads on disk (a symlink out) is checked before the run (`granted`).
+    fn check_files(&self, stage: &super::Stage) -> Result<(), RunbookError> {
+        use std::path::{Component, Path};
+        if stage.files.len() > limits::MAX_FILES {
+            return Err(self.error_at(
+                stage.files[limits::MAX_FILES].span().start,
+                format!(
+                    "stage `{}`: files grants {} folders; at most {} are allowed",
+                    stage.name.get_ref(),
+                    stage.files.len(),
+                    limits::MAX_FILES
+                ),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in &stage.files {
+            let written = f.get_ref();
+            let path = Path::new(written);
+            let why = if written.trim().is_empty() {
+                Some("is empty")
+            } else if path.has_root() || written.starts_with('~') {
+                Some("is an absolute path")
+            } else if path.components().any(|c| c == Component::ParentDir) {
+                Some("climbs out with `..`")
+            } else if path.components().all(|c| c == Component::CurDir) {
+                Some("is the runbook's folder itself")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(self.error_at(
+                    f.span().start,
+                    format!(
+                        "stage `{}`: files: `{written}` {why}; grant a folder inside the runbook's folder by its relative path, e.g. files = [\"dist\"]",
+                        stage.name.get_ref()
+                    ),
+                ));
+            }
+            let normal: std::path::PathBuf = path
+                .components()
+                .filter(|c| *c != Component::CurDir)
+                .collect();
+            if !seen.insert(normal) {
+                return Err(self.error_at(
+                    f.span().start,
+                    format!(
+                        "stage `{}`: files: `{written}` is granted twice",
+                        stage.name.get_ref()
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -43,7 +43,9 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         .map_or(&[], |(_, recs)| recs.as_slice());
     let promotions = earlier
         .iter()
-        .filter(|r| matches!(&r.event, Event::EffectDone { key, .. } if key.starts_with("promote:")))
+        .filter(
+            |r| matches!(&r.event, Event::EffectDone { key, .. } if key.starts_with("promote:")),
+        )
         .count();
     // On resume, the world is read again: a flag moved back below where this run had put it
     // (an operator's rollback while the run was stopped) stays where the operator put it.

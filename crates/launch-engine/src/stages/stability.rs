@@ -75,9 +75,8 @@ pub async fn watch(
                 match blindness.blind(&reason) {
                     Blind::Hold { tell } => {
                         if let Some(line) = tell {
-                            ctx.operator.tell(Notice::Warning(&format!(
-                                "stage `{name}`: {line}"
-                            )));
+                            ctx.operator
+                                .tell(Notice::Warning(&format!("stage `{name}`: {line}")));
                         }
                         continue;
                     }

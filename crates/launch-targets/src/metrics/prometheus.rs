@@ -230,10 +230,17 @@ impl Prometheus {
             };
             if started.elapsed() >= within {
                 let hint = match measure {
-                    Measure::Requests => "is the target scraped? do the metric and label names match?".to_string(),
+                    Measure::Requests => {
+                        "is the target scraped? do the metric and label names match?".to_string()
+                    }
                     Measure::Errors | Measure::Conflicts => format!(
                         "do the metric and label names match? An empty answer is no data, never 0: if none answered yet is normal, make the query answer 0 itself, e.g. `<query> or 0 * {}`",
-                        self.render(&self.config.queries.requests, &self.label(endpoint), &self.config.baseline, window)
+                        self.render(
+                            &self.config.queries.requests,
+                            &self.label(endpoint),
+                            &self.config.baseline,
+                            window
+                        )
                     ),
                     _ => "do the metric and label names match?".to_string(),
                 };
@@ -278,6 +285,16 @@ impl Prometheus {
         let base = format!("{}/api/v1/query", self.config.url.trim_end_matches('/'));
         let url = reqwest::Url::parse_with_params(&base, &[("query", q)])
             .map_err(|e| self.error(Some(q), format!("not a URL: {e}")))?;
+        let silent = || {
+            self.error(
+                Some(q),
+                format!("no answer within {}", humantime::format_duration(deadline)),
+            )
+        };
+        let failed = |what: &str, e: reqwest::Error| match e.is_timeout() {
+            true => silent(),
+            false => self.error(Some(q), format!("{what}: {e}")),
+        };
         let asked = async {
             let resp = self
                 .client
@@ -285,29 +302,24 @@ impl Prometheus {
                 .timeout(deadline)
                 .send()
                 .await
-                .map_err(|e| self.error(Some(q), format!("unreachable: {e}")))?;
+                .map_err(|e| failed("unreachable", e))?;
             let status = resp.status();
             let body = resp
                 .bytes()
                 .await
-                .map_err(|e| self.error(Some(q), format!("reading the answer: {e}")))?;
+                .map_err(|e| failed("reading the answer", e))?;
             Ok::<_, QueryError>((status, body))
         };
         let (status, body) = tokio::time::timeout(deadline, asked)
             .await
-            .map_err(|_| {
-                self.error(
-                    Some(q),
-                    format!(
-                        "no answer within {}",
-                        humantime::format_duration(deadline)
-                    ),
-                )
-            })??;
+            .map_err(|_| silent())??;
         if body.len() > MAX_ANSWER_BYTES {
             return Err(self.error(
                 Some(q),
-                format!("answered {} bytes, more than the {MAX_ANSWER_BYTES} a measure can take", body.len()),
+                format!(
+                    "answered {} bytes, more than the {MAX_ANSWER_BYTES} a measure can take",
+                    body.len()
+                ),
             ));
         }
         let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
@@ -371,12 +383,16 @@ impl Prometheus {
             (Served::Canary, self.config.canary.as_str()),
             (Served::Baseline, self.config.baseline.as_str()),
         ];
-        let asks = self.config.endpoints.iter().map(|(name, label)| async move {
-            let [canary, baseline] = versions.map(|(served, version)| {
-                self.endpoint(name, label, served, version, window, deadline)
+        let asks = self
+            .config
+            .endpoints
+            .iter()
+            .map(|(name, label)| async move {
+                let [canary, baseline] = versions.map(|(served, version)| {
+                    self.endpoint(name, label, served, version, window, deadline)
+                });
+                Ok::<_, QueryError>((canary.await?, baseline.await?))
             });
-            Ok::<_, QueryError>((canary.await?, baseline.await?))
-        });
         let per_endpoint = try_join_all(asks).await?;
         let mut out = Vec::with_capacity(per_endpoint.len() * 3);
         for (canary, baseline) in &per_endpoint {

@@ -65,7 +65,10 @@ impl Measure {
 
     /// A latency, as opposed to a count.
     pub fn is_latency(self) -> bool {
-        !matches!(self, Measure::Requests | Measure::Errors | Measure::Conflicts)
+        !matches!(
+            self,
+            Measure::Requests | Measure::Errors | Measure::Conflicts
+        )
     }
 }
 
