@@ -347,7 +347,7 @@ fn killed_mid_canary_then_resumed_completes_without_repeating_effects() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("anchors its last line"));
+    assert!(text(&out.stdout).contains("anchor its last line"));
 }
 
 #[test]

@@ -250,6 +250,8 @@ impl Ctx {
             key: key.into(),
             detail: detail.into(),
         })?;
+        // Every effect's record is signed as soon as it is done.
+        self.journal.checkpoint()?;
         self.done_effects.insert(full);
         Ok(())
     }

@@ -118,15 +118,40 @@ fn state_files(run_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// Copies run `run_id` from `url` into `dest` (a run folder), for `resume`, `status` and
 /// `report` on a machine that did not start the run. Keys are written through the folder's
 /// capability: one that would name a path outside it (`../`, an absolute path) is skipped.
+///
+/// A local copy is evidence too: it is replaced only by a copy that continues it (the same
+/// lines and later ones); one that continues the S3 copy is kept as it is; copies that differ
+/// are both left alone and the difference is an error (`verify --state` compares them).
 pub async fn fetch(url: &str, run_id: &str, dest: &Rooted) -> anyhow::Result<()> {
     let loc = S3Location::connect(url).await?;
     let prefix = run_prefix(&loc, run_id);
     let keys = loc.list(&prefix).await?;
-    anyhow::ensure!(
-        keys.iter().any(|k| k.ends_with("/journal.jsonl")),
-        "no run {run_id} in {} (no journal.jsonl there)",
-        loc.url(&prefix)
-    );
+    let journal_key = format!("{prefix}journal.jsonl");
+    let remote = match keys.contains(&journal_key) {
+        true => loc.get(&journal_key).await?.map(|(bytes, _)| bytes),
+        false => None,
+    };
+    let Some(remote) = remote else {
+        anyhow::bail!(
+            "no run {run_id} in {} (no journal.jsonl there)",
+            loc.url(&prefix)
+        );
+    };
+    if dest.exists("journal.jsonl") {
+        let local = crate::files::read_rooted(dest, "journal.jsonl", crate::journal::MAX_BYTES, "the journal")?;
+        use crate::verify::copies::{Agreement, agreement};
+        match agreement(&local, &remote) {
+            Agreement::Same => {}
+            Agreement::Continues { longer, .. } if longer == crate::journal::lines(&remote).len() => {}
+            // This machine's copy is ahead of the one in S3: it stays.
+            Agreement::Continues { .. } => return Ok(()),
+            Agreement::Differ(line) => anyhow::bail!(
+                "the local copy of run {run_id} ({}) and the one in {} differ from line {line}; neither is overwritten: `launch-host verify {run_id} --state {url}` compares them",
+                dest.display("journal.jsonl").display(),
+                loc.url(&journal_key)
+            ),
+        }
+    }
     for key in keys {
         let Some(rel) = key.get(prefix.len()..) else {
             continue;
@@ -139,13 +164,28 @@ pub async fn fetch(url: &str, run_id: &str, dest: &Rooted) -> anyhow::Result<()>
         {
             continue;
         }
-        let Some((bytes, _)) = loc.get(&key).await? else {
-            continue;
+        let bytes = if key == journal_key {
+            remote.clone()
+        } else {
+            match loc.get(&key).await? {
+                Some((bytes, _)) => bytes,
+                None => continue,
+            }
         };
         dest.write_atomically(rel, &bytes)
             .with_context(|| format!("writing {}", dest.display(rel).display()))?;
     }
     Ok(())
+}
+
+/// Fetches run `run_id` from `url` into the folder `dir` (created): a scratch folder that
+/// `verify --state` checks beside the local copy.
+pub async fn fetch_to(url: &str, run_id: &str, dir: &Path) -> anyhow::Result<()> {
+    let Some(id) = launch_targets::rooted::single_component(run_id) else {
+        anyhow::bail!("`{run_id}` is not a run id");
+    };
+    let dest = Rooted::open(dir, true).with_context(|| format!("creating {}", dir.display()))?;
+    fetch(url, id, &dest).await
 }
 
 /// The runs stored at `url`, oldest first (run ids start with a UTC timestamp).

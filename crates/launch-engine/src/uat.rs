@@ -177,6 +177,7 @@ pub(crate) fn write<T: serde::Serialize>(dir: &Path, name: &str, v: &T) -> anyho
 }
 
 /// The UAT data of a workspace (or run) folder.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default)]
 pub struct UatData {
     pub items: Vec<ItemFile>,
     pub results: Vec<ResultFile>,

@@ -121,7 +121,7 @@ async fn run(app: &App, id: &str, live: Option<&page::Live>) -> Response {
     };
     match launch_engine::report::RunReport::from_journal(&dir) {
         Ok(report) => {
-            let uat = launch_engine::report::uat_of(&dir);
+            let uat = launch_engine::report::uat_for(&report, &dir);
             Html(page::render(&report, uat.as_ref(), live)).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")).into_response(),

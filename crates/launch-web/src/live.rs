@@ -69,7 +69,7 @@ pub fn render(dir: &std::path::Path) -> Update {
     let seq = launch_engine::journal::lines(&bytes).len();
     let (html, finished) = match RunReport::from_bytes(&bytes) {
         Ok(r) => {
-            let uat = launch_engine::report::uat_of(dir);
+            let uat = launch_engine::report::uat_for(&r, dir);
             let html = page::body(&r, uat.as_ref())
                 .render()
                 .unwrap_or_else(|e| format!("<p>{e}</p>"));

@@ -114,10 +114,11 @@ enum Command {
         after_help = "Examples:\n  launch-host report\n  launch-host report --output json > report.json"
     )]
     Report(status::ReportArgs),
-    /// Check a run's history is as written: the journal's hash chain, the report against the
-    /// journal, and (with --plugins) the plugins it ran
+    /// Check a run's history is the one its runner wrote: the journal's hash chain, the
+    /// runner's signatures, the reports and recorded calls against the journal, (with
+    /// --plugins) the plugins it ran, and (with --state) its S3 copy against the local one
     #[command(
-        after_help = "Examples:\n  launch-host verify                                  # the latest run\n  launch-host verify 20261127T150000123Z-1a2b --plugins plugins/\n  launch-host verify --state s3://my-bucket/launch    # a run mirrored in S3\n\nExit status: 0 intact · 1 a line, the report or a plugin differs (named) · 2 usage"
+        after_help = "Examples:\n  launch-host verify                                  # the latest run\n  launch-host verify 20261127T150000123Z-1a2b --plugins plugins/\n  launch-host verify --state s3://my-bucket/launch --trust ci-runner.pub   # the S3 copy, beside the local one\n\nThe runner signs the journal's head with its ed25519 key (LAUNCH_HOST_RUNNER_KEY, else\n~/.config/launch-host/runner_ed25519): verify trusts this machine's runner key and each --trust.\nIt never writes: the S3 copy is fetched into a scratch folder and compared.\n\nExit status: 0 intact · 1 a line, a signature, a report, a call or a plugin differs, or the copies disagree (named) · 2 usage"
     )]
     Verify(verify::VerifyArgs),
     /// Re-run a run's recorded plugin calls offline (HTTP answered from the recording), against
@@ -243,7 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate::run(host.runtime()?, args).await,
         Command::Status(args) => status::status(args).await,
         Command::Report(args) => status::report(args).await,
-        Command::Verify(args) => verify::verify(args).await,
+        Command::Verify(args) => verify::verify(host.runtime()?, args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Replay(args) => replay::run(host.runtime()?, args).await,
         Command::Rollback(args) => rollback::run(&host, args).await,

@@ -158,6 +158,20 @@ pub enum Event {
         outcome: Outcome,
         summary: String,
     },
+    /// The runner's signature over the chain's head at line `line` (`signing`): what makes
+    /// the history authentic, not only self-consistent.
+    Signed {
+        line: u64,
+        /// The sha256 of line `line`.
+        head: String,
+        /// The signer's key fingerprint (`SHA256:...`).
+        key: String,
+        /// An armored OpenSSH signature (SSHSIG).
+        signature: String,
+    },
+    /// The UAT checklist, results and sign-offs as the run ended, so its reports are drawn
+    /// from the journal alone.
+    Uat { data: crate::uat::UatData },
 }
 
 impl Event {

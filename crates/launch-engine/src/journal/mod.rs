@@ -12,6 +12,7 @@ use launch_targets::rooted::Rooted;
 
 mod event;
 mod lost;
+pub mod signing;
 
 pub use event::{Event, Record};
 pub use lost::{HOST_FAILED, HostFailed, JournalLost, SALVAGED, mark};
@@ -42,6 +43,8 @@ pub struct Journal {
     place: lost::Place,
     /// Set once the journal was lost: what happened, and where records go instead.
     lost: Option<(JournalLost, Option<lost::Salvage>)>,
+    /// Signs the chain's head at each checkpoint (`signing`).
+    signer: Option<signing::Signer>,
 }
 
 /// What the journal shows each durable record to.
@@ -85,8 +88,25 @@ impl Journal {
             lines: whole.len() as u64,
             place,
             lost: None,
+            signer: None,
         };
         Ok((journal, torn))
+    }
+
+    /// Signs the chain's head at every `checkpoint` from now on.
+    pub fn sign_with(&mut self, signer: signing::Signer) {
+        self.signer = Some(signer);
+    }
+
+    /// Appends a `signed` record over the last line, when the journal has a signer: the
+    /// history up to here (unsynced records included: they are written with it) is the
+    /// runner's, and provably so.
+    pub fn checkpoint(&mut self) -> anyhow::Result<()> {
+        let (Some(signer), Some(head)) = (&self.signer, &self.last) else {
+            return Ok(());
+        };
+        let signed = signer.sign(self.lines, head)?;
+        self.append(signed)
     }
 
     pub fn on_append(&mut self, listener: impl Fn() + Send + Sync + 'static) {

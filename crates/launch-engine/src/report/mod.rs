@@ -43,6 +43,33 @@ pub struct RunReport {
     /// The sha256 of the journal's last line when the report was written: anchors the chain's
     /// end (`launch-host verify`).
     pub journal_sha256: String,
+    /// Notifications that never reached their channel (an alert or a page nobody got).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undelivered: Vec<Undelivered>,
+    /// The journal's last signature: up to which line, by which runner key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedReport>,
+    /// The UAT data the run ended with, as its journal holds it.
+    #[serde(skip)]
+    pub uat: Option<crate::uat::UatData>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Undelivered {
+    pub channel: String,
+    pub what: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
+    pub attempts: u32,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignedReport {
+    /// The last line the signature covers.
+    pub line: u64,
+    /// The runner key's fingerprint.
+    pub key: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -159,6 +186,9 @@ impl RunReport {
             stages: Vec::new(),
             planned: Vec::new(),
             journal_sha256,
+            undelivered: Vec::new(),
+            signed: None,
+            uat: None,
         };
         for r in records {
             match r.event {
@@ -318,6 +348,25 @@ impl RunReport {
                         ));
                     }
                 }
+                Event::Notified {
+                    channel,
+                    what,
+                    level,
+                    delivered: false,
+                    attempts,
+                    error,
+                    ..
+                } => report.undelivered.push(Undelivered {
+                    channel: channel.word().into(),
+                    what,
+                    level,
+                    attempts,
+                    error: error.unwrap_or_default(),
+                }),
+                Event::Uat { data } => report.uat = Some(data),
+                Event::Signed { line, key, .. } => {
+                    report.signed = Some(SignedReport { line, key });
+                }
                 Event::Resumed { .. }
                 | Event::Notified { .. }
                 | Event::EffectStarted { .. }
@@ -336,19 +385,36 @@ pub fn write_all(run_dir: &Path) -> anyhow::Result<()> {
     // renderer adds of its own.
     let dir = launch_targets::rooted::Rooted::open(run_dir, false)
         .with_context(|| format!("opening {}", run_dir.display()))?;
-    let write = |name: &str, text: String| {
-        let text = crate::redact::text(&text);
+    for (name, text) in files_of(&report, uat_for(&report, run_dir).as_ref())? {
         dir.write_atomically(name, text.as_bytes())
-            .with_context(|| format!("writing {}", dir.display(name).display()))
-    };
-    write("report.json", serde_json::to_string_pretty(&report)?)?;
-    write("junit.xml", junit::render(&report))?;
-    write("report.md", markdown::render(&report))?;
-    write(
-        "report.html",
-        page::render(&report, uat_of(run_dir).as_ref(), None),
-    )?;
+            .with_context(|| format!("writing {}", dir.display(name).display()))?;
+    }
     Ok(())
+}
+
+/// The report files of `report` (drawn with `uat`), each as written: `verify` rebuilds them
+/// the same way, so a report that does not say what the journal says is found.
+pub fn files_of(
+    report: &RunReport,
+    uat: Option<&crate::uat::UatData>,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let masked = |text: String| crate::redact::text(&text).into_owned();
+    Ok(vec![
+        ("report.json", masked(serde_json::to_string_pretty(report)?)),
+        ("junit.xml", masked(junit::render(report))),
+        ("report.md", masked(markdown::render(report))),
+        ("report.html", masked(page::render(report, uat, None))),
+    ])
+}
+
+/// The UAT data a report shows: the journal's own for a finished run (so the report is the
+/// journal's alone), else the data as it is now.
+pub fn uat_for(report: &RunReport, run_dir: &Path) -> Option<crate::uat::UatData> {
+    match (&report.uat, report.finished_ms) {
+        (Some(uat), _) => Some(uat.clone()),
+        (None, Some(_)) => None,
+        (None, None) => uat_of(run_dir),
+    }
 }
 
 /// The UAT data a run used (its workspace's, or its own), when there is any.

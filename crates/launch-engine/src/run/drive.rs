@@ -139,6 +139,7 @@ async fn stages(ctx: &mut Ctx) -> anyhow::Result<RunSummary> {
             elapsed_ms,
         })?;
         ctx.journal_notifications()?;
+        ctx.journal.checkpoint()?;
         if next.is_none() && !result.verdict.is_pass() {
             let_through.push(format!("`{name}` {} ({what})", result.verdict.word()));
         }
@@ -159,19 +160,36 @@ async fn stages(ctx: &mut Ctx) -> anyhow::Result<RunSummary> {
             through.join(", ")
         ),
     });
+    // The UAT data the run ends with goes into the journal, so its reports are the journal's.
+    if has_uat(ctx)
+        && let Some(data) = crate::report::uat_of(&ctx.run_dir)
+    {
+        ctx.journal.append(Event::Uat { data })?;
+    }
     ctx.journal.append(Event::RunFinished {
         outcome,
         summary: summary.clone(),
     })?;
     // The launch is over whatever the webhooks do; their outcomes are the journal's last
-    // records, then the reports anchor its last line.
+    // records, then the runner signs its end and the reports anchor its last line.
     ctx.close_notifications().await?;
+    ctx.journal.checkpoint()?;
     crate::report::write_all(&ctx.run_dir).context("writing the reports")?;
     Ok(RunSummary {
         run_id: ctx.run_id.clone(),
         run_dir: ctx.run_dir.clone(),
         outcome,
         summary,
+    })
+}
+
+/// Whether the run has a UAT stage (its checklist, results and sign-offs belong to it).
+fn has_uat(ctx: &Ctx) -> bool {
+    ctx.runbook.stages.iter().any(|s| {
+        s.action() == Some(crate::runbook::Action::UatInit)
+            || s.plugin_name()
+                .and_then(|p| ctx.catalog.get(p))
+                .is_some_and(|p| p.role() == launch_runtime::Role::UatChecklist)
     })
 }
 

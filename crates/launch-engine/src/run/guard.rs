@@ -83,6 +83,7 @@ pub(super) async fn host_failed(
         summary: summary.clone(),
     });
     let _ = ctx.close_notifications().await;
+    let _ = ctx.journal.checkpoint();
     if let Some((lost, salvaged)) = ctx.journal.lost() {
         // The journal is not the run's any more: no report is written from it, and the run
         // folder says what happened instead.

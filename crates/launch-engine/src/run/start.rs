@@ -74,6 +74,8 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         return Err(refused(problems));
     }
     let run_id = new_run_id();
+    // The runner's key signs the run's history; without one there is no run to vouch for.
+    let signer = crate::journal::signing::Signer::runner(&run_id).map_err(|e| refused(vec![format!("{e:#}")]))?;
     // Locked before the run folder exists: a refused run leaves nothing behind.
     let locks = take_locks(&runbook, &options, runs_root, &run_id).await?;
     let run_dir = runs_root.join(&run_id);
@@ -109,6 +111,7 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         })
         .with_context(|| format!("writing the run folder {}", run_dir.display()))?;
     let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
+    journal.sign_with(signer);
     let notifier = listen(&runbook, &mut journal)?;
     let mirror = match mirror_to(whole, &run_id, &run_dir, &mut journal).await {
         Ok(m) => m,
@@ -254,7 +257,7 @@ pub async fn resume(
     // A chained journal whose chain is broken was edited: its history cannot be continued.
     if records.iter().any(|r| r.prev.is_some()) {
         let bytes = crate::files::read(&journal_path, crate::journal::MAX_BYTES, "the journal")?;
-        if let Err((line, why)) = crate::verify::chain(&bytes) {
+        if let Err((line, why)) = crate::verify::intact(&bytes) {
             anyhow::bail!(
                 "{}:{line}: {why}; the run's history was changed, so it is not resumed (`launch-host verify` checks it)",
                 journal_path.display()
@@ -338,6 +341,7 @@ pub async fn resume(
         }
     };
     let (mut journal, torn) = Journal::open_repaired(&journal_path)?;
+    journal.sign_with(crate::journal::signing::Signer::runner(run_id)?);
     let notifier = listen(&runbook, &mut journal)?;
     if torn > 0 {
         operator.tell(Notice::Warning(&format!(
@@ -357,6 +361,8 @@ pub async fn resume(
         pid: std::process::id(),
         torn_bytes_dropped: torn,
     })?;
+    // The history this resume goes on from (its chain checked above) is vouched for here.
+    journal.checkpoint()?;
     let mut ctx = prepare(
         runbook,
         catalog,
