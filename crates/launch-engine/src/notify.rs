@@ -35,7 +35,8 @@ struct Shared {
     run_id: Mutex<String>,
     /// Deliveries finished and not journaled yet.
     done: Mutex<Vec<Event>>,
-    running: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Deliveries on their way: `#channel (what)` and the task.
+    running: Mutex<Vec<(String, tokio::task::JoinHandle<()>)>>,
 }
 
 /// Sends a run's notifications. Cheap to clone.
@@ -132,8 +133,22 @@ impl Notifier {
             });
         });
         let mut running = lock(&shared.running);
-        running.retain(|t| !t.is_finished());
-        running.push(task);
+        running.retain(|(_, t)| !t.is_finished());
+        running.push((format!("#{} ({})", message.channel.word(), message.what), task));
+    }
+
+    /// The deliveries still on their way, as `#channel (what)`.
+    pub fn waiting(&self) -> Vec<String> {
+        lock(&self.shared.running)
+            .iter()
+            .filter(|(_, t)| !t.is_finished())
+            .map(|(what, _)| what.clone())
+            .collect()
+    }
+
+    /// The most one delivery may take, retries included.
+    pub fn deadline(&self) -> Duration {
+        self.shared.deadline
     }
 
     /// Deliveries finished since the last call, as journal records.
@@ -146,7 +161,8 @@ impl Notifier {
     pub async fn finish(&self) -> Vec<Event> {
         let running = std::mem::take(&mut *lock(&self.shared.running));
         let bound = self.shared.deadline + Duration::from_secs(1);
-        let _ = tokio::time::timeout(bound, futures::future::join_all(running)).await;
+        let tasks = running.into_iter().map(|(_, t)| t);
+        let _ = tokio::time::timeout(bound, futures::future::join_all(tasks)).await;
         self.finished()
     }
 }
@@ -261,6 +277,12 @@ impl Route {
                 "run-finished",
                 None,
                 match outcome {
+                    // A run that rolled back (an operator's rollback command passes) did
+                    // not launch anything: it says what it did.
+                    Outcome::Passed if !self.rolled_back.is_empty() => {
+                        let envs: Vec<&str> = self.rolled_back.iter().map(String::as_str).collect();
+                        format!("↩️ {launch}: rolled back in {} — {summary}", envs.join(" and "))
+                    }
                     Outcome::Passed => format!("✅ {launch}: launch complete — {summary}"),
                     other => format!("{launch}: run {} — {summary}", other.word().to_uppercase()),
                 },
@@ -373,6 +395,16 @@ mod tests {
         assert!(
             route(&mut r, done("drill:off")).is_empty(),
             "a drill is not a rollback"
+        );
+        let finished = record(Event::RunFinished {
+            outcome: Outcome::Passed,
+            summary: "all 1 stages passed".into(),
+        });
+        let said = r.on(&finished);
+        assert!(
+            said[0].text.starts_with("↩️") && !said[0].text.contains("launch complete"),
+            "a rollback is not a launch: {}",
+            said[0].text
         );
     }
 

@@ -47,6 +47,11 @@ pub enum Notice<'a> {
         percent: u8,
         reason: &'a str,
     },
+    /// A rollback put a flag at 0 — said the moment it is done, whatever still follows.
+    RolledBack {
+        environment: &'a str,
+        flag: &'a str,
+    },
     /// The canary stays at its step, and why: the policy's hold, or no data (told when it
     /// begins and again every few seconds while it lasts).
     CanaryHeld {

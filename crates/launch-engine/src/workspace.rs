@@ -155,28 +155,78 @@ pub fn progress_in(
             .find(|s| s.name.get_ref() == stage)
             .and_then(|s| s.environment.as_ref().map(|e| e.get_ref().clone()))
     };
-    let (i, stage, percent, action, summary, at) =
-        records
-            .iter()
-            .enumerate()
-            .rev()
-            .find_map(|(i, r)| match &r.event {
-                Event::Decision {
-                    stage,
-                    percent,
-                    action,
-                    summary,
-                    ..
-                } if stage_env(stage).as_deref() == Some(env) => Some((
+    // The latest canary stage about `env`, followed to its last word: a decision, an
+    // operator's request (who, why, what came of it), a promotion or a rollback — the flag's
+    // percentage as the journal last set it, not as the last decision found it.
+    struct Seen {
+        i: usize,
+        stage: String,
+        percent: u8,
+        action: String,
+        summary: String,
+        at: u64,
+        decided_at: u64,
+    }
+    let mut seen: Option<Seen> = None;
+    for (i, r) in records.iter().enumerate() {
+        match &r.event {
+            Event::Decision {
+                stage,
+                percent,
+                action,
+                summary,
+                ..
+            } if stage_env(stage).as_deref() == Some(env) => {
+                seen = Some(Seen {
                     i,
-                    stage.clone(),
-                    *percent,
-                    action.clone(),
-                    summary.clone(),
-                    r.at,
-                )),
-                _ => None,
-            })?;
+                    stage: stage.clone(),
+                    percent: *percent,
+                    action: action.clone(),
+                    summary: summary.clone(),
+                    at: r.at,
+                    decided_at: r.at,
+                });
+            }
+            Event::EffectDone { stage, key, detail } => {
+                let Some(s) = seen.as_mut().filter(|s| s.stage == *stage) else {
+                    continue;
+                };
+                if let Some(p) = key.strip_prefix("promote:").and_then(|p| p.parse().ok()) {
+                    s.percent = p;
+                } else if key.starts_with("promote-full:") {
+                    s.percent = 100;
+                    (s.action, s.summary, s.at) = ("promote --full".into(), detail.clone(), r.at);
+                } else if key.starts_with("rollback:") {
+                    s.percent = 0;
+                    (s.action, s.summary, s.at) = ("rollback".into(), detail.clone(), r.at);
+                }
+            }
+            Event::Control {
+                stage,
+                command,
+                operator,
+                reason,
+                outcome,
+                ..
+            } => {
+                if let Some(s) = seen.as_mut().filter(|s| s.stage == *stage) {
+                    s.action = format!("{} by {operator}", command.word());
+                    s.summary = format!("{reason} — {outcome}");
+                    s.at = r.at;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Seen {
+        i,
+        stage,
+        percent,
+        action,
+        summary,
+        at,
+        decided_at,
+    } = seen?;
     let finished = records[i..].iter().any(|r| {
         matches!(&r.event, Event::StageFinished { stage: s, .. } if *s == stage)
             || matches!(r.event, Event::RunFinished { .. })
@@ -190,7 +240,7 @@ pub fn progress_in(
         .and_then(serde_json::Value::as_u64);
     let next_step_in_ms = step_ms
         .filter(|_| !finished)
-        .map(|d| (at + d).saturating_sub(now_ms()));
+        .map(|d| (decided_at + d).saturating_sub(now_ms()));
     let paused_by = records
         .iter()
         .filter_map(|r| match &r.event {

@@ -11,6 +11,7 @@ use super::usage;
 use super::workspace::WorkspaceArgs;
 use super::{Exit, Host, Output};
 use launch_engine::{Operation, control, workspace};
+use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct CanaryArgs {
@@ -203,7 +204,7 @@ pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
             if output == Output::Json {
                 json(&status)?;
             } else {
-                println!(
+                say!(
                     "{}: {} at {}% ({})",
                     env.name,
                     rb.launch.flag,
@@ -211,15 +212,15 @@ pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
                     env.flags.describe()
                 );
                 for f in &rb.launch.component_flags {
-                    println!("  {f}: {}%", flags.get(f).copied().unwrap_or(0));
+                    say!("  {f}: {}%", flags.get(f).copied().unwrap_or(0));
                 }
-                println!(
+                say!(
                     "live release: {}",
                     status["release"].as_str().unwrap_or("(none)")
                 );
                 match workspace::canary_progress(&a.ws.runs_dir(), &rb, &env.name) {
-                    Some(c) => println!(
-                        "canary: stage {} of run {} — {} at {}%, last decision {}: {}",
+                    Some(c) => say!(
+                        "canary: stage {} of run {} — {} at {}%, last: {}: {}",
                         c.stage,
                         c.run_id,
                         c.state(),
@@ -227,7 +228,7 @@ pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
                         c.last_action,
                         c.last_summary
                     ),
-                    None => println!("canary: not started in this workspace"),
+                    None => say!("canary: not started in this workspace"),
                 }
             }
             Ok(Exit::Success)
@@ -255,7 +256,7 @@ async fn send(a: &CanaryArgs, command: control::Command, c: &ControlArgs) -> any
     };
     match sent {
         Ok(run_id) => {
-            println!(
+            say!(
                 "asked the canary of run {run_id} on {} to {} (as {operator}); it acts within one check interval — `launch-host canary status --env {}` shows it",
                 a.environment,
                 command.word(),

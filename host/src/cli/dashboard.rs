@@ -15,6 +15,7 @@ use launch_engine::journal::now_ms;
 use launch_engine::record::EndpointRecord;
 pub use launch_engine::watch::Snapshot;
 use launch_engine::workspace::CanaryProgress;
+use super::output::say;
 
 fn render(s: &Snapshot) -> String {
     let mut out = format!(
@@ -131,7 +132,7 @@ pub async fn watch(
             stop,
             |s| match &bar {
                 Some(bar) => bar.set_message(render(s)),
-                None if live => println!("{}", plain(s)),
+                None if live => say!("{}", plain(s)),
                 None => {}
             },
         )
@@ -144,5 +145,5 @@ pub async fn watch(
 
 /// The snapshot as a table, for one-shot commands.
 pub fn print(s: &Snapshot) {
-    println!("{}", render(s));
+    say!("{}", render(s));
 }

@@ -8,6 +8,7 @@ use super::usage;
 use super::workspace::WorkspaceArgs;
 use super::{Exit, Host, Output};
 use launch_engine::{Operation, workspace};
+use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct LaunchArgs {
@@ -134,19 +135,19 @@ async fn status(a: &LaunchArgs, output: Output) -> anyhow::Result<Exit> {
     if output == Output::Json {
         json(&status)?;
     } else {
-        println!("{} ({})", env.name, env.url);
-        println!("  health: GET {health_url} → {health}");
-        println!("  {}: {percent}%", rb.launch.flag);
+        say!("{} ({})", env.name, env.url);
+        say!("  health: GET {health_url} → {health}");
+        say!("  {}: {percent}%", rb.launch.flag);
         for f in &rb.launch.component_flags {
-            println!("  {f}: {}%", flags.get(f).copied().unwrap_or(0));
+            say!("  {f}: {}%", flags.get(f).copied().unwrap_or(0));
         }
-        println!(
+        say!(
             "  live release: {} in {}",
             status["release"].as_str().unwrap_or("(none)"),
             env.store.describe()
         );
         if let Some(c) = canary {
-            println!(
+            say!(
                 "  rollout: {} at {}% ({}), last decision {}: {}",
                 c.stage,
                 c.percent,
@@ -156,7 +157,7 @@ async fn status(a: &LaunchArgs, output: Output) -> anyhow::Result<Exit> {
             );
         }
         if let Some(r) = last_run {
-            println!("  last run: {r} (`launch-host status {r}`)");
+            say!("  last run: {r} (`launch-host status {r}`)");
         }
     }
     Ok(Exit::Success)

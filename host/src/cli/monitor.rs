@@ -11,6 +11,7 @@ use super::output::json;
 use super::usage;
 use super::workspace::WorkspaceArgs;
 use super::{Exit, Output};
+use super::output::esay;
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {
@@ -37,7 +38,7 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<Exit> {
         secs => match secs.parse::<u64>() {
             Ok(n) if (1..=604_800).contains(&n) => Some(Duration::from_secs(n)),
             _ => {
-                eprintln!(
+                esay!(
                     "error: `{secs}` is not `start`, `dashboard` or a number of seconds from 1 to 604800 (a week); e.g. `launch-host monitor 600`"
                 );
                 return Ok(Exit::Usage);
@@ -70,7 +71,7 @@ pub async fn run(args: MonitorArgs) -> anyhow::Result<Exit> {
         (Some(s), Output::Table) if !live => dashboard::print(&s),
         (Some(_), Output::Table) => {}
         (None, _) => {
-            eprintln!("error: no measurement window completed");
+            esay!("error: no measurement window completed");
             return Ok(Exit::GateFailed);
         }
     }

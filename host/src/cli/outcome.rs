@@ -8,6 +8,7 @@ use super::terminal::Terminal;
 use launch_engine::run::{Launch, Refused};
 use launch_engine::{Outcome, RunOptions, Runbook};
 use launch_runtime::Catalog;
+use super::output::{esay, say};
 
 pub fn exit_for(outcome: Outcome) -> Exit {
     match outcome {
@@ -20,13 +21,13 @@ pub fn exit_for(outcome: Outcome) -> Exit {
 }
 
 pub fn print_summary(s: &launch_engine::RunSummary) {
-    println!(
+    say!(
         "run {}: {} — {}",
         s.run_id,
         s.outcome.word().to_uppercase(),
         launch_engine::redact::text(&s.summary)
     );
-    println!(
+    say!(
         "reports: {}/report.{{md,html,json}}, {}/junit.xml",
         s.run_dir.display(),
         s.run_dir.display()
@@ -60,7 +61,7 @@ pub async fn launch(
                 for p in &refused.problems {
                     super::exit::error(p);
                 }
-                eprintln!(
+                esay!(
                     "error: nothing was run; fix the problems above (`launch-host validate` checks them)"
                 );
                 Ok(Exit::Usage)

@@ -34,6 +34,26 @@ pub fn millis(d: Duration) -> String {
 }
 
 pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// `println!` with every secret masked (`launch_engine::redact`): a name, a note or a reason
+/// an operator typed with a secret in it is never printed back.
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", launch_engine::redact::text(&format!($($arg)*)))
+    };
+}
+pub(crate) use say;
+
+/// `eprintln!` with every secret masked.
+macro_rules! esay {
+    ($($arg:tt)*) => {
+        eprintln!("{}", launch_engine::redact::text(&format!($($arg)*)))
+    };
+}
+pub(crate) use esay;

@@ -9,6 +9,7 @@ use clap::Args;
 use super::{Exit, Output, output};
 use launch_engine::lab::{self, Fixture, FixtureResult};
 use launch_runtime::{Plugin, Runtime};
+use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -112,35 +113,35 @@ pub async fn run(runtime: &Runtime, args: TestArgs) -> anyhow::Result<Exit> {
 fn print(results: &[FixtureResult], plugins: &[Plugin], failed: usize) {
     for r in results {
         let word = if r.passed() { "PASS" } else { "FAIL" };
-        println!(
+        say!(
             "{word}  {:<18} {}  ({:.2} ms)",
             r.plugin, r.name, r.elapsed_ms
         );
         if let Some(e) = &r.error {
-            println!("      error: {e}");
+            say!("      error: {e}");
         }
         for m in &r.mismatches {
-            println!(
+            say!(
                 "      {}: expected `{}`, got `{}`",
                 m.what, m.expected, m.got
             );
         }
         if !r.passed() {
-            println!("      answered: {}", r.got);
+            say!("      answered: {}", r.got);
             for line in &r.logs {
-                println!("      log: {line}");
+                say!("      log: {line}");
             }
-            println!("      fixture: {}", r.fixture.display());
+            say!("      fixture: {}", r.fixture.display());
         }
     }
     for p in plugins {
         if !results.iter().any(|r| r.plugin == p.info.name) {
-            println!("note: no fixtures for `{}`", p.info.name);
+            say!("note: no fixtures for `{}`", p.info.name);
         }
     }
     if failed == 0 {
-        println!("ok: {} fixture(s) passed", results.len());
+        say!("ok: {} fixture(s) passed", results.len());
     } else {
-        println!("FAILED: {failed} of {} fixture(s)", results.len());
+        say!("FAILED: {failed} of {} fixture(s)", results.len());
     }
 }

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use super::output::{self, table};
 use super::{Exit, Output};
 use launch_runtime::{Plugin, Runtime};
+use super::output::{esay, say};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginsCommand {
@@ -100,7 +101,7 @@ pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit>
         PluginsCommand::Lock(args) => lock(runtime, args).await,
         PluginsCommand::Sign(args) => match launch_engine::trust::sign(&args.file, &args.key) {
             Ok((sig, fingerprint)) => {
-                println!(
+                say!(
                     "signed {} with {fingerprint}: {}",
                     args.file.display(),
                     sig.display()
@@ -111,11 +112,11 @@ pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit>
         },
         PluginsCommand::Verify(args) => match launch_engine::trust::verify(&args.file, &args.key) {
             Ok(fingerprint) => {
-                println!("{}: signed by {fingerprint}", args.file.display());
+                say!("{}: signed by {fingerprint}", args.file.display());
                 Ok(Exit::Success)
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                esay!("error: {e}");
                 Ok(Exit::GateFailed)
             }
         },
@@ -160,7 +161,7 @@ async fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<Exit> {
     let catalog = match runtime.discover(&args.plugins).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            esay!("error: {e}");
             return Ok(Exit::Usage);
         }
     };
@@ -196,12 +197,12 @@ async fn list(runtime: &Runtime, args: ListArgs) -> anyhow::Result<Exit> {
                 ]);
             }
             if catalog.plugins.is_empty() {
-                println!("no plugins in {}", catalog.dir.display());
+                say!("no plugins in {}", catalog.dir.display());
             } else {
-                println!("{t}");
+                say!("{t}");
             }
             for e in &catalog.rejected {
-                eprintln!("error: {e}");
+                esay!("error: {e}");
             }
         }
     }
@@ -224,7 +225,7 @@ async fn lock(runtime: &Runtime, args: LockArgs) -> anyhow::Result<Exit> {
     match launch_engine::pins::write(&runbook, &catalog) {
         Ok((path, lock)) => {
             for p in &lock.plugins {
-                println!(
+                say!(
                     "locked {} {} ({}) sha256:{}",
                     p.name,
                     p.version,
@@ -232,7 +233,7 @@ async fn lock(runtime: &Runtime, args: LockArgs) -> anyhow::Result<Exit> {
                     &p.sha256[..12]
                 );
             }
-            println!(
+            say!(
                 "wrote {}: runs refuse any other build of these {} plugin(s)",
                 path.display(),
                 lock.plugins.len()
@@ -247,7 +248,7 @@ async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
     let inspection = match runtime.inspect(&args.file).await {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("error: {e}");
+            esay!("error: {e}");
             return Ok(Exit::Usage);
         }
     };
@@ -265,22 +266,22 @@ async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
         })?,
         Output::Table => {
             let i = &inspection;
-            println!("file:      {}", i.path.display());
-            println!("size:      {}", output::size(i.size));
-            println!("digest:    sha256:{}", i.digest);
+            say!("file:      {}", i.path.display());
+            say!("size:      {}", output::size(i.size));
+            say!("digest:    sha256:{}", i.digest);
             let versions = if i.contract_versions.is_empty() {
                 "(none)".to_string()
             } else {
                 i.contract_versions.join(", ")
             };
-            println!(
+            say!(
                 "contract:  launch:plugin@{versions} (this host: {})",
                 i.host_contract
             );
             if let Some(p) = &i.plugin {
-                println!("plugin:    {} {} ({})", p.name, p.version, p.role);
-                println!("           {}", p.description);
-                println!(
+                say!("plugin:    {} {} ({})", p.name, p.version, p.role);
+                say!("           {}", p.description);
+                say!(
                     "requests:  {}",
                     if p.capabilities.is_empty() {
                         "nothing".into()
@@ -288,7 +289,7 @@ async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
                         p.capabilities.join(", ")
                     }
                 );
-                println!(
+                say!(
                     "config:    {}",
                     if p.config_schema.is_some() {
                         "JSON Schema provided"
@@ -297,35 +298,35 @@ async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
                     }
                 );
             }
-            println!("imports:");
+            say!("imports:");
             for name in &i.imports {
-                println!("  {name}");
+                say!("  {name}");
             }
-            println!("exports:");
+            say!("exports:");
             for name in &i.exports {
-                println!("  {name}");
+                say!("  {name}");
             }
             match (&i.plugin, &manifest) {
                 (Some(p), Some(m)) if m.grants.is_empty() => {
-                    println!(
+                    say!(
                         "capabilities: `{}` is not used by {}",
                         p.name, runbook.source
                     );
                 }
                 (Some(_), Some(m)) => {
-                    println!("capabilities in {} ({}):", runbook.source, m.digest());
+                    say!("capabilities in {} ({}):", runbook.source, m.digest());
                     for g in &m.grants {
                         let shadow = if g.shadow { " (shadow)" } else { "" };
-                        println!("  stage `{}`{shadow}:", g.stage);
+                        say!("  stage `{}`{shadow}:", g.stage);
                         for (what, value) in launch_engine::manifest::describe(g) {
-                            println!("    {what:<9} {value}");
+                            say!("    {what:<9} {value}");
                         }
                     }
                 }
                 _ => {}
             }
             if let Some(problem) = &i.problem {
-                eprintln!("error: {problem}");
+                esay!("error: {problem}");
             }
         }
     }

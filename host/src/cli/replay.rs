@@ -10,6 +10,7 @@ use super::status::RunRef;
 use super::{Exit, Output};
 use launch_engine::lab::replay::{self, RecordedCall, Replayed};
 use launch_runtime::{Plugin, Runtime};
+use super::output::{esay, say};
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
@@ -73,7 +74,7 @@ pub async fn run(runtime: &Runtime, args: ReplayArgs) -> anyhow::Result<Exit> {
     }
     if let Some(out) = &args.save_fixtures {
         let dir = replay::save_fixtures(&calls, out)?;
-        eprintln!(
+        esay!(
             "saved {} fixture(s) in {}; test a policy on them with `launch-host plugin test PLUGIN --fixtures {}`",
             calls.len(),
             dir.display(),
@@ -152,7 +153,7 @@ fn print(rows: &[Replayed], different: usize) {
             mark,
         ]);
     }
-    println!("{t}");
+    say!("{t}");
     let side = |answer: &str, reason: &str| {
         if reason.is_empty() {
             answer.to_string()
@@ -166,7 +167,7 @@ fn print(rows: &[Replayed], different: usize) {
         } else {
             String::new()
         };
-        println!(
+        say!(
             "first divergence: #{} `{}`{place} — recorded: {} · now: {}",
             i + 1,
             r.stage,
@@ -176,7 +177,7 @@ fn print(rows: &[Replayed], different: usize) {
     }
     let skipped = rows.iter().filter(|r| r.skipped.is_some()).count();
     let replayed = rows.len() - skipped;
-    println!(
+    say!(
         "replayed {replayed} call(s): {} same, {different} different{}",
         replayed - different,
         if skipped > 0 {

@@ -11,6 +11,7 @@ use super::workspace::{answerable, runbook_text};
 use super::{Exit, Host, usage};
 use launch_engine::{RunOptions, Runbook};
 use launch_runtime::Runtime;
+use super::output::esay;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -85,7 +86,7 @@ pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit>
     let dir = match run.resolve().await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: cannot resume {}: {e:#}", args.run);
+            esay!("error: cannot resume {}: {e:#}", args.run);
             return Ok(Exit::Usage);
         }
     };
@@ -96,7 +97,7 @@ pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit>
             Ok(exit_for(summary.outcome))
         }
         Err(e) => {
-            eprintln!("error: cannot resume {}: {e:#}", dir.display());
+            esay!("error: cannot resume {}: {e:#}", dir.display());
             let held = e.downcast_ref::<launch_engine::lock::LockError>().is_some()
                 || e.downcast_ref::<launch_engine::owner::OwnerError>()
                     .is_some_and(|o| {

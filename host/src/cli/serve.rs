@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::workspace::WorkspaceArgs;
 use super::{Exit, usage};
+use super::output::{esay, say};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -46,17 +47,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     };
     let addr = listener.local_addr()?;
     if !launch_web::is_loopback(&addr) {
-        eprintln!(
+        esay!(
             "warning: serving on {addr}, reachable from other machines; every page shows your launches"
         );
     }
-    println!(
+    say!(
         "serving the runs of {} on http://{addr}/",
         args.ws.runs_dir().display()
     );
     if let Some(a) = &actions {
         // On the console only: the token is typed into the page's form, never put in a URL.
-        eprintln!(
+        esay!(
             "actions allowed; the token for the page's action form: {}",
             a.token()
         );

@@ -9,6 +9,7 @@ use clap::Args;
 use super::output::{json, table};
 use super::{Exit, Output};
 use launch_engine::report::RunReport;
+use super::output::{esay, say};
 
 #[derive(Args, Debug)]
 pub struct RunRef {
@@ -76,10 +77,10 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
         json(&report)?;
         return Ok(Exit::Success);
     }
-    println!("run {} — {}", report.run_id, report.outcome.to_uppercase());
-    println!("runbook: {}", report.runbook);
+    say!("run {} — {}", report.run_id, report.outcome.to_uppercase());
+    say!("runbook: {}", report.runbook);
     if !report.summary.is_empty() {
-        println!("{}", report.summary);
+        say!("{}", report.summary);
     }
     let mut t = table(&["stage", "verdict", "what happened", "time"]);
     for s in &report.stages {
@@ -92,8 +93,8 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
             format!("{:.1} s", s.elapsed_ms as f64 / 1000.0),
         ]);
     }
-    println!("{t}");
-    println!("folder: {}", dir.display());
+    say!("{t}");
+    say!("folder: {}", dir.display());
     Ok(Exit::Success)
 }
 
@@ -109,7 +110,7 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<Exit> {
         Output::Table => "report.md",
     };
     print!("{}", std::fs::read_to_string(dir.join(file))?);
-    eprintln!(
+    esay!(
         "reports: {}/report.{{md,html,json}}, {}/junit.xml",
         dir.display(),
         dir.display()

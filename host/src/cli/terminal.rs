@@ -75,6 +75,9 @@ impl Operator for Terminal {
             Notice::CanaryRolledBack { percent, reason } => {
                 format!("  canary rolled back at {percent}%: {reason}")
             }
+            Notice::RolledBack { environment, flag } => {
+                format!("  {flag} on {environment} is at 0%: rolled back")
+            }
             Notice::CanaryHeld { percent, reason } => {
                 format!("  canary holding at {percent}%: {reason}")
             }

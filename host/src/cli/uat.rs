@@ -11,6 +11,7 @@ use super::{Exit, Host, Output};
 use launch_engine::Operation;
 use launch_engine::journal::now_ms;
 use launch_engine::uat::{self, ResultFile, SignoffFile, UatData};
+use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct UatArgs {
@@ -210,7 +211,7 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
             if output == Output::Json {
                 json(&status)?;
             } else {
-                println!(
+                say!(
                     "UAT: {} item(s): {} pass, {} fail, {} blocked, {} skipped, {} untested",
                     data.items.len(),
                     status["pass"],
@@ -220,9 +221,9 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
                     untested.len()
                 );
                 if !untested.is_empty() {
-                    println!("untested: {}", untested.join(", "));
+                    say!("untested: {}", untested.join(", "));
                 }
-                println!(
+                say!(
                     "sign-offs: {}",
                     if data.signoffs.is_empty() {
                         "none".to_string()
@@ -279,7 +280,7 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
                 notes,
                 at_ms: now_ms(),
             };
-            println!(
+            say!(
                 "{}: {} by {} at {}",
                 recorded.id,
                 recorded.outcome.word(),
@@ -303,13 +304,13 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
                 Ok(s) => s,
                 Err(e) => return usage(e),
             };
-            println!(
+            say!(
                 "this sign-off covers {} plugin grant(s), {}:",
                 scope.manifest.grants.len(),
                 scope.manifest_sha256
             );
             for g in &scope.manifest.grants {
-                println!(
+                say!(
                     "  stage `{}`: {} {} sha256:{}, network {}",
                     g.stage,
                     g.plugin,
@@ -327,7 +328,7 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
                 scope: Some(scope),
                 from_runbook: false,
             };
-            println!(
+            say!(
                 "{} {} {} at {}",
                 signoff.role,
                 signoff.name,
@@ -357,7 +358,7 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
                         .into(),
                 ]);
             }
-            println!("{t}");
+            say!("{t}");
             Ok(Exit::Success)
         }
         UatCommand::Signoffs { args: a, output } => {
@@ -382,7 +383,7 @@ pub async fn run(host: &Host, cmd: UatCommand) -> anyhow::Result<Exit> {
                     ),
                 ]);
             }
-            println!("{t}");
+            say!("{t}");
             Ok(Exit::Success)
         }
     }

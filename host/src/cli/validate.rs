@@ -11,6 +11,7 @@ use super::usage;
 use super::workspace::runbook_text;
 use super::{Exit, Output};
 use launch_runtime::{LoadSource, Runtime, Sandbox};
+use super::output::{esay, say};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {
@@ -156,13 +157,13 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
                 ]);
             }
             if !rows.is_empty() {
-                println!("{t}");
+                say!("{t}");
             }
             for p in &problems {
                 super::exit::error(p);
             }
             for w in &warnings {
-                eprintln!("warning: {}", launch_engine::redact::text(w));
+                esay!("warning: {}", launch_engine::redact::text(w));
             }
             let verdict = if problems.is_empty() && !rows.is_empty() {
                 "ok"
@@ -173,7 +174,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
                 0 => String::new(),
                 n => format!(", {n} warning(s)"),
             };
-            println!(
+            say!(
                 "{verdict}: {} plugin(s) valid, {} problem(s){warned} in {}{checked}",
                 rows.len(),
                 problems.len(),
@@ -182,7 +183,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
         }
     }
     if rows.is_empty() && problems.is_empty() {
-        eprintln!(
+        esay!(
             "error: no plugins in {} (build them with `just build-plugins`)",
             args.plugins.display()
         );

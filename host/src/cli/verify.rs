@@ -11,6 +11,7 @@ use super::{Exit, usage};
 use launch_engine::verify::copies::Agreement;
 use launch_engine::verify::{self, Trusted};
 use launch_runtime::Runtime;
+use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -87,17 +88,17 @@ pub async fn verify(runtime: &Runtime, args: VerifyArgs) -> anyhow::Result<Exit>
     let remote_ok = show(&remote_dir, verify::run(&remote_dir, plugins.as_deref(), &trusted));
     let local_dir = args.run.runs_dir().join(remote_dir.file_name().unwrap_or_default());
     if !launch_engine::workspace::is_run(&local_dir) {
-        println!("(no local copy in {} to compare with)", local_dir.display());
+        say!("(no local copy in {} to compare with)", local_dir.display());
         return Ok(exit(remote_ok));
     }
     let local_ok = show(&local_dir, verify::run(&local_dir, plugins.as_deref(), &trusted));
     let agree = match verify::copies::compare(&local_dir, &remote_dir) {
         Ok(Agreement::Same) => {
-            println!("copies: the local and the S3 journal are the same");
+            say!("copies: the local and the S3 journal are the same");
             true
         }
         Ok(Agreement::Continues { shorter, longer }) => {
-            println!(
+            say!(
                 "copies: one journal continues the other ({shorter} and {longer} lines): a copy not updated since"
             );
             true
@@ -125,14 +126,14 @@ fn exit(ok: bool) -> Exit {
 fn show(dir: &Path, verdict: Result<verify::Verified, verify::Broken>) -> bool {
     match verdict {
         Ok(v) => {
-            println!(
+            say!(
                 "{}: intact — {} records, chain head {}",
                 dir.display(),
                 v.records,
                 &v.head[..16.min(v.head.len())]
             );
             for line in &v.checked {
-                println!("  {line}");
+                say!("  {line}");
             }
             true
         }

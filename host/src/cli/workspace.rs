@@ -10,6 +10,7 @@ use super::{Exit, Host, usage};
 use launch_engine::environment::Env;
 use launch_engine::{Operation, RunOptions, Runbook};
 use launch_runtime::Catalog;
+use super::output::esay;
 
 #[derive(Args, Debug, Clone)]
 pub struct WorkspaceArgs {
@@ -116,7 +117,7 @@ pub fn runbook_text(path: Option<&Path>) -> anyhow::Result<(String, String)> {
 pub fn answerable(auto: bool) -> bool {
     let ok = auto || std::io::IsTerminal::is_terminal(&std::io::stdin());
     if !ok {
-        eprintln!(
+        esay!(
             "error: not on a terminal, so nobody can answer prompts: pass --yes (or AUTO_CONFIRM=true) to run unattended"
         );
     }

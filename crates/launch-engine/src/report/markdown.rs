@@ -73,6 +73,19 @@ pub fn render(r: &RunReport) -> String {
             ));
         }
     }
+    if !r.undelivered.is_empty() {
+        out.push_str("\n## Notifications not delivered\n\nNobody was told these; tell them.\n\n");
+        for u in &r.undelivered {
+            let level = u.level.map(|l| format!(" (L{l})")).unwrap_or_default();
+            out.push_str(&format!(
+                "- #{}: `{}`{level} — {} after {} attempt(s)\n",
+                u.channel,
+                u.what,
+                u.error.replace('|', "\\|"),
+                u.attempts
+            ));
+        }
+    }
     if let Some(c) = &r.capabilities {
         out.push_str(&format!(
             "\n## Capabilities\n\nWhat each plugin was allowed to do ({}).\n\n",

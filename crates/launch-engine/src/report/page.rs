@@ -132,6 +132,8 @@ pub struct Body {
     pub signoffs: Vec<SignoffView>,
     pub manifest: String,
     pub grants: Vec<GrantView>,
+    /// Notifications that never reached their channel: `#channel`, what, why.
+    pub undelivered: Vec<(String, String, String)>,
 }
 
 #[derive(Template)]
@@ -350,6 +352,14 @@ pub fn body(r: &RunReport, uat: Option<&UatData>) -> Body {
                 stage: g.stage.clone(),
                 plugin: format!("{}{}", g.plugin, if g.shadow { " (shadow)" } else { "" }),
                 lines: crate::manifest::describe(g),
+            })
+            .collect(),
+        undelivered: r
+            .undelivered
+            .iter()
+            .map(|u| {
+                let level = u.level.map(|l| format!(" (L{l})")).unwrap_or_default();
+                (format!("#{}", u.channel), format!("{}{level}", u.what), u.error.clone())
             })
             .collect(),
     }

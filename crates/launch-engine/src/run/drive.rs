@@ -6,7 +6,6 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use futures::FutureExt as _;
 
 use super::{Outcome, RunSummary};
@@ -16,13 +15,14 @@ use crate::operator::{Notice, Step};
 use crate::record::VerdictRecord;
 use crate::runbook::{OnFail, Stage};
 
-/// Runs the stages that have not finished yet, then writes the reports. A journal lost on
-/// the way (deleted, replaced, unwritable) ends the run as a host failure wherever it
-/// happened: the flag a stage moved goes back, and the run folder says what happened.
-pub(super) async fn drive(mut ctx: Ctx) -> anyhow::Result<RunSummary> {
-    match stages(&mut ctx).await {
+/// Runs the stages that have not finished yet, to the run's last verdict (`conclude` then
+/// waits for the notifications and writes the reports). A journal lost on the way (deleted,
+/// replaced, unwritable) ends the run as a host failure wherever it happened: the flag a stage
+/// moved goes back, and the run folder says what happened.
+pub(super) async fn drive(ctx: &mut Ctx) -> anyhow::Result<RunSummary> {
+    match stages(ctx).await {
         Err(e) if ctx.journal.lost().is_some() => {
-            super::guard::host_failed(&mut ctx, None, format!("{e:#}"), 0).await
+            super::guard::host_failed(ctx, None, format!("{e:#}"), 0).await
         }
         driven => driven,
     }
@@ -170,11 +170,6 @@ async fn stages(ctx: &mut Ctx) -> anyhow::Result<RunSummary> {
         outcome,
         summary: summary.clone(),
     })?;
-    // The launch is over whatever the webhooks do; their outcomes are the journal's last
-    // records, then the runner signs its end and the reports anchor its last line.
-    ctx.close_notifications().await?;
-    ctx.journal.checkpoint()?;
-    crate::report::write_all(&ctx.run_dir).context("writing the reports")?;
     Ok(RunSummary {
         run_id: ctx.run_id.clone(),
         run_dir: ctx.run_dir.clone(),

@@ -22,7 +22,8 @@ pub(super) fn panic_message(panic: &(dyn Any + Send)) -> String {
 }
 
 /// Restores the guarded flag (if the stage moved one), journals what happened as far as the
-/// journal can still be written, writes the reports and ends the run as a host failure.
+/// journal can still be written and ends the run as a host failure (`conclude` then writes the
+/// reports, or says the journal was lost).
 pub(super) async fn host_failed(
     ctx: &mut Ctx,
     stage: Option<&Stage>,
@@ -82,33 +83,6 @@ pub(super) async fn host_failed(
         outcome: Outcome::HostFailed,
         summary: summary.clone(),
     });
-    let _ = ctx.close_notifications().await;
-    let _ = ctx.journal.checkpoint();
-    if let Some((lost, salvaged)) = ctx.journal.lost() {
-        // The journal is not the run's any more: no report is written from it, and the run
-        // folder says what happened instead.
-        let marker = crate::journal::HostFailed {
-            at_ms: crate::journal::now_ms(),
-            reason: format!("{lost}; {what}"),
-            salvaged: salvaged.map(String::from),
-        };
-        let kept = match salvaged {
-            Some(name) => format!("what the run wrote, and its last records, are in {name}"),
-            None => "its last records could not be saved".into(),
-        };
-        let told = if crate::journal::mark(&ctx.run_dir, &marker) {
-            format!("{kept}; {} says so", crate::journal::HOST_FAILED)
-        } else {
-            format!("{kept}; the run folder cannot be written either")
-        };
-        ctx.operator.tell(Notice::Warning(&format!(
-            "{}: {lost}; {told}",
-            ctx.run_dir.display()
-        )));
-    } else if let Err(e) = crate::report::write_all(&ctx.run_dir) {
-        ctx.operator
-            .tell(Notice::Warning(&format!("writing the reports: {e:#}")));
-    }
     Ok(RunSummary {
         run_id: ctx.run_id.clone(),
         run_dir: ctx.run_dir.clone(),

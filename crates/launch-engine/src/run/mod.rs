@@ -2,6 +2,7 @@
 //! locks before the run folder exists; `resume` continues a run from its journal; `drive` runs
 //! the stages in order and acts on each verdict.
 
+mod conclude;
 mod drive;
 mod guard;
 mod start;

@@ -107,7 +107,10 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
     folder
         .write_atomically("runbook.toml", text.as_bytes())
         .and_then(|_| {
-            folder.write_atomically("options.json", &serde_json::to_vec_pretty(&options)?)
+            // An operator's words (a rollback's reason) may hold a secret: masked first.
+            let mut saved = serde_json::to_value(&options)?;
+            crate::redact::json(&mut saved);
+            folder.write_atomically("options.json", &serde_json::to_vec_pretty(&saved)?)
         })
         .with_context(|| format!("writing the run folder {}", run_dir.display()))?;
     let mut journal = Journal::open(&run_dir.join("journal.jsonl"))?;
@@ -206,14 +209,22 @@ async fn mirror_to(
 /// Drives the run, then releases its locks and completes the state copy, whatever happened;
 /// the run is given up last, once its state is complete.
 async fn finish(
-    ctx: Ctx,
+    mut ctx: Ctx,
     locks: Locks,
     mirror: Option<Mirror>,
     ownership: crate::owner::Ownership,
 ) -> anyhow::Result<RunSummary> {
     let operator = ctx.operator.clone();
-    let result = super::drive::drive(ctx).await;
+    let result = super::drive::drive(&mut ctx).await;
+    // The environments are free once the last verdict is in: nothing waits for a webhook
+    // while holding them.
     locks.release().await;
+    let result = match result {
+        Ok(summary) => super::conclude::conclude(&mut ctx, &summary)
+            .await
+            .map(|()| summary),
+        Err(e) => Err(e),
+    };
     if let Some(mirror) = mirror {
         let url = mirror.url();
         if let Err(e) = mirror.finish().await {

@@ -75,15 +75,6 @@ impl Runbook {
     /// written in the runbook would be copied into every run folder, and one in a variable
     /// whose name does not look secret would not be masked.
     fn check_notify(&self, notify: &super::Notify) -> Result<(), RunbookError> {
-        if notify.retries > 10 {
-            return Err(self.error_at(
-                0,
-                format!(
-                    "notify.retries {} is out of range: write 0 to 10",
-                    notify.retries
-                ),
-            ));
-        }
         for (channel, spec) in &notify.channels {
             let Some((url, _)) = spec.target() else {
                 let at = spec
@@ -339,19 +330,30 @@ impl Runbook {
                 ),
             ));
         }
-        let lists = [("component-flags", self.launch.component_flags.len())]
-            .into_iter()
-            .chain(self.stages.iter().map(|s| ("signoffs", s.signoffs.len())));
-        for (what, n) in lists {
+        // Each list is named at its own line (the key, or the stage it belongs to).
+        let key_at = |key: &str| self.text.find(key).unwrap_or(0);
+        let lists = [(
+            "component-flags".to_string(),
+            self.launch.component_flags.len(),
+            key_at("component-flags"),
+        )]
+        .into_iter()
+        .chain(self.stages.iter().map(|s| {
+            (
+                format!("stage `{}`: signoffs", s.name.get_ref()),
+                s.signoffs.len(),
+                s.name.span().start,
+            )
+        }));
+        for (what, n, at) in lists {
             if n > limits::MAX_LIST {
-                return Err(RunbookError {
-                    source_name: self.source.clone(),
-                    line: 0,
-                    message: format!(
+                return Err(self.error_at(
+                    at,
+                    format!(
                         "{what} has {n} entries; at most {} are allowed",
                         limits::MAX_LIST
                     ),
-                });
+                ));
             }
         }
         Ok(())

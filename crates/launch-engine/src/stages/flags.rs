@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{fail, pass};
 use crate::context::{Ctx, StageResult};
+use crate::operator::Notice;
 use crate::record::CheckRecord;
 use crate::runbook::Stage;
 
@@ -75,13 +76,16 @@ pub async fn rollback(
         ctx.effect(
             stage.name.get_ref(),
             &format!("rollback:{mode}:{env}"),
-            &format!(
-                "{mode} rollback of {env}: {flag} → 0% via {} ({reason})",
-                flags.describe()
-            ),
+            // Named by environment: the text goes to people's channels, where a local path
+            // means nothing (and tells too much).
+            &format!("{mode} rollback of {env}: {flag} → 0% ({reason})"),
             || async move { flags.set(&f2, 0).await },
         )
         .await?;
+        ctx.operator.tell(Notice::RolledBack {
+            environment: &env,
+            flag: &flag,
+        });
     }
     Ok(())
 }

@@ -189,7 +189,22 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
     let mut summary = if skipped == 0 {
         r.summary
     } else {
-        format!("{} ({skipped} item(s) skipped, untested)", r.summary)
+        // Counted by the host: the policy's own count ("9/9 passed") would call the
+        // untested items passes.
+        let passed = checks
+            .iter()
+            .filter(|c| !c.skipped && c.verdict.is_pass())
+            .count();
+        let other = checks.len() - passed - skipped;
+        let rest = match other {
+            0 => String::new(),
+            n => format!(", {n} not passed"),
+        };
+        format!(
+            "{passed} passed, {skipped} skipped (untested){rest} of {} checks — {}",
+            checks.len(),
+            verdict.word()
+        )
     };
     // Whatever the policy counts, an approval of other plugins or grants than these is not
     // an approval of this launch.
