@@ -330,7 +330,7 @@ fn validate_catches_a_gate_that_can_never_fail() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("{}:83:", book.path().display())),
+        err.contains(&format!("{}:87:", book.path().display())),
         "the line is named: {err}"
     );
 }
@@ -395,6 +395,46 @@ fn the_aws_example_takes_the_guides_variables_and_names_a_missing_one() {
     assert!(
         err.contains("aws-launch.toml:")
             && err.contains("`${CLOUDFRONT_DIST_ID}` is not set; export CLOUDFRONT_DIST_ID="),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_takes_a_canary_that_compares_with_its_baseline_and_refuses_a_gate_in_a_canarys_place() {
+    // canary-ratio judges the canary against the baseline: fed a failing canary beside a
+    // healthy baseline it rolls back, so it is no gate that can never fail (8fddcc8 said it
+    // was, then `run` accepted it).
+    let book = runbook_with(
+        "plugin = \"canary-steps\"\nrole = \"canary-policy\"\nenvironment = \"staging\"",
+        "plugin = \"canary-ratio\"\nrole = \"canary-policy\"\nenvironment = \"staging\"",
+    );
+    let out = launch_host(&[
+        "validate",
+        "--plugins",
+        &plugins_dir(),
+        "--runbook",
+        book.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("can never roll back"));
+
+    // An SLO gate named where the runbook expects a canary policy: refused at its line, not
+    // run as a gate that never moves the flag.
+    let book = runbook_with(
+        "plugin = \"canary-steps\"\nrole = \"canary-policy\"\nenvironment = \"staging\"",
+        "plugin = \"error-budget\"\nrole = \"canary-policy\"\nenvironment = \"staging\"",
+    );
+    let out = launch_host(&[
+        "validate",
+        "--plugins",
+        &plugins_dir(),
+        "--runbook",
+        book.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("stage `staging-canary`: the stage expects a canary-policy (role = \"canary-policy\"), and `error-budget` is a slo-gate"),
         "{err}"
     );
 }

@@ -438,6 +438,28 @@ fn playbook_validate_and_auto_run_the_fourteen_steps() {
         console.contains(&format!("{} SKIPPED: untested", skipped.len())),
         "{console}"
     );
+    // The summary counts the skipped items as skipped (on 8fddcc8: "9/9 checks passed").
+    // The policy's checks, one per item (the host adds `approval-scope:` checks of its own).
+    let items: Vec<&serde_json::Value> = uat["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["name"].as_str().unwrap().starts_with("approval-scope:"))
+        .collect();
+    let total = items.len();
+    let passed = items
+        .iter()
+        .filter(|c| c["skipped"] != true && c["verdict"]["kind"] == "pass")
+        .count();
+    let summary = uat["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(&format!(
+            "{passed} passed, {} skipped (untested)",
+            skipped.len()
+        )) && summary.contains(&format!("of {total} checks"))
+            && !summary.contains(&format!("{total}/{total}")),
+        "{summary}"
+    );
 
     // status and report read the same run.
     let status = ws.json(&["status", "--output", "json"]);
@@ -507,4 +529,59 @@ fn every_command_has_help_with_an_example_and_completions_exist() {
             && script.contains("rollback"),
         "{script}"
     );
+}
+
+#[test]
+fn secrets_an_operator_types_never_reach_a_file_or_the_console() {
+    let ws = Workspace::new();
+    const SECRET: &str = "s3cr3t-hunter2-zz";
+    let with_secret = |args: &[&str]| {
+        let mut c = ws.command(args);
+        c.env("DB_PASSWORD", SECRET);
+        let out = c.output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {said}");
+        assert!(
+            !said.contains(SECRET),
+            "{args:?} printed the secret: {said}"
+        );
+    };
+    let reason = format!("leaked {SECRET} in a log");
+    with_secret(&[
+        "rollback",
+        "emergency",
+        "--env",
+        "staging",
+        "--reason",
+        &reason,
+    ]);
+    with_secret(&["uat", "init", "--yes"]);
+    let tester = format!("eve {SECRET}");
+    with_secret(&[
+        "uat", "test", "func_001", "--result", "pass", "--tester", &tester, "--notes", "ok",
+    ]);
+    let name = format!("Jane {SECRET}");
+    with_secret(&[
+        "uat",
+        "approve",
+        "qa_lead",
+        &name,
+        "approved",
+        "All tests pass",
+    ]);
+    with_secret(&["uat", "signoffs"]);
+    // Nothing under the workspace holds it (on 8fddcc8 the rollback's options.json did).
+    let mut files = vec![ws.path.clone()];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(SECRET),
+                "{} holds the secret",
+                p.display()
+            );
+        }
+    }
 }

@@ -168,7 +168,19 @@ fn pause_holds_the_step_while_decisions_go_on_and_abort_rolls_back_with_who_and_
     let mut stderr = String::new();
     std::io::Read::read_to_string(canary.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert_eq!(code, Some(3), "rolled back: {stderr}");
-    assert_eq!(status(&ws, &book)["percent"], 0);
+    let s = status(&ws, &book);
+    assert_eq!(s["percent"], 0);
+    // The canary's progress says how it ended and who ended it, not its last decision (on
+    // 8fddcc8: "finished at 10%, last decision hold").
+    assert_eq!(s["canary"]["percent"], 0, "{s}");
+    assert_eq!(s["canary"]["last_action"], "rollback", "{s}");
+    assert!(
+        s["canary"]["last_summary"]
+            .as_str()
+            .unwrap()
+            .contains("aborted by alice: support tickets rising"),
+        "{s}"
+    );
     let records = journal(&ws);
     let controls: Vec<_> = records
         .iter()
@@ -237,7 +249,18 @@ fn promote_full_ends_a_running_canary_at_100_and_no_canary_means_a_clear_refusal
         ],
     );
     assert_eq!(canary.wait().unwrap().code(), Some(0));
-    assert_eq!(status(&ws, &book)["percent"], 100);
+    let s = status(&ws, &book);
+    assert_eq!(s["percent"], 100);
+    // On 8fddcc8 the canary's progress said "finished at 50%" with the flag at 100.
+    assert_eq!(s["canary"]["percent"], 100, "{s}");
+    assert_eq!(s["canary"]["last_action"], "promote --full", "{s}");
+    assert!(
+        s["canary"]["last_summary"]
+            .as_str()
+            .unwrap()
+            .contains("promoted by"),
+        "{s}"
+    );
     let records = journal(&ws);
     assert!(
         records

@@ -352,3 +352,223 @@ on-fail = "rollback"
     assert_eq!(l1, 2, "one automatic rollback per environment: {n:?}");
     assert!(!everything_written(&ws).contains(TOKEN));
 }
+
+/// Runs the binary with every channel's webhook pointing at `hooks(channel)`, reading its
+/// stderr as it comes: each line with when it came, then the exit code.
+fn launch_watching(
+    hooks: &dyn Fn(&str) -> String,
+    ws: &Path,
+    book: &Path,
+    args: &[&str],
+    mut on_line: impl FnMut(&str),
+) -> (Option<i32>, Vec<(Duration, String)>) {
+    use std::io::BufRead;
+    let mut cmd = launch_host_with(&[
+        ("SLACK_RELEASES_WEBHOOK", hooks("releases")),
+        ("SLACK_ALERTS_WEBHOOK", hooks("alerts")),
+        ("EMERGENCY_WEBHOOK", hooks("emergency")),
+        ("LAUNCH_HOST_RUNBOOK", book.display().to_string()),
+        ("LAUNCH_HOST_WORKSPACE", ws.display().to_string()),
+    ]);
+    cmd.args(args)
+        .arg("--yes")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        on_line(&line);
+        lines.push((started.elapsed(), line));
+    }
+    (child.wait().unwrap().code(), lines)
+}
+
+const DEPLOYS: &str = r#"[[stage]]
+name = "staging-deploy"
+action = "deploy"
+environment = "staging"
+site = "statusboard-v2"
+
+[[stage]]
+name = "production-deploy"
+action = "deploy"
+environment = "production"
+site = "statusboard-v2"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_rollback_says_the_flag_is_at_0_at_once_and_what_it_still_waits_for() {
+    let (server, inbox) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let book = runbook(dir.path(), DEPLOYS);
+    let url = server.url("");
+    let hook = move |c: &str| format!("{url}/hooks/{c}/{TOKEN}");
+    let (b, w) = (book.clone(), ws.clone());
+    let (code, lines) = tokio::task::spawn_blocking(move || {
+        launch_watching(
+            &hook,
+            &w,
+            &b,
+            &[
+                "rollback",
+                "emergency",
+                "--env",
+                "production",
+                "--reason",
+                "pager",
+            ],
+            |_| {},
+        )
+    })
+    .await
+    .unwrap();
+    let said = lines
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(code, Some(0), "{said}");
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| panic!("no line with {needle:?}: {said}"))
+    };
+    // The flag at 0 is said the moment it is, not after the dead webhook's deadline (2 s).
+    let flag_said = at("STATUS_BOARD_V2_ENABLED on production is at 0%");
+    let waiting = at("waiting up to 2s for");
+    let last = lines.last().unwrap().0;
+    assert!(
+        flag_said < Duration::from_millis(1500),
+        "{flag_said:?}\n{said}"
+    );
+    assert!(waiting < Duration::from_millis(1500), "{waiting:?}\n{said}");
+    assert!(
+        last >= Duration::from_secs(2),
+        "the webhook got its deadline"
+    );
+    assert!(
+        said.contains("#statusboard-emergency (manual-rollback)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("notification `manual-rollback` to #statusboard-emergency was NOT delivered"),
+        "{said}"
+    );
+    // A rollback is not a launch; and people's channels hear environments, not paths.
+    let releases = texts(&inbox, "releases");
+    let end = releases.last().unwrap();
+    assert!(
+        end.contains("rolled back in production") && !end.contains("launch complete"),
+        "{releases:?}"
+    );
+    let everything: Vec<String> = ["releases", "alerts", "emergency"]
+        .iter()
+        .flat_map(|c| texts(&inbox, c))
+        .collect();
+    let ws_path = ws.display().to_string();
+    assert!(
+        everything
+            .iter()
+            .all(|t| !t.contains(&ws_path) && !t.contains("flags.json")),
+        "{everything:?}"
+    );
+    // The undelivered page is in every report, not only in the journal.
+    let run = local_runs(&ws.join("runs")).pop().unwrap();
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Notifications not delivered")
+            && md.contains("#statusboard-emergency: `manual-rollback` (L2)"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("Notifications not delivered"), "report.html");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["undelivered"][0]["what"], "manual-rollback", "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_environment_stays_locked_while_only_notifications_are_pending() {
+    let (server, _inbox) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let book = runbook(dir.path(), DEPLOYS);
+    // Every channel is the one that never answers.
+    let url = server.url("");
+    let dead = move |_: &str| format!("{url}/hooks/emergency/{TOKEN}");
+    let (b, w) = (book.clone(), ws.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let first = tokio::task::spawn_blocking(move || {
+        launch_watching(&dead, &w, &b, &["deploy", "staging"], |line| {
+            if line.contains("waiting up to") {
+                let _ = tx.send(());
+            }
+        })
+    });
+    tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)).unwrap())
+        .await
+        .unwrap();
+    // The first deploy is only waiting for its webhooks: a second one takes the environment.
+    let url = server.url("");
+    let dead = move |_: &str| format!("{url}/hooks/emergency/{TOKEN}");
+    let (b, w) = (book.clone(), ws.clone());
+    let (code, lines) = tokio::task::spawn_blocking(move || {
+        launch_watching(&dead, &w, &b, &["deploy", "staging"], |_| {})
+    })
+    .await
+    .unwrap();
+    let said: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(code, Some(0), "not refused with exit 5: {said:?}");
+    assert_eq!(first.await.unwrap().0, Some(0));
+}
+
+#[test]
+fn notify_limits_are_refused_at_their_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (edit, line, what) in [
+        (
+            "retries = 3",
+            "retries = 11",
+            "notify.retries `11` is out of range",
+        ),
+        (
+            "deadline = \"2s\"",
+            "deadline = \"7d\"",
+            "notify.deadline `7d` is out of range",
+        ),
+    ] {
+        let book = runbook(
+            dir.path(),
+            "[[stage]]\nname = \"d\"\naction = \"deploy\"\nenvironment = \"staging\"\n",
+        );
+        let text = std::fs::read_to_string(&book).unwrap().replace(edit, line);
+        std::fs::write(&book, &text).unwrap();
+        let expected_line = text.lines().position(|l| l == line).unwrap() + 1;
+        let hook = ("https://hooks.example.com/x".to_string(),);
+        let env = [
+            ("SLACK_RELEASES_WEBHOOK", hook.0.clone()),
+            ("SLACK_ALERTS_WEBHOOK", hook.0.clone()),
+            ("EMERGENCY_WEBHOOK", hook.0.clone()),
+        ];
+        let (code, said) = support::launch_host_output(
+            &env,
+            &[
+                "validate",
+                "--plugins",
+                repo().join("plugins").to_str().unwrap(),
+                "--runbook",
+                book.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, Some(2), "{said}");
+        assert!(
+            said.contains(&format!("launch.toml:{expected_line}: {what}")),
+            "{said}"
+        );
+    }
+}

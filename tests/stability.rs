@@ -106,7 +106,19 @@ fn three_breaching_windows_in_a_row_roll_back_to_zero() {
     );
     assert_eq!(flag, 0, "the flag went back to 0");
     assert!(
-        text.contains("3 consecutive windows breached the SLOs at 100%"),
+        text.contains("3 consecutive windows breached the SLOs at 100%; the last: "),
         "{text}"
+    );
+    // The gate judged one window at a time: its own count is not repeated as the stage's
+    // (on 8fddcc8: "3 consecutive … (1 consecutive breached window(s))").
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("3 consecutive windows") && l.contains("(1 consecutive")),
+        "{text}"
+    );
+    assert!(
+        text.contains("(limit 1 %)"),
+        "the numbers behind it: {text}"
     );
 }

@@ -113,7 +113,8 @@ fn a_correct_run_verifies_and_every_edit_is_named() {
     let (code, text) = verify(&[], &runs, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("come after its last signature") && text.contains("its final signature removed"),
+        text.contains("come after its last signature")
+            && text.contains("its final signature removed"),
         "{text}"
     );
 
@@ -234,7 +235,12 @@ async fn a_run_mirrored_in_s3_verifies_from_another_machine_and_an_edit_there_is
     // is exactly as it was (on 8fddcc8 it was overwritten by the forged copy).
     let local = std::fs::read(run_dir.join("journal.jsonl")).unwrap();
     let genuine = String::from_utf8(local.clone()).unwrap();
-    let forged = forge(&genuine, at, "\"event\":\"decision\",", "\"event\":\"decision\",\"note\":\"y\",");
+    let forged = forge(
+        &genuine,
+        at,
+        "\"event\":\"decision\",",
+        "\"event\":\"decision\",\"note\":\"y\",",
+    );
     s3.put_object()
         .bucket("state")
         .key(&key)
@@ -247,10 +253,20 @@ async fn a_run_mirrored_in_s3_verifies_from_another_machine_and_an_edit_there_is
         .await
         .unwrap();
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("they were rewritten after it was made"), "{text}");
+    assert!(
+        text.contains("they were rewritten after it was made"),
+        "{text}"
+    );
     assert!(text.contains("differ from line"), "{text}");
-    assert!(text.contains(&format!("{}: intact", run_dir.display())), "{text}");
-    assert_eq!(std::fs::read(run_dir.join("journal.jsonl")).unwrap(), local, "untouched");
+    assert!(
+        text.contains(&format!("{}: intact", run_dir.display())),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("journal.jsonl")).unwrap(),
+        local,
+        "untouched"
+    );
     // Nor does `status --state` overwrite it: the copies differ, and it says so.
     let (e2, h2, id2) = (env.clone(), here.clone(), id.clone());
     let (code, text) = tokio::task::spawn_blocking(move || {
@@ -261,10 +277,16 @@ async fn a_run_mirrored_in_s3_verifies_from_another_machine_and_an_edit_there_is
     .await
     .unwrap();
     assert_ne!(code, Some(0), "{text}");
-    assert!(text.contains("differ from line") && text.contains("neither is overwritten"), "{text}");
-    assert_eq!(std::fs::read(run_dir.join("journal.jsonl")).unwrap(), local, "untouched");
+    assert!(
+        text.contains("differ from line") && text.contains("neither is overwritten"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("journal.jsonl")).unwrap(),
+        local,
+        "untouched"
+    );
 }
-
 
 /// sha256 of a line, as the chain holds it.
 fn sha256(line: &str) -> String {
@@ -312,11 +334,26 @@ fn a_consistent_forgery_with_regenerated_reports_fails_at_the_runners_signature(
         + 1;
     std::fs::write(
         &journal,
-        forge(&text, at, "\"summary\":\"promote to 10%\"", "\"summary\":\"promote to 1%\""),
+        forge(
+            &text,
+            at,
+            "\"summary\":\"promote to 10%\"",
+            "\"summary\":\"promote to 1%\"",
+        ),
     )
     .unwrap();
     // The chain is consistent again: on 8fddcc8 this, with the reports regenerated, verified.
-    let (code, said) = host(&[], &["report", &id, "--runs-dir", runs.to_str().unwrap(), "--output", "json"]);
+    let (code, said) = host(
+        &[],
+        &[
+            "report",
+            &id,
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+    );
     assert_eq!(code, Some(0), "{said}");
     let (code, said) = verify(&[], &runs, &[]);
     assert_eq!(code, Some(1), "{said}");
@@ -329,8 +366,9 @@ fn a_consistent_forgery_with_regenerated_reports_fails_at_the_runners_signature(
         .map(|(i, _)| i + 1)
         .unwrap();
     assert!(
-        said.contains(&format!("journal.jsonl:{signed_after}: the runner's signature over lines 1–"))
-            && said.contains("they were rewritten after it was made"),
+        said.contains(&format!(
+            "journal.jsonl:{signed_after}: the runner's signature over lines 1–"
+        )) && said.contains("they were rewritten after it was made"),
         "the first signature after the edit fails: {said}"
     );
 
@@ -345,14 +383,20 @@ fn a_consistent_forgery_with_regenerated_reports_fails_at_the_runners_signature(
     std::fs::write(&journal, without.join("\n") + "\n").unwrap();
     let (code, said) = verify(&[], &runs, &[]);
     assert_eq!(code, Some(1), "{said}");
-    assert!(said.contains("journal.jsonl:6: line 6 is record 7: record 6 is missing"), "{said}");
+    assert!(
+        said.contains("journal.jsonl:6: line 6 is record 7: record 6 is missing"),
+        "{said}"
+    );
 
     // A finished run without its reports: named; written again from the journal, it verifies.
     std::fs::write(&journal, &text).unwrap();
     std::fs::remove_file(run_dir.join("report.json")).unwrap();
     let (code, said) = verify(&[], &runs, &[]);
     assert_eq!(code, Some(1), "{said}");
-    assert!(said.contains("report.json:0: is missing, though the run finished"), "{said}");
+    assert!(
+        said.contains("report.json:0: is missing, though the run finished"),
+        "{said}"
+    );
     let (code, _) = host(&[], &["report", &id, "--runs-dir", runs.to_str().unwrap()]);
     assert_eq!(code, Some(0));
     let (code, said) = verify(&[], &runs, &[]);
@@ -369,7 +413,10 @@ fn a_consistent_forgery_with_regenerated_reports_fails_at_the_runners_signature(
         edit(&path, from, to);
         let (code, said) = verify(&[], &runs, &[]);
         assert_eq!(code, Some(1), "{file}: {said}");
-        assert!(said.contains(&format!("{file}:")) && said.contains("the report was edited"), "{said}");
+        assert!(
+            said.contains(&format!("{file}:")) && said.contains("the report was edited"),
+            "{said}"
+        );
         std::fs::write(&path, original).unwrap();
     }
     let call = std::fs::read_dir(run_dir.join("calls"))
@@ -427,5 +474,8 @@ fn plugins_are_matched_by_the_name_they_give_themselves() {
     .unwrap();
     let (code, said) = verify(&[], &runs, &["--plugins", copy.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{said}");
-    assert!(said.contains("plugins: 1 compared"), "found by its describe name: {said}");
+    assert!(
+        said.contains("plugins: 1 compared"),
+        "found by its describe name: {said}"
+    );
 }

@@ -138,11 +138,17 @@ pub async fn fetch(url: &str, run_id: &str, dest: &Rooted) -> anyhow::Result<()>
         );
     };
     if dest.exists("journal.jsonl") {
-        let local = crate::files::read_rooted(dest, "journal.jsonl", crate::journal::MAX_BYTES, "the journal")?;
+        let local = crate::files::read_rooted(
+            dest,
+            "journal.jsonl",
+            crate::journal::MAX_BYTES,
+            "the journal",
+        )?;
         use crate::verify::copies::{Agreement, agreement};
         match agreement(&local, &remote) {
             Agreement::Same => {}
-            Agreement::Continues { longer, .. } if longer == crate::journal::lines(&remote).len() => {}
+            Agreement::Continues { longer, .. }
+                if longer == crate::journal::lines(&remote).len() => {}
             // This machine's copy is ahead of the one in S3: it stays.
             Agreement::Continues { .. } => return Ok(()),
             Agreement::Differ(line) => anyhow::bail!(

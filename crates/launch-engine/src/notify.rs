@@ -134,7 +134,10 @@ impl Notifier {
         });
         let mut running = lock(&shared.running);
         running.retain(|(_, t)| !t.is_finished());
-        running.push((format!("#{} ({})", message.channel.word(), message.what), task));
+        running.push((
+            format!("#{} ({})", message.channel.word(), message.what),
+            task,
+        ));
     }
 
     /// The deliveries still on their way, as `#channel (what)`.

@@ -7,11 +7,11 @@ use clap::{Args, Subcommand};
 
 use super::dashboard;
 use super::output::json;
+use super::output::say;
 use super::usage;
 use super::workspace::WorkspaceArgs;
 use super::{Exit, Host, Output};
 use launch_engine::{Operation, control, workspace};
-use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct CanaryArgs {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::output::say;
 use super::output::table;
 use launch_engine::Runbook;
 use launch_engine::environment::Env;
@@ -15,7 +16,6 @@ use launch_engine::journal::now_ms;
 use launch_engine::record::EndpointRecord;
 pub use launch_engine::watch::Snapshot;
 use launch_engine::workspace::CanaryProgress;
-use super::output::say;
 
 fn render(s: &Snapshot) -> String {
     let mut out = format!(

@@ -7,11 +7,11 @@ use std::time::Duration;
 use clap::Args;
 
 use super::dashboard;
+use super::output::esay;
 use super::output::json;
 use super::usage;
 use super::workspace::WorkspaceArgs;
 use super::{Exit, Output};
-use super::output::esay;
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::Exit;
+use super::output::{esay, say};
 use super::terminal::Terminal;
 use launch_engine::run::{Launch, Refused};
 use launch_engine::{Outcome, RunOptions, Runbook};
 use launch_runtime::Catalog;
-use super::output::{esay, say};
 
 pub fn exit_for(outcome: Outcome) -> Exit {
     match outcome {

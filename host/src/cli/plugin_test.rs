@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::output::say;
 use super::{Exit, Output, output};
 use launch_engine::lab::{self, Fixture, FixtureResult};
 use launch_runtime::{Plugin, Runtime};
-use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -115,7 +115,9 @@ fn print(results: &[FixtureResult], plugins: &[Plugin], failed: usize) {
         let word = if r.passed() { "PASS" } else { "FAIL" };
         say!(
             "{word}  {:<18} {}  ({:.2} ms)",
-            r.plugin, r.name, r.elapsed_ms
+            r.plugin,
+            r.name,
+            r.elapsed_ms
         );
         if let Some(e) = &r.error {
             say!("      error: {e}");
@@ -123,7 +125,9 @@ fn print(results: &[FixtureResult], plugins: &[Plugin], failed: usize) {
         for m in &r.mismatches {
             say!(
                 "      {}: expected `{}`, got `{}`",
-                m.what, m.expected, m.got
+                m.what,
+                m.expected,
+                m.got
             );
         }
         if !r.passed() {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::output::{self, table};
+use super::output::{esay, say};
 use super::{Exit, Output};
 use launch_runtime::{Plugin, Runtime};
-use super::output::{esay, say};
 
 #[derive(Subcommand, Debug)]
 pub enum PluginsCommand {
@@ -310,7 +310,8 @@ async fn inspect(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<Exit> {
                 (Some(p), Some(m)) if m.grants.is_empty() => {
                     say!(
                         "capabilities: `{}` is not used by {}",
-                        p.name, runbook.source
+                        p.name,
+                        runbook.source
                     );
                 }
                 (Some(_), Some(m)) => {

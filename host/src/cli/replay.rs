@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::output::{esay, say};
 use super::output::{json, table};
 use super::status::RunRef;
 use super::{Exit, Output};
 use launch_engine::lab::replay::{self, RecordedCall, Replayed};
 use launch_runtime::{Plugin, Runtime};
-use super::output::{esay, say};
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {

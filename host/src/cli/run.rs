@@ -6,12 +6,12 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::outcome::{exit_for, launch, print_summary};
+use super::output::esay;
 use super::terminal::Terminal;
 use super::workspace::{answerable, runbook_text};
 use super::{Exit, Host, usage};
 use launch_engine::{RunOptions, Runbook};
 use launch_runtime::Runtime;
-use super::output::esay;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
+use super::output::{esay, say};
 use super::workspace::WorkspaceArgs;
 use super::{Exit, usage};
-use super::output::{esay, say};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::output::{esay, say};
 use super::output::{json, table};
 use super::{Exit, Output};
 use launch_engine::report::RunReport;
-use super::output::{esay, say};
 
 #[derive(Args, Debug)]
 pub struct RunRef {

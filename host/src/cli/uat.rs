@@ -4,6 +4,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::output::say;
 use super::output::{json, table};
 use super::usage;
 use super::workspace::WorkspaceArgs;
@@ -11,7 +12,6 @@ use super::{Exit, Host, Output};
 use launch_engine::Operation;
 use launch_engine::journal::now_ms;
 use launch_engine::uat::{self, ResultFile, SignoffFile, UatData};
-use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct UatArgs {

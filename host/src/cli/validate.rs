@@ -7,11 +7,11 @@ use std::time::Duration;
 use clap::Args;
 
 use super::output::{self, table};
+use super::output::{esay, say};
 use super::usage;
 use super::workspace::runbook_text;
 use super::{Exit, Output};
 use launch_runtime::{LoadSource, Runtime, Sandbox};
-use super::output::{esay, say};
 
 #[derive(Args, Debug)]
 pub struct ValidateArgs {

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::output::say;
 use super::status::RunRef;
 use super::{Exit, usage};
 use launch_engine::verify::copies::Agreement;
 use launch_engine::verify::{self, Trusted};
 use launch_runtime::Runtime;
-use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -67,7 +67,10 @@ pub async fn verify(runtime: &Runtime, args: VerifyArgs) -> anyhow::Result<Exit>
             Ok(dir) => dir,
             Err(e) => return usage(e),
         };
-        return Ok(exit(show(&dir, verify::run(&dir, plugins.as_deref(), &trusted))));
+        return Ok(exit(show(
+            &dir,
+            verify::run(&dir, plugins.as_deref(), &trusted),
+        )));
     };
     // The S3 copy goes into a scratch folder, never over the local one: both are evidence.
     let id = match &args.run.run {
@@ -85,13 +88,22 @@ pub async fn verify(runtime: &Runtime, args: VerifyArgs) -> anyhow::Result<Exit>
     if let Err(e) = launch_engine::mirror::fetch_to(&url, &id, &remote_dir).await {
         return usage(e);
     }
-    let remote_ok = show(&remote_dir, verify::run(&remote_dir, plugins.as_deref(), &trusted));
-    let local_dir = args.run.runs_dir().join(remote_dir.file_name().unwrap_or_default());
+    let remote_ok = show(
+        &remote_dir,
+        verify::run(&remote_dir, plugins.as_deref(), &trusted),
+    );
+    let local_dir = args
+        .run
+        .runs_dir()
+        .join(remote_dir.file_name().unwrap_or_default());
     if !launch_engine::workspace::is_run(&local_dir) {
         say!("(no local copy in {} to compare with)", local_dir.display());
         return Ok(exit(remote_ok));
     }
-    let local_ok = show(&local_dir, verify::run(&local_dir, plugins.as_deref(), &trusted));
+    let local_ok = show(
+        &local_dir,
+        verify::run(&local_dir, plugins.as_deref(), &trusted),
+    );
     let agree = match verify::copies::compare(&local_dir, &remote_dir) {
         Ok(Agreement::Same) => {
             say!("copies: the local and the S3 journal are the same");

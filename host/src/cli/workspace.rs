@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::outcome::launch;
+use super::output::esay;
 use super::{Exit, Host, usage};
 use launch_engine::environment::Env;
 use launch_engine::{Operation, RunOptions, Runbook};
 use launch_runtime::Catalog;
-use super::output::esay;
 
 #[derive(Args, Debug, Clone)]
 pub struct WorkspaceArgs {

@@ -171,7 +171,9 @@ pub enum Event {
     },
     /// The UAT checklist, results and sign-offs as the run ended, so its reports are drawn
     /// from the journal alone.
-    Uat { data: crate::uat::UatData },
+    Uat {
+        data: crate::uat::UatData,
+    },
 }
 
 impl Event {

@@ -81,7 +81,11 @@ impl Signer {
     pub fn sign(&self, line: u64, head: &str) -> anyhow::Result<super::Event> {
         let sig = self
             .key
-            .sign(NAMESPACE, HashAlg::Sha512, &message(&self.run_id, line, head))
+            .sign(
+                NAMESPACE,
+                HashAlg::Sha512,
+                &message(&self.run_id, line, head),
+            )
             .map_err(|e| anyhow::anyhow!("signing the journal: {e}"))?;
         Ok(super::Event::Signed {
             line,
@@ -189,9 +193,18 @@ mod tests {
             panic!("a signed record")
         };
         assert_eq!(check("r1", line, &head, &key, &signature), Ok(key.clone()));
-        assert!(check("r1", 7, "abd", &key, &signature).is_err(), "another head");
-        assert!(check("r2", 7, "abc", &key, &signature).is_err(), "another run");
-        assert!(check("r1", 8, "abc", &key, &signature).is_err(), "another line");
+        assert!(
+            check("r1", 7, "abd", &key, &signature).is_err(),
+            "another head"
+        );
+        assert!(
+            check("r2", 7, "abc", &key, &signature).is_err(),
+            "another run"
+        );
+        assert!(
+            check("r1", 8, "abc", &key, &signature).is_err(),
+            "another line"
+        );
         let public = crate::trust::read_public_key(&pub_path(&path)).unwrap();
         assert_eq!(public.fingerprint(HashAlg::Sha256).to_string(), key);
     }

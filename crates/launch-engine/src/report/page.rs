@@ -359,7 +359,11 @@ pub fn body(r: &RunReport, uat: Option<&UatData>) -> Body {
             .iter()
             .map(|u| {
                 let level = u.level.map(|l| format!(" (L{l})")).unwrap_or_default();
-                (format!("#{}", u.channel), format!("{}{level}", u.what), u.error.clone())
+                (
+                    format!("#{}", u.channel),
+                    format!("{}{level}", u.what),
+                    u.error.clone(),
+                )
             })
             .collect(),
     }

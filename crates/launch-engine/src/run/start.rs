@@ -75,7 +75,8 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
     }
     let run_id = new_run_id();
     // The runner's key signs the run's history; without one there is no run to vouch for.
-    let signer = crate::journal::signing::Signer::runner(&run_id).map_err(|e| refused(vec![format!("{e:#}")]))?;
+    let signer = crate::journal::signing::Signer::runner(&run_id)
+        .map_err(|e| refused(vec![format!("{e:#}")]))?;
     // Locked before the run folder exists: a refused run leaves nothing behind.
     let locks = take_locks(&runbook, &options, runs_root, &run_id).await?;
     let run_dir = runs_root.join(&run_id);

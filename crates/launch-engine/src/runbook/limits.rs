@@ -168,7 +168,8 @@ pub mod breaches {
 /// Further attempts to deliver a notification after a failed one.
 pub const RETRIES: RangeInclusive<u32> = 0..=10;
 /// The most one notification may take, retries included: past it the run's end stops waiting.
-pub const NOTIFY_DEADLINE: RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(120);
+pub const NOTIFY_DEADLINE: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(120);
 
 bounded_duration!(notify_deadline, "notify.deadline", NOTIFY_DEADLINE);
 
@@ -177,8 +178,7 @@ pub mod retries {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        Ok(spanned_count(d, "notify.retries", RETRIES, "attempts")?
-            .map_or(0, |c| *c.get_ref()))
+        Ok(spanned_count(d, "notify.retries", RETRIES, "attempts")?.map_or(0, |c| *c.get_ref()))
     }
 }
 

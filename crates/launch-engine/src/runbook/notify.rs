@@ -62,7 +62,10 @@ pub struct Notify {
     /// Mentioned at level 3 (a failed rollback, both environments impacted).
     pub leadership: Option<String>,
     /// Further attempts after a failed one [default: 3, at most 10].
-    #[serde(default = "default_retries", deserialize_with = "limits::retries::deserialize")]
+    #[serde(
+        default = "default_retries",
+        deserialize_with = "limits::retries::deserialize"
+    )]
     pub retries: u32,
     /// The most one message may take, retries included [default: 10s, at most 2 min]: the
     /// flag has moved long before, and a run's end waits for nothing longer.

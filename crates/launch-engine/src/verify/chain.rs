@@ -13,7 +13,10 @@ pub fn chain(bytes: &[u8]) -> Result<(Vec<Record>, Option<String>), (usize, Stri
     for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
         if line.len() > crate::files::JOURNAL_LINE {
-            return Err((n, format!("line {n} is longer than a journal record can be")));
+            return Err((
+                n,
+                format!("line {n} is longer than a journal record can be"),
+            ));
         }
         let record: Record = serde_json::from_slice(line)
             .map_err(|e| (n, format!("line {n} is not a journal record ({e})")))?;
@@ -27,13 +30,18 @@ pub fn chain(bytes: &[u8]) -> Result<(Vec<Record>, Option<String>), (usize, Stri
             };
             return Err((
                 n,
-                format!("line {n} is record {held}: {missing} (removed between lines {} and {n})", n - 1),
+                format!(
+                    "line {n} is record {held}: {missing} (removed between lines {} and {n})",
+                    n - 1
+                ),
             ));
         }
         if held != 0 && held < n {
             return Err((
                 n,
-                format!("line {n} is record {held}, which belongs earlier: lines were reordered or copied"),
+                format!(
+                    "line {n} is record {held}, which belongs earlier: lines were reordered or copied"
+                ),
             ));
         }
         match (&before, &record.prev) {
@@ -103,7 +111,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         let edited = text.replacen("\"pid\":1}", "\"pid\":7}", 1);
         assert_ne!(edited, text);
-        assert_eq!(chain(edited.as_bytes()).unwrap_err().0, 2, "the edited line");
+        assert_eq!(
+            chain(edited.as_bytes()).unwrap_err().0,
+            2,
+            "the edited line"
+        );
         // Line 3 removed: blamed on the gap, not on intact line 2.
         let removed = [lines[0], lines[1], lines[3], lines[4]].join("\n") + "\n";
         let (at, why) = chain(removed.as_bytes()).unwrap_err();

@@ -10,7 +10,10 @@ use crate::journal;
 pub enum Agreement {
     Same,
     /// One is the other plus later lines (a copy not yet updated): (shorter, longer) lines.
-    Continues { shorter: usize, longer: usize },
+    Continues {
+        shorter: usize,
+        longer: usize,
+    },
     /// They differ from this line (1-based) on.
     Differ(usize),
 }
@@ -18,7 +21,11 @@ pub enum Agreement {
 /// How the journals of two run folders relate.
 pub fn compare(a: &Path, b: &Path) -> anyhow::Result<Agreement> {
     let read = |dir: &Path| {
-        crate::files::read(&dir.join("journal.jsonl"), journal::MAX_BYTES, "the journal")
+        crate::files::read(
+            &dir.join("journal.jsonl"),
+            journal::MAX_BYTES,
+            "the journal",
+        )
     };
     Ok(agreement(&read(a)?, &read(b)?))
 }
@@ -46,7 +53,10 @@ mod tests {
         assert_eq!(agreement(b"a\nb\n", b"a\nb\n"), Agreement::Same);
         assert_eq!(
             agreement(b"a\nb\n", b"a\nb\nc\n"),
-            Agreement::Continues { shorter: 2, longer: 3 }
+            Agreement::Continues {
+                shorter: 2,
+                longer: 3
+            }
         );
         assert_eq!(agreement(b"a\nx\nc\n", b"a\nb\nc\n"), Agreement::Differ(2));
     }

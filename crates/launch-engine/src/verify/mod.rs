@@ -92,7 +92,11 @@ impl Trusted {
         if self.keys.is_empty() {
             return "no key: this machine has no runner key".into();
         }
-        let each: Vec<String> = self.keys.iter().map(|(f, from)| format!("{f} ({from})")).collect();
+        let each: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(f, from)| format!("{f} ({from})"))
+            .collect();
         each.join(", ")
     }
 }
@@ -105,7 +109,10 @@ pub fn intact(bytes: &[u8]) -> Result<(), (usize, String)> {
         keys: Vec::new(),
         any: true,
     };
-    if records.iter().any(|r| matches!(r.event, Event::Signed { .. })) {
+    if records
+        .iter()
+        .any(|r| matches!(r.event, Event::Signed { .. }))
+    {
         signatures(bytes, &records, &anyone)?;
     }
     Ok(())
@@ -124,8 +131,12 @@ pub fn run(
         line,
         message,
     };
-    let bytes = crate::files::read(&run_dir.join("journal.jsonl"), journal::MAX_BYTES, "the journal")
-        .map_err(|e| broken("journal.jsonl", 0, format!("cannot be read: {e:#}")))?;
+    let bytes = crate::files::read(
+        &run_dir.join("journal.jsonl"),
+        journal::MAX_BYTES,
+        "the journal",
+    )
+    .map_err(|e| broken("journal.jsonl", 0, format!("cannot be read: {e:#}")))?;
     let (parsed, head) =
         chain(&bytes).map_err(|(line, message)| broken("journal.jsonl", line, message))?;
     let head = head.ok_or_else(|| broken("journal.jsonl", 0, "holds no record".into()))?;
@@ -148,7 +159,11 @@ pub fn run(
 
 /// The runner's signatures: each valid, by a trusted key, over the line before it; a finished
 /// run signed to its last line. What they cover, or the first bad one.
-fn signatures(bytes: &[u8], records: &[Record], trusted: &Trusted) -> Result<String, (usize, String)> {
+fn signatures(
+    bytes: &[u8],
+    records: &[Record],
+    trusted: &Trusted,
+) -> Result<String, (usize, String)> {
     let lines = journal::lines(bytes);
     let run_id = match records.first().map(|r| &r.event) {
         Some(Event::RunStarted { run_id, .. }) => run_id.clone(),
@@ -168,10 +183,16 @@ fn signatures(bytes: &[u8], records: &[Record], trusted: &Trusted) -> Result<Str
         };
         let n = i + 1;
         if n < 2 || usize::try_from(*line).ok() != Some(n - 1) {
-            return Err((n, format!("a signature of line {line}, not of the line before it")));
+            return Err((
+                n,
+                format!("a signature of line {line}, not of the line before it"),
+            ));
         }
         if journal::line_hash(lines[n - 2]) != *head {
-            return Err((n, format!("the signature names another line {line} than the one there")));
+            return Err((
+                n,
+                format!("the signature names another line {line} than the one there"),
+            ));
         }
         let signer = crate::journal::signing::check(&run_id, *line, head, key, signature).map_err(|why| {
             (
@@ -237,7 +258,11 @@ fn reports(
     let finished = records
         .iter()
         .any(|r| matches!(r.event, Event::RunFinished { .. }));
-    let stored = match crate::files::read(&run_dir.join("report.json"), crate::files::FIXTURE, "the report") {
+    let stored = match crate::files::read(
+        &run_dir.join("report.json"),
+        crate::files::FIXTURE,
+        "the report",
+    ) {
         Ok(s) => s,
         Err(_) if !finished => {
             return Ok(vec![
@@ -289,7 +314,9 @@ fn reports(
             return Err((
                 name,
                 line,
-                format!("does not say what the journal says (from line {line}): the report was edited"),
+                format!(
+                    "does not say what the journal says (from line {line}): the report was edited"
+                ),
             ));
         }
     }
@@ -324,21 +351,29 @@ fn calls(run_dir: &Path, records: &[Record]) -> Result<Vec<String>, (String, Str
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let bytes = crate::files::read(&run_dir.join(input), crate::files::FIXTURE, "a recorded call")
-            .map_err(|e| (input.clone(), format!("{e:#}")))?;
+        let bytes = crate::files::read(
+            &run_dir.join(input),
+            crate::files::FIXTURE,
+            "a recorded call",
+        )
+        .map_err(|e| (input.clone(), format!("{e:#}")))?;
         // Named by the first 128 bits of their sha256 (lab::record).
         let actual = crate::run::digest(&bytes);
         if named.len() < 32 || !actual.starts_with(&named) {
             return Err((
                 input.clone(),
-                format!("was changed: its sha256 is {actual}, and its name (what the journal recorded) says {named}…"),
+                format!(
+                    "was changed: its sha256 is {actual}, and its name (what the journal recorded) says {named}…"
+                ),
             ));
         }
         n += 1;
     }
     Ok(match n {
         0 => Vec::new(),
-        n => vec![format!("recorded calls: {n} input file(s) match their sha256")],
+        n => vec![format!(
+            "recorded calls: {n} input file(s) match their sha256"
+        )],
     })
 }
 
