@@ -585,3 +585,113 @@ async fn runs_mirrored_in_s3_are_listed_and_shown_on_another_machine() {
         .status();
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_elsewhere_cannot_act_even_with_the_token_and_pages_run_no_foreign_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let book = runbook(dir.path());
+    let server = Server::start(&ws, &book);
+    let mut run = start_run(&ws, &book, None);
+    let run_dir = wait_for_run(&ws.join("runs"));
+    let id = run_dir.file_name().unwrap().to_string_lossy().to_string();
+
+    // Every page says what the browser may run, frame and send.
+    let page = reqwest::get(format!("{}/runs/{id}", server.url))
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let csp = header("content-security-policy");
+    for part in [
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "default-src 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert_eq!(header("referrer-policy"), "same-origin");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("<script>"),
+        "no inline script: the CSP would block it"
+    );
+
+    // The right token from another origin: refused, nothing done (8fddcc8 accepted it).
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/runs/{id}/actions", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", "http://evil.example")
+        .body(format!("action=abort&operator=eve&token={}", server.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("came from http://evil.example")
+    );
+
+    // A page on another port of this machine posts the form with the token as a visitor's
+    // browser would (Chromium sends Sec-Fetch-Site: same-site): refused too.
+    let target = format!("{}/runs/{id}/actions", server.url);
+    let evil_html = format!(
+        r#"<!doctype html><form id="f" method="post" action="{target}"><input name="action" value="abort"><input name="operator" value="mallory"><input name="token" value="{}"></form><script>document.getElementById("f").submit();</script>"#,
+        server.token
+    );
+    let evil = support::Server::start(axum::Router::new().fallback(move || {
+        let html = evil_html.clone();
+        async move { axum::response::Html(html) }
+    }))
+    .await;
+    let browser = Browser::start().await;
+    browser.page().goto(&evil.url("/")).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let body = browser.text("body").await;
+        if body.contains("refused") {
+            assert!(body.contains("came from another site"), "{body}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !journal(&run_dir).iter().any(|r| r["event"] == "control"),
+        "nothing reached the canary"
+    );
+
+    // The server's own page still follows the run with its own script under the policy.
+    browser
+        .page()
+        .goto(&format!("{}/runs/{id}", server.url))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let live = browser.text("#live").await;
+        if live.contains("journal record(s)") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the live script did not run: {live}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.close().await;
+    let _ = run.kill();
+    let _ = run.wait();
+}

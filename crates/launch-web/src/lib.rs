@@ -9,6 +9,7 @@
 //! asks the engine to act, never the targets directly.
 
 pub mod actions;
+mod guard;
 pub mod live;
 pub mod runs;
 
@@ -53,7 +54,18 @@ pub fn router(config: Config) -> Router {
         .route("/runs/{id}/events", get(run_events))
         .route("/runs/{id}/report.html", get(run_report))
         .route("/runs/{id}/actions", post(run_action))
+        .route("/live.js", get(live_js))
+        .layer(axum::middleware::from_fn(guard::headers))
         .with_state(app)
+}
+
+/// The run page's one script (see `guard`: no other runs).
+async fn live_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("live.js"),
+    )
+        .into_response()
 }
 
 /// Serves on `listener` until Ctrl-C.
@@ -139,6 +151,7 @@ async fn run_events(State(app): Shared, Path(id): Path<String>) -> Response {
 async fn run_action(
     State(app): Shared,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     axum::Form(form): axum::Form<actions::Form>,
 ) -> Response {
     let Some(actions) = &app.actions else {
@@ -163,6 +176,13 @@ async fn run_action(
         )
             .into_response()
     };
+    // Even with the right token: only the server's own pages act (see `guard`).
+    if let Some(why) = guard::foreign(&headers) {
+        return message(
+            StatusCode::FORBIDDEN,
+            &format!("refused: {why}; nothing was done"),
+        );
+    }
     match actions.act(&dir, &form).await {
         Ok(_) => Redirect::to(&format!("/runs/{id}")).into_response(),
         Err(actions::Refusal::Forbidden) => message(
