@@ -35,7 +35,18 @@ if ! command -v npm >/dev/null; then
     apt-get update -qq && apt-get install -y -qq nodejs npm
 fi
 if [ ! -x "$root/plugins/js/tools/node_modules/.bin/componentize-js" ]; then
-    npm ci --prefix "$root/plugins/js/tools" --no-audit --no-fund --silent
+    # Quiet when it works, everything it said when it does not (a failed install must never
+    # pass unseen: `--silent` hid one).
+    npm_log=$(mktemp)
+    if ! npm ci --prefix "$root/plugins/js/tools" --no-audit --no-fund >"$npm_log" 2>&1; then
+        cat "$npm_log" >&2
+        rm -f "$npm_log"
+        echo "setup: npm ci in plugins/js/tools failed (above); JavaScript plugins cannot be built" >&2
+        exit 1
+    fi
+    rm -f "$npm_log"
+    [ -x "$root/plugins/js/tools/node_modules/.bin/componentize-js" ] \
+        || { echo "setup: npm ci succeeded but componentize-js is missing from plugins/js/tools" >&2; exit 1; }
     echo "setup: installed componentize-js in plugins/js/tools"
 fi
 # Prometheus: the metrics system the tests start on 127.0.0.1 to judge a canary on real traffic.

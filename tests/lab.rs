@@ -276,3 +276,37 @@ fn the_javascript_fetch_smoke_suite_checks_the_live_site_and_replays_from_its_re
         "{row:#}"
     );
 }
+
+#[test]
+fn a_plugins_first_compile_is_said_once_and_never_again() {
+    let cache = tempfile::tempdir().unwrap();
+    let plugin = stock_plugin("canary-steps");
+    let fixtures = repo().join("plugins");
+    let test = || {
+        launch_host_with(&[("LAUNCH_HOST_CACHE_DIR", cache.path().display().to_string())])
+            .args([
+                "plugin",
+                "test",
+                plugin.to_str().unwrap(),
+                "--fixtures",
+                fixtures.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = test();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stdout));
+    let said = text(&first.stderr);
+    assert!(
+        said.contains("compiling")
+            && said.contains("canary-steps.wasm")
+            && said.contains("once: later loads come from the cache"),
+        "a cold load is not silent: {said}"
+    );
+    let second = test();
+    assert!(
+        !text(&second.stderr).contains("compiling"),
+        "{}",
+        text(&second.stderr)
+    );
+}

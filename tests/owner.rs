@@ -113,7 +113,9 @@ fn id(run: &Path) -> String {
 
 fn resume(runs: &Path, run: &Path) -> Command {
     let mut c = launch_host();
-    c.args(["resume", &id(run), "--runs-dir"]).arg(runs);
+    // `--yes` as `run` takes it (8fddcc8 refused it on resume).
+    c.args(["resume", &id(run), "--yes", "--runs-dir"])
+        .arg(runs);
     c
 }
 

@@ -214,6 +214,49 @@ fn a_rolled_back_canary_replayed_with_a_looser_limit_diverges_at_the_rollback() 
     ]);
     assert_eq!(tested.status.code(), Some(0), "{}", text(&tested.stdout));
     assert!(text(&tested.stdout).contains(&format!("ok: {} fixture(s) passed", rows.len())));
+    // The numbers behind each answer are shown, pass or fail.
+    assert!(
+        text(&tested.stdout).contains("check latency-p95 FAIL")
+            && text(&tested.stdout).contains("(threshold 2000 ms)"),
+        "{}",
+        text(&tested.stdout)
+    );
+
+    // The printed hint works for a new policy of the role, not only the recorded one: the
+    // fixtures name neither the recorded plugin nor its checks (8fddcc8's did, so another
+    // policy found no fixture of its own).
+    let ratio = repo().join("plugins/canary-ratio.wasm");
+    let tested = host(&[
+        "plugin",
+        "test",
+        ratio.to_str().unwrap(),
+        "--fixtures",
+        saved.to_str().unwrap(),
+    ]);
+    let said = text(&tested.stdout) + &text(&tested.stderr);
+    assert_ne!(tested.status.code(), Some(2), "not a usage error: {said}");
+    assert_eq!(
+        said.matches("canary-ratio").count() >= rows.len(),
+        true,
+        "{said}"
+    );
+
+    // --config is checked against the answering plugin's schema, as a runbook's is.
+    let (out, _) = replay(
+        &run,
+        &[
+            "--stage",
+            "staging-canary",
+            "--config",
+            r#"{"max-latency-ms": "fast"}"#,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--config: `canary-steps`'s schema refuses"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

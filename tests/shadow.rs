@@ -103,6 +103,25 @@ fn a_shadow_canary_policy_disagrees_in_every_report_and_never_acts() {
     );
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("Live vs shadow") && html.contains("latency-ratio"));
+    // The operator hears it as it happens, and `status` shows it (8fddcc8: neither).
+    let console = text(&out.stderr);
+    assert!(
+        console.contains("shadow `canary-ratio` at ")
+            && console.contains("rollback where the live policy said"),
+        "{console}"
+    );
+    let id = run.file_name().unwrap().to_str().unwrap();
+    let runs = run.parent().unwrap();
+    let (_, status) =
+        launch_host_output(&[], &["status", id, "--runs-dir", runs.to_str().unwrap()]);
+    assert!(
+        status.contains(&format!(
+            "shadow `canary-ratio` on `canary`: agreed {} of {}",
+            shadows.len() - disagreements.len(),
+            shadows.len()
+        )),
+        "{status}"
+    );
 }
 
 /// A step stage on the embedded target, with `shadow` lines.

@@ -108,6 +108,8 @@ pub struct Ctx {
     /// The capability manifest of the whole runbook (whatever this command runs of it): what
     /// a UAT approval must cover.
     pub launch_manifest: crate::manifest::Manifest,
+    /// Each shadow's last disagreement told to the operator (so a change is told, not each).
+    pub shadows_told: std::collections::HashMap<String, String>,
 }
 
 /// A flag a stage is moving, and where it goes back to if the host fails mid-stage (the run

@@ -52,6 +52,15 @@ pub enum Notice<'a> {
         environment: &'a str,
         flag: &'a str,
     },
+    /// A shadow policy answered other than the live one (told when its answer changes).
+    ShadowDisagrees {
+        plugin: &'a str,
+        live: &'a str,
+        shadow: &'a str,
+        /// The canary's percentage, on a canary stage.
+        percent: Option<u8>,
+        why: &'a str,
+    },
     /// The canary stays at its step, and why: the policy's hold, or no data (told when it
     /// begins and again every few seconds while it lasts).
     CanaryHeld {

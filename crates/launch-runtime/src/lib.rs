@@ -51,7 +51,12 @@ struct Inner {
     linker: Linker<PluginState>,
     cache: cache::ArtifactCache,
     http: HttpClient,
+    /// Told before a component is compiled (a cache miss): the one slow load of a build.
+    on_compile: std::sync::OnceLock<CompileHook>,
 }
+
+/// What is told before a compile: the file and its size in bytes.
+pub type CompileHook = Box<dyn Fn(&Path, u64) + Send + Sync>;
 
 impl Runtime {
     /// `cache_dir: None` disables the compiled-artifact cache.
@@ -68,8 +73,15 @@ impl Runtime {
                 linker,
                 cache,
                 http,
+                on_compile: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Calls `hook` before each compile (a component not in the cache yet), so a person
+    /// waiting on an 18 MB Python plugin's first load is told why (set once).
+    pub fn on_compile(&self, hook: impl Fn(&Path, u64) + Send + Sync + 'static) {
+        let _ = self.inner.on_compile.set(Box::new(hook));
     }
 
     pub fn cache_dir(&self) -> Option<&Path> {

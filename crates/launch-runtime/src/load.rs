@@ -100,6 +100,10 @@ pub(crate) async fn load(
             };
             kind(&bytes)?;
             let digest = hex::encode(Sha256::digest(&bytes));
+            // Not in the cache (or asked not to use it): this is the slow load.
+            if let Some(tell) = runtime.inner.on_compile.get() {
+                tell(&path, bytes.len() as u64);
+            }
             let (component, source) = cache
                 .compile(engine, &bytes, &digest, use_cache)
                 .await

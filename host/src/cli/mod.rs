@@ -45,6 +45,19 @@ impl Host {
             return Ok(rt);
         }
         let rt = Runtime::new(self.cache_dir.clone())?;
+        let cached = self.cache_dir.is_some();
+        rt.on_compile(move |path, size| {
+            let once = if cached {
+                "once: later loads come from the cache in milliseconds"
+            } else {
+                "no cache (--no-cache)"
+            };
+            eprintln!(
+                "compiling {} ({}) to native code — {once}",
+                path.display(),
+                output::size(size)
+            );
+        });
         Ok(self.runtime.get_or_init(|| rt))
     }
 }

@@ -122,6 +122,22 @@ fn print(results: &[FixtureResult], plugins: &[Plugin], failed: usize) {
         if let Some(e) = &r.error {
             say!("      error: {e}");
         }
+        if r.error.is_none() {
+            say!("      answered: {}", r.got);
+        }
+        // The numbers behind the answer, pass or fail: a policy author sees what it judged.
+        for c in &r.checks {
+            let reason = match c.verdict.reason() {
+                "" => String::new(),
+                why => format!(" — {why}"),
+            };
+            say!(
+                "      check {} {} {}{reason}",
+                c.name,
+                c.verdict.word(),
+                launch_engine::report::numbers(c)
+            );
+        }
         for m in &r.mismatches {
             say!(
                 "      {}: expected `{}`, got `{}`",
@@ -131,7 +147,6 @@ fn print(results: &[FixtureResult], plugins: &[Plugin], failed: usize) {
             );
         }
         if !r.passed() {
-            say!("      answered: {}", r.got);
             for line in &r.logs {
                 say!("      log: {line}");
             }

@@ -75,7 +75,7 @@ pub async fn run(runtime: &Runtime, args: ReplayArgs) -> anyhow::Result<Exit> {
     if let Some(out) = &args.save_fixtures {
         let dir = replay::save_fixtures(&calls, out)?;
         esay!(
-            "saved {} fixture(s) in {}; test a policy on them with `launch-host plugin test PLUGIN --fixtures {}`",
+            "saved {} fixture(s) in {}, each expecting the answer recorded; test any policy of the same role on them with `launch-host plugin test PLUGIN.wasm --fixtures {}`",
             calls.len(),
             dir.display(),
             out.display()
@@ -117,6 +117,29 @@ pub async fn run(runtime: &Runtime, args: ReplayArgs) -> anyhow::Result<Exit> {
             (_, r) => r,
         }
     };
+    // The config a replayed call gets is checked like a runbook's: against the schema of the
+    // plugin that answers it.
+    if let Some(overrides) = &config {
+        let mut seen = std::collections::BTreeSet::new();
+        for call in &calls {
+            let Some(plugin) = choose(call) else { continue };
+            let Some(schema) = plugin.info.config_schema.as_ref() else {
+                continue;
+            };
+            let mut merged = call.fixture.config.clone();
+            merged.extend(overrides.clone());
+            if let Err(e) =
+                launch_engine::consistency::check_config(schema, &serde_json::Value::Object(merged))
+                && seen.insert(plugin.info.name.clone())
+            {
+                return super::usage(anyhow::anyhow!(
+                    "--config: `{}`'s schema refuses the config of stage `{}` with it: {e}",
+                    plugin.info.name,
+                    call.stage
+                ));
+            }
+        }
+    }
     let rows = replay::replay(&calls, choose, config.as_ref()).await;
     let different = rows.iter().filter(|r| !r.same).count();
     match args.output {

@@ -51,6 +51,9 @@ pub struct ResumeArgs {
     /// plugin must still have the digest the run started with
     #[arg(long, value_name = "DIR")]
     plugins: Option<PathBuf>,
+    /// Proceed without asking (also AUTO_CONFIRM=true), like `run --yes`
+    #[arg(long, short = 'y', env = "AUTO_CONFIRM", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    yes: bool,
 }
 
 pub async fn run(host: &Host, args: RunArgs) -> anyhow::Result<Exit> {
@@ -90,7 +93,14 @@ pub async fn resume(runtime: &Runtime, args: ResumeArgs) -> anyhow::Result<Exit>
             return Ok(Exit::Usage);
         }
     };
-    match launch_engine::run::resume(runtime, &dir, args.plugins.clone(), Arc::new(Terminal)).await
+    match launch_engine::run::resume(
+        runtime,
+        &dir,
+        args.plugins.clone(),
+        args.yes,
+        Arc::new(Terminal),
+    )
+    .await
     {
         Ok(summary) => {
             print_summary(&summary);

@@ -94,6 +94,24 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
         ]);
     }
     say!("{t}");
+    // Shadow policies: what they would have done beside the live one.
+    for s in &report.stages {
+        for (plugin, t) in launch_engine::report::tallies(s) {
+            let mut also = String::new();
+            if t.disagreed > 0 {
+                also.push_str(&format!(", disagreed {}", t.disagreed));
+            }
+            if t.failed > 0 {
+                also.push_str(&format!(", failed {}", t.failed));
+            }
+            say!(
+                "shadow `{plugin}` on `{}`: agreed {} of {}{also}",
+                s.name,
+                t.agreed,
+                t.asked
+            );
+        }
+    }
     say!("folder: {}", dir.display());
     Ok(Exit::Success)
 }

@@ -78,6 +78,18 @@ impl Operator for Terminal {
             Notice::RolledBack { environment, flag } => {
                 format!("  {flag} on {environment} is at 0%: rolled back")
             }
+            Notice::ShadowDisagrees {
+                plugin,
+                live,
+                shadow,
+                percent,
+                why,
+            } => {
+                let at = percent.map(|p| format!(" at {p}%")).unwrap_or_default();
+                format!(
+                    "  shadow `{plugin}`{at}: {shadow} where the live policy said {live} — {why} (recorded, not obeyed)"
+                )
+            }
             Notice::CanaryHeld { percent, reason } => {
                 format!("  canary holding at {percent}%: {reason}")
             }

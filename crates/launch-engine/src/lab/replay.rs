@@ -124,9 +124,13 @@ pub fn save_fixtures(calls: &[RecordedCall], out: &Path) -> anyhow::Result<PathB
             .percent()
             .map_or(String::new(), |p| format!("at {p}% "));
         fixture.description = Some(format!(
-            "recorded: {} {at}→ {} {}",
-            call.stage, call.answer, call.reason
+            "recorded: {} {at}→ {} {} (by `{}`)",
+            call.stage, call.answer, call.reason, call.plugin
         ));
+        // For any policy of the role: the recorded answer is what a new one must give; the
+        // recorded plugin's own name and check names are its, not the contract's.
+        fixture.plugin = None;
+        fixture.expect.checks.clear();
         let path = dir.join(format!("{:03}-{}.json", i + 1, call.stage));
         std::fs::write(&path, serde_json::to_vec_pretty(&fixture)?)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -36,6 +36,8 @@ pub struct FixtureResult {
     pub error: Option<String>,
     pub elapsed_ms: f64,
     pub logs: Vec<String>,
+    /// Each check the plugin answered, with its number and reason.
+    pub checks: Vec<CheckRecord>,
 }
 
 impl FixtureResult {
@@ -272,6 +274,7 @@ pub async fn run(plugin: &Plugin, fixture: &Fixture) -> FixtureResult {
         error: None,
         elapsed_ms: 0.0,
         logs: Vec::new(),
+        checks: Vec::new(),
     };
     match call(plugin, fixture).await {
         Ok((answer, logs, elapsed)) => {
@@ -286,6 +289,7 @@ pub async fn run(plugin: &Plugin, fixture: &Fixture) -> FixtureResult {
                 (None, None) => answer.summary.clone(),
             };
             result.mismatches = compare(fixture, &answer, elapsed);
+            result.checks = answer.checks;
         }
         Err(e) => result.error = Some(e),
     }

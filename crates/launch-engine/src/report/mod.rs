@@ -9,7 +9,7 @@ mod markdown;
 pub mod page;
 mod shadow;
 
-pub use shadow::ShadowAnswer;
+pub use shadow::{ShadowAnswer, Tally, tallies};
 
 use std::path::Path;
 

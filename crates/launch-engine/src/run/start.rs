@@ -244,6 +244,7 @@ pub async fn resume(
     runtime: &Runtime,
     run_dir: &Path,
     plugins_dir: Option<PathBuf>,
+    auto: bool,
     operator: Arc<dyn Operator>,
 ) -> anyhow::Result<RunSummary> {
     let journal_path = run_dir.join("journal.jsonl");
@@ -303,6 +304,8 @@ pub async fn resume(
     if let Some(dir) = plugins_dir {
         options.plugins_dir = dir;
     }
+    // `resume --yes`: proceed without asking, whatever the run started with.
+    options.auto |= auto;
     // The recorded source names the command (`launch.toml → `deploy staging``); the file is
     // what it was derived from.
     let file = source.split(" → ").next().unwrap_or(source);
@@ -540,6 +543,7 @@ fn prepare(
         calls: crate::lab::record::CallStore::new(&run_dir),
         notifier: None,
         launch_manifest: Default::default(),
+        shadows_told: Default::default(),
         run_dir,
     }
 }

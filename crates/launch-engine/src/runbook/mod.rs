@@ -332,6 +332,23 @@ mod tests {
     const STAGE: &str = "[[stage]]\nname = \"a\"\naction = \"deploy\"\nenvironment = \"staging\"\n";
 
     #[test]
+    fn an_over_long_list_is_refused_at_its_own_line() {
+        let signoffs: Vec<String> = (0..101)
+            .map(|i| format!("{{ role = \"r{i}\", name = \"n\", decision = \"approved\" }}"))
+            .collect();
+        let text = format!(
+            "{HEAD}[[stage]]\nname = \"uat\"\nplugin = \"uat-signoff\"\nenvironment = \"staging\"\nsignoffs = [{}]\n",
+            signoffs.join(", ")
+        );
+        let e = Runbook::parse(&text, "launch.toml").unwrap_err();
+        assert_eq!(e.line, 7, "the stage's line, not 0: {e}");
+        assert!(
+            e.message.contains("stage `uat`: signoffs has 101 entries"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_webhook_written_in_the_runbook_is_refused_at_its_line() {
         let text = format!(
             "{HEAD}[notify.channels.alerts]\nslack = \"https://hooks.example.com/T0/B0/abc\"\n{STAGE}"

@@ -6,6 +6,7 @@
 
 use crate::context::Ctx;
 use crate::journal::Event;
+use crate::operator::Notice;
 use crate::record::{self, CheckRecord};
 use crate::runbook::Stage;
 use launch_runtime::types::{CanaryState, CanaryWindow, Samples, StepContext, Target};
@@ -56,6 +57,28 @@ pub async fn consult(
             Some(plugin) => ask(plugin, &sandbox, &inputs, &config)
                 .await
                 .map_err(|f| f.to_string()),
+        };
+        // The console hears a disagreement when the shadow's answer changes, not every window.
+        let word = match &answer {
+            Ok(a) if a.word != live => Some((a.word.clone(), a.summary.clone())),
+            Ok(_) => None,
+            Err(why) => Some(("failed".to_string(), why.clone())),
+        };
+        let told = ctx.shadows_told.get(&name);
+        if let Some((w, why)) = &word
+            && told != Some(w)
+        {
+            ctx.operator.tell(Notice::ShadowDisagrees {
+                plugin: &name,
+                live,
+                shadow: w,
+                percent,
+                why,
+            });
+        }
+        match word {
+            Some((w, _)) => ctx.shadows_told.insert(name.clone(), w),
+            None => ctx.shadows_told.remove(&name),
         };
         let event = match answer {
             Ok(a) => Event::Shadow {
