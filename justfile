@@ -41,7 +41,7 @@ bench: build-plugins
     cargo bench -p launch-host --bench web
     cargo bench -p launch-host --bench playbook
 
-# Fuzz the runbook reader, the journal reader and plugin-result handling (SECS per target)
+# Fuzz the runbook reader, the journal reader, plugin-result handling, granted folders and file sizes (SECS per target)
 fuzz SECS="300":
     LAUNCH_HOST_FUZZ_SECS={{SECS}} cargo test -p launch-engine --test fuzz -- --nocapture --test-threads 1
 

@@ -1,6 +1,8 @@
 //! Fuzzing the host's readers of outside input, on stable Rust inside `cargo test`: the runbook
-//! parser and its checks, the journal reader, and the handling of whatever a plugin returns
-//! (verdicts, checks, numbers, strings) from the journal to every report. Each target runs for
+//! parser and its checks, the journal reader, the handling of whatever a plugin returns
+//! (verdicts, checks, numbers, strings) from the journal to every report, the folders a
+//! runbook grants (never outside its folder, whatever the names and symlinks), and files of
+//! any size (never read past their bound). Each target runs for
 //! a bounded time — `LAUNCH_HOST_FUZZ_SECS` (10 s by default, `just fuzz` gives 300) — on inputs
 //! that proptest generates and on mutations of the corpus kept in `tests/corpus/`. Goal: zero
 //! panics. Each target prints its executions; a panic fails the test and prints the input.
@@ -323,6 +325,96 @@ fn fuzz_the_handling_of_plugin_results() {
             let records = Journal::read(&run.join("journal.jsonl")).unwrap();
             assert_eq!(records.len(), 4);
             report::write_all(&run).unwrap();
+        },
+    );
+}
+
+/// A `files` entry: path pieces an attacker would try — `..`, absolute roots, empty names,
+/// dots, symlinks planted in the folder, long lists.
+fn grant_entry() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("..".to_string()),
+        Just(".".to_string()),
+        Just(String::new()),
+        Just("dist".to_string()),
+        Just("link-out".to_string()),
+        Just("link-in".to_string()),
+        Just("/etc".to_string()),
+        Just("~".to_string()),
+        "[a-z.]{1,6}",
+    ];
+    proptest::collection::vec(piece, 1..5).prop_map(|p| p.join("/"))
+}
+
+#[test]
+fn fuzz_the_folders_a_runbook_grants() {
+    // A runbook's folder with a build, a symlink that leads out and one that stays in.
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("dist/assets")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("link-out")).unwrap();
+    std::os::unix::fs::symlink("dist", dir.path().join("link-in")).unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let book = dir.path().join("launch.toml");
+    let mut granted = 0u64;
+    fuzz(
+        "grants",
+        proptest::collection::vec(grant_entry(), 0..24),
+        |entries| {
+            let list: Vec<String> = entries
+                .iter()
+                .map(|e| serde_json::to_string(e).unwrap())
+                .collect();
+            let text = format!(
+                "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"s\"\nplugin = \"p\"\nfiles = [{}]\n",
+                list.join(", ")
+            );
+            let Ok(runbook) = Runbook::parse(&text, book.to_str().unwrap()) else {
+                return;
+            };
+            // Whatever the reader accepts is short, relative and without `..` ...
+            let stage = &runbook.stages[0];
+            assert!(stage.files.len() <= 16, "{entries:?}");
+            for f in &stage.files {
+                let p = Path::new(f.get_ref());
+                assert!(!p.has_root() && !f.get_ref().is_empty(), "{entries:?}");
+                assert!(!p.components().any(|c| c == std::path::Component::ParentDir));
+            }
+            // ... and whatever is granted on disk is inside the runbook's folder.
+            if let Ok(dirs) = runbook.granted_dirs(stage) {
+                granted += 1;
+                for d in dirs {
+                    assert!(
+                        d.host.starts_with(&root),
+                        "{} left {}",
+                        d.host.display(),
+                        root.display()
+                    );
+                }
+            }
+        },
+    );
+    println!("fuzz grants: {granted} grant lists opened, all inside");
+}
+
+#[test]
+fn fuzz_files_of_any_size_are_read_within_their_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("file");
+    fuzz(
+        "file sizes",
+        (0usize..3 * 4096, 1u64..2 * 4096, any::<u8>()),
+        |(len, max, byte)| {
+            std::fs::write(&path, vec![*byte; *len]).unwrap();
+            match launch_engine::files::read(&path, *max, "a file") {
+                Ok(bytes) => assert!(bytes.len() as u64 <= *max && bytes.len() == *len),
+                Err(e) => {
+                    assert!(*len as u64 > *max, "{e:#}");
+                    assert!(e.to_string().contains("is larger than"), "{e:#}");
+                }
+            }
+            // A journal of that size parses line by line without reading past its lines.
+            let _ = Journal::parse(&vec![*byte; *len]);
         },
     );
 }

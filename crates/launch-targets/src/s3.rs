@@ -82,6 +82,9 @@ pub struct S3Location {
     pub prefix: String,
 }
 
+/// The largest object `get` reads: a journal's bound, with room to spare.
+pub const MAX_OBJECT_BYTES: u64 = 2 << 30;
+
 /// What a conditional write found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Written {
@@ -130,6 +133,17 @@ impl S3Location {
             .await
         {
             Ok(o) => {
+                // An object is read whole: one larger than any run's file is refused, not
+                // read until memory runs out.
+                if o.content_length()
+                    .is_some_and(|n| n as u64 > MAX_OBJECT_BYTES)
+                {
+                    anyhow::bail!(
+                        "{} is {} bytes, more than the {MAX_OBJECT_BYTES} an object of a launch can be",
+                        self.url(key),
+                        o.content_length().unwrap_or_default()
+                    );
+                }
                 let etag = o.e_tag().map(String::from);
                 let bytes = o
                     .body
