@@ -212,9 +212,19 @@ fn a_panic_mid_canary_puts_the_flag_back_to_zero_and_the_journal_says_so() {
             .unwrap()
             .contains("deliberate fault")
     );
-    let last = records.last().unwrap();
+    // The run's last word (after it, only the runner's signature of its end).
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r["event"] != "signed")
+        .unwrap();
     assert_eq!(last["event"], "run-finished");
     assert_eq!(last["outcome"], "host-failed");
+    assert_eq!(
+        records.last().unwrap()["event"],
+        "signed",
+        "the end is signed"
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["outcome"], "host-failed");

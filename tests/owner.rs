@@ -375,7 +375,12 @@ fn assert_host_failed_and_said_so(code: Option<i32>, run: &Path, said: &str, wha
             .any(|r| r["event"] == "effect-done" && r["key"] == "promote:30")
     );
     assert!(records.iter().any(|r| r["event"] == "flag-restored"));
-    assert_eq!(records.last().unwrap()["event"], "run-finished");
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r["event"] != "signed")
+        .unwrap();
+    assert_eq!(last["event"], "run-finished");
     assert!(
         !records.iter().any(|r| r["key"] == "promote:50"),
         "the canary did not go on"
@@ -412,4 +417,30 @@ fn a_journal_replaced_under_a_running_canary_stops_it_and_the_folder_says_so() {
         std::fs::rename(&forged, run.join("journal.jsonl")).unwrap();
     });
     assert_host_failed_and_said_so(code, &run, &said, "was replaced by another file");
+}
+
+#[test]
+fn a_journal_that_becomes_unwritable_under_a_running_canary_stops_it_and_the_folder_says_so() {
+    // An immutable file refuses writes through descriptors already open: the journal cannot
+    // be written any more, though nothing moved it.
+    let probe = tempfile::NamedTempFile::new().unwrap();
+    let immutable = |path: &Path, on: bool| {
+        Command::new("chattr")
+            .arg(if on { "+i" } else { "-i" })
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !immutable(probe.path(), true) {
+        println!("skipped: this file system has no immutable flag (chattr +i failed)");
+        return;
+    }
+    immutable(probe.path(), false);
+    let mut frozen = PathBuf::new();
+    let (code, run, said) = tamper_mid_canary(|run| {
+        frozen = run.join("journal.jsonl");
+        assert!(immutable(&frozen, true));
+    });
+    immutable(&run.join("journal.jsonl"), false);
+    assert_host_failed_and_said_so(code, &run, &said, "cannot be written");
 }

@@ -308,6 +308,7 @@ impl Route {
             return Vec::new();
         };
         let (mode, env) = rest.split_once(':').unwrap_or((rest, ""));
+        let detail = &without_store(detail);
         let mut out = vec![if MANUAL.contains(&mode) {
             Message {
                 channel: Channel::StatusboardEmergency,
@@ -341,6 +342,7 @@ impl Route {
     }
 
     fn failed_rollback(&self, what: &str) -> Message {
+        let what = &without_store(what);
         Message {
             channel: Channel::StatusboardEmergency,
             what: "rollback-failed",
@@ -350,6 +352,18 @@ impl Route {
                 self.launch, self.on_call, self.leadership
             ),
         }
+    }
+}
+
+/// An effect's words for people's channels: the journal says where a flag was moved ("via
+/// file /srv/…/flags.json"); a channel hears the environment, never a local path.
+fn without_store(detail: &str) -> String {
+    match detail.split_once(" via ") {
+        Some((head, tail)) => match tail.find(" (") {
+            Some(i) => format!("{head}{}", &tail[i..]),
+            None => head.to_string(),
+        },
+        None => detail.to_string(),
     }
 }
 
@@ -408,6 +422,20 @@ mod tests {
             said[0].text.starts_with("↩️") && !said[0].text.contains("launch complete"),
             "a rollback is not a launch: {}",
             said[0].text
+        );
+    }
+
+    #[test]
+    fn people_hear_the_environment_not_the_store() {
+        assert_eq!(
+            without_store(
+                "auto rollback of staging: F → 0% via file /srv/ws/env/staging/flags.json (error-rate 5%)"
+            ),
+            "auto rollback of staging: F → 0% (error-rate 5%)"
+        );
+        assert_eq!(
+            without_store("make r1 current again"),
+            "make r1 current again"
         );
     }
 

@@ -160,16 +160,19 @@ impl Journal {
             .write_all(&self.pending)
             .and_then(|_| self.file.sync_data());
         let n = self.pending.len() as u64;
-        self.pending.clear();
         if let Err(e) = written {
-            // Unwritable (a full disk, a read-only or vanished folder): the same as lost.
+            // Unwritable (a full disk, an immutable file, a vanished folder): the same as
+            // lost. What this process wrote is still what it wrote: copied aside with the rest.
             let lost = JournalLost {
                 path: self.path.clone(),
                 what: format!("cannot be written ({e})"),
             };
-            self.lost = Some((lost.clone(), None));
+            let salvage = lost::salvage(&self.path, &self.file, self.place.len, true);
+            self.lost = Some((lost.clone(), salvage));
+            let _ = self.write_salvage();
             return Err(lost.into());
         }
+        self.pending.clear();
         self.place.len += n;
         if let Some(listener) = &self.listener {
             listener();

@@ -131,6 +131,10 @@ impl RunReport {
                 Some(o) if o.process.alive() != Some(false) => {
                     report.summary = format!("in progress: {}", o.who());
                 }
+                // A copy fetched from where it runs: no owner record here to tell.
+                None if !run_dir.join(crate::owner::FILE).exists() => {
+                    report.summary = "started elsewhere: whether its process still runs is not known here (`launch-host resume` refuses while its owner lives)".into();
+                }
                 _ => {
                     report.outcome = "interrupted".into();
                     report.summary = format!(

@@ -436,8 +436,9 @@ mod tests {
         };
         let served = super::render(&r, None, Some(&live));
         assert!(
-            served.contains("new EventSource(\"/runs/r1/events\")"),
-            "{served}"
+            served.contains("data-events=\"/runs/r1/events\"")
+                && served.contains("<script src=\"/live.js\" defer></script>"),
+            "the server's own script follows the events: {served}"
         );
         assert!(
             !served.contains("section class=\"actions\""),

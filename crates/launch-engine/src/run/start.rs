@@ -289,7 +289,8 @@ pub async fn resume(
             journal_path.display()
         );
     };
-    if let Some(Event::RunFinished { outcome, .. }) = records.last().map(|r| &r.event) {
+    // Finished whatever follows its end (notifications, the runner's last signature).
+    if let Some(outcome) = super::finished_outcome(&records) {
         anyhow::bail!(
             "run {run_id} already finished ({}); nothing to resume",
             outcome.word()

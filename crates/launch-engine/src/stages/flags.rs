@@ -76,9 +76,10 @@ pub async fn rollback(
         ctx.effect(
             stage.name.get_ref(),
             &format!("rollback:{mode}:{env}"),
-            // Named by environment: the text goes to people's channels, where a local path
-            // means nothing (and tells too much).
-            &format!("{mode} rollback of {env}: {flag} → 0% ({reason})"),
+            &format!(
+                "{mode} rollback of {env}: {flag} → 0% via {} ({reason})",
+                flags.describe()
+            ),
             || async move { flags.set(&f2, 0).await },
         )
         .await?;
