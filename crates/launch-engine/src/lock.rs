@@ -62,7 +62,7 @@ pub enum LockError {
     #[error("environment `{environment}` is locked by run {} ({}) since {} (lock {place}); wait for it to finish, resume it (`launch-host resume {}`), or remove the lock if that run is gone", holder.run_id, holder.who(), since(holder.since_ms), holder.run_id)]
     Held {
         environment: String,
-        holder: Holder,
+        holder: Box<Holder>,
         place: String,
     },
     #[error("cannot lock environment `{environment}` ({place}): {reason}")]
@@ -189,7 +189,7 @@ fn acquire_local(dir: &Path, run_id: &str, env: &str) -> Result<PathBuf, LockErr
                 }
                 return Err(LockError::Held {
                     environment: env.to_string(),
-                    holder: current.unwrap_or_else(Holder::unknown),
+                    holder: Box::new(current.unwrap_or_else(Holder::unknown)),
                     place: path.display().to_string(),
                 });
             }
@@ -235,7 +235,7 @@ async fn acquire_remote(loc: &S3Location, run_id: &str, env: &str) -> Result<Str
                 }
                 return Err(LockError::Held {
                     environment: env.to_string(),
-                    holder: current.unwrap_or_else(Holder::unknown),
+                    holder: Box::new(current.unwrap_or_else(Holder::unknown)),
                     place,
                 });
             }

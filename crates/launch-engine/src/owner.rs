@@ -152,13 +152,13 @@ pub enum OwnerError {
     #[error("run {run_id} is being run by {} ({place}); only one process may act for a run: wait for it to finish, or stop it first (`launch-host status {run_id}` shows where it is)", owner.who())]
     Alive {
         run_id: String,
-        owner: Owner,
+        owner: Box<Owner>,
         place: String,
     },
     #[error("run {run_id} is owned by {} on another machine, which renewed {place} {}s ago; another machine takes a run over only once its owner has gone {}s without renewing: resume it again after that", owner.who(), now_ms().saturating_sub(owner.renewed_ms) / 1000, STALE.as_secs())]
     Remote {
         run_id: String,
-        owner: Owner,
+        owner: Box<Owner>,
         place: String,
     },
     #[error("cannot take run {run_id} ({place}): {reason}")]
@@ -214,7 +214,7 @@ fn claim_local(run_dir: &Path, me: &Owner) -> Result<std::fs::File, OwnerError> 
         Err(std::fs::TryLockError::WouldBlock) => {
             return Err(OwnerError::Alive {
                 run_id: me.run_id.clone(),
-                owner: holder(run_dir, me),
+                owner: Box::new(holder(run_dir, me)),
                 place,
             });
         }
@@ -277,14 +277,14 @@ async fn claim_remote(url: &str, me: &Owner) -> Result<Remote, OwnerError> {
                 Some(true) => {
                     return Err(OwnerError::Alive {
                         run_id: me.run_id.clone(),
-                        owner,
+                        owner: Box::new(owner),
                         place,
                     });
                 }
                 None if unrenewed < STALE.as_millis() as u64 => {
                     return Err(OwnerError::Remote {
                         run_id: me.run_id.clone(),
-                        owner,
+                        owner: Box::new(owner),
                         place,
                     });
                 }

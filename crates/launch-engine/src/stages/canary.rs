@@ -52,7 +52,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     if let Some(set) = last_set(earlier)
         && percent < set
     {
-        return Ok(moved_back(ctx, stage, &flag, &env_name, percent, set)?);
+        return moved_back(ctx, stage, &flag, &env_name, percent, set);
     }
     let mut step_index = promotions.saturating_sub(1) as u32;
     // Operators' requests from other terminals; on resume, those already obeyed stay obeyed.
