@@ -213,11 +213,7 @@ fn a_panic_mid_canary_puts_the_flag_back_to_zero_and_the_journal_says_so() {
             .contains("deliberate fault")
     );
     // The run's last word (after it, only the runner's signature of its end).
-    let last = records
-        .iter()
-        .rev()
-        .find(|r| r["event"] != "signed")
-        .unwrap();
+    let last = support::last_word(&records);
     assert_eq!(last["event"], "run-finished");
     assert_eq!(last["outcome"], "host-failed");
     assert_eq!(

@@ -79,11 +79,7 @@ fn run(book: &Path, runs: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 fn journal(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    support::journal_of(run)
 }
 
 fn windows(records: &[serde_json::Value]) -> Vec<&serde_json::Value> {
@@ -200,10 +196,10 @@ fn an_unreachable_prometheus_or_a_query_that_answers_nothing_refuses_the_run() {
     let prometheus = PrometheusServer::start(&[format!("127.0.0.1:{port}")]);
     let typo = r#"queries = { requests = 'sum(increase(http_requests_totl{route="{endpoint}"}[{window}]))' }"#;
     let book = runbook(dir.path(), port, &prometheus.url, typo);
-    let text = std::fs::read_to_string(&book)
-        .unwrap()
-        .replace("ready-within = \"20s\"", "ready-within = \"3s\"");
-    std::fs::write(&book, text).unwrap();
+    support::rewrite(
+        &book,
+        &[("ready-within = \"20s\"", "ready-within = \"3s\"")],
+    );
     let out = run(&book, &runs, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -288,11 +284,13 @@ fn a_latency_query_that_matches_nothing_for_the_canary_is_no_data_never_zero() {
     let p95 = r#"queries = { p95-ms = '1000 * histogram_quantile(0.95, sum by (le) (rate(http_server_request_duration_seconds_bucket{http_route="{endpoint}",version="{version}",version!="v2"}[{window}])))' }
 "#;
     let book = runbook(dir.path(), port, &prometheus.url, p95);
-    let text = std::fs::read_to_string(&book).unwrap().replace(
-        "on-fail = \"rollback\"\n",
-        "on-fail = \"rollback\"\nno-data-limit = \"4s\"\n",
+    support::rewrite(
+        &book,
+        &[(
+            "on-fail = \"rollback\"\n",
+            "on-fail = \"rollback\"\nno-data-limit = \"4s\"\n",
+        )],
     );
-    std::fs::write(&book, text).unwrap();
     let runs = dir.path().join("runs");
     let out = run(&book, &runs, &["--inject", "v2-latency=2500ms"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -361,10 +359,7 @@ fn preflight_names_the_template_that_matches_nothing() {
 ready-within = "8s"
 "#;
     let book = runbook(dir.path(), port, &prometheus.url, errors);
-    let text = std::fs::read_to_string(&book)
-        .unwrap()
-        .replace("ready-within = \"20s\"\n", "");
-    std::fs::write(&book, text).unwrap();
+    support::rewrite(&book, &[("ready-within = \"20s\"\n", "")]);
     let out = run(&book, &runs, &["--inject", "v2-errors=20%"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -382,10 +377,7 @@ ready-within = "8s"
 ready-within = "8s"
 "#;
     let book = runbook(dir.path(), port, &prometheus.url, p95);
-    let text = std::fs::read_to_string(&book)
-        .unwrap()
-        .replace("ready-within = \"20s\"\n", "");
-    std::fs::write(&book, text).unwrap();
+    support::rewrite(&book, &[("ready-within = \"20s\"\n", "")]);
     let out = run(&book, &runs, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -402,14 +394,16 @@ fn a_prometheus_that_hangs_is_no_data_within_one_interval_then_a_rollback() {
     let prometheus = PrometheusServer::start(&[format!("127.0.0.1:{port}")]);
     let dir = tempfile::tempdir().unwrap();
     let book = runbook(dir.path(), port, &prometheus.url, "");
-    let text = std::fs::read_to_string(&book)
-        .unwrap()
-        .replace("step-duration-ms = 2000", "step-duration-ms = 60000")
-        .replace(
-            "on-fail = \"rollback\"\n",
-            "on-fail = \"rollback\"\nno-data-limit = \"5s\"\n",
-        );
-    std::fs::write(&book, text).unwrap();
+    support::rewrite(
+        &book,
+        &[
+            ("step-duration-ms = 2000", "step-duration-ms = 60000"),
+            (
+                "on-fail = \"rollback\"\n",
+                "on-fail = \"rollback\"\nno-data-limit = \"5s\"\n",
+            ),
+        ],
+    );
     let runs = dir.path().join("runs");
     let child = launch_host_with(&[])
         .args(["run", "--yes", "--plugins"])

@@ -74,11 +74,7 @@ fn start(book: &Path, runs: &Path) -> Child {
 }
 
 fn journal(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    journal_of(run)
 }
 
 /// Waits until the run's journal shows `key` done (e.g. `promote:30`); returns the run folder.

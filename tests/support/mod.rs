@@ -369,3 +369,31 @@ pub fn run_book(
     args.extend_from_slice(extra);
     launch_host_output(env, &args)
 }
+
+/// A run's journal records, as JSON (a line that does not parse — a torn tail — is skipped).
+pub fn journal_of(run: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A run's last word: its last record before the runner's signature of it.
+pub fn last_word(records: &[serde_json::Value]) -> &serde_json::Value {
+    records
+        .iter()
+        .rev()
+        .find(|r| r["event"] != "signed")
+        .expect("a record")
+}
+
+/// Rewrites a file, each `(from, to)` replaced; every `from` must be there.
+pub fn rewrite(file: &std::path::Path, edits: &[(&str, &str)]) {
+    let mut text = std::fs::read_to_string(file).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from:?} not in {}", file.display());
+        text = text.replace(from, to);
+    }
+    std::fs::write(file, text).unwrap();
+}

@@ -72,15 +72,9 @@ pub async fn watch(
             Ok(window) => window,
             Err(reason) => {
                 bar.set_message(format!("{}: no data — {reason}", stage.title()));
-                match blindness.blind(&reason) {
-                    Blind::Hold { tell } => {
-                        if let Some(line) = tell {
-                            ctx.operator
-                                .tell(Notice::Warning(&format!("stage `{name}`: {line}")));
-                        }
-                        continue;
-                    }
-                    Blind::RollBack(why) => return roll_back(ctx, stage, why, last).await,
+                match blind(ctx, &name, &mut blindness, &reason) {
+                    Some(why) => return roll_back(ctx, stage, why, last).await,
+                    None => continue,
                 }
             }
         };
@@ -104,15 +98,9 @@ pub async fn watch(
         };
         calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&answer))?;
         if let VerdictRecord::NoData(reason) = &verdict {
-            match blindness.blind(reason) {
-                Blind::Hold { tell } => {
-                    if let Some(line) = tell {
-                        ctx.operator
-                            .tell(Notice::Warning(&format!("stage `{name}`: {line}")));
-                    }
-                    continue;
-                }
-                Blind::RollBack(why) => return roll_back(ctx, stage, why, last).await,
+            match blind(ctx, &name, &mut blindness, reason) {
+                Some(why) => return roll_back(ctx, stage, why, last).await,
+                None => continue,
             }
         }
         blindness.seen();
@@ -156,6 +144,21 @@ pub async fn watch(
         plugin: None,
         rolled_back: false,
     })
+}
+
+/// A window without data: the operator told when due, and the rollback's reason once the
+/// stage's `no-data-limit` is reached.
+fn blind(ctx: &Ctx, stage: &str, blindness: &mut Blindness, reason: &str) -> Option<String> {
+    match blindness.blind(reason) {
+        Blind::Hold { tell } => {
+            if let Some(line) = tell {
+                ctx.operator
+                    .tell(Notice::Warning(&format!("stage `{stage}`: {line}")));
+            }
+            None
+        }
+        Blind::RollBack(why) => Some(why),
+    }
 }
 
 /// What the last window breached, from the checks' own numbers: the gate judged one window
