@@ -5,6 +5,7 @@
 mod conclude;
 mod drive;
 mod guard;
+mod resume;
 mod start;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use crate::runbook::Runbook;
 use launch_targets::s3::S3Location;
 
 pub use crate::record::Outcome;
-pub use start::{Launch, resume, start};
+pub use resume::resume;
+pub use start::{Launch, start};
 
 pub struct RunSummary {
     pub run_id: String,

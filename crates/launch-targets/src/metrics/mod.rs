@@ -5,6 +5,7 @@
 //! policy changes with the source.
 
 mod prometheus;
+mod queries;
 mod reading;
 
 use std::sync::Arc;

@@ -1,0 +1,199 @@
+//! Resuming a run: its owner claimed first (a live one is refused), its history checked
+//! (chain and signatures), its plugins the ones it started with, then the same stages planned
+//! again from the run folder's runbook copy and operation, without repeating a done effect.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::start::{
+    finish, injected, listen, mirror_to, open_environments, prepare, refused, take_locks,
+};
+use super::{RunSummary, state_url};
+use crate::context::RunOptions;
+use crate::journal::{Event, Journal};
+use crate::operator::{Notice, Operator};
+use crate::plan::plan;
+use crate::runbook::Runbook;
+use launch_runtime::{Catalog, Runtime};
+
+/// Continues an interrupted run from its journal, refusing if a plugin changed since. The
+/// runbook copy and the operation in the run folder plan the same stages again.
+pub async fn resume(
+    runtime: &Runtime,
+    run_dir: &Path,
+    plugins_dir: Option<PathBuf>,
+    auto: bool,
+    operator: Arc<dyn Operator>,
+) -> anyhow::Result<RunSummary> {
+    let journal_path = run_dir.join("journal.jsonl");
+    if let Some(failed) = crate::journal::HostFailed::of_run(run_dir) {
+        anyhow::bail!(
+            "{} is not resumed: {} (see {}); start a new run",
+            run_dir.display(),
+            failed.reason,
+            crate::journal::HOST_FAILED
+        );
+    }
+    anyhow::ensure!(
+        journal_path.is_file(),
+        "{} is not a run folder (no journal.jsonl)",
+        run_dir.display()
+    );
+    // Before the journal is read for good: no other process may act for the run while this
+    // one does, and the journal must not move under it. A live owner is refused (exit 5).
+    let (claimed_id, mirrored) = identity(run_dir)?;
+    let ownership =
+        crate::owner::claim(run_dir, &claimed_id, "resume", mirrored.as_deref()).await?;
+    let records = Journal::read(&journal_path)?;
+    // A chained journal whose chain is broken was edited: its history cannot be continued.
+    if records.iter().any(|r| r.prev.is_some()) {
+        let bytes = crate::files::read(&journal_path, crate::journal::MAX_BYTES, "the journal")?;
+        if let Err((line, why)) = crate::verify::intact(&bytes) {
+            anyhow::bail!(
+                "{}:{line}: {why}; the run's history was changed, so it is not resumed (`launch-host verify` checks it)",
+                journal_path.display()
+            );
+        }
+    }
+    let Some(Event::RunStarted {
+        run_id,
+        runbook: source,
+        plugins,
+        ..
+    }) = records.first().map(|r| &r.event)
+    else {
+        anyhow::bail!(
+            "{}: the journal does not start with run-started",
+            journal_path.display()
+        );
+    };
+    // Finished whatever follows its end (notifications, the runner's last signature).
+    if let Some(outcome) = super::finished_outcome(&records) {
+        anyhow::bail!(
+            "run {run_id} already finished ({}); nothing to resume",
+            outcome.word()
+        );
+    }
+    let text = crate::files::read_to_string(
+        &run_dir.join("runbook.toml"),
+        crate::files::RUNBOOK,
+        "the run's runbook copy",
+    )?;
+    let mut options = RunOptions::saved(run_dir)?;
+    if let Some(dir) = plugins_dir {
+        options.plugins_dir = dir;
+    }
+    // `resume --yes`: proceed without asking, whatever the run started with.
+    options.auto |= auto;
+    // The recorded source names the command (`launch.toml → `deploy staging``); the file is
+    // what it was derived from.
+    let file = source.split(" → ").next().unwrap_or(source);
+    let whole = Runbook::parse(&text, file)?;
+    let catalog = if options.operation.needs_plugins() || !plugins.is_empty() {
+        runtime.discover(&options.plugins_dir).await?
+    } else {
+        Catalog::empty(&options.plugins_dir)
+    };
+    for (name, digest) in plugins {
+        match catalog.get(name) {
+            Some(p) if &p.digest == digest => {}
+            Some(p) => anyhow::bail!(
+                "plugin `{name}` changed since run {run_id} started (sha256 {} now, {} then); resume with the same plugins, or start a new run",
+                &p.digest[..12],
+                &digest[..12]
+            ),
+            // A file named after it that no longer loads (truncated, overwritten) changed.
+            None => match catalog
+                .rejected
+                .iter()
+                .find(|r| r.path().file_stem().is_some_and(|s| s == name.as_str()))
+            {
+                Some(broken) => anyhow::bail!(
+                    "plugin `{name}` changed since run {run_id} started: {broken}; restore the plugin the run started with (sha256 {}), or start a new run",
+                    &digest[..12]
+                ),
+                None => anyhow::bail!(
+                    "plugin `{name}` used by run {run_id} is no longer in {}",
+                    options.plugins_dir.display()
+                ),
+            },
+        }
+    }
+    let runbook = plan(&options.operation, &whole, &catalog)?;
+    let unpinned = crate::pins::check(&runbook, &catalog);
+    if !unpinned.is_empty() {
+        return Err(refused(unpinned));
+    }
+    let inject = injected(&options).map_err(|e| anyhow::anyhow!(e))?;
+    let runs_root = run_dir.parent().unwrap_or(Path::new("."));
+    let locks = take_locks(&runbook, &options, runs_root, run_id).await?;
+    let envs = match open_environments(&runbook, &options, run_dir, inject).await {
+        Ok(envs) => envs,
+        Err(e) => {
+            locks.release().await;
+            return Err(e);
+        }
+    };
+    let (mut journal, torn) = Journal::open_repaired(&journal_path)?;
+    journal.sign_with(crate::journal::signing::Signer::runner(run_id)?);
+    let notifier = listen(&runbook, &mut journal)?;
+    if torn > 0 {
+        operator.tell(Notice::Warning(&format!(
+            "{}: the last record was torn (a crash mid-write); its {torn} byte(s) were moved to {} and the run goes on from the records before it",
+            journal_path.display(),
+            crate::journal::torn_path(&journal_path).display()
+        )));
+    }
+    let mirror = match mirror_to(&whole, run_id, run_dir, &mut journal).await {
+        Ok(m) => m,
+        Err(e) => {
+            locks.release().await;
+            return Err(e);
+        }
+    };
+    journal.append(Event::Resumed {
+        pid: std::process::id(),
+        torn_bytes_dropped: torn,
+    })?;
+    // The history this resume goes on from (its chain checked above) is vouched for here.
+    journal.checkpoint()?;
+    let mut ctx = prepare(
+        runbook,
+        catalog,
+        journal,
+        run_id.clone(),
+        run_dir.to_path_buf(),
+        options,
+        operator,
+        envs,
+        records,
+    );
+    ctx.notifier = notifier;
+    ctx.launch_manifest = crate::manifest::Manifest::of_catalog(&whole, &ctx.catalog);
+    finish(ctx, locks, mirror, ownership).await
+}
+
+/// A run folder's run id and where it is mirrored, from its first record and its runbook copy.
+fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>)> {
+    let journal_path = run_dir.join("journal.jsonl");
+    let records = Journal::read(&journal_path)?;
+    let Some(Event::RunStarted {
+        run_id, runbook, ..
+    }) = records.first().map(|r| &r.event)
+    else {
+        anyhow::bail!(
+            "{}: the journal does not start with run-started",
+            journal_path.display()
+        );
+    };
+    let file = runbook.split(" → ").next().unwrap_or(runbook);
+    let mirrored = crate::files::read_to_string(
+        &run_dir.join("runbook.toml"),
+        crate::files::RUNBOOK,
+        "the run's runbook copy",
+    )
+    .ok()
+    .and_then(|text| Runbook::parse(&text, file).ok())
+    .and_then(|rb| state_url(&rb));
+    Ok((run_id.clone(), mirrored))
+}
