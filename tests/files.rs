@@ -258,6 +258,11 @@ fn a_grant_list_of_any_length_is_refused_at_once_with_one_error() {
         "refused at once, not after a quadratic check: {:?}",
         started.elapsed()
     );
+    println!(
+        "100 000 grants refused by validate and run in {:?}, {} bytes said",
+        started.elapsed(),
+        said.len()
+    );
     assert!(
         said.contains("files grants 100000 folders; at most 16 are allowed"),
         "{said}"

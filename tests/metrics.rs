@@ -447,6 +447,7 @@ fn a_prometheus_that_hangs_is_no_data_within_one_interval_then_a_rollback() {
         })
         .expect("a no-data window after the freeze");
     let late = first_blind["at"].as_u64().unwrap() - frozen_ms;
+    println!("frozen Prometheus → first no-data window after {late} ms");
     assert!(
         late <= 2_500,
         "no data within about one interval (1 s), not 10 s: {late} ms"
@@ -468,6 +469,7 @@ fn a_prometheus_that_hangs_is_no_data_within_one_interval_then_a_rollback() {
         })
         .expect("rolled back");
     let after = rolled["at"].as_u64().unwrap() - frozen_ms;
+    println!("frozen Prometheus → flag at 0 after {after} ms (no-data-limit 5 s)");
     assert!(
         (4_000..=9_000).contains(&after),
         "rolled back at the no-data limit (5 s), not at the stage's duration: {after} ms"

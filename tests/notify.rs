@@ -442,6 +442,9 @@ async fn an_operators_rollback_says_the_flag_is_at_0_at_once_and_what_it_still_w
     let flag_said = at("STATUS_BOARD_V2_ENABLED on production is at 0%");
     let waiting = at("waiting up to 2s for");
     let last = lines.last().unwrap().0;
+    println!(
+        "flag at 0 said after {flag_said:?}; what it waits for said after {waiting:?}; command ended after {last:?}"
+    );
     assert!(
         flag_said < Duration::from_millis(1500),
         "{flag_said:?}\n{said}"

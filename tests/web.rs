@@ -345,11 +345,16 @@ async fn a_live_run_page_follows_the_canary_and_refuses_actions_without_the_toke
     browser
         .act("abort", &[("operator", "eve"), ("token", "not-the-token")])
         .await;
-    let body = browser.text("body").await;
-    assert!(
-        body.contains("refused: the token is missing or wrong"),
-        "{body}"
-    );
+    // The form's answer replaces the page once its navigation ends: waited for, not raced.
+    let started = Instant::now();
+    loop {
+        let body = browser.text("body").await;
+        if body.contains("refused: the token is missing or wrong") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let status = server
         .post_action(&id, "action=abort&operator=eve&token=")
         .await
