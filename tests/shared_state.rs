@@ -463,3 +463,120 @@ async fn another_machine_replays_a_run_mirrored_in_s3() {
     assert_eq!(rows[0]["recorded"], "no-data");
     assert_eq!(rows[0]["same"], true);
 }
+
+/// The mirrored run's id, once its journal in S3 shows stage `stage` started.
+async fn mirrored_at(s3: &aws_sdk_s3::Client, stage: &str) -> String {
+    let started = Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no mirrored journal"
+        );
+        let keys = s3
+            .list_objects_v2()
+            .bucket("site")
+            .prefix("launch/runs/")
+            .send()
+            .await
+            .unwrap();
+        let journal = keys
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .find(|k| k.ends_with("/journal.jsonl"))
+            .map(String::from);
+        if let Some(key) = journal
+            && let Some(body) = get(s3, "site", &key).await
+            && String::from_utf8_lossy(&body).contains(&format!(r#""stage":"{stage}""#))
+        {
+            return key.split('/').nth(2).unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_mirrored_run_has_one_owner_across_machines_until_its_owner_object_goes_stale() {
+    let (moto, s3, dir, book) = site_with(&wait_stage("long", "4s")).await;
+    let mut a = start_run(&moto, &book, &dir.path().join("machine-a"));
+    let run_id = mirrored_at(&s3, "long").await;
+    let owner_key = format!("launch/runs/{run_id}/owner.json");
+    let owner: serde_json::Value =
+        serde_json::from_slice(&get(&s3, "site", &owner_key).await.expect("an owner object"))
+            .unwrap();
+    assert_eq!(owner["pid"], a.id(), "{owner}");
+    let resume_on = |machine: &str| {
+        host(&moto)
+            .args(["resume", &run_id, "--yes", "--plugins", &plugins()])
+            .args(["--state", "s3://site"])
+            .args(["--runs-dir", dir.path().join(machine).to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    // Machine B (its own runs folder: no local lock can stop it) while A lives: refused.
+    let b = resume_on("machine-b");
+    assert_eq!(b.status.code(), Some(5), "{}", stderr(&b));
+    assert!(
+        stderr(&b).contains(&format!("is being run by pid {}", a.id())),
+        "{}",
+        stderr(&b)
+    );
+    assert_eq!(a.wait().unwrap().code(), Some(0), "A finished undisturbed");
+    assert!(
+        get(&s3, "site", &owner_key).await.is_none(),
+        "a finished run gives its owner object up"
+    );
+
+    // An owner on another machine that renewed a moment ago is refused, one silent for longer
+    // than the stale margin (60 s) is taken over.
+    let (moto2, s3b, dir2, book2) = site_with(&wait_stage("long", "3s")).await;
+    let _ = (&moto, &s3);
+    let mut a = host(&moto2)
+        .args(["run", "--yes", "--plugins", &plugins(), "--runbook", &book2])
+        .args([
+            "--runs-dir",
+            dir2.path().join("machine-a").to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_id = mirrored_at(&s3b, "long").await;
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let owner_key = format!("launch/runs/{run_id}/owner.json");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let elsewhere = |renewed: u64| {
+        format!(
+            r#"{{"run_id":"{run_id}","host":"another-machine","pid":4242,"process_start":1,"boot_id":"b","command":"run","since_ms":{renewed},"renewed_ms":{renewed}}}"#
+        )
+    };
+    put(&s3b, "site", &owner_key, &elsewhere(now)).await;
+    let resume = |machine: &str| {
+        host(&moto2)
+            .args(["resume", &run_id, "--yes", "--plugins", &plugins()])
+            .args(["--state", "s3://site"])
+            .args(["--runs-dir", dir2.path().join(machine).to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let b = resume("machine-b");
+    assert_eq!(b.status.code(), Some(5), "{}", stderr(&b));
+    assert!(
+        stderr(&b).contains("owned by pid 4242 on another-machine")
+            && stderr(&b).contains("on another machine"),
+        "{}",
+        stderr(&b)
+    );
+    put(&s3b, "site", &owner_key, &elsewhere(now - 120_000)).await;
+    let c = resume("machine-c");
+    assert_eq!(
+        c.status.code(),
+        Some(0),
+        "a stale owner is taken over: {}",
+        stderr(&c)
+    );
+}
