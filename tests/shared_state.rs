@@ -500,11 +500,12 @@ async fn a_mirrored_run_has_one_owner_across_machines_until_its_owner_object_goe
     let (moto, s3, dir, book) = site_with(&wait_stage("long", "4s")).await;
     let mut a = start_run(&moto, &book, &dir.path().join("machine-a"));
     let run_id = mirrored_at(&s3, "long").await;
-    let owner_key = format!("launch/runs/{run_id}/owner.json");
+    let owner_key = format!("launch/leases/{run_id}.json");
     let owner: serde_json::Value =
-        serde_json::from_slice(&get(&s3, "site", &owner_key).await.expect("an owner object"))
+        serde_json::from_slice(&get(&s3, "site", &owner_key).await.expect("a lease object"))
             .unwrap();
     assert_eq!(owner["pid"], a.id(), "{owner}");
+    assert_eq!(owner["generation"], 1, "{owner}");
     let resume_on = |machine: &str| {
         host(&moto)
             .args(["resume", &run_id, "--yes", "--plugins", &plugins()])
@@ -524,11 +525,11 @@ async fn a_mirrored_run_has_one_owner_across_machines_until_its_owner_object_goe
     assert_eq!(a.wait().unwrap().code(), Some(0), "A finished undisturbed");
     assert!(
         get(&s3, "site", &owner_key).await.is_none(),
-        "a finished run gives its owner object up"
+        "a finished run gives its lease up"
     );
 
     // An owner on another machine that renewed a moment ago is refused, one silent for longer
-    // than the stale margin (60 s) is taken over.
+    // than its TTL and the clock-skew margin (30 s + 30 s) is taken over.
     let (moto2, s3b, dir2, book2) = site_with(&wait_stage("long", "3s")).await;
     let _ = (&moto, &s3);
     let mut a = host(&moto2)
@@ -544,14 +545,14 @@ async fn a_mirrored_run_has_one_owner_across_machines_until_its_owner_object_goe
     let run_id = mirrored_at(&s3b, "long").await;
     a.kill().unwrap();
     a.wait().unwrap();
-    let owner_key = format!("launch/runs/{run_id}/owner.json");
+    let owner_key = format!("launch/leases/{run_id}.json");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
     let elsewhere = |renewed: u64| {
         format!(
-            r#"{{"run_id":"{run_id}","host":"another-machine","pid":4242,"process_start":1,"boot_id":"b","command":"run","since_ms":{renewed},"renewed_ms":{renewed}}}"#
+            r#"{{"run_id":"{run_id}","host":"another-machine","pid":4242,"process_start":1,"boot_id":"b","command":"run","since_ms":{renewed},"renewed_ms":{renewed},"generation":1,"ttl_ms":30000}}"#
         )
     };
     put(&s3b, "site", &owner_key, &elsewhere(now)).await;

@@ -110,6 +110,8 @@ pub struct Ctx {
     pub launch_manifest: crate::manifest::Manifest,
     /// Each shadow's last disagreement told to the operator (so a change is told, not each).
     pub shadows_told: std::collections::HashMap<String, String>,
+    /// A mirrored run's lease: every effect checks it first.
+    pub lease: Option<crate::lease::Lease>,
 }
 
 /// A flag a stage is moving, and where it goes back to if the host fails mid-stage (the run
@@ -239,6 +241,8 @@ impl Ctx {
         if self.done_effects.contains(&full) {
             return Ok(());
         }
+        // A runner that lost its lease (a paused VM, a partition) does nothing more.
+        self.confirm_lease().await?;
         self.journal.append(Event::EffectStarted {
             stage: stage.into(),
             key: key.into(),
@@ -256,6 +260,32 @@ impl Ctx {
         self.journal.checkpoint()?;
         self.done_effects.insert(full);
         Ok(())
+    }
+
+    /// Whether this runner may still act, by its own clock (cheap: no request).
+    pub fn check_lease(&self) -> Result<(), crate::lease::LeaseLost> {
+        self.lease.as_ref().map_or(Ok(()), |l| l.check())
+    }
+
+    /// `check_lease`, then the lease's generation in S3: what an effect asks first.
+    pub async fn confirm_lease(&self) -> Result<(), crate::lease::LeaseLost> {
+        match &self.lease {
+            Some(l) => l.confirm().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Holds `lease` from now on: every effect checks it, and every flag write carries its
+    /// generation as a fencing token.
+    pub fn hold(&mut self, lease: crate::lease::Lease) {
+        let fence = lease.fence();
+        for env in self.envs.values_mut() {
+            env.flags = Arc::new(launch_targets::flags::FencedFlags::new(
+                env.flags.clone(),
+                fence.clone(),
+            ));
+        }
+        self.lease = Some(lease);
     }
 
     /// Journals the notifications delivered (or given up on) since the last call.

@@ -3,12 +3,20 @@
 //! uploaded in the background each time it grows (coalesced: at most one upload in flight,
 //! always of the latest bytes); at the end of the run every file of the folder is uploaded and
 //! awaited.
+//!
+//! Each journal upload is conditional — `If-Match` the ETag of this process's previous upload
+//! (`If-None-Match: *` for a new run) — so a runner that lost its run to another (a takeover)
+//! can never write over the journal its successor continues: its first upload after is refused,
+//! and it uploads nothing more. After each upload that succeeded, the run's summary
+//! (`fleet::Summary`, `launch/index/<id>.json`) is written from the records it holds.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::sync::watch;
 
+use crate::fleet::Summary;
 use launch_targets::rooted::Rooted;
 use launch_targets::s3::S3Location;
 
@@ -16,11 +24,29 @@ use launch_targets::s3::S3Location;
 const NOT_STATE: [&str; 2] = ["env", "build"];
 
 pub struct Mirror {
-    loc: S3Location,
-    prefix: String,
+    copy: Arc<Copy>,
     run_dir: PathBuf,
     changed: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The run's copy in S3: where, the ETag of the journal as this process last wrote it, and
+/// the summary of what it holds.
+struct Copy {
+    loc: S3Location,
+    prefix: String,
+    journal: PathBuf,
+    state: Mutex<CopyState>,
+}
+
+struct CopyState {
+    /// The journal object's ETag (`None`: there is none yet).
+    etag: Option<String>,
+    /// Set once an upload was refused: another process writes the run's copy now.
+    lost: Option<String>,
+    /// Bytes of the journal the summary has read.
+    offset: usize,
+    summary: Summary,
 }
 
 /// Where run `run_id`'s files are under the state location.
@@ -29,26 +55,42 @@ pub fn run_prefix(loc: &S3Location, run_id: &str) -> String {
 }
 
 impl Mirror {
-    pub async fn start(url: &str, run_id: &str, run_dir: &Path) -> anyhow::Result<Mirror> {
+    /// Starts mirroring run `run_id` of launch `launch` (on `environments`) to `url`.
+    pub async fn start(
+        url: &str,
+        run_id: &str,
+        run_dir: &Path,
+        launch: &str,
+        environments: Vec<String>,
+    ) -> anyhow::Result<Mirror> {
         let loc = S3Location::connect(url).await?;
         let prefix = run_prefix(&loc, run_id);
+        // The copy this run continues (a resume, a takeover), or none yet.
+        let etag = loc
+            .get_object(&format!("{prefix}journal.jsonl"))
+            .await?
+            .and_then(|o| o.etag);
+        let copy = Arc::new(Copy {
+            loc,
+            prefix,
+            journal: run_dir.join("journal.jsonl"),
+            state: Mutex::new(CopyState {
+                etag,
+                lost: None,
+                offset: 0,
+                summary: Summary::new(run_id, launch, environments),
+            }),
+        });
         let (changed, mut rx) = watch::channel(0u64);
-        let (l2, key, journal) = (
-            loc.clone(),
-            format!("{prefix}journal.jsonl"),
-            run_dir.join("journal.jsonl"),
-        );
+        let background = copy.clone();
         // Failures here are not fatal: the next change, and `finish`, upload again.
         let task = tokio::spawn(async move {
             while rx.changed().await.is_ok() {
-                if let Ok(bytes) = tokio::fs::read(&journal).await {
-                    let _ = l2.put(&key, bytes, "application/x-ndjson", None).await;
-                }
+                let _ = background.upload_journal().await;
             }
         });
         let mirror = Mirror {
-            loc,
-            prefix,
+            copy,
             run_dir: run_dir.to_path_buf(),
             changed,
             task,
@@ -59,7 +101,7 @@ impl Mirror {
 
     /// Where the run is mirrored, for messages.
     pub fn url(&self) -> String {
-        self.loc.url(&self.prefix)
+        self.copy.loc.url(&self.copy.prefix)
     }
 
     /// A callback for the journal: it grew.
@@ -71,17 +113,22 @@ impl Mirror {
     }
 
     async fn upload_all(&self) -> anyhow::Result<()> {
+        self.copy.upload_journal().await?;
         for file in state_files(&self.run_dir)? {
             let rel = file
                 .strip_prefix(&self.run_dir)
                 .expect("under the run folder")
                 .to_string_lossy()
                 .replace('\\', "/");
+            if rel == "journal.jsonl" {
+                continue;
+            }
             let bytes = tokio::fs::read(&file)
                 .await
                 .with_context(|| format!("reading {}", file.display()))?;
-            let key = format!("{}{rel}", self.prefix);
-            self.loc
+            let key = format!("{}{rel}", self.copy.prefix);
+            self.copy
+                .loc
                 .put(&key, bytes, launch_targets::store::content_type(&rel), None)
                 .await?;
         }
@@ -95,6 +142,58 @@ impl Mirror {
         let _ = (&mut self.task).await;
         self.upload_all().await
     }
+}
+
+impl Copy {
+    /// Uploads the journal over the version this process last wrote, then the summary.
+    async fn upload_journal(&self) -> anyhow::Result<()> {
+        let key = format!("{}journal.jsonl", self.prefix);
+        let (etag, lost) = {
+            let s = lock(&self.state);
+            (s.etag.clone(), s.lost.clone())
+        };
+        if let Some(why) = lost {
+            anyhow::bail!("{why}");
+        }
+        let bytes = tokio::fs::read(&self.journal)
+            .await
+            .with_context(|| format!("reading {}", self.journal.display()))?;
+        let only_if = Some(etag.as_deref());
+        let written = self
+            .loc
+            .put_tagged(&key, bytes.clone(), "application/x-ndjson", only_if)
+            .await?;
+        let Some(next) = written else {
+            let why = format!(
+                "{} was written by another process (the run was taken over?): this runner uploads nothing more",
+                self.loc.url(&key)
+            );
+            lock(&self.state).lost = Some(why.clone());
+            anyhow::bail!("{why}");
+        };
+        let summary = {
+            let mut s = lock(&self.state);
+            s.etag = Some(next);
+            let start = s.offset.min(bytes.len());
+            let lines = crate::journal::lines(&bytes[start..]);
+            for line in &lines {
+                s.offset += line.len() + 1;
+                if let Ok(r) = serde_json::from_slice(line) {
+                    s.summary.absorb(&r);
+                }
+            }
+            serde_json::to_vec(&s.summary)?
+        };
+        let summary_key = crate::fleet::key(&self.loc, &lock(&self.state).summary.run_id);
+        self.loc
+            .put(&summary_key, summary, "application/json", None)
+            .await?;
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn state_files(run_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

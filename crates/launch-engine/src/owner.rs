@@ -6,31 +6,22 @@
 //!   refused, and of five `resume`s started at once exactly one proceeds. The file holds the
 //!   owner's record — host, pid, process start time, boot id — so a refusal names the owner.
 //!   (`.owner` is never removed: a lock on an unlinked file would let a second owner in.)
-//! - **A run mirrored to S3** also has an owner object, `launch/runs/<id>/owner.json`, written
-//!   with `If-None-Match: *` when the run starts and taken over with `If-Match: <etag>`; its
-//!   owner renews it every `RENEW`. Another machine's `resume` takes it only once it has gone
-//!   `STALE` without renewal (that margin absorbs clock skew between machines of up to
-//!   `STALE - RENEW`), or at once when it names a process of this machine's boot that is gone.
+//! - **A run mirrored to S3** also holds a lease (`crate::lease`): an object written with
+//!   `If-None-Match: *`, renewed with `If-Match`, taken over by a standby `agent` or another
+//!   machine's `resume` only once its holder is gone or silent past its TTL.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::journal::now_ms;
 use launch_targets::rooted::Rooted;
-use launch_targets::s3::S3Location;
-
-/// How often a mirrored run's owner renews its owner object.
-pub const RENEW: Duration = Duration::from_secs(20);
-/// How long an owner object may go unrenewed before another machine may take the run.
-pub const STALE: Duration = Duration::from_secs(60);
 
 /// Where the local owner record and lock live in a run folder.
 pub const FILE: &str = ".owner";
-/// The owner object's name under a mirrored run's prefix (not part of the run's state: the
-/// mirror never uploads it and a fetch never copies it).
+/// The owner object issue 11 kept beside a mirrored run's files (leases replaced it): a fetch
+/// never copies it into a run folder.
 pub const OBJECT: &str = "owner.json";
 
 /// A process, told apart from a later one that reuses its pid.
@@ -118,7 +109,7 @@ pub struct Owner {
 }
 
 impl Owner {
-    fn me(run_id: &str, command: &str) -> Owner {
+    pub fn me(run_id: &str, command: &str) -> Owner {
         let now = now_ms();
         Owner {
             run_id: run_id.into(),
@@ -155,7 +146,7 @@ pub enum OwnerError {
         owner: Box<Owner>,
         place: String,
     },
-    #[error("run {run_id} is owned by {} on another machine, which renewed {place} {}s ago; another machine takes a run over only once its owner has gone {}s without renewing: resume it again after that", owner.who(), now_ms().saturating_sub(owner.renewed_ms) / 1000, STALE.as_secs())]
+    #[error("run {run_id} is owned by {} on another machine, which renewed its lease {place} {}s ago; it is taken over only once its owner has gone silent past its TTL (a standby `launch-host agent` does it as soon as that is sure): resume it again after that", owner.who(), now_ms().saturating_sub(owner.renewed_ms) / 1000)]
     Remote {
         run_id: String,
         owner: Box<Owner>,
@@ -173,31 +164,40 @@ pub enum OwnerError {
 pub struct Ownership {
     /// The locked `.owner` file: the lock lasts as long as it is open.
     file: std::fs::File,
-    remote: Option<Remote>,
+    /// A mirrored run's lease.
+    lease: Option<crate::lease::Lease>,
 }
 
-struct Remote {
-    loc: S3Location,
-    key: String,
-    etag: Arc<Mutex<String>>,
-    renewer: tokio::task::JoinHandle<()>,
-}
-
-/// Takes run `run_id` in `run_dir` for this process (doing `command`), and its owner object
-/// under `state` when the run is mirrored; refused while another owner lives.
+/// Takes run `run_id` in `run_dir` for this process (doing `command`), and its lease under
+/// `state` (with time to live `ttl`) when the run is mirrored; refused while another owner
+/// lives.
 pub async fn claim(
     run_dir: &Path,
     run_id: &str,
     command: &str,
     state: Option<&str>,
+    ttl: Duration,
 ) -> Result<Ownership, OwnerError> {
     let me = Owner::me(run_id, command);
     let file = claim_local(run_dir, &me)?;
-    let remote = match state {
-        Some(url) => Some(claim_remote(url, &me).await?),
+    let lease = match state {
+        Some(url) => Some(crate::lease::Lease::acquire(url, &me, ttl).await?),
         None => None,
     };
-    Ok(Ownership { file, remote })
+    Ok(Ownership { file, lease })
+}
+
+/// Takes run `run_id` in `run_dir` with a lease this process already took over (an agent).
+pub fn taken(
+    run_dir: &Path,
+    run_id: &str,
+    lease: crate::lease::Lease,
+) -> Result<Ownership, OwnerError> {
+    let file = claim_local(run_dir, &Owner::me(run_id, "agent"))?;
+    Ok(Ownership {
+        file,
+        lease: Some(lease),
+    })
 }
 
 fn claim_local(run_dir: &Path, me: &Owner) -> Result<std::fs::File, OwnerError> {
@@ -249,109 +249,17 @@ fn holder(run_dir: &Path, me: &Owner) -> Owner {
     })
 }
 
-async fn claim_remote(url: &str, me: &Owner) -> Result<Remote, OwnerError> {
-    let unavailable = |place: &str, e: anyhow::Error| OwnerError::Unavailable {
-        run_id: me.run_id.clone(),
-        place: place.to_string(),
-        reason: format!("{e:#}"),
-    };
-    let loc = S3Location::connect(url)
-        .await
-        .map_err(|e| unavailable(url, e))?;
-    let key = format!("{}{OBJECT}", crate::mirror::run_prefix(&loc, &me.run_id));
-    let place = loc.url(&key);
-    let body = serde_json::to_vec(me).expect("an owner serializes");
-    // A few rounds at most: each conflict means another claimant moved first.
-    for _ in 0..3 {
-        let put = loc.put_tagged(&key, body.clone(), "application/json", Some(None));
-        if let Some(etag) = put.await.map_err(|e| unavailable(&place, e))? {
-            return Ok(Remote::start(loc, key, etag, me.clone()));
-        }
-        let Some((bytes, Some(etag))) = loc.get(&key).await.map_err(|e| unavailable(&place, e))?
-        else {
-            continue; // released between our write and our read
-        };
-        if let Ok(owner) = serde_json::from_slice::<Owner>(&bytes) {
-            let unrenewed = now_ms().saturating_sub(owner.renewed_ms);
-            match owner.process.alive() {
-                Some(true) => {
-                    return Err(OwnerError::Alive {
-                        run_id: me.run_id.clone(),
-                        owner: Box::new(owner),
-                        place,
-                    });
-                }
-                None if unrenewed < STALE.as_millis() as u64 => {
-                    return Err(OwnerError::Remote {
-                        run_id: me.run_id.clone(),
-                        owner: Box::new(owner),
-                        place,
-                    });
-                }
-                // Gone (this machine's boot), or silent past the margin.
-                _ => {}
-            }
-        }
-        let taken = loc.put_tagged(&key, body.clone(), "application/json", Some(Some(&etag)));
-        if let Some(etag) = taken.await.map_err(|e| unavailable(&place, e))? {
-            return Ok(Remote::start(loc, key, etag, me.clone()));
-        }
-    }
-    Err(unavailable(
-        &place,
-        anyhow::anyhow!("other processes keep taking it; try again"),
-    ))
-}
-
-impl Remote {
-    fn start(loc: S3Location, key: String, etag: String, me: Owner) -> Remote {
-        let etag = Arc::new(Mutex::new(etag));
-        let (l, k, e) = (loc.clone(), key.clone(), etag.clone());
-        let renewer = tokio::spawn(async move {
-            let mut me = me;
-            loop {
-                tokio::time::sleep(RENEW).await;
-                me.renewed_ms = now_ms();
-                let body = serde_json::to_vec(&me).expect("an owner serializes");
-                let current = e.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                match l
-                    .put_tagged(&k, body, "application/json", Some(Some(&current)))
-                    .await
-                {
-                    Ok(Some(next)) => *e.lock().unwrap_or_else(|p| p.into_inner()) = next,
-                    // Taken over: someone judged this owner gone. Stopping every effect
-                    // (fencing) is the lease's job; here the renewals stop.
-                    Ok(None) => return,
-                    // A network hiccup: the next round tries again.
-                    Err(_) => {}
-                }
-            }
-        });
-        Remote {
-            loc,
-            key,
-            etag,
-            renewer,
-        }
-    }
-}
-
-impl Drop for Remote {
-    /// A run given up without `release` (an error before it started): renewals stop, so the
-    /// object goes stale and another machine may take the run.
-    fn drop(&mut self) {
-        self.renewer.abort();
-    }
-}
-
 impl Ownership {
-    /// Gives the run up: the owner object is deleted while it is still ours, and the local
-    /// record emptied (the file stays, see the module's note) and unlocked.
+    /// The run's lease, when it is mirrored.
+    pub fn lease(&self) -> Option<&crate::lease::Lease> {
+        self.lease.as_ref()
+    }
+
+    /// Gives the run up: the lease is released while it is still ours, and the local record
+    /// emptied (the file stays, see the module's note) and unlocked.
     pub async fn release(self) {
-        if let Some(r) = &self.remote {
-            r.renewer.abort();
-            let etag = r.etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let _ = r.loc.delete(&r.key, Some(&etag)).await;
+        if let Some(lease) = &self.lease {
+            lease.release().await;
         }
         let _ = self.file.set_len(0);
     }
@@ -386,15 +294,17 @@ mod tests {
     #[tokio::test]
     async fn a_second_claim_is_refused_naming_the_owner_and_a_release_frees_it() {
         let dir = tempfile::tempdir().unwrap();
-        let first = claim(dir.path(), "r1", "run", None).await.unwrap();
-        let Err(OwnerError::Alive { owner, .. }) = claim(dir.path(), "r1", "resume", None).await
+        let ttl = Duration::from_secs(30);
+        let first = claim(dir.path(), "r1", "run", None, ttl).await.unwrap();
+        let Err(OwnerError::Alive { owner, .. }) =
+            claim(dir.path(), "r1", "resume", None, ttl).await
         else {
             panic!("refused while the first owner holds it")
         };
         assert_eq!(owner.process.pid, std::process::id());
         assert_eq!(owner.command, "run");
         first.release().await;
-        let again = claim(dir.path(), "r1", "resume", None).await;
+        let again = claim(dir.path(), "r1", "resume", None, ttl).await;
         assert!(again.is_ok(), "free once released");
     }
 }

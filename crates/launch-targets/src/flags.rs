@@ -19,6 +19,79 @@ pub trait FlagStore: Send + Sync {
     fn set<'a>(&'a self, name: &'a str, percent: u8) -> FlagFuture<'a, ()>;
     fn all(&self) -> FlagFuture<'_, BTreeMap<String, u8>>;
     fn describe(&self) -> String;
+
+    /// `set`, carrying a fencing token: a store that can check it refuses the write when a
+    /// newer holder of the same run has written the flag (a runner that lost its lease). The
+    /// file and HTTP stores cannot check one, and write as `set` does (`fences` says which).
+    fn set_fenced<'a>(
+        &'a self,
+        name: &'a str,
+        percent: u8,
+        fence: &'a Fence,
+    ) -> FlagFuture<'a, ()> {
+        let _ = fence;
+        self.set(name, percent)
+    }
+
+    /// Whether `set_fenced` checks its token.
+    fn fences(&self) -> bool {
+        false
+    }
+}
+
+/// Who writes, and as which holder of its run's lease: a write of generation 2 refuses to
+/// be overwritten by generation 1 of the same run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fence {
+    pub run_id: String,
+    pub generation: u64,
+}
+
+/// A flag store whose every write carries `fence`: what a run holding a lease moves its flags
+/// through, so a store that can check the token refuses a stale holder's write.
+pub struct FencedFlags {
+    inner: std::sync::Arc<dyn FlagStore>,
+    fence: Fence,
+}
+
+impl FencedFlags {
+    pub fn new(inner: std::sync::Arc<dyn FlagStore>, fence: Fence) -> FencedFlags {
+        FencedFlags { inner, fence }
+    }
+}
+
+impl FlagStore for FencedFlags {
+    fn get<'a>(&'a self, name: &'a str) -> FlagFuture<'a, u8> {
+        self.inner.get(name)
+    }
+
+    fn set<'a>(&'a self, name: &'a str, percent: u8) -> FlagFuture<'a, ()> {
+        self.inner.set_fenced(name, percent, &self.fence)
+    }
+
+    fn all(&self) -> FlagFuture<'_, BTreeMap<String, u8>> {
+        self.inner.all()
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn fences(&self) -> bool {
+        self.inner.fences()
+    }
+}
+
+/// A fenced write refused: a newer holder of the run wrote the flag.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "fenced: {flag} was written by generation {newer} of run {run_id}, and this writer holds generation {ours}: it lost its lease, and writes nothing more"
+)]
+pub struct Fenced {
+    pub flag: String,
+    pub run_id: String,
+    pub ours: u64,
+    pub newer: u64,
 }
 
 /// Flags in one JSON object on disk: `{"STATUS_BOARD_V2_ENABLED": 10, ...}`, replaced

@@ -124,6 +124,12 @@ impl S3Location {
 
     /// The object's bytes and ETag, or `None` when it does not exist.
     pub async fn get(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, Option<String>)>> {
+        Ok(self.get_object(key).await?.map(|o| (o.bytes, o.etag)))
+    }
+
+    /// The object — bytes, ETag and user metadata — or `None` when it does not exist.
+    pub async fn get_object(&self, key: &str) -> anyhow::Result<Option<Object>> {
+        counted();
         match self
             .client
             .get_object()
@@ -145,6 +151,7 @@ impl S3Location {
                     );
                 }
                 let etag = o.e_tag().map(String::from);
+                let metadata = o.metadata().cloned().unwrap_or_default();
                 let bytes = o
                     .body
                     .collect()
@@ -152,7 +159,11 @@ impl S3Location {
                     .with_context(|| format!("reading {}", self.url(key)))?
                     .into_bytes()
                     .to_vec();
-                Ok(Some((bytes, etag)))
+                Ok(Some(Object {
+                    bytes,
+                    etag,
+                    metadata,
+                }))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(err(e)).with_context(|| format!("reading {}", self.url(key))),
@@ -185,6 +196,19 @@ impl S3Location {
         content_type: &str,
         only_if: Option<Option<&str>>,
     ) -> anyhow::Result<Option<String>> {
+        self.put_with(key, body, content_type, only_if, &[]).await
+    }
+
+    /// `put_tagged` with user metadata (`x-amz-meta-NAME`) on the new version.
+    pub async fn put_with(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        only_if: Option<Option<&str>>,
+        metadata: &[(&str, String)],
+    ) -> anyhow::Result<Option<String>> {
+        counted();
         let mut req = self
             .client
             .put_object()
@@ -200,6 +224,9 @@ impl S3Location {
             Some(Some(etag)) => req.if_match(etag),
             None => req,
         };
+        for (name, value) in metadata {
+            req = req.metadata(*name, value);
+        }
         match req.send().await {
             Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
             Err(e) if is_conflict(e.raw_response().map(|r| r.status().as_u16())) => Ok(None),
@@ -209,6 +236,7 @@ impl S3Location {
 
     /// Deletes `key`; with `etag`, only if the object is still that version.
     pub async fn delete(&self, key: &str, etag: Option<&str>) -> anyhow::Result<Written> {
+        counted();
         let mut req = self.client.delete_object().bucket(&self.bucket).key(key);
         if let Some(etag) = etag {
             req = req.if_match(etag);
@@ -224,6 +252,17 @@ impl S3Location {
 
     /// Every key under `prefix` (a full key prefix, not relative to this location).
     pub async fn list(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .list_tagged(prefix)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Every key under `prefix` with its ETag, as the listing gives it: what changed can be
+    /// told without reading an object.
+    pub async fn list_tagged(&self, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
         let mut keys = Vec::new();
         let mut pages = self
             .client
@@ -233,17 +272,39 @@ impl S3Location {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
+            counted();
             let page = page
                 .map_err(err)
                 .with_context(|| format!("listing {}", self.url(prefix)))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(String::from)),
-            );
+            keys.extend(page.contents().iter().filter_map(|o| {
+                Some((
+                    o.key()?.to_string(),
+                    o.e_tag().unwrap_or_default().to_string(),
+                ))
+            }));
         }
         Ok(keys)
     }
+}
+
+/// An object as read: its bytes, its ETag and its user metadata.
+pub struct Object {
+    pub bytes: Vec<u8>,
+    pub etag: Option<String>,
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
+/// S3 requests this process made through `S3Location` (reads, writes, deletes, list pages):
+/// what a launch costs in requests, for the benchmarks.
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn counted() {
+    REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many S3 requests this process has made so far.
+pub fn requests() -> u64 {
+    REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// 412 Precondition Failed, or 409 when a conditional write raced another.

@@ -169,6 +169,20 @@ pub enum Event {
         /// An armored OpenSSH signature (SSHSIG).
         signature: String,
     },
+    /// Another process took the run over after its lease went silent (a standby agent, or a
+    /// `resume` on another machine), and what it did about the stage in progress.
+    TakenOver {
+        /// The new owner (pid on host).
+        by: String,
+        /// The owner whose lease went silent.
+        from: String,
+        /// How long the lease had been silent when it was taken.
+        lease_silent_ms: u64,
+        /// The lease's new generation: the fencing token flag writes carry from now on.
+        generation: u64,
+        /// `resume` the stage in progress, or `rollback` (the stage's `takeover`).
+        action: String,
+    },
     /// The UAT checklist, results and sign-offs as the run ended, so its reports are drawn
     /// from the journal alone.
     Uat {

@@ -52,6 +52,19 @@ pub struct RunReport {
     /// The UAT data the run ended with, as its journal holds it.
     #[serde(skip)]
     pub uat: Option<crate::uat::UatData>,
+    /// Each time another process took the run over after its lease went silent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub takeovers: Vec<TakeoverReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TakeoverReport {
+    pub at_ms: u64,
+    pub by: String,
+    pub from: String,
+    pub lease_silent_ms: u64,
+    pub generation: u64,
+    pub action: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -193,6 +206,7 @@ impl RunReport {
             undelivered: Vec::new(),
             signed: None,
             uat: None,
+            takeovers: Vec::new(),
         };
         for r in records {
             match r.event {
@@ -368,6 +382,20 @@ impl RunReport {
                     error: error.unwrap_or_default(),
                 }),
                 Event::Uat { data } => report.uat = Some(data),
+                Event::TakenOver {
+                    by,
+                    from,
+                    lease_silent_ms,
+                    generation,
+                    action,
+                } => report.takeovers.push(TakeoverReport {
+                    at_ms: r.at,
+                    by,
+                    from,
+                    lease_silent_ms,
+                    generation,
+                    action,
+                }),
                 Event::Signed { line, key, .. } => {
                     report.signed = Some(SignedReport { line, key });
                 }

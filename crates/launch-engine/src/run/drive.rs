@@ -97,7 +97,12 @@ async fn stages(ctx: &mut Ctx) -> anyhow::Result<RunSummary> {
                 let why = format!("panic: {}", super::guard::panic_message(panic.as_ref()));
                 return super::guard::host_failed(ctx, Some(stage), why, elapsed_ms).await;
             }
-            Ok(Err(e)) if ctx.flag_guard.is_some() || ctx.journal.lost().is_some() => {
+            // A moved flag, a lost journal or a lost lease: the run stops here.
+            Ok(Err(e))
+                if ctx.flag_guard.is_some()
+                    || ctx.journal.lost().is_some()
+                    || e.downcast_ref::<crate::lease::LeaseLost>().is_some() =>
+            {
                 return super::guard::host_failed(ctx, Some(stage), format!("{e:#}"), elapsed_ms)
                     .await;
             }

@@ -35,6 +35,11 @@ pub(super) async fn host_failed(
         |s| s.name.get_ref().clone(),
     );
     let mut done = Vec::new();
+    // A runner that lost its lease restores nothing: whoever took the run acts for it now.
+    if let Err(lost) = ctx.check_lease() {
+        ctx.flag_guard = None;
+        done.push(format!("nothing restored: {lost}"));
+    }
     if let Some(guard) = ctx.flag_guard.take() {
         // The flag first: the journal may be what failed.
         let restored = guard.flags.set(&guard.flag, guard.safe).await;

@@ -41,9 +41,9 @@ pub async fn resume(
     );
     // Before the journal is read for good: no other process may act for the run while this
     // one does, and the journal must not move under it. A live owner is refused (exit 5).
-    let (claimed_id, mirrored) = identity(run_dir)?;
+    let (claimed_id, mirrored, ttl) = identity(run_dir)?;
     let ownership =
-        crate::owner::claim(run_dir, &claimed_id, "resume", mirrored.as_deref()).await?;
+        crate::owner::claim(run_dir, &claimed_id, "resume", mirrored.as_deref(), ttl).await?;
     let records = Journal::read(&journal_path)?;
     // A chained journal whose chain is broken was edited: its history cannot be continued.
     if records.iter().any(|r| r.prev.is_some()) {
@@ -173,8 +173,9 @@ pub async fn resume(
     finish(ctx, locks, mirror, ownership).await
 }
 
-/// A run folder's run id and where it is mirrored, from its first record and its runbook copy.
-fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>)> {
+/// A run folder's run id, where it is mirrored and its lease's TTL, from its first record and
+/// its runbook copy.
+fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>, std::time::Duration)> {
     let journal_path = run_dir.join("journal.jsonl");
     let records = Journal::read(&journal_path)?;
     let Some(Event::RunStarted {
@@ -187,13 +188,15 @@ fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>)> {
         );
     };
     let file = runbook.split(" → ").next().unwrap_or(runbook);
-    let mirrored = crate::files::read_to_string(
+    let runbook = crate::files::read_to_string(
         &run_dir.join("runbook.toml"),
         crate::files::RUNBOOK,
         "the run's runbook copy",
     )
     .ok()
-    .and_then(|text| Runbook::parse(&text, file).ok())
-    .and_then(|rb| state_url(&rb));
-    Ok((run_id.clone(), mirrored))
+    .and_then(|text| Runbook::parse(&text, file).ok());
+    let ttl = runbook
+        .as_ref()
+        .map_or(crate::lease::DEFAULT_TTL, |rb| rb.launch.lease_ttl());
+    Ok((run_id.clone(), runbook.as_ref().and_then(state_url), ttl))
 }

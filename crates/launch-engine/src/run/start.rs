@@ -102,11 +102,18 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         }
     };
     // The run's one owner, before its first record: no other process may act for it.
-    let ownership =
-        match crate::owner::claim(&run_dir, &run_id, "run", state_url(whole).as_deref()).await {
-            Ok(o) => o,
-            Err(e) => return Err(abandon(locks, &run_dir, e.into()).await),
-        };
+    let ownership = match crate::owner::claim(
+        &run_dir,
+        &run_id,
+        "run",
+        state_url(whole).as_deref(),
+        whole.launch.lease_ttl(),
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => return Err(abandon(locks, &run_dir, e.into()).await),
+    };
     folder
         .write_atomically("runbook.toml", text.as_bytes())
         .and_then(|_| {
@@ -202,7 +209,8 @@ pub(super) async fn mirror_to(
     let Some(url) = state_url(runbook) else {
         return Ok(None);
     };
-    let mirror = Mirror::start(&url, run_id, run_dir)
+    let environments = runbook.environments.keys().cloned().collect();
+    let mirror = Mirror::start(&url, run_id, run_dir, &runbook.launch.name, environments)
         .await
         .with_context(|| format!("copying the run's state to {url}"))?;
     journal.on_append(mirror.notifier());
@@ -218,6 +226,9 @@ pub(super) async fn finish(
     ownership: crate::owner::Ownership,
 ) -> anyhow::Result<RunSummary> {
     let operator = ctx.operator.clone();
+    if let Some(lease) = ownership.lease() {
+        ctx.hold(lease.clone());
+    }
     let result = super::drive::drive(&mut ctx).await;
     // The environments are free once the last verdict is in: nothing waits for a webhook
     // while holding them.
@@ -365,6 +376,7 @@ pub(super) fn prepare(
         notifier: None,
         launch_manifest: Default::default(),
         shadows_told: Default::default(),
+        lease: None,
         run_dir,
     }
 }

@@ -19,6 +19,8 @@ pub const DURATION: RangeInclusive<Duration> = MS..=Duration::from_secs(7 * 24 *
 /// How long a canary or a stability gate may go without data before it rolls back.
 pub const NO_DATA_LIMIT: RangeInclusive<Duration> =
     Duration::from_millis(100)..=Duration::from_secs(24 * 3600);
+/// A mirrored run's lease: renewed every third of it, taken over past it.
+pub const LEASE_TTL: RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
 /// One plugin call, from instantiation to answer.
 pub const DEADLINE: RangeInclusive<Duration> = launch_runtime::limits::DEADLINE;
 /// A plugin's linear memory.
@@ -84,6 +86,7 @@ bounded_duration!(interval, "interval", INTERVAL);
 bounded_duration!(duration, "duration", DURATION);
 bounded_duration!(deadline, "deadline", DEADLINE);
 bounded_duration!(no_data_limit, "no-data-limit", NO_DATA_LIMIT);
+bounded_duration!(lease_ttl, "lease-ttl", LEASE_TTL);
 
 pub mod memory {
     use super::*;

@@ -58,6 +58,17 @@ pub struct Launch {
     /// work from another machine: an `s3://bucket/prefix`. Defaults to the S3 store of the
     /// first environment (by name) that has one; local only when none has.
     pub state: Option<String>,
+    /// How long a mirrored run's lease holds without renewal: past it a standby agent takes
+    /// the run over [default: 30 s].
+    #[serde(default, with = "limits::lease_ttl::opt")]
+    pub lease_ttl: Option<Duration>,
+}
+
+impl Launch {
+    /// The lease's time to live.
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl.unwrap_or(crate::lease::DEFAULT_TTL)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -76,6 +76,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         what: stage.title(),
     });
     loop {
+        // A runner that can no longer renew its lease stops before anyone can take over.
+        ctx.check_lease()?;
         bar.set_position(u64::from(percent));
         let left = timeout.saturating_sub(started.elapsed());
         if left.is_zero() {

@@ -43,6 +43,7 @@ pub async fn watch(
     let mut last: Vec<CheckRecord> = Vec::new();
     let mut blindness = Blindness::new(blind::limit(stage, interval));
     while started.elapsed() + interval / 2 < duration {
+        ctx.check_lease()?;
         bar.set_position(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         let percent = ctx.envs[&env_name]
             .flags

@@ -1,0 +1,222 @@
+//! The fleet: every run under a state location — every service's launches — at a glance, from
+//! one small summary object per run (`launch/index/<run-id>.json`) and the leases of the runs
+//! that are live, never from the runs' own files.
+//!
+//! A run's summary is written by whoever holds the run, right after each upload of its journal
+//! that succeeded — and those uploads are conditional (`If-Match` the ETag of the previous
+//! one), so a runner that lost the run can no longer upload, nor summarize. A summary is
+//! therefore never ahead of the journal in S3, and at most one upload behind it; it names the
+//! number of records it covers, and a run's page reads the journal itself.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::{Event, Record, now_ms};
+use launch_targets::s3::S3Location;
+
+/// Where the summaries of the runs under a state location are.
+pub fn prefix(loc: &S3Location) -> String {
+    loc.key("launch/index/")
+}
+
+pub fn key(loc: &S3Location, run_id: &str) -> String {
+    format!("{}{run_id}.json", prefix(loc))
+}
+
+/// One run, as the fleet sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub run_id: String,
+    /// The runbook's launch name (e.g. `StatusBoardV2`).
+    pub launch: String,
+    pub environments: Vec<String>,
+    /// The runbook and the command: `launch.toml → \`canary start\``.
+    pub runbook: String,
+    pub started_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    /// `running`, or how it ended (`passed`, `rolled-back`...).
+    pub outcome: String,
+    pub summary: String,
+    /// The stage in progress, or the last one started (its title).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    pub stages_finished: usize,
+    pub stages_planned: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    pub resumes: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub takeovers: Vec<Takeover>,
+    /// How many journal records it summarizes.
+    pub records: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Takeover {
+    pub at_ms: u64,
+    pub by: String,
+    pub from: String,
+}
+
+impl Summary {
+    pub fn new(run_id: &str, launch: &str, environments: Vec<String>) -> Summary {
+        Summary {
+            run_id: run_id.into(),
+            launch: launch.into(),
+            environments,
+            outcome: "running".into(),
+            ..Summary::default()
+        }
+    }
+
+    /// Takes one more journal record into account.
+    pub fn absorb(&mut self, r: &Record) {
+        self.records += 1;
+        match &r.event {
+            Event::RunStarted {
+                runbook,
+                started_by,
+                ..
+            } => {
+                self.runbook = runbook.clone();
+                self.started_ms = r.at;
+                self.started_by = started_by.clone();
+            }
+            Event::Planned { stages } => self.stages_planned = stages.len(),
+            Event::StageStarted { title, .. } => self.stage = Some(title.clone()),
+            Event::StageFinished { .. } => self.stages_finished += 1,
+            Event::Resumed { .. } => self.resumes += 1,
+            Event::TakenOver { by, from, .. } => self.takeovers.push(Takeover {
+                at_ms: r.at,
+                by: by.clone(),
+                from: from.clone(),
+            }),
+            Event::RunFinished { outcome, summary } => {
+                self.outcome = outcome.word().into();
+                self.summary = summary.clone();
+                self.finished_ms = Some(r.at);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A run in the fleet: its summary, and who holds it now if it is live.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// The lease's holder and how long ago it renewed, while the run holds one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_age_ms: Option<u64>,
+}
+
+/// Every run under `url`, newest first, from the summaries — each read once per version:
+/// `cache` (a folder) keeps them by ETag, so a later listing reads only what changed.
+pub async fn list(url: &str, cache: Option<&Path>) -> anyhow::Result<Vec<Row>> {
+    let loc = S3Location::connect(url).await?;
+    let (summaries_at, leases_at) = (prefix(&loc), crate::lease::prefix(&loc));
+    let (summaries, leases) =
+        futures::try_join!(loc.list_tagged(&summaries_at), loc.list_tagged(&leases_at))?;
+    let cached = Cache::open(cache);
+    // Read what the cache does not hold at this ETag, a bounded number at a time.
+    let wanted: Vec<(String, String)> = summaries
+        .into_iter()
+        .filter(|(key, _)| key.ends_with(".json"))
+        .collect();
+    let reads = futures::stream::iter(wanted.into_iter().map(|(key, etag)| {
+        let (loc, cached) = (&loc, &cached);
+        async move {
+            if let Some(s) = cached.get(&key, &etag) {
+                return Ok::<_, anyhow::Error>(Some(s));
+            }
+            let Some((bytes, _)) = loc.get(&key).await? else {
+                return Ok(None);
+            };
+            let summary: Option<Summary> = serde_json::from_slice(&bytes).ok();
+            if let Some(s) = &summary {
+                cached.put(&key, &etag, s);
+            }
+            Ok(summary)
+        }
+    }));
+    use futures::StreamExt as _;
+    let read: Vec<anyhow::Result<Option<Summary>>> = reads.buffer_unordered(32).collect().await;
+    let mut rows = Vec::new();
+    let mut by_run: BTreeMap<String, usize> = BTreeMap::new();
+    for s in read.into_iter().flatten().flatten() {
+        by_run.insert(s.run_id.clone(), rows.len());
+        rows.push(Row {
+            summary: s,
+            owner: None,
+            lease_age_ms: None,
+        });
+    }
+    // The leases of live runs: few, read each time (they change every few seconds).
+    let lease_prefix = crate::lease::prefix(&loc);
+    for (key, _) in leases {
+        let Some(id) = key
+            .strip_prefix(&lease_prefix)
+            .and_then(|k| k.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        let (Some(&i), Ok(Some((record, _)))) =
+            (by_run.get(id), crate::lease::read(&loc, &key).await)
+        else {
+            continue;
+        };
+        rows[i].owner = Some(record.owner.who());
+        rows[i].lease_age_ms = Some(now_ms().saturating_sub(record.owner.renewed_ms));
+    }
+    // Newest first: run ids begin with their start time.
+    rows.sort_by(|a, b| b.summary.run_id.cmp(&a.summary.run_id));
+    Ok(rows)
+}
+
+/// Summaries kept on disk, one file per run, with the ETag they were read at: a listing reads
+/// again only what changed since.
+struct Cache<'a> {
+    dir: Option<&'a Path>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    etag: String,
+    summary: Summary,
+}
+
+impl<'a> Cache<'a> {
+    fn open(dir: Option<&'a Path>) -> Cache<'a> {
+        if let Some(d) = dir {
+            let _ = std::fs::create_dir_all(d);
+        }
+        Cache { dir }
+    }
+
+    fn file(&self, key: &str) -> Option<std::path::PathBuf> {
+        let name = crate::run::digest(key.as_bytes());
+        self.dir.map(|d| d.join(format!("{}.json", &name[..32])))
+    }
+
+    fn get(&self, key: &str, etag: &str) -> Option<Summary> {
+        let bytes = crate::files::read(&self.file(key)?, crate::files::STATE, "a summary").ok()?;
+        let cached: Cached = serde_json::from_slice(&bytes).ok()?;
+        (cached.etag == etag).then_some(cached.summary)
+    }
+
+    fn put(&self, key: &str, etag: &str, s: &Summary) {
+        let cached = Cached {
+            etag: etag.to_string(),
+            summary: s.clone(),
+        };
+        if let (Some(path), Ok(bytes)) = (self.file(key), serde_json::to_vec(&cached)) {
+            let _ = launch_targets::store::write_atomically(&path, &bytes);
+        }
+    }
+}
