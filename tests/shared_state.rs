@@ -273,8 +273,25 @@ async fn another_machine_reads_status_and_report_and_resumes_the_run() {
 
     let state = ["--state", "s3://site"];
     let b_runs = dir.path().join("machine-b");
-    let status = host(&moto)
+    // The fleet view lists it from its summary, still held by the dead runner's lease.
+    let fleet = host(&moto)
         .args(["status", "--output", "json"])
+        .args(state)
+        .args(["--workspace", dir.path().join("ws-b").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(fleet.status.code(), Some(0), "{}", stderr(&fleet));
+    let rows: serde_json::Value = serde_json::from_slice(&fleet.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows:#}");
+    assert_eq!(rows[0]["run_id"], run_id.as_str());
+    assert_eq!(rows[0]["outcome"], "running");
+    assert_eq!(rows[0]["stages_finished"], 1, "{rows:#}");
+    assert!(
+        rows[0]["owner"].as_str().unwrap().starts_with("pid "),
+        "{rows:#}"
+    );
+    let status = host(&moto)
+        .args(["status", &run_id, "--output", "json"])
         .args(state)
         .args(["--runs-dir", b_runs.to_str().unwrap()])
         .output()
@@ -405,16 +422,15 @@ async fn hostile_keys_in_a_mirrored_run_write_nothing_outside_the_workspace() {
     ] {
         let out = host(&moto)
             .args(&args)
-            .args([
-                "--state",
-                "s3://site",
-                "--runs-dir",
-                b_runs.to_str().unwrap(),
-            ])
+            .args(["--state", "s3://site", "--workspace", ws.to_str().unwrap()])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // `status --state` alone lists the fleet: the one run.
+        let report = report
+            .as_array()
+            .map_or(report.clone(), |rows| rows[0].clone());
         assert_eq!(report["run_id"], run_id.as_str());
         assert_eq!(report["outcome"], "passed");
     }
@@ -432,7 +448,8 @@ async fn hostile_keys_in_a_mirrored_run_write_nothing_outside_the_workspace() {
         assert!(
             file.starts_with("machine-a/")
                 || file == "launch.toml"
-                || file.starts_with(&format!("ws/runs/{run_id}/")),
+                || file.starts_with(&format!("ws/runs/{run_id}/"))
+                || file.starts_with("ws/cache/runs/"),
             "written outside the run folder: {file}"
         );
         assert!(!file.contains("escaped"), "{file}");

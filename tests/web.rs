@@ -570,6 +570,9 @@ async fn runs_mirrored_in_s3_are_listed_and_shown_on_another_machine() {
         .unwrap();
     assert!(list.contains(&format!("data-run=\"{id}\"")), "{list}");
     assert!(list.contains("class=\"passed\""), "{list}");
+    // Listed from its summary: none of its files came here until its page is opened.
+    let fetched = here.join("runs").join(&id);
+    assert!(!fetched.exists(), "the list fetched {}", fetched.display());
     let page = client
         .get(format!("{}/runs/{id}", server.url))
         .send()
@@ -581,6 +584,7 @@ async fn runs_mirrored_in_s3_are_listed_and_shown_on_another_machine() {
         page.contains(&format!("Launch {id}")) && page.contains("PASSED"),
         "{page}"
     );
+    assert!(fetched.join("journal.jsonl").is_file());
     // A name that is not a run is not a path.
     let status = client
         .get(format!("{}/runs/..%2F..%2Fetc", server.url))

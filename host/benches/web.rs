@@ -89,6 +89,7 @@ async fn run() -> anyhow::Result<()> {
         runs: launch_web::Runs {
             dir: runs.clone(),
             state: None,
+            cache: None,
         },
         actions: None,
     });

@@ -112,6 +112,10 @@ pub struct Ctx {
     pub shadows_told: std::collections::HashMap<String, String>,
     /// A mirrored run's lease: every effect checks it first.
     pub lease: Option<crate::lease::Lease>,
+    /// Set when this process took the run over: what it does about the stage in progress.
+    pub takeover: Option<crate::runbook::Takeover>,
+    /// The run's copy in S3, when it is mirrored: flushed before every effect.
+    pub mirror: Option<crate::mirror::Shared>,
 }
 
 /// A flag a stage is moving, and where it goes back to if the host fails mid-stage (the run
@@ -248,6 +252,19 @@ impl Ctx {
             key: key.into(),
             detail: detail.into(),
         })?;
+        // Written ahead to the shared copy: a taker knows this effect may have happened.
+        if let Some(m) = &self.mirror {
+            m.flush().await.with_context(|| {
+                format!("stage `{stage}`: announcing `{detail}` in the run's shared copy")
+            })?;
+        }
+        // The fencing test's zombie: frozen after every check, before its write.
+        if crate::fault::active("freeze-before-effect")
+            && let Some(lease) = &self.lease
+        {
+            lease.stop_renewing();
+            tokio::time::sleep(lease.ttl() * 2 + std::time::Duration::from_secs(1)).await;
+        }
         effect()
             .await
             .with_context(|| format!("stage `{stage}`: {detail}"))?;

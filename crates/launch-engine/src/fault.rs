@@ -14,3 +14,14 @@ pub fn point(point: &str) {
     #[cfg(not(debug_assertions))]
     let _ = point;
 }
+
+/// Whether `LAUNCH_HOST_FAULT` names `point` (debug builds only; always false in release).
+pub fn active(point: &str) -> bool {
+    #[cfg(debug_assertions)]
+    return std::env::var(VAR).is_ok_and(|v| v == point);
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = point;
+        false
+    }
+}

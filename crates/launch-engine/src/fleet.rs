@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Event, Record, now_ms};
@@ -104,6 +105,22 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// A run folder's summary, from its journal (a run that was never mirrored has no
+    /// summary object; its launch name is left empty).
+    pub fn of_run(run_dir: &Path) -> anyhow::Result<Summary> {
+        let id = run_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut summary = Summary::new(&id, "", Vec::new());
+        for r in crate::journal::Journal::read(&run_dir.join("journal.jsonl"))? {
+            summary.absorb(&r);
+        }
+        Ok(summary)
+    }
+}
+
 /// A run in the fleet: its summary, and who holds it now if it is live.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -145,7 +162,6 @@ pub async fn list(url: &str, cache: Option<&Path>) -> anyhow::Result<Vec<Row>> {
             Ok(summary)
         }
     }));
-    use futures::StreamExt as _;
     let read: Vec<anyhow::Result<Option<Summary>>> = reads.buffer_unordered(32).collect().await;
     let mut rows = Vec::new();
     let mut by_run: BTreeMap<String, usize> = BTreeMap::new();
@@ -159,24 +175,64 @@ pub async fn list(url: &str, cache: Option<&Path>) -> anyhow::Result<Vec<Row>> {
     }
     // The leases of live runs: few, read each time (they change every few seconds).
     let lease_prefix = crate::lease::prefix(&loc);
-    for (key, _) in leases {
-        let Some(id) = key
-            .strip_prefix(&lease_prefix)
-            .and_then(|k| k.strip_suffix(".json"))
-        else {
-            continue;
-        };
-        let (Some(&i), Ok(Some((record, _)))) =
-            (by_run.get(id), crate::lease::read(&loc, &key).await)
-        else {
-            continue;
-        };
-        rows[i].owner = Some(record.owner.who());
-        rows[i].lease_age_ms = Some(now_ms().saturating_sub(record.owner.renewed_ms));
+    let held = futures::stream::iter(leases.into_iter().filter_map(|(key, _)| {
+        let id = key
+            .strip_prefix(&lease_prefix)?
+            .strip_suffix(".json")?
+            .to_string();
+        let i = *by_run.get(&id)?;
+        let loc = &loc;
+        Some(async move { (i, crate::lease::read(loc, &key).await) })
+    }));
+    let held: Vec<_> = held.buffer_unordered(32).collect().await;
+    for (i, read) in held {
+        if let Ok(Some((record, _))) = read {
+            rows[i].owner = Some(record.owner.who());
+            rows[i].lease_age_ms = Some(now_ms().saturating_sub(record.owner.renewed_ms));
+        }
     }
     // Newest first: run ids begin with their start time.
     rows.sort_by(|a, b| b.summary.run_id.cmp(&a.summary.run_id));
     Ok(rows)
+}
+
+/// The runs of a local runs folder, newest first, summarized from their journals — each read
+/// once per version (its size and modification time) when `cache` is given, so a page over
+/// many finished runs reads none of them again.
+pub fn local(runs_dir: &Path, cache: Option<&Path>) -> Vec<Row> {
+    let cached = Cache::open(cache);
+    let mut rows: Vec<Row> = crate::workspace::runs(runs_dir)
+        .iter()
+        .filter_map(|id| {
+            let dir = runs_dir.join(id);
+            let meta = std::fs::metadata(dir.join("journal.jsonl")).ok()?;
+            let modified = meta
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_nanos();
+            let (key, version) = (
+                dir.display().to_string(),
+                format!("{}-{modified}", meta.len()),
+            );
+            let summary = match cached.get(&key, &version) {
+                Some(s) => s,
+                None => {
+                    let s = Summary::of_run(&dir).ok()?;
+                    cached.put(&key, &version, &s);
+                    s
+                }
+            };
+            Some(Row {
+                summary,
+                owner: None,
+                lease_age_ms: None,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.summary.run_id.cmp(&a.summary.run_id));
+    rows
 }
 
 /// Summaries kept on disk, one file per run, with the ETag they were read at: a listing reads

@@ -242,18 +242,20 @@ impl Lease {
         let ours = lock(&self.inner.state).record.generation;
         match read(&self.inner.loc, &self.inner.key).await {
             Ok(Some((r, _))) if r.generation == ours => self.check(),
-            Ok(Some((r, _))) => Err(self.lost(format!(
+            Ok(Some((r, _))) => Err(self.lose(format!(
                 "taken over by {} (generation {})",
                 r.owner.who(),
                 r.generation
             ))),
-            Ok(None) => Err(self.lost("its lease object was removed".into())),
+            Ok(None) => Err(self.lose("its lease object was removed".into())),
             // Unreadable now: the local deadline still holds it to account.
             Err(_) => self.check(),
         }
     }
 
-    fn lost(&self, why: String) -> LeaseLost {
+    /// Marks the lease lost (also when the run's shared journal was written by another
+    /// process): this process does nothing more for the run.
+    pub fn lose(&self, why: String) -> LeaseLost {
         lock(&self.inner.state).lost = Some(why.clone());
         LeaseLost {
             run_id: self.inner.run_id.clone(),
@@ -277,11 +279,16 @@ impl Lease {
         self.inner.ttl
     }
 
-    /// Gives the lease up: renewals stop, and the object is deleted while it is still ours.
-    pub async fn release(&self) {
+    /// Stops renewing: the lease goes silent, as a frozen process's does.
+    pub fn stop_renewing(&self) {
         if let Some(task) = lock(&self.inner.renewer).take() {
             task.abort();
         }
+    }
+
+    /// Gives the lease up: renewals stop, and the object is deleted while it is still ours.
+    pub async fn release(&self) {
+        self.stop_renewing();
         let etag = lock(&self.inner.state).etag.clone();
         let _ = self.inner.loc.delete(&self.inner.key, Some(&etag)).await;
     }

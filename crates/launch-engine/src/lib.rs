@@ -8,6 +8,7 @@
 //! `operator`, `report`} → `journal` → `record` → `runbook`; `plan` → `runbook`; `workspace`,
 //! `watch`, `lock`, `mirror`, `lint` and `uat` sit beside them and call nothing above.
 
+pub mod agent;
 pub mod consistency;
 pub mod context;
 pub mod control;

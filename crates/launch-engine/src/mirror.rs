@@ -27,7 +27,17 @@ pub struct Mirror {
     copy: Arc<Copy>,
     run_dir: PathBuf,
     changed: watch::Sender<u64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The shared journal holds records the local copy lacks: continuing would drop them.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{url} holds records this copy of the journal lacks (written after it was fetched): fetch the run again and continue from those"
+)]
+pub struct Diverged {
+    pub url: String,
 }
 
 /// The run's copy in S3: where, the ETag of the journal as this process last wrote it, and
@@ -36,6 +46,9 @@ struct Copy {
     loc: S3Location,
     prefix: String,
     journal: PathBuf,
+    /// One upload at a time: the background task and a stage's flush would otherwise both
+    /// write over the same ETag, and the loser would take itself for a runner taken over.
+    turn: tokio::sync::Mutex<()>,
     state: Mutex<CopyState>,
 }
 
@@ -65,15 +78,26 @@ impl Mirror {
     ) -> anyhow::Result<Mirror> {
         let loc = S3Location::connect(url).await?;
         let prefix = run_prefix(&loc, run_id);
-        // The copy this run continues (a resume, a takeover), or none yet.
-        let etag = loc
-            .get_object(&format!("{prefix}journal.jsonl"))
-            .await?
-            .and_then(|o| o.etag);
+        // The copy this run continues (a resume, a takeover), or none yet. It is written over
+        // only by a journal that continues it: records it holds that this copy lacks (a late
+        // write of the runner this one took over from) are never dropped.
+        let journal = run_dir.join("journal.jsonl");
+        let shared = loc.get_object(&format!("{prefix}journal.jsonl")).await?;
+        if let Some(shared) = &shared {
+            let local = crate::files::read(&journal, crate::journal::MAX_BYTES, "the journal")?;
+            if !local.starts_with(&shared.bytes) {
+                return Err(Diverged {
+                    url: loc.url(&format!("{prefix}journal.jsonl")),
+                }
+                .into());
+            }
+        }
+        let etag = shared.and_then(|o| o.etag);
         let copy = Arc::new(Copy {
             loc,
             prefix,
-            journal: run_dir.join("journal.jsonl"),
+            journal,
+            turn: tokio::sync::Mutex::new(()),
             state: Mutex::new(CopyState {
                 etag,
                 lost: None,
@@ -82,21 +106,37 @@ impl Mirror {
             }),
         });
         let (changed, mut rx) = watch::channel(0u64);
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let background = copy.clone();
-        // Failures here are not fatal: the next change, and `finish`, upload again.
+        // Failures here are not fatal: the next change, and `finish`, upload again. It stops
+        // between uploads, never in one: an upload cut off after S3 took it would leave this
+        // process with an ETag that is no longer the object's.
         let task = tokio::spawn(async move {
-            while rx.changed().await.is_ok() {
-                let _ = background.upload_journal().await;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    changed = rx.changed() => match changed {
+                        Ok(()) => { let _ = background.upload_journal().await; }
+                        Err(_) => break,
+                    },
+                }
             }
         });
         let mirror = Mirror {
             copy,
             run_dir: run_dir.to_path_buf(),
             changed,
+            stop: Some(stop),
             task,
         };
         mirror.upload_all().await?;
         Ok(mirror)
+    }
+
+    /// What the run's stages flush the copy through before an effect.
+    pub fn shared(&self) -> Shared {
+        Shared(self.copy.clone())
     }
 
     /// Where the run is mirrored, for messages.
@@ -138,22 +178,38 @@ impl Mirror {
     /// Stops the background uploads, then uploads the whole run folder: the final copy is
     /// complete even if an upload failed mid-run.
     pub async fn finish(mut self) -> anyhow::Result<()> {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         let _ = (&mut self.task).await;
         self.upload_all().await
+    }
+}
+
+/// The run's copy in S3, as its stages see it.
+#[derive(Clone)]
+pub struct Shared(Arc<Copy>);
+
+impl Shared {
+    /// Uploads the journal now and waits: an effect is announced in the shared copy before it
+    /// happens, so whoever takes the run over knows it may have. Fails once another process
+    /// writes the copy (this runner lost the run).
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        self.0.upload_journal().await
     }
 }
 
 impl Copy {
     /// Uploads the journal over the version this process last wrote, then the summary.
     async fn upload_journal(&self) -> anyhow::Result<()> {
+        let _turn = self.turn.lock().await;
         let key = format!("{}journal.jsonl", self.prefix);
-        let (etag, lost) = {
+        let (etag, lost, run_id) = {
             let s = lock(&self.state);
-            (s.etag.clone(), s.lost.clone())
+            (s.etag.clone(), s.lost.clone(), s.summary.run_id.clone())
         };
         if let Some(why) = lost {
-            anyhow::bail!("{why}");
+            return Err(crate::lease::LeaseLost { run_id, why }.into());
         }
         let bytes = tokio::fs::read(&self.journal)
             .await
@@ -169,7 +225,7 @@ impl Copy {
                 self.loc.url(&key)
             );
             lock(&self.state).lost = Some(why.clone());
-            anyhow::bail!("{why}");
+            return Err(crate::lease::LeaseLost { run_id, why }.into());
         };
         let summary = {
             let mut s = lock(&self.state);

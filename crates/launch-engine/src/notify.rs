@@ -275,6 +275,22 @@ impl Route {
                 }
                 out
             }
+            Event::TakenOver {
+                by,
+                from,
+                lease_silent_ms,
+                action,
+                ..
+            } => vec![say(
+                Channel::StatusboardEmergency,
+                "taken-over",
+                Some(2),
+                format!(
+                    "🚨 L2 {launch}: the run's runner ({from}) went silent for {:.1} s; {by} took it over and will {action} the stage in progress{}",
+                    *lease_silent_ms as f64 / 1000.0,
+                    self.on_call
+                ),
+            )],
             Event::RunFinished { outcome, summary } => vec![say(
                 Channel::Releases,
                 "run-finished",

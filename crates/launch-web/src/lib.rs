@@ -102,12 +102,7 @@ fn escape(s: &str) -> String {
 }
 
 async fn folder(app: &App, id: &str) -> Option<std::path::PathBuf> {
-    if let Some(dir) = app.runs.folder(id) {
-        return Some(dir);
-    }
-    // A run started on another machine: fetched from the shared state first.
-    app.runs.sync().await;
-    app.runs.folder(id)
+    app.runs.open(id).await
 }
 
 async fn runs_page(State(app): Shared) -> Html<String> {

@@ -1,37 +1,57 @@
-//! The runs a server shows: the workspace's run folders, and with `--state` the runs mirrored
-//! in S3 (fetched into the workspace's runs folder, as `status --state` does), newest first.
+//! The runs a server shows: the workspace's run folders, and with `--state` every run
+//! mirrored under the state location — listed from the runs' summaries (`launch/index/`) and
+//! leases, never from their files; a mirrored run's files are fetched when its page is opened.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use askama::Template;
 
-use launch_engine::report::RunReport;
+use launch_engine::fleet::Row;
 
 /// One line of the runs list.
 pub struct RunRow {
     pub id: String,
+    pub launch: String,
     pub outcome: String,
     pub stage: String,
     pub started: String,
     pub by: String,
     pub duration: String,
+    /// Who holds the run's lease and how long ago it renewed, while it is held.
+    pub owner: String,
+    pub takeovers: String,
 }
 
 impl RunRow {
-    fn of(id: &str, r: &RunReport) -> RunRow {
+    fn of(row: &Row) -> RunRow {
+        let s = &row.summary;
         RunRow {
-            id: id.to_string(),
-            outcome: r.outcome.clone(),
-            stage: r.stages.last().map(|s| s.title.clone()).unwrap_or_default(),
+            id: s.run_id.clone(),
+            launch: s.launch.clone(),
+            outcome: s.outcome.clone(),
+            stage: s.stage.clone().unwrap_or_default(),
             started: humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.started_ms),
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(s.started_ms),
             )
             .to_string(),
-            by: r.started_by.clone().unwrap_or_default(),
-            duration: match r.finished_ms {
-                Some(f) => format!("{:.1} s", f.saturating_sub(r.started_ms) as f64 / 1000.0),
+            by: s.started_by.clone().unwrap_or_default(),
+            duration: match s.finished_ms {
+                Some(f) => format!("{:.1} s", f.saturating_sub(s.started_ms) as f64 / 1000.0),
                 None => "running".into(),
             },
+            owner: match (&row.owner, row.lease_age_ms) {
+                (Some(who), Some(age)) => {
+                    format!("{who} (renewed {:.1} s ago)", age as f64 / 1000.0)
+                }
+                _ => String::new(),
+            },
+            takeovers: s
+                .takeovers
+                .iter()
+                .map(|t| format!("{} ← {}", t.by, t.from))
+                .collect::<Vec<_>>()
+                .join("; "),
         }
     }
 }
@@ -49,6 +69,8 @@ struct RunsPage<'a> {
 pub struct Runs {
     pub dir: PathBuf,
     pub state: Option<String>,
+    /// Where the runs' summaries are kept between loads (by version), if anywhere.
+    pub cache: Option<PathBuf>,
 }
 
 impl Runs {
@@ -59,43 +81,55 @@ impl Runs {
         dir.join("journal.jsonl").is_file().then_some(dir)
     }
 
-    /// Brings the mirrored runs that are not here yet (and refreshes unfinished ones).
-    pub async fn sync(&self) -> Vec<String> {
-        let Some(url) = &self.state else {
-            return Vec::new();
-        };
-        let ids = match launch_engine::mirror::list(url).await {
-            Ok(ids) => ids,
-            Err(e) => return vec![format!("{url}: {e:#}")],
-        };
-        let mut errors = Vec::new();
-        for id in ids {
-            let here = self.dir.join(&id);
-            let finished = RunReport::from_journal(&here).is_ok_and(|r| r.finished_ms.is_some());
-            if finished {
-                continue;
-            }
-            if let Err(e) =
-                launch_engine::workspace::find_run(&self.dir, Some(&id), Some(url)).await
-            {
-                errors.push(format!("{id}: {e:#}"));
-            }
+    /// Run `id`'s folder, fetched from the shared state first unless a finished copy is here:
+    /// only the run whose page is opened is fetched.
+    pub async fn open(&self, id: &str) -> Option<PathBuf> {
+        let id = plain_id(id)?;
+        let here = self.folder(id);
+        let finished = here.as_deref().is_some_and(|d| {
+            launch_engine::fleet::Summary::of_run(d).is_ok_and(|s| s.finished_ms.is_some())
+        });
+        if let (Some(url), false) = (&self.state, finished) {
+            // A fetch that fails leaves what is here (if anything) to be shown.
+            let _ = launch_engine::workspace::find_run(&self.dir, Some(id), Some(url)).await;
         }
-        errors
+        self.folder(id)
+    }
+
+    /// Every run: the mirrored ones from their summaries, then the local ones not mirrored.
+    async fn rows(&self) -> (Vec<Row>, Vec<String>) {
+        let cache = |what: &str| self.cache.as_ref().map(|c| c.join(what));
+        let mut errors = Vec::new();
+        let mut rows = match &self.state {
+            Some(url) => match launch_engine::fleet::list(url, cache("shared").as_deref()).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    errors.push(format!("{url}: {e:#}"));
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let shared: BTreeSet<String> = rows.iter().map(|r| r.summary.run_id.clone()).collect();
+        let (dir, local_cache) = (self.dir.clone(), cache("local"));
+        let local = tokio::task::spawn_blocking(move || {
+            launch_engine::fleet::local(&dir, local_cache.as_deref())
+        })
+        .await
+        .unwrap_or_default();
+        rows.extend(
+            local
+                .into_iter()
+                .filter(|r| !shared.contains(&r.summary.run_id)),
+        );
+        rows.sort_by(|a, b| b.summary.run_id.cmp(&a.summary.run_id));
+        (rows, errors)
     }
 
     /// The runs list page.
     pub async fn page(&self) -> String {
-        let errors = self.sync().await;
-        let mut rows: Vec<RunRow> = launch_engine::workspace::runs(&self.dir)
-            .iter()
-            .filter_map(|id| {
-                RunReport::from_journal(&self.dir.join(id))
-                    .ok()
-                    .map(|r| RunRow::of(id, &r))
-            })
-            .collect();
-        rows.reverse();
+        let (rows, errors) = self.rows().await;
+        let rows: Vec<RunRow> = rows.iter().map(RunRow::of).collect();
         let source = match &self.state {
             Some(url) => format!("{} and {url}", self.dir.display()),
             None => self.dir.display().to_string(),

@@ -1,5 +1,6 @@
 //! The command line: argument parsing and output only; the work happens in the layers below.
 
+mod agent;
 mod canary;
 mod dashboard;
 mod deploy;
@@ -111,6 +112,12 @@ enum Command {
         after_help = "Examples:\n  launch-host run --plugins plugins/ --yes\n  launch-host run --plugins plugins/ --yes --inject v2-latency=2500ms   # watch the canary roll back"
     )]
     Run(run::RunArgs),
+    /// Stand by for the runs mirrored in S3: take a launch over when its runner dies (its
+    /// lease goes silent), and carry it on or roll its canary back
+    #[command(
+        after_help = "Examples:\n  launch-host agent --state s3://my-bucket/launch --plugins plugins/\n  LAUNCH_HOST_STATE=s3://my-bucket/launch launch-host agent --workspace /var/lib/launch-host\n\nAny number of agents on any machines: one conditional write decides which takes a run.\nexamples/agent.service and examples/agent-deployment.yaml run one under systemd and Kubernetes."
+    )]
+    Agent(agent::AgentArgs),
     /// Continue an interrupted run without repeating a completed effect
     #[command(after_help = "Example:\n  launch-host resume 20261127T150000123Z-1a2b")]
     Resume(run::ResumeArgs),
@@ -254,6 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Plugins(cmd) => plugins::run(host.runtime()?, cmd).await,
         Command::Run(args) => run::run(&host, args).await,
         Command::Resume(args) => run::resume(host.runtime()?, args).await,
+        Command::Agent(args) => agent::run(host.runtime()?, args).await,
         Command::Validate(args) => validate::run(host.runtime()?, args).await,
         Command::Status(args) => status::status(args).await,
         Command::Report(args) => status::report(args).await,

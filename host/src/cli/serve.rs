@@ -68,6 +68,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Exit> {
             runs: launch_web::Runs {
                 dir: args.ws.runs_dir(),
                 state: args.state,
+                cache: Some(args.ws.workspace.join("cache").join("runs")),
             },
             actions,
         },

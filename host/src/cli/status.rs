@@ -13,7 +13,7 @@ use launch_engine::report::RunReport;
 
 #[derive(Args, Debug)]
 pub struct RunRef {
-    /// The run id [default: the latest run]
+    /// The run id [default: the latest run; `status --state URL` lists every run there]
     pub run: Option<String>,
     /// Read runs from this shared state location (s3://bucket/prefix) instead of the local
     /// workspace
@@ -68,6 +68,9 @@ impl RunRef {
 }
 
 pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
+    if let (None, Some(url)) = (&args.run.run, &args.run.state) {
+        return fleet(url, &args).await;
+    }
     let dir = match args.run.resolve().await {
         Ok(d) => d,
         Err(e) => return super::usage(e),
@@ -113,6 +116,50 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
         }
     }
     say!("folder: {}", dir.display());
+    Ok(Exit::Success)
+}
+
+/// Every run under the state location, newest first: from the runs' summaries and leases,
+/// each summary read once per version (kept in WORKSPACE/cache/runs/shared).
+async fn fleet(url: &str, args: &StatusArgs) -> anyhow::Result<Exit> {
+    let cache = args.run.workspace.join("cache").join("runs").join("shared");
+    let rows = launch_engine::fleet::list(url, Some(&cache)).await?;
+    if args.output == Output::Json {
+        json(&rows)?;
+        return Ok(Exit::Success);
+    }
+    let mut t = table(&["run", "launch", "outcome", "stage", "held by", "taken over"]);
+    for r in &rows {
+        let s = &r.summary;
+        let stage = match &s.stage {
+            Some(title) if s.finished_ms.is_none() => {
+                format!("{title} ({}/{})", s.stages_finished + 1, s.stages_planned)
+            }
+            _ => format!("{}/{} stages", s.stages_finished, s.stages_planned),
+        };
+        let held = match (&r.owner, r.lease_age_ms) {
+            (Some(who), Some(age)) => format!("{who}, renewed {:.1} s ago", age as f64 / 1000.0),
+            _ => String::new(),
+        };
+        let takeovers = s
+            .takeovers
+            .iter()
+            .map(|t| format!("by {} from {}", t.by, t.from))
+            .collect::<Vec<_>>()
+            .join("; ");
+        t.add_row(vec![
+            s.run_id.clone(),
+            s.launch.clone(),
+            s.outcome.clone(),
+            stage,
+            held,
+            takeovers,
+        ]);
+    }
+    say!("{} run(s) in {url}, newest first", rows.len());
+    if !rows.is_empty() {
+        say!("{t}");
+    }
     Ok(Exit::Success)
 }
 

@@ -47,55 +47,7 @@ impl Operator for Terminal {
 
     /// Every line is masked (launch_engine::redact) before it reaches the terminal.
     fn tell(&self, notice: Notice<'_>) {
-        let line = match notice {
-            Notice::StageStarted { title } => format!("▶ {title}"),
-            Notice::StageSkipped { .. } => "  skipped by the operator".to_string(),
-            Notice::StageFinished {
-                verdict,
-                skipped,
-                action,
-            } => {
-                let colour = match verdict {
-                    VerdictRecord::Pass => anstyle::AnsiColor::Green,
-                    VerdictRecord::Fail(_) => anstyle::AnsiColor::Red,
-                    _ => anstyle::AnsiColor::Yellow,
-                };
-                let style = anstyle::Style::new().bold().fg_color(Some(colour.into()));
-                let skipped = match skipped {
-                    0 => String::new(),
-                    n => format!(" ({n} SKIPPED: untested)"),
-                };
-                format!(
-                    "  {style}{}{style:#}{skipped} {} — {action}",
-                    verdict.word(),
-                    verdict.reason(),
-                )
-            }
-            Notice::CanaryPromoted { from, to } => format!("  canary {from}% → {to}%"),
-            Notice::CanaryRolledBack { percent, reason } => {
-                format!("  canary rolled back at {percent}%: {reason}")
-            }
-            Notice::RolledBack { environment, flag } => {
-                format!("  {flag} on {environment} is at 0%: rolled back")
-            }
-            Notice::ShadowDisagrees {
-                plugin,
-                live,
-                shadow,
-                percent,
-                why,
-            } => {
-                let at = percent.map(|p| format!(" at {p}%")).unwrap_or_default();
-                format!(
-                    "  shadow `{plugin}`{at}: {shadow} where the live policy said {live} — {why} (recorded, not obeyed)"
-                )
-            }
-            Notice::CanaryHeld { percent, reason } => {
-                format!("  canary holding at {percent}%: {reason}")
-            }
-            Notice::Warning(w) => format!("warning: {w}"),
-        };
-        anstream::eprintln!("{}", redact::text(&line));
+        anstream::eprintln!("{}", redact::text(&line(notice)));
     }
 
     fn progress(&self, measure: Measure<'_>) -> Box<dyn Progress> {
@@ -180,4 +132,81 @@ pub fn walk_through(item: &ItemFile) -> Option<UatAnswer> {
     eprint!("  notes: ");
     let notes = read_line()?;
     Some(UatAnswer { outcome, notes })
+}
+
+/// A notice as one line for people.
+fn line(notice: Notice<'_>) -> String {
+    match notice {
+        Notice::StageStarted { title } => format!("▶ {title}"),
+        Notice::StageSkipped { .. } => "  skipped by the operator".to_string(),
+        Notice::StageFinished {
+            verdict,
+            skipped,
+            action,
+        } => {
+            let colour = match verdict {
+                VerdictRecord::Pass => anstyle::AnsiColor::Green,
+                VerdictRecord::Fail(_) => anstyle::AnsiColor::Red,
+                _ => anstyle::AnsiColor::Yellow,
+            };
+            let style = anstyle::Style::new().bold().fg_color(Some(colour.into()));
+            let skipped = match skipped {
+                0 => String::new(),
+                n => format!(" ({n} SKIPPED: untested)"),
+            };
+            format!(
+                "  {style}{}{style:#}{skipped} {} — {action}",
+                verdict.word(),
+                verdict.reason(),
+            )
+        }
+        Notice::CanaryPromoted { from, to } => format!("  canary {from}% → {to}%"),
+        Notice::CanaryRolledBack { percent, reason } => {
+            format!("  canary rolled back at {percent}%: {reason}")
+        }
+        Notice::RolledBack { environment, flag } => {
+            format!("  {flag} on {environment} is at 0%: rolled back")
+        }
+        Notice::ShadowDisagrees {
+            plugin,
+            live,
+            shadow,
+            percent,
+            why,
+        } => {
+            let at = percent.map(|p| format!(" at {p}%")).unwrap_or_default();
+            format!(
+                "  shadow `{plugin}`{at}: {shadow} where the live policy said {live} — {why} (recorded, not obeyed)"
+            )
+        }
+        Notice::CanaryHeld { percent, reason } => {
+            format!("  canary holding at {percent}%: {reason}")
+        }
+        Notice::Warning(w) => format!("warning: {w}"),
+    }
+}
+
+/// Nobody at the keyboard, and several runs at once (an agent): no question is asked (each
+/// answer is the safe one), every notice is one masked line labelled with its run.
+pub struct Labelled(pub String);
+
+impl Operator for Labelled {
+    fn can_ask(&self) -> bool {
+        false
+    }
+    fn ask_step(&self, _: &str) -> Step {
+        Step::Abort
+    }
+    fn ask_proceed(&self, _: &str, _: &str) -> bool {
+        false
+    }
+    fn ask_uat_result(&self, _: &ItemFile) -> Option<UatAnswer> {
+        None
+    }
+    fn tell(&self, notice: Notice<'_>) {
+        eprintln!("[{}] {}", self.0, redact::text(line(notice).trim_start()));
+    }
+    fn progress(&self, _: Measure<'_>) -> Box<dyn Progress> {
+        Box::new(launch_engine::operator::NoProgress)
+    }
 }

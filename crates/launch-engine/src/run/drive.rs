@@ -87,9 +87,17 @@ async fn stages(ctx: &mut Ctx) -> anyhow::Result<RunSummary> {
         let runbook = ctx.runbook.clone();
         let stage = &runbook.stages[i];
         ctx.flag_guard = None;
-        let ran = AssertUnwindSafe(crate::stages::run_stage(ctx, stage))
-            .catch_unwind()
-            .await;
+        // A run taken over rolls back the stage in progress when its `takeover` says so.
+        let rolls_back = resuming && ctx.takeover == Some(crate::runbook::Takeover::Rollback);
+        let ran = if rolls_back {
+            AssertUnwindSafe(super::takeover::roll_back(ctx, stage))
+                .catch_unwind()
+                .await
+        } else {
+            AssertUnwindSafe(crate::stages::run_stage(ctx, stage))
+                .catch_unwind()
+                .await
+        };
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         // A panic, or an internal error after a flag moved, ends the run with the flag safe.
         let ran = match ran {
@@ -103,6 +111,13 @@ async fn stages(ctx: &mut Ctx) -> anyhow::Result<RunSummary> {
                     || ctx.journal.lost().is_some()
                     || e.downcast_ref::<crate::lease::LeaseLost>().is_some() =>
             {
+                // However it was learnt (the lease, the shared journal), a lost run is lost
+                // for good: nothing is restored, nothing more is done.
+                if let (Some(lost), Some(lease)) =
+                    (e.downcast_ref::<crate::lease::LeaseLost>(), &ctx.lease)
+                {
+                    lease.lose(lost.why.clone());
+                }
                 return super::guard::host_failed(ctx, Some(stage), format!("{e:#}"), elapsed_ms)
                     .await;
             }

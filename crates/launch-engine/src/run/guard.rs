@@ -38,7 +38,11 @@ pub(super) async fn host_failed(
     // A runner that lost its lease restores nothing: whoever took the run acts for it now.
     if let Err(lost) = ctx.check_lease() {
         ctx.flag_guard = None;
-        done.push(format!("nothing restored: {lost}"));
+        // Said once when it is also why the stage stopped.
+        done.push(match why == lost.to_string() {
+            true => "nothing restored".to_string(),
+            false => format!("nothing restored: {lost}"),
+        });
     }
     if let Some(guard) = ctx.flag_guard.take() {
         // The flag first: the journal may be what failed.

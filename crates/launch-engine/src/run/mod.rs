@@ -7,6 +7,7 @@ mod drive;
 mod guard;
 mod resume;
 mod start;
+mod takeover;
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,7 @@ use crate::runbook::Runbook;
 use launch_targets::s3::S3Location;
 
 pub use crate::record::Outcome;
-pub use resume::resume;
+pub use resume::{How, Taken, resume, take_over};
 pub use start::{Launch, start};
 
 pub struct RunSummary {

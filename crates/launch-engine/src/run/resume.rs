@@ -25,6 +25,57 @@ pub async fn resume(
     auto: bool,
     operator: Arc<dyn Operator>,
 ) -> anyhow::Result<RunSummary> {
+    let how = How {
+        plugins_dir,
+        auto,
+        workspace: None,
+        taken: None,
+    };
+    continue_run(runtime, run_dir, how, operator).await
+}
+
+/// A run another process took over (a standby agent) with the lease it took.
+#[derive(Clone)]
+pub struct Taken {
+    pub lease: crate::lease::Lease,
+    /// Whose lease went silent.
+    pub from: String,
+    /// How long it had been silent.
+    pub silent: std::time::Duration,
+}
+
+/// How a run is continued.
+pub struct How {
+    pub plugins_dir: Option<PathBuf>,
+    pub auto: bool,
+    /// This machine's workspace, for a run started on another machine.
+    pub workspace: Option<PathBuf>,
+    pub taken: Option<Taken>,
+}
+
+/// Takes over a run whose lease this process took: journaled (`taken-over`), and the stage in
+/// progress resumed or rolled back as its `takeover` says.
+pub async fn take_over(
+    runtime: &Runtime,
+    run_dir: &Path,
+    how: How,
+    operator: Arc<dyn Operator>,
+) -> anyhow::Result<RunSummary> {
+    continue_run(runtime, run_dir, how, operator).await
+}
+
+async fn continue_run(
+    runtime: &Runtime,
+    run_dir: &Path,
+    how: How,
+    operator: Arc<dyn Operator>,
+) -> anyhow::Result<RunSummary> {
+    let How {
+        plugins_dir,
+        auto,
+        workspace,
+        taken,
+    } = how;
     let journal_path = run_dir.join("journal.jsonl");
     if let Some(failed) = crate::journal::HostFailed::of_run(run_dir) {
         anyhow::bail!(
@@ -42,8 +93,16 @@ pub async fn resume(
     // Before the journal is read for good: no other process may act for the run while this
     // one does, and the journal must not move under it. A live owner is refused (exit 5).
     let (claimed_id, mirrored, ttl) = identity(run_dir)?;
-    let ownership =
-        crate::owner::claim(run_dir, &claimed_id, "resume", mirrored.as_deref(), ttl).await?;
+    let (ownership, taken) = match taken {
+        Some(t) => (
+            crate::owner::taken(run_dir, &claimed_id, t.lease.clone())?,
+            Some(t),
+        ),
+        None => (
+            crate::owner::claim(run_dir, &claimed_id, "resume", mirrored.as_deref(), ttl).await?,
+            None,
+        ),
+    };
     let records = Journal::read(&journal_path)?;
     // A chained journal whose chain is broken was edited: its history cannot be continued.
     if records.iter().any(|r| r.prev.is_some()) {
@@ -85,6 +144,9 @@ pub async fn resume(
     }
     // `resume --yes`: proceed without asking, whatever the run started with.
     options.auto |= auto;
+    if let Some(w) = workspace {
+        options.workspace = Some(w);
+    }
     // The recorded source names the command (`launch.toml → `deploy staging``); the file is
     // what it was derived from.
     let file = source.split(" → ").next().unwrap_or(source);
@@ -155,6 +217,20 @@ pub async fn resume(
         pid: std::process::id(),
         torn_bytes_dropped: torn,
     })?;
+    let takeover = match &taken {
+        Some(t) => {
+            let action = super::takeover::action(&runbook, &catalog, &records);
+            journal.append(Event::TakenOver {
+                by: crate::owner::Owner::me(run_id, "agent").who(),
+                from: t.from.clone(),
+                lease_silent_ms: u64::try_from(t.silent.as_millis()).unwrap_or(u64::MAX),
+                generation: t.lease.generation(),
+                action: action.word().into(),
+            })?;
+            Some(action)
+        }
+        None => None,
+    };
     // The history this resume goes on from (its chain checked above) is vouched for here.
     journal.checkpoint()?;
     let mut ctx = prepare(
@@ -169,6 +245,7 @@ pub async fn resume(
         records,
     );
     ctx.notifier = notifier;
+    ctx.takeover = takeover;
     ctx.launch_manifest = crate::manifest::Manifest::of_catalog(&whole, &ctx.catalog);
     finish(ctx, locks, mirror, ownership).await
 }

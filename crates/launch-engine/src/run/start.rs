@@ -229,6 +229,7 @@ pub(super) async fn finish(
     if let Some(lease) = ownership.lease() {
         ctx.hold(lease.clone());
     }
+    ctx.mirror = mirror.as_ref().map(Mirror::shared);
     let result = super::drive::drive(&mut ctx).await;
     // The environments are free once the last verdict is in: nothing waits for a webhook
     // while holding them.
@@ -377,6 +378,8 @@ pub(super) fn prepare(
         launch_manifest: Default::default(),
         shadows_told: Default::default(),
         lease: None,
+        takeover: None,
+        mirror: None,
         run_dir,
     }
 }

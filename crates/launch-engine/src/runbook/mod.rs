@@ -19,7 +19,7 @@ mod vars;
 
 pub use metrics::Metrics;
 pub use notify::{Channel, ChannelSpec, Notify};
-pub use stage::{Action, OnFail, Shadow, SignoffSpec, Stage};
+pub use stage::{Action, OnFail, Shadow, SignoffSpec, Stage, Takeover};
 pub use vars::expand_vars;
 
 /// The embedded default runbook.

@@ -22,6 +22,26 @@ pub enum OnFail {
     Continue,
 }
 
+/// What a process that takes a run over (its runner's lease went silent) does about the stage
+/// that was in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Takeover {
+    /// Go on with it, without repeating a done effect.
+    Resume,
+    /// Roll back its flag and end the run: a judgement made by the runner that died is stale.
+    Rollback,
+}
+
+impl Takeover {
+    pub fn word(self) -> &'static str {
+        match self {
+            Takeover::Resume => "resume",
+            Takeover::Rollback => "rollback",
+        }
+    }
+}
+
 /// Built-in actions, done by the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -121,6 +141,9 @@ pub struct Stage {
     /// Policies that see exactly the live plugin's inputs and are journaled, never obeyed.
     #[serde(default)]
     pub shadow: Vec<Spanned<Shadow>>,
+    /// What a process that takes the run over does when this stage was in progress
+    /// [default: `rollback` for a canary, `resume` for any other stage].
+    pub takeover: Option<Takeover>,
 }
 
 /// A shadow policy: `"canary-ratio"`, or `{ plugin = "canary-ratio", config = { ... } }` to
@@ -205,7 +228,17 @@ impl Stage {
             breaches: None,
             signoffs: Vec::new(),
             shadow: Vec::new(),
+            takeover: None,
         }
+    }
+
+    /// What a taker does when this stage was in progress, the plugin's role deciding the
+    /// default (a canary's judgement is stale once its runner died).
+    pub fn takeover(&self, role: Option<launch_runtime::Role>) -> Takeover {
+        self.takeover.unwrap_or(match role {
+            Some(launch_runtime::Role::CanaryPolicy) => Takeover::Rollback,
+            _ => Takeover::Resume,
+        })
     }
 
     /// The longest the stage may go without data before rolling back: its `no-data-limit`,
