@@ -419,6 +419,40 @@ async fn a_runner_frozen_past_its_lease_is_taken_over_and_makes_no_effect_when_i
     );
     let log = stop(watcher);
     assert!(log.contains(&format!("took run {id}")), "{log}");
+    // The takeover is shown wherever the run is: the fleet view, `status`, the reports.
+    let ws = dir.path().join("reader");
+    let state = [
+        "--state",
+        "s3://site/state",
+        "--workspace",
+        ws.to_str().unwrap(),
+    ];
+    let (code, fleet) = launch_host_output(
+        &moto.env(),
+        &[&["status", "--output", "json"][..], &state].concat(),
+    );
+    assert_eq!(code, Some(0), "{fleet}");
+    let rows: serde_json::Value = serde_json::from_str(&fleet).unwrap();
+    assert_eq!(rows[0]["run_id"], id.as_str());
+    assert_eq!(rows[0]["outcome"], "rolled-back", "{rows:#}");
+    assert!(
+        rows[0]["takeovers"][0]["from"]
+            .as_str()
+            .unwrap()
+            .contains(" on runner-b "),
+        "{rows:#}"
+    );
+    let (code, status) = launch_host_output(&moto.env(), &[&["status", &id][..], &state].concat());
+    assert_eq!(code, Some(0), "{status}");
+    assert!(status.contains("taken over by pid "), "{status}");
+    assert!(
+        status.contains("it rolled the stage in progress back"),
+        "{status}"
+    );
+    let report = s3_object(&s3, "site", &format!("state/launch/runs/{id}/report.md"))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&report).contains("## Taken over"));
     println!("frozen runner → flag at 0 by the agent after {taken:?} (TTL 3 s)");
 }
 

@@ -8,7 +8,8 @@
 //! (`If-None-Match: *` for a new run) — so a runner that lost its run to another (a takeover)
 //! can never write over the journal its successor continues: its first upload after is refused,
 //! and it uploads nothing more. After each upload that succeeded, the run's summary
-//! (`fleet::Summary`, `launch/index/<id>.json`) is written from the records it holds.
+//! (`fleet::Summary`, `launch/index/<id>.json`) is written from the records it holds — also
+//! conditionally, so a runner that woke up mid-upload cannot leave its stale summary last.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,9 @@ struct CopyState {
     etag: Option<String>,
     /// Set once an upload was refused: another process writes the run's copy now.
     lost: Option<String>,
+    /// The summary object's ETag as this process last wrote it (`None`: not known yet —
+    /// read before the first write; `Some(None)`: there is none).
+    summary_etag: Option<Option<String>>,
     /// Bytes of the journal the summary has read.
     offset: usize,
     summary: Summary,
@@ -101,6 +105,7 @@ impl Mirror {
             state: Mutex::new(CopyState {
                 etag,
                 lost: None,
+                summary_etag: None,
                 offset: 0,
                 summary: Summary::new(run_id, launch, environments),
             }),
@@ -240,11 +245,47 @@ impl Copy {
             }
             serde_json::to_vec(&s.summary)?
         };
-        let summary_key = crate::fleet::key(&self.loc, &lock(&self.state).summary.run_id);
-        self.loc
-            .put(&summary_key, summary, "application/json", None)
-            .await?;
-        Ok(())
+        self.write_summary(&key, summary).await
+    }
+
+    /// Writes the run's summary over the version this process last wrote. A conflict means
+    /// another process wrote it: a runner taken over that woke mid-upload, or the one that
+    /// took it. Whoever still holds the journal (its ETag is the one this process wrote)
+    /// writes again; the other stops. So the holder's summary is always the last written.
+    async fn write_summary(&self, journal_key: &str, summary: Vec<u8>) -> anyhow::Result<()> {
+        let (run_id, mut known) = {
+            let s = lock(&self.state);
+            (s.summary.run_id.clone(), s.summary_etag.clone())
+        };
+        let key = crate::fleet::key(&self.loc, &run_id);
+        for _ in 0..4 {
+            if known.is_none() {
+                known = Some(self.loc.head(&key).await?);
+            }
+            let only_if = known.as_ref().map(|e| e.as_deref());
+            if let Some(etag) = self
+                .loc
+                .put_tagged(&key, summary.clone(), "application/json", only_if)
+                .await?
+            {
+                lock(&self.state).summary_etag = Some(Some(etag));
+                return Ok(());
+            }
+            let ours = lock(&self.state).etag.clone();
+            if self.loc.head(journal_key).await? != ours {
+                let why = format!(
+                    "{} was written by another process (the run was taken over?): this runner writes nothing more",
+                    self.loc.url(journal_key)
+                );
+                lock(&self.state).lost = Some(why.clone());
+                return Err(crate::lease::LeaseLost { run_id, why }.into());
+            }
+            known = None;
+        }
+        anyhow::bail!(
+            "{}: other processes kept writing the run's summary",
+            self.loc.url(&key)
+        )
     }
 }
 

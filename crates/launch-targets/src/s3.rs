@@ -170,6 +170,23 @@ impl S3Location {
         }
     }
 
+    /// The object's ETag without its bytes, or `None` when it does not exist.
+    pub async fn head(&self, key: &str) -> anyhow::Result<Option<String>> {
+        counted();
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some(o.e_tag().unwrap_or_default().to_string())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(err(e)).with_context(|| format!("reading {}", self.url(key))),
+        }
+    }
+
     /// Writes `key`. `only_if`: `Some(None)` writes only if the key does not exist
     /// (`If-None-Match: *`), `Some(Some(etag))` only if it is unchanged (`If-Match`).
     pub async fn put(

@@ -85,6 +85,9 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<Exit> {
     if !report.summary.is_empty() {
         say!("{}", report.summary);
     }
+    for t in &report.takeovers {
+        say!("{}", t.describe());
+    }
     let mut t = table(&["stage", "verdict", "what happened", "time"]);
     for s in &report.stages {
         t.add_row(vec![

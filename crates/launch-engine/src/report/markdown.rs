@@ -73,6 +73,14 @@ pub fn render(r: &RunReport) -> String {
             ));
         }
     }
+    if !r.takeovers.is_empty() {
+        out.push_str(
+            "\n## Taken over\n\nIts runner went silent; another process continued it.\n\n",
+        );
+        for t in &r.takeovers {
+            out.push_str(&format!("- {}\n", t.describe()));
+        }
+    }
     if !r.undelivered.is_empty() {
         out.push_str("\n## Notifications not delivered\n\nNobody was told these; tell them.\n\n");
         for u in &r.undelivered {

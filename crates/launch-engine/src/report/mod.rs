@@ -67,6 +67,26 @@ pub struct TakeoverReport {
     pub action: String,
 }
 
+impl TakeoverReport {
+    /// One sentence, the same in every report.
+    pub fn describe(&self) -> String {
+        let when = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.at_ms),
+        );
+        let did = match self.action.as_str() {
+            "rollback" => "rolled the stage in progress back",
+            _ => "resumed the stage in progress",
+        };
+        format!(
+            "{when}: taken over by {} from {} after its lease was silent {:.1} s (generation {}); it {did}",
+            self.by,
+            self.from,
+            self.lease_silent_ms as f64 / 1000.0,
+            self.generation
+        )
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Undelivered {
     pub channel: String,

@@ -134,6 +134,8 @@ pub struct Body {
     pub grants: Vec<GrantView>,
     /// Notifications that never reached their channel: `#channel`, what, why.
     pub undelivered: Vec<(String, String, String)>,
+    /// Each takeover, in a sentence.
+    pub takeovers: Vec<String>,
 }
 
 #[derive(Template)]
@@ -354,6 +356,7 @@ pub fn body(r: &RunReport, uat: Option<&UatData>) -> Body {
                 lines: crate::manifest::describe(g),
             })
             .collect(),
+        takeovers: r.takeovers.iter().map(|t| t.describe()).collect(),
         undelivered: r
             .undelivered
             .iter()
