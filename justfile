@@ -40,6 +40,7 @@ bench: build-plugins
     cargo bench -p launch-host --bench trust -- --plugins "{{justfile_directory()}}/plugins"
     cargo bench -p launch-host --bench web
     cargo bench -p launch-host --bench playbook
+    cargo bench -p launch-host --bench fleet
 
 # Fuzz the runbook reader, the journal reader, plugin-result handling, granted folders and file sizes (SECS per target)
 fuzz SECS="300":

@@ -2,6 +2,8 @@
 //! and small real HTTP servers on 127.0.0.1 that count their hits.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -54,7 +54,17 @@ pub enum Happened {
 struct Seen {
     etag: String,
     since: Instant,
+    /// The last version read (of this ETag when `current`).
     record: Option<Record>,
+    current: bool,
+    /// Whether why it cannot be taken was said.
+    said: bool,
+}
+
+/// Whether a lease unchanged for `silent` (on this clock) is expired: a whole TTL, or its
+/// last renewal older than TTL + skew by the clocks, or its process gone from this machine.
+fn expired(record: &Record, silent: Duration) -> bool {
+    silent >= record.ttl() || record.stale_by_clock() || record.owner.process.alive() == Some(false)
 }
 
 /// Watches until `stop` resolves; each run it takes over runs on a task of its own.
@@ -127,34 +137,53 @@ where
             etag: etag.clone(),
             since: now,
             record: None,
+            current: false,
+            said: false,
         });
         if entry.etag != etag {
-            *entry = Seen {
-                etag: etag.clone(),
-                since: now,
-                record: None,
-            };
+            // A renewal: the version seen before still says the TTL and the owner.
+            entry.etag = etag.clone();
+            entry.since = now;
+            entry.current = false;
         }
-        // Read once per version: the TTL and the owner are in it.
-        if entry.record.is_none() {
-            entry.record = lease::read(loc, &key)
-                .await?
-                .filter(|(_, e)| *e == etag)
-                .map(|(r, _)| r);
+        // Read on first sight, and again only when the version seen looks expired: a
+        // listing carries every lease's ETag, so standing by costs one request per poll.
+        let suspect = entry
+            .record
+            .as_ref()
+            .is_none_or(|r| expired(r, entry.since.elapsed()));
+        if suspect
+            && !entry.current
+            && let Some((r, e)) = lease::read(loc, &key).await?
+            && e == etag
+        {
+            entry.record = Some(r);
+            entry.current = true;
         }
-        let Some(record) = &entry.record else {
+        let (Some(record), true) = (&entry.record, entry.current) else {
             continue;
         };
+        // A run whose environments live on its runner's machine cannot go on elsewhere: said
+        // once, left alone (it is resumed where it started).
+        if let Some(why) = &record.stays {
+            if !entry.said {
+                entry.said = true;
+                log(Happened::Trouble(format!(
+                    "run {run_id} cannot be taken over from another machine ({why}); resume it where it started"
+                )));
+            }
+            continue;
+        }
         let silent = entry.since.elapsed();
-        let expired = silent >= record.ttl()
-            || record.stale_by_clock()
-            || record.owner.process.alive() == Some(false);
-        if !expired {
+        if !expired(record, silent) {
             continue;
         }
         let me = Owner::me(&run_id, "agent");
-        let Some((taken, before)) = Lease::take(loc, &run_id, &me, &etag, record.ttl()).await?
-        else {
+        let terms = crate::lease::Terms {
+            ttl: record.ttl(),
+            stays: None,
+        };
+        let Some((taken, before)) = Lease::take(loc, &run_id, &me, &etag, &terms).await? else {
             continue; // another agent, or a renewal, came first
         };
         let from = before.map_or_else(|| "(nobody)".to_string(), |r| r.owner.who());
@@ -230,6 +259,11 @@ async fn adopt(
             ended => return ended,
         }
     }
+}
+
+/// The S3 requests this process made so far (listings, reads, writes), for its log.
+pub fn s3_requests() -> u64 {
+    launch_targets::s3::requests()
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

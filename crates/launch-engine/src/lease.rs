@@ -43,6 +43,16 @@ pub fn key(loc: &S3Location, run_id: &str) -> String {
     format!("{}{run_id}.json", prefix(loc))
 }
 
+/// What a run's lease says besides its holder: how long it holds unrenewed, and whether
+/// another machine can continue the run at all.
+#[derive(Debug, Clone)]
+pub struct Terms {
+    pub ttl: Duration,
+    /// Why the run can only go on where it started (an environment on the runner's machine);
+    /// agents leave such a run alone.
+    pub stays: Option<String>,
+}
+
 /// A lease object as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
@@ -50,6 +60,8 @@ pub struct Record {
     pub owner: Owner,
     pub generation: u64,
     pub ttl_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stays: Option<String>,
 }
 
 impl Record {
@@ -101,7 +113,7 @@ impl Lease {
     /// Takes the lease of `me.run_id` at `url` for a run starting or resuming: created, or
     /// taken over when its holder is gone (this machine's boot, a process that ended) or
     /// silent past TTL + `SKEW` by the clocks. Refused while its holder may live.
-    pub async fn acquire(url: &str, me: &Owner, ttl: Duration) -> Result<Lease, OwnerError> {
+    pub async fn acquire(url: &str, me: &Owner, terms: &Terms) -> Result<Lease, OwnerError> {
         let unavailable = |place: &str, e: anyhow::Error| OwnerError::Unavailable {
             run_id: me.run_id.clone(),
             place: place.to_string(),
@@ -117,7 +129,8 @@ impl Lease {
             let first = Record {
                 owner: me.clone(),
                 generation: 1,
-                ttl_ms: ttl.as_millis() as u64,
+                ttl_ms: terms.ttl.as_millis() as u64,
+                stays: terms.stays.clone(),
             };
             let put = write(&loc, &key, &first, Some(None)).await;
             if let Some(etag) = put.map_err(|e| unavailable(&place, e))? {
@@ -145,7 +158,7 @@ impl Lease {
                 // Gone (this machine's boot), or silent past TTL + skew.
                 _ => {}
             }
-            if let Some(lease) = Lease::take(&loc, &me.run_id, me, &etag, ttl)
+            if let Some(lease) = Lease::take(&loc, &me.run_id, me, &etag, terms)
                 .await
                 .map_err(|e| unavailable(&place, e))?
             {
@@ -166,7 +179,7 @@ impl Lease {
         run_id: &str,
         me: &Owner,
         expired: &str,
-        ttl: Duration,
+        terms: &Terms,
     ) -> anyhow::Result<Option<(Lease, Option<Record>)>> {
         let key = key(loc, run_id);
         let before = read(loc, &key).await?;
@@ -180,7 +193,8 @@ impl Lease {
                 ..me.clone()
             },
             generation,
-            ttl_ms: ttl.as_millis() as u64,
+            ttl_ms: terms.ttl.as_millis() as u64,
+            stays: terms.stays.clone(),
         };
         Ok(write(loc, &key, &record, Some(Some(expired)))
             .await?

@@ -35,6 +35,10 @@ pub struct Process {
     /// `/proc/sys/kernel/random/boot_id`: a pid and start time mean nothing across a reboot.
     #[serde(default)]
     pub boot_id: String,
+    /// The pid namespace (`/proc/self/ns/pid`): containers sharing a host name and a boot do
+    /// not see each other's processes, so a pid means nothing across them either.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pid_ns: String,
 }
 
 impl Process {
@@ -45,13 +49,14 @@ impl Process {
             pid,
             process_start: process_start(pid).unwrap_or(0),
             boot_id: boot_id(),
+            pid_ns: pid_ns(),
         }
     }
 
     /// Whether it still runs: `None` when that cannot be known from here (another machine).
     pub fn alive(&self) -> Option<bool> {
         let me = Process::me();
-        if self.host != me.host {
+        if self.host != me.host || (!self.pid_ns.is_empty() && self.pid_ns != me.pid_ns) {
             return None;
         }
         if self.boot_id.is_empty() {
@@ -81,6 +86,12 @@ pub fn process_start(pid: u32) -> Option<u64> {
     let after = stat.rsplit_once(')')?.1;
     // Fields 3.. follow; the start time is field 22, the 20th after the name.
     after.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn pid_ns() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn boot_id() -> String {
@@ -176,12 +187,12 @@ pub async fn claim(
     run_id: &str,
     command: &str,
     state: Option<&str>,
-    ttl: Duration,
+    terms: &crate::lease::Terms,
 ) -> Result<Ownership, OwnerError> {
     let me = Owner::me(run_id, command);
     let file = claim_local(run_dir, &me)?;
     let lease = match state {
-        Some(url) => Some(crate::lease::Lease::acquire(url, &me, ttl).await?),
+        Some(url) => Some(crate::lease::Lease::acquire(url, &me, terms).await?),
         None => None,
     };
     Ok(Ownership { file, lease })
@@ -284,6 +295,15 @@ mod tests {
             ..me.clone()
         };
         assert_eq!(rebooted.alive(), Some(false));
+        let contained = Process {
+            pid_ns: "pid:[1]".into(),
+            ..me.clone()
+        };
+        assert_eq!(
+            contained.alive(),
+            None,
+            "another container of this host and boot"
+        );
         let elsewhere = Process {
             host: format!("{}-elsewhere", me.host),
             ..me
@@ -294,17 +314,20 @@ mod tests {
     #[tokio::test]
     async fn a_second_claim_is_refused_naming_the_owner_and_a_release_frees_it() {
         let dir = tempfile::tempdir().unwrap();
-        let ttl = Duration::from_secs(30);
-        let first = claim(dir.path(), "r1", "run", None, ttl).await.unwrap();
+        let ttl = crate::lease::Terms {
+            ttl: Duration::from_secs(30),
+            stays: None,
+        };
+        let first = claim(dir.path(), "r1", "run", None, &ttl).await.unwrap();
         let Err(OwnerError::Alive { owner, .. }) =
-            claim(dir.path(), "r1", "resume", None, ttl).await
+            claim(dir.path(), "r1", "resume", None, &ttl).await
         else {
             panic!("refused while the first owner holds it")
         };
         assert_eq!(owner.process.pid, std::process::id());
         assert_eq!(owner.command, "run");
         first.release().await;
-        let again = claim(dir.path(), "r1", "resume", None, ttl).await;
+        let again = claim(dir.path(), "r1", "resume", None, &ttl).await;
         assert!(again.is_ok(), "free once released");
     }
 }

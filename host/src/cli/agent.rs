@@ -88,7 +88,10 @@ pub async fn run(runtime: &Runtime, args: AgentArgs) -> anyhow::Result<Exit> {
     let watched = agent::watch(runtime.clone(), config, operator, log, stopped()).await;
     match watched {
         Ok(()) => {
-            say!("agent: stopped");
+            say!(
+                "agent: stopped after {} S3 requests",
+                launch_engine::agent::s3_requests()
+            );
             Ok(Exit::Success)
         }
         Err(e) => usage(e),

@@ -115,7 +115,7 @@ enum Command {
     /// Stand by for the runs mirrored in S3: take a launch over when its runner dies (its
     /// lease goes silent), and carry it on or roll its canary back
     #[command(
-        after_help = "Examples:\n  launch-host agent --state s3://my-bucket/launch --plugins plugins/\n  LAUNCH_HOST_STATE=s3://my-bucket/launch launch-host agent --workspace /var/lib/launch-host\n\nAny number of agents on any machines: one conditional write decides which takes a run.\nexamples/agent.service and examples/agent-deployment.yaml run one under systemd and Kubernetes."
+        after_help = "Examples:\n  launch-host agent --state s3://my-bucket/launch --plugins plugins/\n  LAUNCH_HOST_STATE=s3://my-bucket/launch launch-host agent --workspace /var/lib/launch-host\n\nAny number of agents on any machines: one conditional write decides which takes a run.\nexamples/agent/ runs one under systemd and Kubernetes, with the IAM policy it needs."
     )]
     Agent(agent::AgentArgs),
     /// Continue an interrupted run without repeating a completed effect
@@ -124,9 +124,10 @@ enum Command {
     /// Load every plugin of a directory and check it is usable (and the runbook, if given)
     #[command(after_help = "Example:\n  launch-host validate --plugins plugins/ --cold")]
     Validate(validate::ValidateArgs),
-    /// A run's stages and verdicts (the latest run when no id is given)
+    /// A run's stages and verdicts (the latest run when no id is given); with --state and no
+    /// id, every run mirrored there
     #[command(
-        after_help = "Examples:\n  launch-host status\n  launch-host status 20261127T150000123Z-1a2b --output json\n  launch-host status --state s3://my-bucket/launch   # a run started on another machine"
+        after_help = "Examples:\n  launch-host status\n  launch-host status 20261127T150000123Z-1a2b --output json\n  launch-host status --state s3://my-bucket/launch   # every run there: outcome, stage, lease holder, takeovers\n  launch-host status 20261127T150000123Z-1a2b --state s3://my-bucket/launch   # a run started on another machine"
     )]
     Status(status::StatusArgs),
     /// Print a run's report (Markdown, or JSON with --output json), rebuilt from its journal

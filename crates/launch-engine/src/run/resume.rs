@@ -92,14 +92,15 @@ async fn continue_run(
     );
     // Before the journal is read for good: no other process may act for the run while this
     // one does, and the journal must not move under it. A live owner is refused (exit 5).
-    let (claimed_id, mirrored, ttl) = identity(run_dir)?;
+    let (claimed_id, mirrored, terms) = identity(run_dir)?;
     let (ownership, taken) = match taken {
         Some(t) => (
             crate::owner::taken(run_dir, &claimed_id, t.lease.clone())?,
             Some(t),
         ),
         None => (
-            crate::owner::claim(run_dir, &claimed_id, "resume", mirrored.as_deref(), ttl).await?,
+            crate::owner::claim(run_dir, &claimed_id, "resume", mirrored.as_deref(), &terms)
+                .await?,
             None,
         ),
     };
@@ -252,7 +253,7 @@ async fn continue_run(
 
 /// A run folder's run id, where it is mirrored and its lease's TTL, from its first record and
 /// its runbook copy.
-fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>, std::time::Duration)> {
+fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>, crate::lease::Terms)> {
     let journal_path = run_dir.join("journal.jsonl");
     let records = Journal::read(&journal_path)?;
     let Some(Event::RunStarted {
@@ -272,8 +273,12 @@ fn identity(run_dir: &Path) -> anyhow::Result<(String, Option<String>, std::time
     )
     .ok()
     .and_then(|text| Runbook::parse(&text, file).ok());
-    let ttl = runbook
-        .as_ref()
-        .map_or(crate::lease::DEFAULT_TTL, |rb| rb.launch.lease_ttl());
-    Ok((run_id.clone(), runbook.as_ref().and_then(state_url), ttl))
+    let terms = runbook.as_ref().map_or(
+        crate::lease::Terms {
+            ttl: crate::lease::DEFAULT_TTL,
+            stays: None,
+        },
+        Runbook::lease_terms,
+    );
+    Ok((run_id.clone(), runbook.as_ref().and_then(state_url), terms))
 }

@@ -107,7 +107,7 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         &run_id,
         "run",
         state_url(whole).as_deref(),
-        whole.launch.lease_ttl(),
+        &whole.lease_terms(),
     )
     .await
     {

@@ -104,6 +104,18 @@ impl Environment {
         self.target.as_deref() == Some("embedded")
     }
 
+    /// Why only the machine that runs the launch can reach this environment, if so: its
+    /// target or its flags live in that machine's workspace.
+    pub fn local_to_runner(&self) -> Option<&'static str> {
+        if self.is_embedded() {
+            Some("its target is embedded (it runs inside the runner)")
+        } else if matches!(self.flags_spec(), None | Some("file")) {
+            Some("its flags are a file in the runner's workspace")
+        } else {
+            None
+        }
+    }
+
     pub fn store_url(&self) -> Option<&str> {
         self.store.as_ref().map(|s| s.get_ref().as_str())
     }
@@ -168,6 +180,18 @@ pub struct Trust {
 }
 
 impl Runbook {
+    /// The terms of a mirrored run's lease: its TTL, and whether an agent on another machine
+    /// could continue it (not when an environment lives on the runner's machine).
+    pub fn lease_terms(&self) -> crate::lease::Terms {
+        crate::lease::Terms {
+            ttl: self.launch.lease_ttl(),
+            stays: self.environments.iter().find_map(|(name, e)| {
+                e.local_to_runner()
+                    .map(|why| format!("environment `{name}`: {why}"))
+            }),
+        }
+    }
+
     /// The folder relative paths in the runbook are read from: the runbook file's, or the
     /// working directory for the embedded default.
     pub fn folder(&self) -> PathBuf {
