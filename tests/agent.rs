@@ -193,7 +193,7 @@ async fn a_zombies_flag_write_after_a_takeover_is_refused_by_the_fence_and_journ
     let child = launch_host_with(&moto.env())
         .env("LAUNCH_HOST_FAULT", "freeze-before-effect")
         .args(["run", "--yes", "--plugins"])
-        .arg(repo().join("plugins"))
+        .arg(plugins())
         .args(["--runbook", &book, "--runs-dir"])
         .arg(&runs)
         .stdout(Stdio::null())
@@ -292,7 +292,7 @@ duration = "60s"
     };
     until(
         "the run's lease",
-        &[&watcher],
+        &[&watcher, &run],
         Duration::from_secs(30),
         || async { lease().await.is_some() },
     )

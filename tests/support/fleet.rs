@@ -81,6 +81,24 @@ config = {{ steps = [10, 30, 50, 100], step-duration-ms = {step_ms}, min-request
     path.display().to_string()
 }
 
+/// The plugins the fleet's launch uses — `canary-steps` alone. A runner compiles every plugin
+/// in its folder it has not compiled before; the stock folder's Python and JavaScript
+/// components, fresh from a clean build, would keep the first runner compiling for a minute.
+pub fn plugins() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Copied then renamed: a test binary and a benchmark may do this at once.
+        let copy = dir.join(format!(".canary-steps.{}", std::process::id()));
+        std::fs::copy(repo().join("plugins/canary-steps.wasm"), &copy)
+            .expect("plugins/canary-steps.wasm is built (just build-plugins)");
+        std::fs::rename(&copy, dir.join("canary-steps.wasm")).unwrap();
+        dir
+    })
+    .clone()
+}
+
 /// Moto with the bucket, the flag off, and the target following it.
 pub async fn fleet() -> (Moto, aws_sdk_s3::Client, Server) {
     let moto = Moto::start();
@@ -120,7 +138,7 @@ pub fn agent(env: &[(&str, String)], workspace: &std::path::Path) -> Agent {
     let child = launch_host_with(env)
         .args(["agent", "--state", "s3://site/state", "--poll", "250ms"])
         .arg("--plugins")
-        .arg(repo().join("plugins"))
+        .arg(plugins())
         .arg("--workspace")
         .arg(workspace)
         .stdout(out.try_clone().unwrap())
@@ -204,7 +222,7 @@ pub fn runner(
     let out = std::fs::File::create(&log).unwrap();
     command
         .args(["run", "--yes", "--plugins"])
-        .arg(repo().join("plugins"))
+        .arg(plugins())
         .args(["--runbook", book, "--runs-dir"])
         .arg(runs)
         .stdout(out.try_clone().unwrap())
