@@ -723,3 +723,40 @@ fn emergency_rollback_through_the_http_flag_provider_reaches_the_target() {
         .unwrap();
     assert_eq!(monitor["verdict"]["kind"], "pass");
 }
+
+#[test]
+fn a_runbook_of_built_in_actions_needs_no_plugin_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-plugins-here");
+    let book = "[launch]\nname = \"x\"\nflag = \"F\"\n[environments.staging]\ntarget = \"embedded\"\n[[stage]]\nname = \"ten\"\naction = \"flag\"\nenvironment = \"staging\"\npercent = 10\n";
+    let (out, runs) = run_book_with(dir.path(), missing.to_str().unwrap(), book);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(report(&only_run(&runs))["outcome"], "passed");
+    let validate = launch_host()
+        .args([
+            "validate",
+            "--plugins",
+            missing.to_str().unwrap(),
+            "--runbook",
+        ])
+        .arg(dir.path().join("launch.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        validate.status.code(),
+        Some(0),
+        "{}",
+        text(&validate.stderr)
+    );
+    // A runbook that names a plugin still needs the folder, and is told where to find one.
+    let canary = format!(
+        "{book}[[stage]]\nname = \"smoke\"\nplugin = \"statusboard-smoke\"\nenvironment = \"staging\"\n"
+    );
+    let (out, _) = run_book_with(dir.path(), missing.to_str().unwrap(), &canary);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot list the plugin directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -598,3 +598,68 @@ async fn a_mirrored_run_has_one_owner_across_machines_until_its_owner_object_goe
         stderr(&c)
     );
 }
+
+/// The shared snapshot of the fleet (`launch/fleet.json`) spares a new reader a read per run,
+/// yet never shows a summary the listing does not vouch for: an entry is used only at the
+/// ETag its summary object has now.
+#[tokio::test]
+async fn the_fleet_snapshot_spares_reads_but_never_shows_an_old_summary() {
+    let (moto, s3, dir, book) = site_with(&wait_stage("only", "10ms")).await;
+    for machine in ["machine-a", "machine-b"] {
+        let out = start_run(&moto, &book, &dir.path().join(machine))
+            .wait_with_output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let fleet = |ws: &str| {
+        let out = host(&moto)
+            .args(["status", "--state", "s3://site", "--output", "json"])
+            .arg("--workspace")
+            .arg(dir.path().join(ws))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let rows = fleet("reader-1");
+    let ids: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{rows:#}");
+    // The first reader wrote the snapshot: both summaries, each with its ETag.
+    let snapshot = get(&s3, "site", "launch/fleet.json")
+        .await
+        .expect("the first reader writes the snapshot");
+    let mut snapshot: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
+    assert_eq!(snapshot["entries"].as_object().unwrap().len(), 2);
+    // Mark one entry, so a reader that used it shows it; change the other run's summary
+    // object, so its entry is for a version that is no longer there.
+    let (a, b) = (&ids[0], &ids[1]);
+    snapshot["entries"][format!("launch/index/{b}.json")]["summary"]["summary"] =
+        "from the snapshot".into();
+    put(&s3, "site", "launch/fleet.json", &snapshot.to_string()).await;
+    let key = format!("launch/index/{a}.json");
+    let mut summary: serde_json::Value =
+        serde_json::from_slice(&get(&s3, "site", &key).await.unwrap()).unwrap();
+    summary["summary"] = "written after the snapshot".into();
+    put(&s3, "site", &key, &summary.to_string()).await;
+
+    let rows = fleet("reader-2");
+    let said = |id: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run_id"] == id)
+            .map(|r| r["summary"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(said(b), "from the snapshot", "an entry at its ETag is used");
+    assert_eq!(
+        said(a),
+        "written after the snapshot",
+        "an entry for an older version is not"
+    );
+}

@@ -7,6 +7,11 @@
 //! one), so a runner that lost the run can no longer upload, nor summarize. A summary is
 //! therefore never ahead of the journal in S3, and at most one upload behind it; it names the
 //! number of records it covers, and a run's page reads the journal itself.
+//!
+//! A reader on a new machine would still read a thousand summaries one by one; a shared
+//! snapshot (`launch/fleet.json`: every summary with the ETag it was read at) lets it read one
+//! object instead. The snapshot is only ever a cache: each entry is used only when its ETag is
+//! the one the listing shows for that summary, so it can be old but never make the view stale.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +30,19 @@ pub fn prefix(loc: &S3Location) -> String {
 pub fn key(loc: &S3Location, run_id: &str) -> String {
     format!("{}{run_id}.json", prefix(loc))
 }
+
+/// The shared snapshot of every summary, outside the summaries' prefix.
+pub fn snapshot_key(loc: &S3Location) -> String {
+    loc.key("launch/fleet.json")
+}
+
+/// A snapshot larger than this is neither written nor read: past some 100 000 runs, readers
+/// read the summaries themselves.
+const MAX_SNAPSHOT_BYTES: usize = 64 << 20;
+
+/// How many summaries a reader may fetch before it rewrites the snapshot: a few changed runs
+/// cost a few reads, not a rewrite on every page load.
+const SNAPSHOT_SLACK: usize = 8;
 
 /// One run, as the fleet sees it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -141,34 +159,62 @@ pub async fn list(url: &str, cache: Option<&Path>) -> anyhow::Result<Vec<Row>> {
     let (summaries, leases) =
         futures::try_join!(loc.list_tagged(&summaries_at), loc.list_tagged(&leases_at))?;
     let cached = Cache::open(cache);
-    // Read what the cache does not hold at this ETag, a bounded number at a time.
-    let wanted: Vec<(String, String)> = summaries
-        .into_iter()
-        .filter(|(key, _)| key.ends_with(".json"))
-        .collect();
-    let reads = futures::stream::iter(wanted.into_iter().map(|(key, etag)| {
-        let (loc, cached) = (&loc, &cached);
-        async move {
-            if let Some(s) = cached.get(&key, &etag) {
-                return Ok::<_, anyhow::Error>(Some(s));
+    // What this machine's cache holds at the listed ETag; the rest from the shared snapshot
+    // (read only when something is missing here), else from its own object.
+    let mut fresh = Snapshot::default();
+    let mut missing = Vec::new();
+    for (key, etag) in summaries.into_iter().filter(|(k, _)| k.ends_with(".json")) {
+        match cached.get(&key, &etag) {
+            Some(summary) => {
+                fresh.entries.insert(key, Cached { etag, summary });
             }
-            let Some((bytes, _)) = loc.get(&key).await? else {
-                return Ok(None);
-            };
-            let summary: Option<Summary> = serde_json::from_slice(&bytes).ok();
-            if let Some(s) = &summary {
-                cached.put(&key, &etag, s);
-            }
-            Ok(summary)
+            None => missing.push((key, etag)),
         }
-    }));
-    let read: Vec<anyhow::Result<Option<Summary>>> = reads.buffer_unordered(32).collect().await;
+    }
+    if !missing.is_empty() {
+        let shared = Snapshot::read(&loc).await;
+        let reads = futures::stream::iter(missing.into_iter().map(|(key, etag)| {
+            let (loc, cached, shared) = (&loc, &cached, &shared);
+            async move {
+                if let Some(s) = shared.get(&key, &etag) {
+                    cached.put(&key, &etag, &s);
+                    return Ok::<_, anyhow::Error>((key, etag, Some(s), false));
+                }
+                let summary = match loc.get(&key).await? {
+                    Some((bytes, _)) => serde_json::from_slice::<Summary>(&bytes).ok(),
+                    None => None, // gone since the listing
+                };
+                if let Some(s) = &summary {
+                    cached.put(&key, &etag, s);
+                }
+                Ok((key, etag, summary, true))
+            }
+        }));
+        let read: Vec<anyhow::Result<_>> = reads.buffer_unordered(32).collect().await;
+        let mut fetched = 0;
+        for (key, etag, summary, was_fetched) in read.into_iter().flatten() {
+            fetched += usize::from(was_fetched);
+            if let Some(summary) = summary {
+                fresh.entries.insert(key, Cached { etag, summary });
+            }
+        }
+        // Gone runs count as changes too. A reader without write access, or one that lost
+        // the race to another reader, leaves the snapshot as it is: it is only a cache.
+        let dropped = shared
+            .entries
+            .keys()
+            .filter(|k| !fresh.entries.contains_key(*k))
+            .count();
+        if shared.etag.is_none() || fetched > SNAPSHOT_SLACK || dropped > SNAPSHOT_SLACK {
+            let _ = fresh.write(&loc, shared.etag.as_deref()).await;
+        }
+    }
     let mut rows = Vec::new();
     let mut by_run: BTreeMap<String, usize> = BTreeMap::new();
-    for s in read.into_iter().flatten().flatten() {
-        by_run.insert(s.run_id.clone(), rows.len());
+    for entry in fresh.entries.into_values() {
+        by_run.insert(entry.summary.run_id.clone(), rows.len());
         rows.push(Row {
-            summary: s,
+            summary: entry.summary,
             owner: None,
             lease_age_ms: None,
         });
@@ -233,6 +279,45 @@ pub fn local(runs_dir: &Path, cache: Option<&Path>) -> Vec<Row> {
         .collect();
     rows.sort_by(|a, b| b.summary.run_id.cmp(&a.summary.run_id));
     rows
+}
+
+/// The shared snapshot: each summary object's key, with the summary at the ETag it was read.
+#[derive(Default, Serialize, Deserialize)]
+struct Snapshot {
+    entries: BTreeMap<String, Cached>,
+    #[serde(skip)]
+    etag: Option<String>,
+}
+
+impl Snapshot {
+    /// The snapshot in S3, or an empty one when there is none or it is unusable (then it is
+    /// written anew, over the unusable version).
+    async fn read(loc: &S3Location) -> Snapshot {
+        let Ok(Some((bytes, etag))) = loc.get(&snapshot_key(loc)).await else {
+            return Snapshot::default();
+        };
+        let mut snapshot: Snapshot = match bytes.len() <= MAX_SNAPSHOT_BYTES {
+            true => serde_json::from_slice(&bytes).unwrap_or_default(),
+            false => Snapshot::default(),
+        };
+        snapshot.etag = etag;
+        snapshot
+    }
+
+    fn get(&self, key: &str, etag: &str) -> Option<Summary> {
+        let e = self.entries.get(key)?;
+        (e.etag == etag).then(|| e.summary.clone())
+    }
+
+    /// Replaces the version read (`If-Match`), or creates it (`If-None-Match: *`).
+    async fn write(&self, loc: &S3Location, over: Option<&str>) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(self)?;
+        if bytes.len() <= MAX_SNAPSHOT_BYTES {
+            loc.put(&snapshot_key(loc), bytes, "application/json", Some(over))
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Summaries kept on disk, one file per run, with the ETag they were read at: a listing reads

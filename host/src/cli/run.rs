@@ -68,9 +68,13 @@ pub async fn run(host: &Host, args: RunArgs) -> anyhow::Result<Exit> {
     if !answerable(args.yes) {
         return Ok(Exit::Usage);
     }
-    let catalog = match host.runtime()?.discover(&args.plugins).await {
-        Ok(c) => c,
-        Err(e) => return usage(e.into()),
+    let catalog = if runbook.names_plugins() {
+        match host.runtime()?.discover(&args.plugins).await {
+            Ok(c) => c,
+            Err(e) => return usage(e.into()),
+        }
+    } else {
+        launch_runtime::Catalog::empty(&args.plugins)
     };
     let options = RunOptions {
         inject: args.inject.clone(),

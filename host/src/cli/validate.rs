@@ -45,8 +45,19 @@ fn ms(d: Duration) -> f64 {
 }
 
 pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> {
+    // A runbook of built-in actions alone runs without plugins: no folder is no problem.
+    let plugin_free = args.runbook.as_deref().is_some_and(|p| {
+        let text = match p.as_os_str() == "embedded" {
+            true => runbook_text(None),
+            false => runbook_text(Some(p)),
+        };
+        text.ok()
+            .and_then(|(t, s)| launch_engine::Runbook::parse(&t, &s).ok())
+            .is_some_and(|r| !r.names_plugins())
+    });
     let files = match launch_runtime::discovery::wasm_files(&args.plugins) {
         Ok(f) => f,
+        Err(_) if plugin_free => Vec::new(),
         Err(e) => {
             super::exit::error(&e);
             return Ok(Exit::Usage);
@@ -96,6 +107,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
     // Names are unique in a folder: `run` looks plugins up by name.
     let catalog = match runtime.discover(&args.plugins).await {
         Ok(catalog) => Some(catalog),
+        Err(_) if plugin_free => Some(launch_runtime::Catalog::empty(&args.plugins)),
         Err(e) => {
             problems.push(e.to_string());
             None
@@ -165,7 +177,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
             for w in &warnings {
                 esay!("warning: {}", launch_engine::redact::text(w));
             }
-            let verdict = if problems.is_empty() && !rows.is_empty() {
+            let verdict = if problems.is_empty() && (!rows.is_empty() || plugin_free) {
                 "ok"
             } else {
                 "FAILED"
@@ -182,7 +194,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
             );
         }
     }
-    if rows.is_empty() && problems.is_empty() {
+    if rows.is_empty() && problems.is_empty() && !plugin_free {
         esay!(
             "error: no plugins in {} (build them with `just build-plugins`)",
             args.plugins.display()

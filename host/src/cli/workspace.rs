@@ -81,7 +81,7 @@ impl WorkspaceArgs {
         if !answerable(options.auto) {
             return Ok(Exit::Usage);
         }
-        let catalog = if options.operation.needs_plugins() {
+        let catalog = if options.operation.needs_plugins() && runbook.names_plugins() {
             match host.runtime()?.discover(&self.plugins).await {
                 Ok(c) => c,
                 Err(e) => return usage(e.into()),

@@ -152,11 +152,12 @@ async fn continue_run(
     // what it was derived from.
     let file = source.split(" → ").next().unwrap_or(source);
     let whole = Runbook::parse(&text, file)?;
-    let catalog = if options.operation.needs_plugins() || !plugins.is_empty() {
-        runtime.discover(&options.plugins_dir).await?
-    } else {
-        Catalog::empty(&options.plugins_dir)
-    };
+    let catalog =
+        if !plugins.is_empty() || (options.operation.needs_plugins() && whole.names_plugins()) {
+            runtime.discover(&options.plugins_dir).await?
+        } else {
+            Catalog::empty(&options.plugins_dir)
+        };
     for (name, digest) in plugins {
         match catalog.get(name) {
             Some(p) if &p.digest == digest => {}

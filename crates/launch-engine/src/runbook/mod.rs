@@ -180,6 +180,14 @@ pub struct Trust {
 }
 
 impl Runbook {
+    /// Whether any stage is decided (or shadowed) by a plugin. A runbook of built-in actions
+    /// alone — flag moves, waits, deploys — runs and validates without a plugin folder.
+    pub fn names_plugins(&self) -> bool {
+        self.stages
+            .iter()
+            .any(|s| s.plugin.is_some() || !s.shadow.is_empty())
+    }
+
     /// The terms of a mirrored run's lease: its TTL, and whether an agent on another machine
     /// could continue it (not when an environment lives on the runner's machine).
     pub fn lease_terms(&self) -> crate::lease::Terms {
