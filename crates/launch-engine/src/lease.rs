@@ -303,8 +303,21 @@ impl Lease {
     /// Gives the lease up: renewals stop, and the object is deleted while it is still ours.
     pub async fn release(&self) {
         self.stop_renewing();
-        let etag = lock(&self.inner.state).etag.clone();
-        let _ = self.inner.loc.delete(&self.inner.key, Some(&etag)).await;
+        let (etag, ours) = {
+            let s = lock(&self.inner.state);
+            (s.etag.clone(), s.record.clone())
+        };
+        let (loc, key) = (&self.inner.loc, &self.inner.key);
+        if let Ok(launch_targets::s3::Written::Conflict) = loc.delete(key, Some(&etag)).await
+            // A renewal cut off by `stop_renewing` may have reached S3 all the same, its new
+            // ETag never heard: that version is still ours when it names our generation and
+            // owner (a taker's names a higher generation). Left, it would be taken later.
+            && let Ok(Some((now, etag))) = read(loc, key).await
+            && now.generation == ours.generation
+            && now.owner.who() == ours.owner.who()
+        {
+            let _ = loc.delete(key, Some(&etag)).await;
+        }
     }
 }
 
