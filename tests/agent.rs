@@ -312,3 +312,41 @@ duration = "60s"
     assert_eq!(log.matches(said).count(), 1, "said once: {log}");
     assert!(!log.contains("took run"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_leaves_the_fleet_snapshot_so_no_operator_reads_every_summary() {
+    let moto = Moto::start();
+    let s3 = moto.s3().await;
+    s3.create_bucket().bucket("site").send().await.unwrap();
+    for i in 0..20 {
+        let id = format!("20261203T1200{i:02}000Z-{i:04x}");
+        let summary = serde_json::json!({
+            "run_id": id, "launch": "fleet", "environments": ["production"],
+            "runbook": "launch.toml → `run`", "started_ms": 1, "outcome": "passed",
+            "summary": "all 1 stages passed", "stages_finished": 1, "stages_planned": 1,
+            "resumes": 0, "records": 9
+        });
+        s3.put_object()
+            .bucket("site")
+            .key(format!("state/launch/index/{id}.json"))
+            .body(summary.to_string().into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = agent(&moto.env(), &dir.path().join("agent"));
+    until(
+        "the fleet snapshot",
+        &[&watcher],
+        Duration::from_secs(20),
+        || async {
+            s3_object(&s3, "site", "state/launch/fleet.json")
+                .await
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|s| s["entries"].as_object().map(|e| e.len()) == Some(20))
+        },
+    )
+    .await;
+    stop(watcher);
+}

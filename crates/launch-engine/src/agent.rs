@@ -80,6 +80,13 @@ pub async fn watch(
     let mut seen: HashMap<String, Seen> = HashMap::new();
     let mut ours: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     let taking: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+    // Agents keep the fleet's shared snapshot fresh, so no operator opening the fleet page is
+    // the first reader of a thousand summaries. On a task of its own: a slow listing never
+    // delays a takeover.
+    let snapshot = tokio::spawn(refresh_fleet_snapshot(
+        config.state.clone(),
+        config.workspace.join("cache/fleet"),
+    ));
     tokio::pin!(stop);
     loop {
         if let Err(e) = poll(
@@ -98,8 +105,20 @@ pub async fn watch(
     }
     // Stopping an agent stops its runs where they are: their leases go silent, another agent
     // takes them over.
+    snapshot.abort();
     ours.shutdown().await;
     Ok(())
+}
+
+/// How often an agent reads the fleet (from its own cache: a listing, and the summaries that
+/// changed), rewriting the shared snapshot when many did.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(300);
+
+async fn refresh_fleet_snapshot(state: String, cache: PathBuf) {
+    loop {
+        let _ = crate::fleet::list(&state, Some(&cache)).await;
+        tokio::time::sleep(SNAPSHOT_EVERY).await;
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // the loop's state, in one place
