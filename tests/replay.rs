@@ -288,3 +288,84 @@ fn a_run_killed_mid_canary_replays_what_it_recorded() {
     assert!(rows.len() >= 6);
     assert!(rows.iter().all(|r| r["same"] == true), "{rows:#?}");
 }
+
+#[test]
+fn a_backtest_names_the_launches_a_policy_would_have_stopped_or_let_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let passed = run(&runs, &[]);
+    let rolled_back = run(&runs, &["--inject", "v2-latency=2500ms"]);
+    let id = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
+    let policy = repo().join("plugins/canary-steps.wasm");
+    let backtest = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            policy.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = host(&args);
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out, json)
+    };
+    let finding = |json: &serde_json::Value, run: &Path| {
+        json["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["run_id"] == id(run).as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("{} not backtested: {json:#}", id(run)))
+    };
+    // As recorded: it agrees on both launches.
+    let (out, json) = backtest(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(finding(&json, &passed)["finding"], "agreed");
+    assert_eq!(finding(&json, &rolled_back)["outcome"], "rolled-back");
+    assert_eq!(finding(&json, &rolled_back)["finding"], "agreed");
+    // Allowed 3 s, it would have let the slow V2 through, at the recorded rollback.
+    let (out, json) = backtest(&["--config", r#"{"max-latency-ms": 3000}"#]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let r = finding(&json, &rolled_back);
+    assert_eq!(r["finding"], "would-pass", "{r:#}");
+    assert_eq!(r["first_divergence"]["recorded"], "rollback");
+    assert_eq!(r["first_divergence"]["call"], r["calls"], "{r:#}");
+    assert_eq!(finding(&json, &passed)["finding"], "agreed");
+    // Allowed 1 ms, it would have rolled back the healthy launch, at its first window.
+    let (out, json) = backtest(&["--config", r#"{"max-latency-ms": 1}"#]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let r = finding(&json, &passed);
+    assert_eq!(r["finding"], "would-roll-back", "{r:#}");
+    assert_eq!(r["first_divergence"]["answer"], "rollback");
+    // The table names both kinds, with the runs.
+    let out = host(&[
+        "backtest",
+        policy.to_str().unwrap(),
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--config",
+        r#"{"max-latency-ms": 3000}"#,
+    ]);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("would have passed a launch that was stopped")
+            && said.contains(&id(&rolled_back)),
+        "{said}"
+    );
+    // A config its schema refuses, a role it is not, a day that is not one: refused, exit 2.
+    for (extra, why) in [
+        (&["--config", r#"{"max-p95": 1}"#][..], "schema refuses"),
+        (&["--role", "slo-gate"][..], "not a slo-gate"),
+        (&["--since", "yesterday"][..], "YYYY-MM-DD"),
+    ] {
+        let (out, _) = backtest(extra);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+    }
+    // Runs before --since are left out.
+    let (_, json) = backtest(&["--since", "2999-01-01"]);
+    assert_eq!(json["runs"].as_array().unwrap().len(), 0);
+}

@@ -48,6 +48,8 @@ fn new(dir: &Path, name: &str, role: &str, lang: &str) -> PathBuf {
     for file in ["README.md", "fixtures/example.toml", "wit/worlds.wit"] {
         assert!(project.join(file).is_file(), "{file}");
     }
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(readme.contains("launch-host backtest "), "{readme}");
     project
 }
 

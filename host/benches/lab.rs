@@ -4,7 +4,9 @@
 //!   `canary-steps` in statistical mode, 200 raw latencies per side), each call timed, then
 //!   what a run records for it (its inputs, masked, and a `call` journal record) timed apart;
 //! - replay: that recorded run read back and replayed against the same plugin, every decision
-//!   reproduced.
+//!   reproduced;
+//! - backtest: `launch-host backtest` (the release binary) over 200 copies of that run — 24 000
+//!   recorded decisions — every one agreed.
 
 mod support;
 
@@ -221,5 +223,62 @@ async fn run() -> anyhow::Result<()> {
         format!("{:.1} ms", replay_time.as_secs_f64() * 1e3),
         "< 1 s",
     );
+    backtest(run.path(), &dir.join("canary-steps.wasm"), calls)?;
+    Ok(())
+}
+
+/// `launch-host backtest` over 200 runs: copies of the recorded one, each its own run id.
+fn backtest(recorded: &Path, policy: &Path, calls: usize) -> anyhow::Result<()> {
+    const RUNS: usize = 200;
+    let runs = tempfile::tempdir()?;
+    for i in 0..RUNS {
+        let to = runs
+            .path()
+            .join(format!("20261203T12{:02}{:02}000Z-{i:04x}", i / 60, i % 60));
+        std::fs::create_dir_all(&to)?;
+        copy_tree(recorded, &to)?;
+    }
+    let t = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_launch-host"))
+        .arg("backtest")
+        .arg(policy)
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args(["--output", "json"])
+        .output()?;
+    let took = t.elapsed();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let rows = json["runs"].as_array().cloned().unwrap_or_default();
+    anyhow::ensure!(
+        out.status.success()
+            && rows.len() == RUNS
+            && rows
+                .iter()
+                .all(|r| r["finding"] == "agreed" && r["calls"] == calls),
+        "backtest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    row(
+        &format!(
+            "backtest over {RUNS} recorded runs ({} decisions)",
+            RUNS * calls
+        ),
+        format!("{:.2} s", took.as_secs_f64()),
+        "< 10 s",
+    );
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The command line: argument parsing and output only; the work happens in the layers below.
 
 mod agent;
+mod backtest;
 mod canary;
 mod dashboard;
 mod deploy;
@@ -148,6 +149,12 @@ enum Command {
         after_help = "Examples:\n  launch-host replay                       # the latest run: every decision must be reproduced\n  launch-host replay RUN --stage staging-canary --config '{\"max-latency-ms\": 3000}'\n  launch-host replay RUN --plugin my-canary.wasm --save-fixtures incident/\n\nExit status: 0 every replayed call answered as recorded · 1 one differs · 2 usage"
     )]
     Replay(replay::ReplayArgs),
+    /// Replay one policy over every recorded call of its role in every run: which launches it
+    /// would have rolled back, which it would have let through
+    #[command(
+        after_help = "Examples:\n  launch-host backtest my-canary.wasm --runs-dir .launch/runs\n  launch-host backtest plugins/canary-steps.wasm --config '{\"max-latency-ms\": 3000}' --since 2026-12-01\n\nEach call is replayed on the inputs recorded then: the first divergence is exact; after it, a\ncanary's later calls show what the policy says on the launch as it went, not as it would have.\n\nExit status: 0 it agrees on every run · 1 it would have rolled back or passed a run otherwise · 2 usage"
+    )]
+    Backtest(backtest::BacktestArgs),
     /// Roll back: emergency (flag to 0), full (previous release), validate (health checks)
     #[command(
         after_help = "Examples:\n  launch-host rollback emergency --reason \"Performance degradation detected\"\n  launch-host rollback full --reason \"Critical bug in StatusBoardV2\"\n  launch-host rollback validate"
@@ -269,6 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Verify(args) => verify::verify(host.runtime()?, args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Replay(args) => replay::run(host.runtime()?, args).await,
+        Command::Backtest(args) => backtest::run(host.runtime()?, args).await,
         Command::Rollback(args) => rollback::run(&host, args).await,
         Command::Deploy(args) => deploy::deploy(&host, args).await,
         Command::Smoke(args) => deploy::smoke(&host, args).await,
