@@ -241,33 +241,7 @@ async fn another_machine_reads_status_and_report_and_resumes_the_run() {
     let mut a = start_run(&moto, &book, &dir.path().join("machine-a"));
 
     // Wait until the mirrored journal shows the long stage started, then kill machine A.
-    let started = Instant::now();
-    let run_id = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no mirrored journal"
-        );
-        let keys = s3
-            .list_objects_v2()
-            .bucket("site")
-            .prefix("launch/runs/")
-            .send()
-            .await
-            .unwrap();
-        let journal = keys
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .find(|k| k.ends_with("/journal.jsonl"))
-            .map(String::from);
-        if let Some(key) = journal
-            && let Some(body) = get(&s3, "site", &key).await
-            && String::from_utf8_lossy(&body).contains(r#""stage":"long""#)
-        {
-            break key.split('/').nth(2).unwrap().to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let run_id = mirrored_at(&s3, "long").await;
     a.kill().unwrap();
     a.wait().unwrap();
 
