@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building plugins and running the tests need: just (the task runner), moto, the wasm32-wasip2 Rust target (rustup, else Debian's
-# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py and componentize-js, Prometheus. Idempotent.
+# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py and componentize-js, Prometheus, docker-registry. Idempotent.
 set -euo pipefail
 
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
@@ -54,6 +54,12 @@ if ! command -v prometheus >/dev/null; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus
     # Debian's package may start its own service; the tests start their own servers.
     pkill -x prometheus 2>/dev/null || true
+fi
+# docker-registry (distribution 2.8) and htpasswd: the OCI registry the plugin-registry tests start
+# on 127.0.0.1, one with basic auth. Debian's package may start its own; the tests start theirs.
+if ! command -v docker-registry >/dev/null || ! command -v htpasswd >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry apache2-utils
+    pkill -x docker-registry 2>/dev/null || true
 fi
 # ssh-keygen: the signature tests make their OpenSSH ed25519 keys with it.
 command -v ssh-keygen >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-client; }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod registry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

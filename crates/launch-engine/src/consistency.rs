@@ -90,7 +90,8 @@ fn find<'a>(
     problem: &mut impl FnMut(usize, String),
 ) -> Option<&'a Plugin> {
     let found = catalog.get(name);
-    if found.is_none() {
+    // A reference that could not be fetched was reported where it was resolved.
+    if found.is_none() && !launch_registry::PluginRef::is_oci(name) {
         let known: Vec<&str> = catalog
             .plugins
             .iter()

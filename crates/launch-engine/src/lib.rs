@@ -30,6 +30,7 @@ pub mod pins;
 pub mod plan;
 pub mod record;
 pub mod redact;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod runbook;

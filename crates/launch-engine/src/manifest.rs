@@ -25,6 +25,10 @@ pub struct Grant {
     pub version: String,
     /// The build: sha256 of the component file, or `not installed`.
     pub sha256: String,
+    /// For a plugin named by `oci://` reference: the reference at the manifest digest the
+    /// build was fetched by (what an approval of it names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<String>,
     /// What the plugin asks for in `describe`.
     pub requested: Vec<String>,
     /// The network interfaces the component imports; none means no network, whatever hosts.
@@ -48,6 +52,7 @@ pub struct Grant {
 pub struct Build {
     pub version: String,
     pub sha256: String,
+    pub oci: Option<String>,
     pub requested: Vec<String>,
     pub network: Vec<String>,
 }
@@ -57,6 +62,7 @@ impl Build {
         Build {
             version: p.info.version.clone(),
             sha256: p.digest.clone(),
+            oci: None,
             requested: p.info.capabilities.clone(),
             network: p.network.iter().map(|n| n.to_string()).collect(),
         }
@@ -71,7 +77,12 @@ pub struct Manifest {
 impl Manifest {
     /// The manifest of every plugin the runbook calls, the builds taken from `catalog`.
     pub fn of_catalog(runbook: &Runbook, catalog: &Catalog) -> Manifest {
-        Manifest::of(runbook, |name| catalog.get(name).map(Build::of))
+        Manifest::of(runbook, |name| {
+            catalog.get(name).map(|p| Build {
+                oci: catalog.pinned(name).map(str::to_string),
+                ..Build::of(p)
+            })
+        })
     }
 
     /// The manifest of every plugin the runbook calls, each build looked up by name.
@@ -207,6 +218,7 @@ fn grant(
     let build = build.unwrap_or(Build {
         version: String::new(),
         sha256: "not installed".into(),
+        oci: None,
         requested: Vec::new(),
         network: Vec::new(),
     });
@@ -216,6 +228,7 @@ fn grant(
         shadow,
         version: build.version,
         sha256: build.sha256,
+        oci: build.oci,
         requested: build.requested,
         network: build.network,
         environment,
@@ -308,6 +321,7 @@ environment = "prod"
         Some(Build {
             version: "1.0.0".into(),
             sha256: "aa".into(),
+            oci: None,
             requested: vec!["http".into()],
             network: vec!["launch:plugin/http".into()],
         })

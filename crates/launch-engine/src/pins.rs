@@ -34,6 +34,10 @@ pub struct Locked {
     pub contract: String,
     /// What it asks for (`describe`): the host grants no more than the runbook allows.
     pub capabilities: Vec<String>,
+    /// For a plugin named by `oci://` reference (its `name`): the manifest digest the tag
+    /// named when locked, the only build a run fetches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 impl Locked {
@@ -45,6 +49,7 @@ impl Locked {
             sha256: p.digest.clone(),
             contract: p.contract.clone(),
             capabilities: p.info.capabilities.clone(),
+            manifest: None,
         }
     }
 }
@@ -79,14 +84,21 @@ pub fn write(runbook: &Runbook, catalog: &Catalog) -> anyhow::Result<(PathBuf, L
                 catalog.dir.display()
             )
         })?;
-        plugins.push(Locked::of(p));
+        let mut locked = Locked::of(p);
+        if let Some(pinned) = catalog.pinned(name) {
+            locked.name = name.to_string();
+            locked.manifest = launch_registry::PluginRef::parse(pinned)
+                .ok()
+                .and_then(|r| r.digest().map(str::to_string));
+        }
+        plugins.push(locked);
     }
     let lock = Lock {
         version: 1,
         plugins,
     };
     let text = format!(
-        "# Written by `launch-host plugins lock`: a run refuses a plugin whose sha256 differs.\n# Accept new builds by running it again.\n{}",
+        "# Written by `launch-host plugins lock`: a run refuses a plugin whose sha256 differs, and\n# fetches an oci:// plugin by the manifest digest recorded here, whatever its tag names now.\n# Accept new builds by running it again.\n{}",
         toml::to_string(&lock)?
     );
     let path = lock_path(&catalog.dir);
@@ -122,18 +134,23 @@ pub fn lock_digest(catalog: &Catalog) -> Option<String> {
     Some(format!("sha256:{}", crate::run::digest(&bytes)))
 }
 
-/// Every plugin the runbook uses that its lock or its stage's pin does not allow, each a
-/// problem naming both digests, the file and the fix.
-pub fn check(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
-    let mut problems = Vec::new();
-    let relock = format!(
+/// The command that writes the lock again, as the operator would type it.
+pub fn relock_command(runbook: &Runbook, catalog: &Catalog) -> String {
+    format!(
         "`launch-host plugins lock --plugins {}{}`",
         catalog.dir.display(),
         match runbook.source.as_str() {
             s if s.starts_with('(') => String::new(),
             s => format!(" --runbook {s}"),
         }
-    );
+    )
+}
+
+/// Every plugin the runbook uses that its lock or its stage's pin does not allow, each a
+/// problem naming both digests, the file and the fix.
+pub fn check(runbook: &Runbook, catalog: &Catalog) -> Vec<String> {
+    let mut problems = Vec::new();
+    let relock = relock_command(runbook, catalog);
     for stage in &runbook.stages {
         let (Some(pin), Some(name)) = (&stage.digest, stage.plugin_name()) else {
             continue;

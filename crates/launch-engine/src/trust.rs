@@ -88,14 +88,20 @@ pub fn signature(wasm: &Path, digest: &str) -> Signed {
             Err(_) if !sig_path(wasm).exists() => return Signed::Unsigned,
             Err(e) => return Signed::Bad(format!("{e:#}")),
         };
-    let sig = match SshSig::from_pem(pem.trim()) {
-        Ok(s) => s,
-        Err(e) => {
-            return Signed::Bad(format!(
-                "{} is not an SSH signature ({e})",
-                sig_path(wasm).display()
-            ));
-        }
+    match signature_of(&pem, digest) {
+        Signed::Bad(why) if why.is_empty() => Signed::Bad(format!(
+            "{} is not an SSH signature",
+            sig_path(wasm).display()
+        )),
+        other => other,
+    }
+}
+
+/// An SSHSIG PEM checked as the signature of the component whose sha256 is `digest` (a pulled
+/// plugin's referrer, before it is put beside the file). `Bad("")`: not a signature at all.
+pub fn signature_of(pem: &str, digest: &str) -> Signed {
+    let Ok(sig) = SshSig::from_pem(pem.trim()) else {
+        return Signed::Bad(String::new());
     };
     let key = PublicKey::from(sig.public_key().clone());
     match key.verify(NAMESPACE, &message(digest), &sig) {

@@ -12,6 +12,18 @@ pub struct Catalog {
     pub dir: PathBuf,
     pub plugins: Vec<Plugin>,
     pub rejected: Vec<LoadError>,
+    /// Plugins a runbook names by a reference (`oci://…`) rather than by their own name,
+    /// loaded from wherever the engine fetched them.
+    pub referenced: Vec<Referenced>,
+}
+
+/// A plugin known by the reference a runbook names it with.
+pub struct Referenced {
+    /// The reference as the runbook writes it.
+    pub reference: String,
+    /// Exactly which build: the reference at its content digest.
+    pub pinned: String,
+    pub plugin: Plugin,
 }
 
 impl Catalog {
@@ -22,11 +34,26 @@ impl Catalog {
             dir: dir.to_path_buf(),
             plugins: Vec::new(),
             rejected: Vec::new(),
+            referenced: Vec::new(),
         }
     }
 
+    /// The plugin a runbook names `name`: a reference it was fetched by, else a plugin of the
+    /// folder by its own name.
     pub fn get(&self, name: &str) -> Option<&Plugin> {
-        self.plugins.iter().find(|p| p.info.name == name)
+        self.referenced
+            .iter()
+            .find(|r| r.reference == name)
+            .map(|r| &r.plugin)
+            .or_else(|| self.plugins.iter().find(|p| p.info.name == name))
+    }
+
+    /// Where a referenced plugin was pinned (`oci://…@sha256:…`), if `name` is a reference.
+    pub fn pinned(&self, name: &str) -> Option<&str> {
+        self.referenced
+            .iter()
+            .find(|r| r.reference == name)
+            .map(|r| r.pinned.as_str())
     }
 }
 
@@ -84,5 +111,6 @@ pub(super) async fn discover(runtime: &Runtime, dir: &Path) -> Result<Catalog, D
         dir: dir.to_path_buf(),
         plugins,
         rejected,
+        referenced: Vec::new(),
     })
 }

@@ -32,7 +32,7 @@ use wasmtime::component::Linker;
 pub use cache::LoadSource;
 pub use capabilities::exchange::{Exchange, HttpSource};
 pub use contract::Role;
-pub use discovery::{Catalog, DiscoveryError};
+pub use discovery::{Catalog, DiscoveryError, Referenced};
 pub use error::{CallFailure, FailureKind, LoadError};
 pub use limits::Limits;
 pub use plugin::{Called, Plugin, PluginInfo, Sandbox};

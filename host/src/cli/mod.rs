@@ -13,6 +13,7 @@ mod output;
 mod playbook;
 mod plugin_test;
 mod plugins;
+mod registry;
 mod replay;
 mod rollback;
 mod run;

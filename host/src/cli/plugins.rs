@@ -25,6 +25,18 @@ pub enum PluginsCommand {
         after_help = "Example:\n  launch-host plugins sign plugins/canary-steps.wasm --key ~/.ssh/release_ed25519"
     )]
     Sign(SignArgs),
+    /// Publish a plugin (and its signature, when FILE.sig is beside it) to an OCI registry
+    /// under a tag, as wkg, Spin and wasmCloud package components
+    #[command(
+        after_help = "Examples:\n  launch-host plugins push plugins/canary-steps.wasm oci://registry.example.com/launch/canary-steps:1.2.0\n  launch-host plugins push plugins/canary-steps.wasm oci://127.0.0.1:5000/launch/canary-steps:1.2.0\n\nCredentials: LAUNCH_HOST_REGISTRY_USERNAME and LAUNCH_HOST_REGISTRY_PASSWORD, else docker's config\n($DOCKER_CONFIG/config.json or ~/.docker/config.json, as `docker login` writes it). Loopback registries\nand those LAUNCH_HOST_INSECURE_REGISTRIES lists (host:port,…) are spoken to over plain HTTP."
+    )]
+    Push(super::registry::PushArgs),
+    /// Fetch a plugin from an OCI registry, checked against its digest, into the cache (and
+    /// into a plugins folder with --plugins), its signature beside it
+    #[command(
+        after_help = "Examples:\n  launch-host plugins pull oci://registry.example.com/launch/canary-steps:1.2.0 --plugins plugins/\n  launch-host plugins pull oci://registry.example.com/launch/canary-steps@sha256:9f86…\n\nA runbook may name the plugin itself: plugin = \"oci://registry.example.com/launch/canary-steps:1.2.0\";\n`plugins lock` then records the digest that tag names, and runs fetch that digest only."
+    )]
+    Pull(super::registry::PullArgs),
     /// Check a component's signature against an OpenSSH public key
     #[command(
         after_help = "Example:\n  launch-host plugins verify plugins/canary-steps.wasm --key keys/release.pub\n\nExit status: 0 signed by that key · 1 unsigned, badly signed or by another key · 2 usage"
@@ -99,6 +111,8 @@ pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit>
         PluginsCommand::List(args) => list(runtime, args).await,
         PluginsCommand::Inspect(args) => inspect(runtime, args).await,
         PluginsCommand::Lock(args) => lock(runtime, args).await,
+        PluginsCommand::Push(args) => super::registry::push(runtime, args).await,
+        PluginsCommand::Pull(args) => super::registry::pull(args).await,
         PluginsCommand::Sign(args) => match launch_engine::trust::sign(&args.file, &args.key) {
             Ok((sig, fingerprint)) => {
                 say!(
@@ -218,19 +232,41 @@ async fn lock(runtime: &Runtime, args: LockArgs) -> anyhow::Result<Exit> {
         Ok((rb, _)) => rb,
         Err(e) => return super::usage(e),
     };
-    let catalog = match runtime.discover(&args.plugins).await {
+    let mut catalog = match runtime.discover(&args.plugins).await {
         Ok(c) => c,
         Err(e) => return super::usage(e.into()),
     };
+    // An oci:// plugin's tag is read now: locking is where a new build is accepted.
+    let resolved = launch_engine::registry::resolve(
+        runtime,
+        &runbook,
+        &mut catalog,
+        launch_engine::registry::Resolve::Latest,
+    )
+    .await;
+    for note in &resolved.notes {
+        say!("{note}");
+    }
+    if !resolved.problems.is_empty() {
+        for p in &resolved.problems {
+            esay!("error: {p}");
+        }
+        esay!("the lock was not written");
+        return Ok(Exit::Usage);
+    }
     match launch_engine::pins::write(&runbook, &catalog) {
         Ok((path, lock)) => {
             for p in &lock.plugins {
                 say!(
-                    "locked {} {} ({}) sha256:{}",
+                    "locked {} {} ({}) sha256:{}{}",
                     p.name,
                     p.version,
                     p.role,
-                    &p.sha256[..12]
+                    &p.sha256[..12],
+                    p.manifest
+                        .as_ref()
+                        .map(|m| format!(" manifest {m}"))
+                        .unwrap_or_default()
                 );
             }
             say!(
@@ -354,6 +390,7 @@ fn manifest_of(
         (name == p.name).then(|| launch_engine::manifest::Build {
             version: p.version.clone(),
             sha256: i.digest.clone(),
+            oci: None,
             requested: p.capabilities.clone(),
             network: i.network.iter().map(|n| n.to_string()).collect(),
         })

@@ -69,9 +69,9 @@ pub async fn run(host: &Host, args: RunArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Usage);
     }
     let catalog = if runbook.names_plugins() {
-        match host.runtime()?.discover(&args.plugins).await {
+        match launch_engine::registry::catalog(host.runtime()?, &args.plugins, &runbook).await {
             Ok(c) => c,
-            Err(e) => return usage(e.into()),
+            Err(e) => return usage(e),
         }
     } else {
         launch_runtime::Catalog::empty(&args.plugins)

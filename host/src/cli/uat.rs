@@ -150,7 +150,7 @@ fn load(ws: &WorkspaceArgs) -> anyhow::Result<UatData> {
 /// plugin the runbook uses that is not installed cannot be approved.
 async fn scope(host: &Host, ws: &WorkspaceArgs) -> anyhow::Result<uat::Scope> {
     let (runbook, _) = ws.parse_runbook()?;
-    let catalog = host.runtime()?.discover(&ws.plugins).await?;
+    let catalog = launch_engine::registry::catalog(host.runtime()?, &ws.plugins, &runbook).await?;
     let manifest = launch_engine::manifest::Manifest::of_catalog(&runbook, &catalog);
     if let Some(g) = manifest
         .grants

@@ -105,7 +105,7 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
         });
     }
     // Names are unique in a folder: `run` looks plugins up by name.
-    let catalog = match runtime.discover(&args.plugins).await {
+    let mut catalog = match runtime.discover(&args.plugins).await {
         Ok(catalog) => Some(catalog),
         Err(_) if plugin_free => Some(launch_runtime::Catalog::empty(&args.plugins)),
         Err(e) => {
@@ -129,6 +129,19 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
             match launch_engine::Runbook::parse(&text, &source) {
                 Err(e) => problems.push(e.to_string()),
                 Ok(runbook) => {
+                    if let Some(catalog) = &mut catalog {
+                        // oci:// plugins, as a run fetches them: by the lock's digest.
+                        problems.extend(
+                            launch_engine::registry::resolve(
+                                runtime,
+                                &runbook,
+                                catalog,
+                                launch_engine::registry::Resolve::Locked,
+                            )
+                            .await
+                            .problems,
+                        );
+                    }
                     if let Some(catalog) = &catalog {
                         problems.extend(launch_engine::consistency::validate(&runbook, catalog));
                         problems.extend(
@@ -194,7 +207,9 @@ pub async fn run(runtime: &Runtime, args: ValidateArgs) -> anyhow::Result<Exit> 
             );
         }
     }
-    if rows.is_empty() && problems.is_empty() && !plugin_free {
+    // A runbook whose plugins all come from a registry needs none in the folder.
+    let referenced = catalog.as_ref().is_some_and(|c| !c.referenced.is_empty());
+    if rows.is_empty() && problems.is_empty() && !plugin_free && !referenced {
         esay!(
             "error: no plugins in {} (build them with `just build-plugins`)",
             args.plugins.display()

@@ -82,9 +82,9 @@ impl WorkspaceArgs {
             return Ok(Exit::Usage);
         }
         let catalog = if options.operation.needs_plugins() && runbook.names_plugins() {
-            match host.runtime()?.discover(&self.plugins).await {
+            match launch_engine::registry::catalog(host.runtime()?, &self.plugins, &runbook).await {
                 Ok(c) => c,
-                Err(e) => return usage(e.into()),
+                Err(e) => return usage(e),
             }
         } else {
             Catalog::empty(&self.plugins)

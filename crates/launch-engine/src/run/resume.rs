@@ -154,7 +154,7 @@ async fn continue_run(
     let whole = Runbook::parse(&text, file)?;
     let catalog =
         if !plugins.is_empty() || (options.operation.needs_plugins() && whole.names_plugins()) {
-            runtime.discover(&options.plugins_dir).await?
+            crate::registry::catalog(runtime, &options.plugins_dir, &whole).await?
         } else {
             Catalog::empty(&options.plugins_dir)
         };

@@ -234,6 +234,15 @@ impl Runbook {
                 }
                 _ => {}
             }
+            if let Some(p) = &stage.plugin
+                && launch_registry::PluginRef::is_oci(p.get_ref())
+                && let Err(e) = launch_registry::PluginRef::parse(p.get_ref())
+            {
+                return Err(self.error_at(
+                    p.span().start,
+                    format!("stage `{}`: {e}", stage.name.get_ref()),
+                ));
+            }
             if let Some(config) = &stage.config {
                 self.check_steps(config)?;
             }
