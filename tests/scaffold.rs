@@ -50,6 +50,7 @@ fn new(dir: &Path, name: &str, role: &str, lang: &str) -> PathBuf {
     }
     let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
     assert!(readme.contains("launch-host backtest "), "{readme}");
+    assert!(readme.contains("launch-host plugins push "), "{readme}");
     project
 }
 
