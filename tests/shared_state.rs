@@ -455,6 +455,57 @@ async fn another_machine_replays_a_run_mirrored_in_s3() {
     assert_eq!(rows[0]["same"], true);
 }
 
+#[tokio::test]
+async fn a_backtest_reads_the_runs_mirrored_in_s3_once_each_beside_the_local_ones() {
+    let gate =
+        "[[stage]]\nname = \"gate\"\nplugin = \"slo-thresholds\"\nenvironment = \"production\"\n";
+    let (moto, _s3, dir, book) = site_with(gate).await;
+    let machine_a = dir.path().join("machine-a");
+    for _ in 0..2 {
+        let out = start_run(&moto, &book, &machine_a)
+            .wait_with_output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    }
+    let ids = launch_engine::workspace::runs(&machine_a);
+    assert_eq!(ids.len(), 2);
+    let policy = repo().join("plugins/slo-thresholds.wasm");
+    let backtest = |runs_dir: &std::path::Path| {
+        let out = host(&moto)
+            .args(["backtest", policy.to_str().unwrap(), "--output", "json"])
+            .args(["--state", "s3://site"])
+            .args(["--runs-dir", runs_dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+        let mut seen: Vec<String> = json["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run_id"].as_str().unwrap().to_string())
+            .collect();
+        seen.sort();
+        (json, seen)
+    };
+    // Another machine, no runs of its own: both come from the mirror.
+    let machine_b = dir.path().join("machine-b");
+    let (json, seen) = backtest(&machine_b);
+    assert_eq!(seen, ids, "{json:#}");
+    assert!(
+        json["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["calls"] == 1 && r["outcome"] == "gate-failed" && r["finding"] == "no-data"),
+        "{json:#}"
+    );
+    assert!(!machine_b.exists(), "a backtest writes no run folder");
+    // The runner's machine: its local runs, each once.
+    let (json, seen) = backtest(&machine_a);
+    assert_eq!(seen, ids, "{json:#}");
+}
+
 /// The mirrored run's id, once its journal in S3 shows stage `stage` started.
 async fn mirrored_at(s3: &aws_sdk_s3::Client, stage: &str) -> String {
     let started = Instant::now();

@@ -40,6 +40,10 @@ pub struct BacktestArgs {
     /// Where the runs are
     #[arg(long, value_name = "DIR", default_value = ".launch/runs")]
     runs_dir: PathBuf,
+    /// Also every run mirrored in this shared state (s3://BUCKET/PREFIX), fetched into a
+    /// scratch folder; a run in --runs-dir too is read from there
+    #[arg(long, value_name = "URL")]
+    state: Option<String>,
     /// Only runs started on or after this day (YYYY-MM-DD, UTC)
     #[arg(long, value_name = "DATE")]
     since: Option<String>,
@@ -93,30 +97,61 @@ pub async fn run(runtime: &Runtime, args: BacktestArgs) -> anyhow::Result<Exit> 
             args.policy.display()
         ));
     }
-    let ids = launch_engine::workspace::runs(&args.runs_dir);
-    if ids.is_empty() {
+    // Local runs, then those mirrored in the shared state that are not here (fetched).
+    let mut found: Vec<(String, PathBuf)> = launch_engine::workspace::runs(&args.runs_dir)
+        .into_iter()
+        .map(|id| (id.clone(), args.runs_dir.join(id)))
+        .collect();
+    let scratch = tempfile::tempdir()?;
+    let mut unreadable = Vec::new();
+    if let Some(url) = &args.state {
+        let local: std::collections::BTreeSet<String> =
+            found.iter().map(|(id, _)| id.clone()).collect();
+        let mirrored = match launch_engine::mirror::list(url).await {
+            Ok(ids) => ids,
+            Err(e) => return usage(e.context(format!("listing the runs in {url}"))),
+        };
+        let wanted: Vec<String> = mirrored
+            .into_iter()
+            .filter(|id| !local.contains(id))
+            .filter(|id| since.as_deref().is_none_or(|s| id.as_str() >= s))
+            .take(MAX_RUNS)
+            .collect();
+        let fetched = fetch_all(url, &wanted, scratch.path()).await;
+        for (id, result) in wanted.into_iter().zip(fetched) {
+            match result {
+                Ok(dir) => found.push((id, dir)),
+                Err(e) => unreadable.push(format!("{id}: fetching from {url}: {e:#}")),
+            }
+        }
+    }
+    if found.is_empty() && unreadable.is_empty() {
         return usage(anyhow::anyhow!(
-            "no runs in {} (pass the folder with --runs-dir)",
-            args.runs_dir.display()
+            "no runs in {}{} (pass the folder with --runs-dir, or the shared state with --state)",
+            args.runs_dir.display(),
+            args.state
+                .as_deref()
+                .map(|u| format!(" or {u}"))
+                .unwrap_or_default()
         ));
     }
     // Runs are independent: as many at once as there are cores, each on a task of its own.
     let (policy, config) = (std::sync::Arc::new(policy), std::sync::Arc::new(config));
-    let wanted: Vec<&String> = ids
+    let wanted: Vec<&(String, PathBuf)> = found
         .iter()
         .take(MAX_RUNS)
-        .filter(|id| since.as_deref().is_none_or(|s| id.as_str() >= s))
+        .filter(|(id, _)| since.as_deref().is_none_or(|s| id.as_str() >= s))
         .collect();
     let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut tasks = tokio::task::JoinSet::new();
     let mut done = Vec::with_capacity(wanted.len());
-    for (i, id) in wanted.iter().enumerate() {
+    for (i, (id, dir)) in wanted.iter().enumerate() {
         if tasks.len() >= at_once
             && let Some(finished) = tasks.join_next().await
         {
             done.push(finished?);
         }
-        let (dir, policy, config) = (args.runs_dir.join(id), policy.clone(), config.clone());
+        let (dir, policy, config) = (dir.clone(), policy.clone(), config.clone());
         let id = id.to_string();
         tasks.spawn(async move {
             let result = backtest::run(&dir, &policy, config.as_ref().as_ref()).await;
@@ -128,7 +163,6 @@ pub async fn run(runtime: &Runtime, args: BacktestArgs) -> anyhow::Result<Exit> 
     }
     done.sort_by_key(|(i, _, _)| *i);
     let mut rows = Vec::new();
-    let mut unreadable = Vec::new();
     for (_, id, result) in done {
         match result {
             Ok(Some(row)) => rows.push(row),
@@ -154,6 +188,24 @@ pub async fn run(runtime: &Runtime, args: BacktestArgs) -> anyhow::Result<Exit> 
     } else {
         Exit::Success
     })
+}
+
+/// Fetches each run from the shared state into `into/<id>`, eight at a time (S3 answers many
+/// small reads at once far faster than one after another).
+async fn fetch_all(
+    url: &str,
+    ids: &[String],
+    into: &std::path::Path,
+) -> Vec<anyhow::Result<PathBuf>> {
+    use futures::StreamExt as _;
+    futures::stream::iter(ids.iter().map(|id| async move {
+        let dir = into.join(id);
+        launch_engine::mirror::fetch_to(url, id, &dir).await?;
+        Ok(dir)
+    }))
+    .buffered(8)
+    .collect()
+    .await
 }
 
 fn is_day(d: &str) -> bool {
