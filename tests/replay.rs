@@ -369,3 +369,76 @@ fn a_backtest_names_the_launches_a_policy_would_have_stopped_or_let_through() {
     let (_, json) = backtest(&["--since", "2999-01-01"]);
     assert_eq!(json["runs"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn a_long_canary_call_names_its_history_in_constant_space_and_replays_whole() {
+    // One step held for `windows` windows: each call's history is every window so far.
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("launch.toml");
+    std::fs::write(
+        &book,
+        r#"[launch]
+name = "long-hold"
+flag = "STATUS_BOARD_V2_ENABLED"
+
+[environments.staging]
+target = "embedded"
+
+[defaults]
+probe-rate = 200
+
+[[stage]]
+name = "canary"
+plugin = "canary-steps"
+environment = "staging"
+interval = "100ms"
+config = { steps = [10, 100], step-duration-ms = 4000, min-requests = 1 }
+"#,
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let out = launch_host_with(&[])
+        .args(["run", "--yes", "--plugins", &plugins(), "--runbook"])
+        .arg(&book)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = local_runs(&runs).pop().unwrap();
+    let lines = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    let calls: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.contains(r#""event":"call""#))
+        .collect();
+    let held: Vec<u64> = calls
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|r| r["history_len"].as_u64())
+        .collect();
+    let longest = held.iter().copied().max().unwrap_or(0);
+    assert!(longest >= 20, "the step held {longest} windows: {held:?}");
+    // What names the history is the same size whatever its length (its answer and reason
+    // are words that vary; they are left out of the comparison).
+    let sizes: Vec<usize> = calls
+        .iter()
+        .filter(|l| l.contains("history_from"))
+        .map(|l| {
+            let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(r.get("windows").is_none(), "a history listed window by window: {l}");
+            for k in ["answer", "reason", "checks", "hash", "seq"] {
+                r.as_object_mut().unwrap().remove(k);
+            }
+            r.to_string().len()
+        })
+        .collect();
+    let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+    assert!(
+        max - min <= 32,
+        "a call record grows with its history: {min} B → {max} B over {longest} windows"
+    );
+    let (out, rows) = replay(&run, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(rows.len(), calls.len(), "{rows:#?}");
+    assert!(rows.iter().all(|r| r["same"] == true), "{rows:#?}");
+}

@@ -89,7 +89,8 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
         step_elapsed_ms: 0,
         total_elapsed_ms: 0,
     };
-    let (mut history, mut seqs): (Vec<CanaryWindow>, Vec<u64>) = (Vec::new(), Vec::new());
+    // The history, and where it starts in the journal (what a call record names).
+    let (mut history, mut from): (Vec<CanaryWindow>, Option<u64>) = (Vec::new(), None);
     let mut calls = 0;
     for i in 0..WINDOWS {
         let w = window(i, state.percent);
@@ -101,7 +102,7 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
             })?;
         }
         history.push(w.canary_window());
-        seqs.push(i);
+        from.get_or_insert(i);
         state.step_elapsed_ms += INTERVAL_MS;
         state.total_elapsed_ms += INTERVAL_MS;
 
@@ -124,7 +125,9 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
                 plugin: "canary-steps".into(),
                 input,
                 inputs,
-                windows: seqs.clone(),
+                windows: Vec::new(),
+                history_from: from,
+                history_len: history.len() as u64,
                 answer,
                 reason,
                 checks: check_answers(&record::checks(&called.value.checks)),
@@ -140,7 +143,7 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
                 state.step_index += 1;
                 state.step_elapsed_ms = 0;
                 history.clear();
-                seqs.clear();
+                from = None;
             }
             Action::Complete => break,
             Action::Hold(_) => {}

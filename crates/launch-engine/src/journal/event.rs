@@ -110,8 +110,12 @@ pub enum Event {
     },
     /// A plugin call and what it saw, so it can be replayed: the inputs are a fixture, in the
     /// record when small (`inputs`), else in the run folder (`input`: `calls/<sha256>.json`,
-    /// content-addressed, written before this record); a canary's history is the run's
-    /// `window` records numbered in `windows` (0 = the run's first window).
+    /// content-addressed, written before this record). A canary's history is `history-len`
+    /// of the run's `window` records from number `history-from` on (0 = the run's first
+    /// window): those of its stage with every measure present, as the policy was shown them.
+    /// A range, not a list, so a call's record stays the same size however long the canary
+    /// holds (a list made a 2 000-window canary's journal grow with its square). Journals
+    /// written before list the numbers in `windows`.
     Call {
         stage: String,
         plugin: String,
@@ -121,6 +125,10 @@ pub enum Event {
         inputs: Option<serde_json::Value>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         windows: Vec<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history_from: Option<u64>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        history_len: u64,
         /// In the fixtures' words: `promote 30`, `hold`, `pass`, `no-data`... or `failed`.
         answer: String,
         reason: String,

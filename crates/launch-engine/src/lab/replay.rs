@@ -37,22 +37,51 @@ impl RecordedCall {
     }
 }
 
+/// A canary call's history: `len` windows of `stage` with every measure present, from the
+/// run's window `from` on — the windows the canary showed its policy (a window with a gap is
+/// journaled but never shown).
+fn history(
+    windows: &[(&str, &WindowRecord)],
+    stage: &str,
+    from: u64,
+    len: u64,
+) -> anyhow::Result<Vec<CanaryWindowInput>> {
+    let start = usize::try_from(from).unwrap_or(usize::MAX);
+    let shown: Vec<CanaryWindowInput> = windows
+        .get(start..)
+        .unwrap_or_default()
+        .iter()
+        .filter(|(s, w)| *s == stage && launch_targets::metrics::gaps(&w.endpoints).is_empty())
+        .take(usize::try_from(len).unwrap_or(usize::MAX))
+        .map(|(_, w)| CanaryWindowInput::from_record(w))
+        .collect();
+    anyhow::ensure!(
+        shown.len() as u64 == len,
+        "the call of `{stage}` saw {len} window(s) from window {from} on, and the journal holds {} before it",
+        shown.len()
+    );
+    Ok(shown)
+}
+
 /// The calls a run recorded, in order.
 pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
     let records = Journal::read(&run_dir.join("journal.jsonl"))?;
     let folder =
         Rooted::open(run_dir, false).with_context(|| format!("opening {}", run_dir.display()))?;
-    let mut windows: Vec<&WindowRecord> = Vec::new();
+    // Every window of the run, numbered as the journal numbers them, with its stage.
+    let mut windows: Vec<(&str, &WindowRecord)> = Vec::new();
     let mut calls = Vec::new();
     for r in &records {
         match &r.event {
-            Event::Window { window, .. } => windows.push(window),
+            Event::Window { stage, window, .. } => windows.push((stage, window)),
             Event::Call {
                 stage,
                 plugin,
                 input,
                 inputs,
                 windows: seqs,
+                history_from,
+                history_len,
                 answer,
                 reason,
                 checks,
@@ -78,15 +107,19 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
                     folder.display(input)
                 };
                 if let Some(canary) = fixture.canary.as_mut() {
-                    canary.history = seqs
-                        .iter()
-                        .map(|&i| {
-                            let w = usize::try_from(i).ok().and_then(|i| windows.get(i));
-                            w.map(|w| CanaryWindowInput::from_record(w)).with_context(|| {
-                                format!("the call of `{stage}` names window {i}, which the journal does not hold")
+                    canary.history = match history_from {
+                        Some(from) => history(&windows, stage, *from, *history_len)?,
+                        // A journal written before histories were ranges.
+                        None => seqs
+                            .iter()
+                            .map(|&i| {
+                                let w = usize::try_from(i).ok().and_then(|i| windows.get(i));
+                                w.map(|(_, w)| CanaryWindowInput::from_record(w)).with_context(|| {
+                                    format!("the call of `{stage}` names window {i}, which the journal does not hold")
+                                })
                             })
-                        })
-                        .collect::<anyhow::Result<_>>()?;
+                            .collect::<anyhow::Result<_>>()?,
+                    };
                     if answer != "failed" {
                         fixture.expect.action = Some(answer.clone());
                     }

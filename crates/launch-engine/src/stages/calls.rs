@@ -49,13 +49,28 @@ impl Answer {
     }
 }
 
-/// Saves `fixture` and journals the call with its answer; `windows` are the run's window
-/// numbers a canary's history was made of.
+/// A canary's history in the journal: the run's window number it starts at, and how many of
+/// its stage's complete windows from there on it holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct History {
+    pub from: Option<u64>,
+    pub len: u64,
+}
+
+impl History {
+    /// A window `seq` was added to the history.
+    pub fn push(&mut self, seq: u64) {
+        self.from.get_or_insert(seq);
+        self.len += 1;
+    }
+}
+
+/// Saves `fixture` and journals the call with its answer and, for a canary, its history.
 pub fn record(
     ctx: &mut Ctx,
     stage: &Stage,
     fixture: &Fixture,
-    windows: Vec<u64>,
+    history: History,
     answer: Answer,
 ) -> anyhow::Result<()> {
     let (input, inputs) = match ctx.calls.save(fixture)? {
@@ -68,7 +83,9 @@ pub fn record(
         plugin: fixture.plugin.clone().unwrap_or_default(),
         input,
         inputs,
-        windows,
+        windows: Vec::new(),
+        history_from: history.from,
+        history_len: history.len,
         answer: answer.answer,
         reason: answer.reason,
         checks: answer.checks,

@@ -63,8 +63,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let started = Instant::now();
     let mut step_started = Instant::now();
     let mut history: Vec<CanaryWindow> = Vec::new();
-    // The run's numbers of the windows in `history`, for the recorded calls.
-    let mut history_seqs: Vec<u64> = Vec::new();
+    // Where `history` is in the journal, for the recorded calls.
+    let mut history_seqs = super::calls::History::default();
     let mut last_checks: Vec<CheckRecord> = Vec::new();
     let mut decisions = 0u32;
     let mut blindness = Blindness::new(blind::limit(stage, interval));
@@ -96,7 +96,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                     let gaps = launch_targets::metrics::gaps(&record.endpoints);
                     if gaps.is_empty() {
                         history.push(record.canary_window());
-                        history_seqs.push(ctx.record_window(&name, &env_name, record)?);
+                        let seq = ctx.record_window(&name, &env_name, record)?;
+                        history_seqs.push(seq);
                     } else {
                         // Journaled as measured, never shown to the policy: a missing
                         // measure is no data, not a number.
@@ -163,14 +164,14 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             Ok(called) => {
                 journal_logs(ctx, stage, &called.logs)?;
                 let answer = super::calls::Answer::of_decision(&called.value);
-                super::calls::record(ctx, stage, &input, history_seqs.clone(), answer)?;
+                super::calls::record(ctx, stage, &input, history_seqs, answer)?;
                 called.value
             }
             Err(failure) => {
                 // A broken policy cannot keep traffic on the canary.
                 journal_logs(ctx, stage, &failure.logs)?;
                 let answer = super::calls::Answer::failed(&failure.to_string());
-                super::calls::record(ctx, stage, &input, history_seqs.clone(), answer)?;
+                super::calls::record(ctx, stage, &input, history_seqs, answer)?;
                 let reason = failure.to_string();
                 rollback(ctx, stage, "policy-failed", &reason).await?;
                 return Ok(rolled_back(
@@ -268,7 +269,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 }
                 step_started = Instant::now();
                 history.clear();
-                history_seqs.clear();
+                history_seqs = Default::default();
                 // A new step: its first windows may be empty; the count starts again.
                 blindness.seen();
                 holding = false;

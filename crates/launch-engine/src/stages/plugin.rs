@@ -22,7 +22,13 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let http = std::mem::take(&mut called.exchanges);
             let result = report_result(ctx, stage, called)?;
             let input = calls::target(&plugin_name, stage, &target, &http);
-            calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&result))?;
+            calls::record(
+                ctx,
+                stage,
+                &input,
+                Default::default(),
+                Answer::of_report(&result),
+            )?;
             shadows(ctx, stage, Inputs::Smoke(&target, &http), &result).await?;
             result
         }
@@ -46,7 +52,13 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let called = plugin.evaluate_slo(&sandbox, &samples, &config).await?;
             let result = report_result(ctx, stage, called)?;
             let input = calls::slo(&plugin_name, stage, &windows);
-            calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&result))?;
+            calls::record(
+                ctx,
+                stage,
+                &input,
+                Default::default(),
+                Answer::of_report(&result),
+            )?;
             shadows(ctx, stage, Inputs::Slo(&samples), &result).await?;
             result
         }
@@ -70,7 +82,13 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let http = std::mem::take(&mut called.exchanges);
             let result = report_result(ctx, stage, called)?;
             let input = calls::target(&plugin_name, stage, &context.target, &http);
-            calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&result))?;
+            calls::record(
+                ctx,
+                stage,
+                &input,
+                Default::default(),
+                Answer::of_report(&result),
+            )?;
             shadows(ctx, stage, Inputs::Step(&context, &http), &result).await?;
             result
         }

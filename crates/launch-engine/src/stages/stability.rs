@@ -97,7 +97,13 @@ pub async fn watch(
             plugin: None,
             rolled_back: false,
         };
-        calls::record(ctx, stage, &input, Vec::new(), Answer::of_report(&answer))?;
+        calls::record(
+            ctx,
+            stage,
+            &input,
+            Default::default(),
+            Answer::of_report(&answer),
+        )?;
         if let VerdictRecord::NoData(reason) = &verdict {
             match blind(ctx, &name, &mut blindness, reason) {
                 Some(why) => return roll_back(ctx, stage, why, last).await,

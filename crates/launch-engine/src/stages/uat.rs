@@ -180,7 +180,7 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
         ctx,
         stage,
         &super::calls::uat(&plugin_name, stage, input),
-        Vec::new(),
+        Default::default(),
         answer,
     )?;
     // An item nobody tested never reads as a pass, whatever the policy allows: its check is
