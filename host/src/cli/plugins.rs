@@ -112,7 +112,7 @@ pub async fn run(runtime: &Runtime, cmd: PluginsCommand) -> anyhow::Result<Exit>
         PluginsCommand::Inspect(args) => inspect(runtime, args).await,
         PluginsCommand::Lock(args) => lock(runtime, args).await,
         PluginsCommand::Push(args) => super::registry::push(runtime, args).await,
-        PluginsCommand::Pull(args) => super::registry::pull(args).await,
+        PluginsCommand::Pull(args) => super::registry::pull(runtime, args).await,
         PluginsCommand::Sign(args) => match launch_engine::trust::sign(&args.file, &args.key) {
             Ok((sig, fingerprint)) => {
                 say!(

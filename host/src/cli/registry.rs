@@ -86,7 +86,7 @@ pub async fn push(runtime: &Runtime, args: PushArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-pub async fn pull(args: PullArgs) -> anyhow::Result<Exit> {
+pub async fn pull(runtime: &Runtime, args: PullArgs) -> anyhow::Result<Exit> {
     let r = match reference(&args.reference) {
         Ok(r) => r,
         Err(exit) => return Ok(exit),
@@ -98,6 +98,12 @@ pub async fn pull(args: PullArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::GateFailed);
         }
     };
+    // Compiled now, where the author waits anyway, not at the first run that calls it; and a
+    // component that is not a plugin is said here.
+    if let Err(e) = runtime.load(&fetched.cached.wasm).await {
+        super::exit::error(&anyhow::anyhow!("{}: {e}", fetched.pinned));
+        return Ok(Exit::GateFailed);
+    }
     let signed = launch_engine::trust::sig_path(&fetched.cached.wasm).exists();
     let annotations = &fetched.cached.entry.annotations;
     let title = annotations
