@@ -425,7 +425,10 @@ config = { steps = [10, 100], step-duration-ms = 4000, min-requests = 1 }
         .filter(|l| l.contains("history_from"))
         .map(|l| {
             let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
-            assert!(r.get("windows").is_none(), "a history listed window by window: {l}");
+            assert!(
+                r.get("windows").is_none(),
+                "a history listed window by window: {l}"
+            );
             for k in ["answer", "reason", "checks", "hash", "seq"] {
                 r.as_object_mut().unwrap().remove(k);
             }
