@@ -88,23 +88,27 @@ pub fn signature(wasm: &Path, digest: &str) -> Signed {
             Err(_) if !sig_path(wasm).exists() => return Signed::Unsigned,
             Err(e) => return Signed::Bad(format!("{e:#}")),
         };
-    match signature_of(&pem, digest) {
-        Signed::Bad(why) if why.is_empty() => Signed::Bad(format!(
-            "{} is not an SSH signature",
+    match SshSig::from_pem(pem.trim()) {
+        Ok(sig) => checked(&sig, digest),
+        Err(e) => Signed::Bad(format!(
+            "{} is not an SSH signature ({e})",
             sig_path(wasm).display()
         )),
-        other => other,
     }
 }
 
-/// An SSHSIG PEM checked as the signature of the component whose sha256 is `digest` (a pulled
-/// plugin's referrer, before it is put beside the file). `Bad("")`: not a signature at all.
+/// An SSHSIG PEM checked as the signature of the component whose sha256 is `digest`: a
+/// pulled plugin's referrer, before it is put beside the file.
 pub fn signature_of(pem: &str, digest: &str) -> Signed {
-    let Ok(sig) = SshSig::from_pem(pem.trim()) else {
-        return Signed::Bad(String::new());
-    };
+    match SshSig::from_pem(pem.trim()) {
+        Ok(sig) => checked(&sig, digest),
+        Err(e) => Signed::Bad(format!("not an SSH signature ({e})")),
+    }
+}
+
+fn checked(sig: &SshSig, digest: &str) -> Signed {
     let key = PublicKey::from(sig.public_key().clone());
-    match key.verify(NAMESPACE, &message(digest), &sig) {
+    match key.verify(NAMESPACE, &message(digest), sig) {
         Ok(()) => Signed::By(key.fingerprint(HashAlg::Sha256).to_string()),
         Err(_) => {
             Signed::Bad("the signature does not match this file (changed after signing?)".into())
