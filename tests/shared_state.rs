@@ -240,8 +240,21 @@ async fn another_machine_reads_status_and_report_and_resumes_the_run() {
     let (moto, s3, dir, book) = site_with(&stages).await;
     let mut a = start_run(&moto, &book, &dir.path().join("machine-a"));
 
-    // Wait until the mirrored journal shows the long stage started, then kill machine A.
+    // Wait until the mirrored journal shows the long stage started — and its summary, written
+    // after each journal upload (so up to one upload behind), shows it too — then kill A.
     let run_id = mirrored_at(&s3, "long").await;
+    let summary = format!("launch/index/{run_id}.json");
+    let started = Instant::now();
+    while !get(&s3, "site", &summary)
+        .await
+        .is_some_and(|b| String::from_utf8_lossy(&b).contains(r#""stage":"long""#))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the summary never showed the long stage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     a.kill().unwrap();
     a.wait().unwrap();
 
