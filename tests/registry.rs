@@ -35,6 +35,13 @@ fn canary_build(dir: &Path, variant: u8) -> PathBuf {
     file
 }
 
+/// A signing key, its public half where the runbook's `[trust]` names it (`release.pub`).
+fn trusted_key(dir: &Path) -> PathBuf {
+    let (key, public) = keypair(dir);
+    std::fs::copy(&public, dir.join("release.pub")).unwrap();
+    key
+}
+
 fn keypair(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir.join("keys")).unwrap();
     let key = dir.join("keys").join("release");
@@ -70,6 +77,26 @@ impl Host {
 
     fn run(&self, args: &[&str]) -> (Option<i32>, String) {
         support::launch_host_output(&self.env, args)
+    }
+
+    /// `plugins lock` of `book`'s plugins in `plugins`.
+    fn lock(&self, plugins: &Path, book: &Path) -> (Option<i32>, String) {
+        self.run(&[
+            "plugins",
+            "lock",
+            "--plugins",
+            s(plugins),
+            "--runbook",
+            s(book),
+        ])
+    }
+
+    /// Pushes `file` to `tag`; the manifest digest it got.
+    fn push(&self, file: &Path, tag: &str) -> String {
+        self.json(&["plugins", "push", s(file), tag])["manifest-digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// A command with `--output json`, which must succeed: what it printed on stdout.
@@ -285,8 +312,7 @@ fn a_stage_runs_the_locked_digest_offline_and_a_moved_tag_changes_nothing_until_
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::start(None);
     let host = Host::new(dir.path());
-    let (key, public) = keypair(dir.path());
-    std::fs::copy(&public, dir.path().join("release.pub")).unwrap();
+    let key = trusted_key(dir.path());
     let first = canary_build(dir.path(), 0);
     let second = canary_build(dir.path(), 1);
     for f in [&first, &second] {
@@ -294,10 +320,7 @@ fn a_stage_runs_the_locked_digest_offline_and_a_moved_tag_changes_nothing_until_
         assert_eq!(code, Some(0), "{text}");
     }
     let tag = registry.oci("launch/canary-steps:1.2.0");
-    let first_digest = host.json(&["plugins", "push", s(&first), &tag])["manifest-digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first_digest = host.push(&first, &tag);
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let book = runbook(dir.path(), &tag, true);
@@ -313,15 +336,7 @@ fn a_stage_runs_the_locked_digest_offline_and_a_moved_tag_changes_nothing_until_
     );
     assert!(local_runs(&runs).is_empty(), "nothing ran: {text}");
 
-    let lock_args = [
-        "plugins",
-        "lock",
-        "--plugins",
-        s(&plugins),
-        "--runbook",
-        s(&book),
-    ];
-    let (code, text) = host.run(&lock_args);
+    let (code, text) = host.lock(&plugins, &book);
     assert_eq!(code, Some(0), "{text}");
     let lock = std::fs::read_to_string(plugins.join("plugins.lock")).unwrap();
     assert!(
@@ -358,7 +373,7 @@ fn a_stage_runs_the_locked_digest_offline_and_a_moved_tag_changes_nothing_until_
     let (code, text) = run();
     assert_eq!(code, Some(0), "offline after the first pull: {text}");
     // … but a new lock cannot be had without it, and the old one stays.
-    let (code, text) = host.run(&lock_args);
+    let (code, text) = host.lock(&plugins, &book);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("the lock was not written"), "{text}");
     assert_eq!(
@@ -372,35 +387,20 @@ fn relocking_a_moved_tag_says_so_and_trust_refuses_an_unsigned_build() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start(None);
     let host = Host::new(dir.path());
-    let (key, public) = keypair(dir.path());
-    std::fs::copy(&public, dir.path().join("release.pub")).unwrap();
+    let key = trusted_key(dir.path());
     let signed = canary_build(dir.path(), 0);
     let unsigned = canary_build(dir.path(), 2);
     let (code, text) = host.run(&["plugins", "sign", s(&signed), "--key", s(&key)]);
     assert_eq!(code, Some(0), "{text}");
     let tag = registry.oci("launch/canary-steps:stable");
-    let before = host.json(&["plugins", "push", s(&signed), &tag])["manifest-digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let before = host.push(&signed, &tag);
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let book = runbook(dir.path(), &tag, true);
-    let lock_args = [
-        "plugins",
-        "lock",
-        "--plugins",
-        s(&plugins),
-        "--runbook",
-        s(&book),
-    ];
-    assert_eq!(host.run(&lock_args).0, Some(0));
+    assert_eq!(host.lock(&plugins, &book).0, Some(0));
 
-    let after = host.json(&["plugins", "push", s(&unsigned), &tag])["manifest-digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (code, text) = host.run(&lock_args);
+    let after = host.push(&unsigned, &tag);
+    let (code, text) = host.lock(&plugins, &book);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains(&format!("the tag moved from {before} to {after}")),
@@ -519,15 +519,7 @@ fn credentials_come_from_docker_config_and_reach_no_file_and_no_output() {
     assert!(!text.contains("not-the-password-9c1"), "{text}");
 
     let book = runbook(dir.path(), &tag, false);
-    let lock = [
-        "plugins",
-        "lock",
-        "--plugins",
-        s(&plugins),
-        "--runbook",
-        s(&book),
-    ];
-    let (code, text) = logged_in.run(&lock);
+    let (code, text) = logged_in.lock(&plugins, &book);
     said += &text;
     assert_eq!(code, Some(0), "{text}");
     let runs = dir.path().join("runs");

@@ -62,15 +62,6 @@ pub async fn fetch(pinned: &PluginRef) -> anyhow::Result<(Cached, bool)> {
     Ok((cache.put(&pulled, signature.map(String::as_str))?, true))
 }
 
-/// The manifest digest the lock in `catalog`'s folder records for `reference`.
-fn locked_digest(catalog: &Catalog, reference: &str) -> Option<String> {
-    let (_, lock) = crate::pins::read(catalog).ok()??;
-    lock.plugins
-        .into_iter()
-        .find(|l| l.name == reference)
-        .and_then(|l| l.manifest)
-}
-
 /// Resolves, fetches and loads every `oci://` plugin `runbook` uses into `catalog`.
 pub async fn resolve(
     runtime: &Runtime,
@@ -79,11 +70,34 @@ pub async fn resolve(
     mode: Resolve,
 ) -> Resolution {
     let mut out = Resolution::default();
+    // The manifest digests the lock in the catalog's folder records, by reference; read once.
+    let locked: Vec<(String, String)> = match crate::pins::read(catalog) {
+        Ok(Some((_, lock))) => lock
+            .plugins
+            .into_iter()
+            .filter_map(|l| Some((l.name, l.manifest?)))
+            .collect(),
+        _ => Vec::new(),
+    };
     for name in crate::pins::used(runbook) {
         if !PluginRef::is_oci(name) || catalog.get(name).is_some() {
             continue;
         }
-        match resolve_one(runtime, runbook, catalog, name, mode, &mut out.notes).await {
+        let locked = locked
+            .iter()
+            .find(|(reference, _)| reference == name)
+            .map(|(_, digest)| digest.clone());
+        match resolve_one(
+            runtime,
+            runbook,
+            catalog,
+            name,
+            locked,
+            mode,
+            &mut out.notes,
+        )
+        .await
+        {
             Ok(referenced) => catalog.referenced.push(referenced),
             Err(e) => out.problems.push(format!("plugin `{name}`: {e:#}")),
         }
@@ -96,11 +110,11 @@ async fn resolve_one(
     runbook: &Runbook,
     catalog: &Catalog,
     name: &str,
+    locked: Option<String>,
     mode: Resolve,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Referenced> {
     let reference = PluginRef::parse(name)?;
-    let locked = locked_digest(catalog, name);
     let digest = match (reference.digest(), mode) {
         (Some(d), _) => d.to_string(),
         (None, Resolve::Latest) => {
@@ -231,13 +245,22 @@ pub struct Fetched {
     pub installed: Option<PathBuf>,
 }
 
-/// Pulls `reference` (a tag is resolved now) into the cache and, with `into`, copies it there
-/// as `NAME.wasm` (its title annotation, else the repository's last segment) with its
-/// signature beside it.
-pub async fn pull(reference: &PluginRef, into: Option<&Path>) -> anyhow::Result<Fetched> {
+/// Pulls `reference` (a tag is resolved now) into the cache, compiles it there (where the
+/// author waits anyway, not at the first run that calls it; a component that is not a plugin
+/// is said here) and, with `into`, copies it there as `NAME.wasm` (its title annotation, else
+/// the repository's last segment) with its signature beside it.
+pub async fn pull(
+    runtime: &Runtime,
+    reference: &PluginRef,
+    into: Option<&Path>,
+) -> anyhow::Result<Fetched> {
     let digest = Registry::new(reference).resolve(reference).await?;
     let pinned = reference.at(&digest);
     let (cached, pulled_now) = fetch(&pinned).await?;
+    runtime
+        .load(&cached.wasm)
+        .await
+        .with_context(|| format!("{pinned} is not a plugin"))?;
     let installed = match into {
         None => None,
         Some(dir) => {
@@ -276,4 +299,25 @@ fn is_file_name(t: &str) -> bool {
         && !t.starts_with('.')
         && t.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_title_becomes_a_file_name_only_when_it_cannot_leave_the_folder() {
+        assert!(super::is_file_name("canary-steps"));
+        assert!(super::is_file_name("error_budget.v2"));
+        for hostile in [
+            "",
+            "..",
+            ".hidden",
+            "../etc/passwd",
+            "a/b",
+            "a\\b",
+            "x\0y",
+            &"a".repeat(129),
+        ] {
+            assert!(!super::is_file_name(hostile), "{hostile:?}");
+        }
+    }
 }

@@ -91,19 +91,13 @@ pub async fn pull(runtime: &Runtime, args: PullArgs) -> anyhow::Result<Exit> {
         Ok(r) => r,
         Err(exit) => return Ok(exit),
     };
-    let fetched = match launch_engine::registry::pull(&r, args.plugins.as_deref()).await {
+    let fetched = match launch_engine::registry::pull(runtime, &r, args.plugins.as_deref()).await {
         Ok(f) => f,
         Err(e) => {
             super::exit::error(&e);
             return Ok(Exit::GateFailed);
         }
     };
-    // Compiled now, where the author waits anyway, not at the first run that calls it; and a
-    // component that is not a plugin is said here.
-    if let Err(e) = runtime.load(&fetched.cached.wasm).await {
-        super::exit::error(&anyhow::anyhow!("{}: {e}", fetched.pinned));
-        return Ok(Exit::GateFailed);
-    }
     let signed = launch_engine::trust::sig_path(&fetched.cached.wasm).exists();
     let annotations = &fetched.cached.entry.annotations;
     let title = annotations
