@@ -46,6 +46,13 @@ bench: build-plugins
 fuzz SECS="300":
     LAUNCH_HOST_FUZZ_SECS={{SECS}} cargo test -p launch-engine --test fuzz -- --nocapture --test-threads 1
 
+# The workspace-hack crate is what `cargo hakari generate` makes of today's dependencies,
+# every crate depends on it, and it unifies every feature (cargo install cargo-hakari)
+hakari-check:
+    cargo hakari generate --diff
+    cargo hakari manage-deps --dry-run
+    cargo hakari verify
+
 # Formatting and lints
 lint:
     cargo fmt --all -- --check
