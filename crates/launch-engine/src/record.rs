@@ -143,14 +143,20 @@ pub struct WindowRecord {
 }
 
 impl WindowRecord {
-    /// A source's reading, with the flag percentage it was measured at.
+    /// A source's reading, with the flag percentage it was measured at, its latencies to the
+    /// microsecond: the record is what the policy is shown, so a replay sees the same numbers.
     pub fn from_reading(r: Reading, percent: u8) -> Self {
         WindowRecord {
             start_ms: r.start_ms,
             duration_ms: r.duration_ms,
             percent,
-            endpoints: r.endpoints,
-            sources: r.sources,
+            endpoints: r.endpoints.into_iter().map(EndpointRecord::rounded).collect(),
+            // The probe alone is the default: not written a thousand times over.
+            sources: if r.sources == [Source::Probe] {
+                Vec::new()
+            } else {
+                r.sources
+            },
         }
     }
 

@@ -80,9 +80,15 @@ impl Measure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointRecord {
     pub endpoint: String,
+    /// Both versions together when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served: Option<Served>,
     pub requests: u64,
+    // Zero counts are left out of the journal: a long canary writes one row per endpoint and
+    // version every window, and most windows have neither errors nor conflicts.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub errors: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub conflicts: u64,
     #[serde(deserialize_with = "nan_if_null")]
     pub p50_ms: f64,
@@ -99,6 +105,20 @@ pub struct EndpointRecord {
     /// The measures the source could not answer, in `Measure` order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<Measure>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A latency to the microsecond, the probe's resolution: finer digits from a source's
+/// arithmetic (an average, a Prometheus quantile) are noise that only lengthens the journal.
+fn to_microsecond(ms: f64) -> f64 {
+    if ms.is_finite() {
+        (ms * 1000.0).round() / 1000.0
+    } else {
+        ms
+    }
 }
 
 /// JSON has no NaN: serde_json writes it as `null`, which reads back as NaN (a missing measure).
@@ -122,6 +142,23 @@ impl EndpointRecord {
             latencies_ms: Vec::new(),
             missing: Vec::new(),
         }
+    }
+
+    /// Every latency to the microsecond: what is journaled and what a policy is shown.
+    pub fn rounded(mut self) -> Self {
+        for v in [
+            &mut self.p50_ms,
+            &mut self.p95_ms,
+            &mut self.p99_ms,
+            &mut self.avg_ms,
+            &mut self.max_ms,
+        ] {
+            *v = to_microsecond(*v);
+        }
+        for v in &mut self.latencies_ms {
+            *v = to_microsecond(*v);
+        }
+        self
     }
 
     /// Every measure is known.
@@ -377,5 +414,31 @@ mod tests {
         assert_eq!((t.requests, t.errors, t.served), (40, 1, None));
         assert!((t.avg_ms - (50.0 * 10.0 + 10.0 * 30.0) / 40.0).abs() < 1e-9);
         assert_eq!(t.p95_ms, 100.0);
+    }
+
+    #[test]
+    fn a_journaled_row_leaves_out_zeros_and_noise_and_reads_back_the_same() {
+        let mut r = EndpointRecord {
+            avg_ms: 1.7794285714285716,
+            p50_ms: 1.735,
+            latencies_ms: vec![1.4204999, 2.0],
+            ..EndpointRecord::empty("board", None)
+        };
+        r.requests = 7;
+        let r = r.rounded();
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"endpoint":"board","requests":7,"p50_ms":1.735,"p95_ms":0.0,"p99_ms":0.0,"avg_ms":1.779,"max_ms":0.0,"latencies_ms":[1.42,2.0]}"#
+        );
+        let back: EndpointRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        // A missing latency stays missing (NaN, `null`), never rounded into a number.
+        let mut gap = EndpointRecord::empty("board", Some(Served::Canary));
+        gap.set_missing(Measure::P95Ms);
+        let gap = gap.rounded();
+        assert!(gap.p95_ms.is_nan());
+        let json = serde_json::to_string(&gap).unwrap();
+        assert!(json.contains(r#""served":"canary""#) && json.contains(r#""p95_ms":null"#));
     }
 }
