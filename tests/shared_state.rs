@@ -541,10 +541,11 @@ async fn mirrored_at(s3: &aws_sdk_s3::Client, stage: &str) -> String {
             .find(|k| k.ends_with("/journal.jsonl"))
             .map(String::from);
         if let Some(key) = journal
-            && let Some(body) = get(s3, "site", &key).await
+            && let id = key.split('/').nth(2).unwrap().to_string()
+            && let Some(body) = mirrored_journal(s3, "site", "", &id).await
             && String::from_utf8_lossy(&body).contains(&format!(r#""stage":"{stage}""#))
         {
-            return key.split('/').nth(2).unwrap().to_string();
+            return id;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -700,4 +701,120 @@ async fn the_fleet_snapshot_spares_reads_but_never_shows_an_old_summary() {
         "written after the snapshot",
         "an entry for an older version is not"
     );
+}
+
+/// Every segment of a run's mirrored journal, level `level`, in order: (seq, bytes).
+async fn segments(s3: &aws_sdk_s3::Client, run_id: &str, level: u32) -> Vec<(u64, Vec<u8>)> {
+    let prefix = format!("launch/journal-segments/{run_id}/L{level}/");
+    let listed = s3
+        .list_objects_v2()
+        .bucket("site")
+        .prefix(&prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        let seq = key[prefix.len()..].parse::<u64>().unwrap();
+        out.push((seq, get(s3, "site", key).await.unwrap()));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_mirrored_journal_is_uploaded_in_segments_of_what_is_new_and_read_back_whole() {
+    // Forty short stages: every stage's records are an upload of their own.
+    let stages: String = (0..40)
+        .map(|i| wait_stage(&format!("s{i}"), "40ms"))
+        .collect();
+    let (moto, s3, dir, book) = site_with(&stages).await;
+    let out = start_run(&moto, &book, &dir.path().join("machine-a"))
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = local_runs(&dir.path().join("machine-a")).pop().unwrap();
+    let id = run.file_name().unwrap().to_str().unwrap().to_string();
+    let journal = std::fs::read(run.join("journal.jsonl")).unwrap();
+
+    // Level 0: each upload sent only what the journal gained, in order, ending where the
+    // journal ends: together they are its tail, with nothing sent twice.
+    let level0 = segments(&s3, &id, 0).await;
+    assert!(level0.len() >= 16, "{} uploads", level0.len());
+    let seqs: Vec<u64> = level0.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (0..level0.len() as u64).collect::<Vec<_>>());
+    let tail: Vec<u8> = level0.iter().flat_map(|(_, b)| b.clone()).collect();
+    assert!(
+        journal.ends_with(&tail),
+        "{} segments of {} bytes, journal {} bytes; the tail is at {:?}",
+        level0.len(),
+        tail.len(),
+        journal.len(),
+        journal
+            .windows(tail.len().min(journal.len()))
+            .position(|w| w == tail.as_slice())
+    );
+    // Level 1: each 16 of them in one object, so a reader needs a sixteenth of the requests.
+    let level1 = segments(&s3, &id, 1).await;
+    assert_eq!(level1.len(), level0.len() / 16);
+    for (seq, bytes) in &level1 {
+        let merged: Vec<u8> = level0[*seq as usize..*seq as usize + 16]
+            .iter()
+            .flat_map(|(_, b)| b.clone())
+            .collect();
+        assert_eq!(&merged, bytes, "L1/{seq}");
+    }
+    // The run is over: the base is the whole journal, and says no segment continues it.
+    let base = s3
+        .get_object()
+        .bucket("site")
+        .key(format!("launch/runs/{id}/journal.jsonl"))
+        .send()
+        .await
+        .unwrap();
+    let from = base.metadata().unwrap()["segments-from"].clone();
+    assert_eq!(from, level0.len().to_string());
+    assert_eq!(
+        base.body.collect().await.unwrap().into_bytes().to_vec(),
+        journal
+    );
+
+    // Mid-run, a reader follows the segments: with the base as first written (the run's
+    // first upload, here before any record), the largest segment at each step gives back the whole journal.
+    let head_len = journal.len() - tail.len();
+    put_with_from(
+        &s3,
+        &format!("launch/runs/{id}/journal.jsonl"),
+        &journal[..head_len],
+    )
+    .await;
+    assert_eq!(
+        mirrored_journal(&s3, "site", "", &id).await.unwrap(),
+        journal
+    );
+    // Another machine reads it so too: every record, and the reports anchor its last line.
+    let verified = host(&moto)
+        .args(["verify", &id, "--state", "s3://site", "--runs-dir"])
+        .arg(dir.path().join("machine-b"))
+        .output()
+        .unwrap();
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    let said = String::from_utf8_lossy(&verified.stdout);
+    let records = journal.iter().filter(|b| **b == b'\n').count();
+    assert!(
+        said.contains(&format!("intact — {records} records")),
+        "{said}"
+    );
+}
+
+/// Puts the base back as a run's first upload left it: `bytes`, continued by segment 0.
+async fn put_with_from(s3: &aws_sdk_s3::Client, key: &str, bytes: &[u8]) {
+    s3.put_object()
+        .bucket("site")
+        .key(key)
+        .metadata("segments-from", "0")
+        .body(ByteStream::from(bytes.to_vec()))
+        .send()
+        .await
+        .unwrap();
 }

@@ -235,12 +235,15 @@ pub fn runner(
 
 /// The run's journal as mirrored in S3.
 pub async fn mirrored(s3: &aws_sdk_s3::Client, run_id: &str) -> Vec<serde_json::Value> {
-    let key = format!("state/launch/runs/{run_id}/journal.jsonl");
-    String::from_utf8(s3_object(s3, "site", &key).await.unwrap_or_default())
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    String::from_utf8(
+        super::mirrored_journal(s3, "site", "state/", run_id)
+            .await
+            .unwrap_or_default(),
+    )
+    .unwrap()
+    .lines()
+    .filter_map(|l| serde_json::from_str(l).ok())
+    .collect()
 }
 
 /// Whether the run ended and its copy is complete: its last word is in the shared journal, and

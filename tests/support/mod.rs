@@ -218,6 +218,49 @@ pub async fn s3_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Opti
     Some(o.body.collect().await.unwrap().into_bytes().to_vec())
 }
 
+/// A run's journal as mirrored under `state` (the key prefix of the runbook's `state`
+/// location) in `bucket`, read the way docs/operations.md lays it out: the base
+/// `launch/runs/<id>/journal.jsonl`, then from segment `segments-from` (its metadata) on, at
+/// each segment the largest `launch/journal-segments/<id>/L<k>/<seq>` that starts there
+/// (`L<k>` holds segments seq .. seq + 16^k). `None` when there is no base.
+pub async fn mirrored_journal(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    state: &str,
+    run_id: &str,
+) -> Option<Vec<u8>> {
+    let base = s3
+        .get_object()
+        .bucket(bucket)
+        .key(format!("{state}launch/runs/{run_id}/journal.jsonl"))
+        .send()
+        .await
+        .ok()?;
+    let from = base
+        .metadata()
+        .and_then(|m| m.get("segments-from"))
+        .cloned();
+    let mut bytes = base.body.collect().await.unwrap().into_bytes().to_vec();
+    let Some(mut seq) = from.map(|f| f.parse::<u64>().unwrap()) else {
+        return Some(bytes);
+    };
+    'next: loop {
+        for level in (0..=4u32).rev() {
+            let span = 16u64.pow(level);
+            if seq % span != 0 {
+                continue;
+            }
+            let key = format!("{state}launch/journal-segments/{run_id}/L{level}/{seq:010}");
+            if let Some(segment) = s3_object(s3, bucket, &key).await {
+                bytes.extend(segment);
+                seq += span;
+                continue 'next;
+            }
+        }
+        return Some(bytes);
+    }
+}
+
 /// Every recorded call's inputs of a run, with the path of the file they are in (`None`: in
 /// the journal's `call` record).
 pub fn recorded_inputs(run: &std::path::Path) -> Vec<(Option<PathBuf>, serde_json::Value)> {

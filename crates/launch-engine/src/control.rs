@@ -144,11 +144,10 @@ pub async fn send_shared(
         .rev()
         .take(RUNS_SEARCHED)
     {
-        let key = format!("{}journal.jsonl", crate::mirror::run_prefix(&loc, &id));
-        let Some((bytes, _)) = loc.get(&key).await? else {
+        let Some(shared) = crate::mirror::segments::read(&loc, &id).await? else {
             continue;
         };
-        let Ok(records) = crate::journal::Journal::parse(&bytes) else {
+        let Ok(records) = crate::journal::Journal::parse(&shared.bytes) else {
             continue;
         };
         if let Some(progress) = workspace::progress_in(&records, id, runbook, env) {

@@ -150,7 +150,11 @@ impl WindowRecord {
             start_ms: r.start_ms,
             duration_ms: r.duration_ms,
             percent,
-            endpoints: r.endpoints.into_iter().map(EndpointRecord::rounded).collect(),
+            endpoints: r
+                .endpoints
+                .into_iter()
+                .map(EndpointRecord::rounded)
+                .collect(),
             // The probe alone is the default: not written a thousand times over.
             sources: if r.sources == [Source::Probe] {
                 Vec::new()

@@ -212,6 +212,7 @@ impl S3Location {
         metadata: &[(&str, String)],
     ) -> anyhow::Result<Option<String>> {
         counted();
+        SENT.fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut req = self
             .client
             .put_object()
@@ -308,6 +309,14 @@ fn counted() {
 /// How many S3 requests this process has made so far.
 pub fn requests() -> u64 {
     REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Bytes of object bodies this process has written through `S3Location`, for the benchmarks.
+static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many bytes of object bodies this process has written so far.
+pub fn bytes_sent() -> u64 {
+    SENT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// 412 Precondition Failed, or 409 when a conditional write raced another.

@@ -11,7 +11,7 @@ use futures::StreamExt;
 
 use super::store::{ArtifactStore, Manifest, OnUploaded, StoreFuture, read_build};
 pub(crate) use location::err;
-pub use location::{MAX_OBJECT_BYTES, Object, S3Location, Written, requests};
+pub use location::{MAX_OBJECT_BYTES, Object, S3Location, Written, bytes_sent, requests};
 
 pub struct S3Store {
     client: aws_sdk_s3::Client,

@@ -4,10 +4,11 @@
 //! always of the latest bytes); at the end of the run every file of the folder is uploaded and
 //! awaited.
 //!
-//! Each journal upload is conditional — `If-Match` the ETag of this process's previous upload
-//! (`If-None-Match: *` for a new run) — so a runner that lost its run to another (a takeover)
-//! can never write over the journal its successor continues: its first upload after is refused,
-//! and it uploads nothing more. After each upload that succeeded, the run's summary
+//! Each upload sends only what the journal gained, as a segment (`segments`). Each is created
+//! only if nobody created it yet, and two runners continuing one journal race for the same
+//! key, so a runner that lost its run to another (a takeover) can never write over the journal
+//! its successor continues: its first upload after is refused, and it uploads nothing more.
+//! After each upload that succeeded, the run's summary
 //! (`fleet::Summary`, `launch/index/<id>.json`) is written from the records it holds — also
 //! conditionally, so a runner that woke up mid-upload cannot leave its stale summary last.
 
@@ -20,6 +21,9 @@ use tokio::sync::watch;
 use crate::fleet::Summary;
 use launch_targets::rooted::Rooted;
 use launch_targets::s3::S3Location;
+
+pub mod segments;
+use segments::{Refused, Writer};
 
 /// Folders of a run that are not state: the embedded targets and build outputs.
 const NOT_STATE: [&str; 2] = ["env", "build"];
@@ -41,21 +45,19 @@ pub struct Diverged {
     pub url: String,
 }
 
-/// The run's copy in S3: where, the ETag of the journal as this process last wrote it, and
-/// the summary of what it holds.
+/// The run's copy in S3: where, what this process has written of the journal, and the
+/// summary of what it holds.
 struct Copy {
     loc: S3Location,
     prefix: String,
     journal: PathBuf,
     /// One upload at a time: the background task and a stage's flush would otherwise both
-    /// write over the same ETag, and the loser would take itself for a runner taken over.
-    turn: tokio::sync::Mutex<()>,
+    /// create the same segment, and the loser would take itself for a runner taken over.
+    turn: tokio::sync::Mutex<Writer>,
     state: Mutex<CopyState>,
 }
 
 struct CopyState {
-    /// The journal object's ETag (`None`: there is none yet).
-    etag: Option<String>,
     /// Set once an upload was refused: another process writes the run's copy now.
     lost: Option<String>,
     /// The summary object's ETag as this process last wrote it (`None`: not known yet —
@@ -86,7 +88,7 @@ impl Mirror {
         // only by a journal that continues it: records it holds that this copy lacks (a late
         // write of the runner this one took over from) are never dropped.
         let journal = run_dir.join("journal.jsonl");
-        let shared = loc.get_object(&format!("{prefix}journal.jsonl")).await?;
+        let shared = segments::read(&loc, run_id).await?;
         if let Some(shared) = &shared {
             let local = crate::files::read(&journal, crate::journal::MAX_BYTES, "the journal")?;
             if !local.starts_with(&shared.bytes) {
@@ -96,14 +98,12 @@ impl Mirror {
                 .into());
             }
         }
-        let etag = shared.and_then(|o| o.etag);
         let copy = Arc::new(Copy {
             loc,
             prefix,
             journal,
-            turn: tokio::sync::Mutex::new(()),
+            turn: tokio::sync::Mutex::new(Writer::new(run_id, shared.as_ref())),
             state: Mutex::new(CopyState {
-                etag,
                 lost: None,
                 summary_etag: None,
                 offset: 0,
@@ -122,7 +122,7 @@ impl Mirror {
                     biased;
                     _ = &mut stopped => break,
                     changed = rx.changed() => match changed {
-                        Ok(()) => { let _ = background.upload_journal().await; }
+                        Ok(()) => { let _ = background.upload_journal(false).await; }
                         Err(_) => break,
                     },
                 }
@@ -135,7 +135,7 @@ impl Mirror {
             stop: Some(stop),
             task,
         };
-        mirror.upload_all().await?;
+        mirror.upload_all(false).await?;
         Ok(mirror)
     }
 
@@ -157,8 +157,9 @@ impl Mirror {
         }
     }
 
-    async fn upload_all(&self) -> anyhow::Result<()> {
-        self.copy.upload_journal().await?;
+    /// Uploads the journal (`seal`: as the whole base, at the end) and every other file.
+    async fn upload_all(&self, seal: bool) -> anyhow::Result<()> {
+        self.copy.upload_journal(seal).await?;
         for file in state_files(&self.run_dir)? {
             let rel = file
                 .strip_prefix(&self.run_dir)
@@ -187,7 +188,7 @@ impl Mirror {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
-        self.upload_all().await
+        self.upload_all(true).await
     }
 }
 
@@ -200,18 +201,18 @@ impl Shared {
     /// happens, so whoever takes the run over knows it may have. Fails once another process
     /// writes the copy (this runner lost the run).
     pub async fn flush(&self) -> anyhow::Result<()> {
-        self.0.upload_journal().await
+        self.0.upload_journal(false).await
     }
 }
 
 impl Copy {
-    /// Uploads the journal over the version this process last wrote, then the summary.
-    async fn upload_journal(&self) -> anyhow::Result<()> {
-        let _turn = self.turn.lock().await;
-        let key = format!("{}journal.jsonl", self.prefix);
-        let (etag, lost, run_id) = {
+    /// Uploads what the journal gained since this process last did (`seal`: the whole journal
+    /// as the base, at the end), then the summary.
+    async fn upload_journal(&self, seal: bool) -> anyhow::Result<()> {
+        let mut writer = self.turn.lock().await;
+        let (lost, run_id) = {
             let s = lock(&self.state);
-            (s.etag.clone(), s.lost.clone(), s.summary.run_id.clone())
+            (s.lost.clone(), s.summary.run_id.clone())
         };
         if let Some(why) = lost {
             return Err(crate::lease::LeaseLost { run_id, why }.into());
@@ -219,22 +220,15 @@ impl Copy {
         let bytes = tokio::fs::read(&self.journal)
             .await
             .with_context(|| format!("reading {}", self.journal.display()))?;
-        let only_if = Some(etag.as_deref());
-        let written = self
-            .loc
-            .put_tagged(&key, bytes.clone(), "application/x-ndjson", only_if)
-            .await?;
-        let Some(next) = written else {
-            let why = format!(
-                "{} was written by another process (the run was taken over?): this runner uploads nothing more",
-                self.loc.url(&key)
-            );
-            lock(&self.state).lost = Some(why.clone());
-            return Err(crate::lease::LeaseLost { run_id, why }.into());
+        let written = match seal {
+            true => writer.seal(&self.loc, &bytes).await?,
+            false => writer.append(&self.loc, &bytes).await?,
         };
+        if let Err(Refused(url)) = written {
+            return Err(self.lost(run_id, &url, "uploads"));
+        }
         let summary = {
             let mut s = lock(&self.state);
-            s.etag = Some(next);
             let start = s.offset.min(bytes.len());
             let lines = crate::journal::lines(&bytes[start..]);
             for line in &lines {
@@ -245,14 +239,23 @@ impl Copy {
             }
             serde_json::to_vec(&s.summary)?
         };
-        self.write_summary(&key, summary).await
+        self.write_summary(&writer, summary).await
+    }
+
+    /// This runner lost the run: it writes nothing more.
+    fn lost(&self, run_id: String, url: &str, what: &str) -> anyhow::Error {
+        let why = format!(
+            "{url} was written by another process (the run was taken over?): this runner {what} nothing more"
+        );
+        lock(&self.state).lost = Some(why.clone());
+        crate::lease::LeaseLost { run_id, why }.into()
     }
 
     /// Writes the run's summary over the version this process last wrote. A conflict means
     /// another process wrote it: a runner taken over that woke mid-upload, or the one that
-    /// took it. Whoever still holds the journal (its ETag is the one this process wrote)
-    /// writes again; the other stops. So the holder's summary is always the last written.
-    async fn write_summary(&self, journal_key: &str, summary: Vec<u8>) -> anyhow::Result<()> {
+    /// took it. Whoever still continues the journal writes again; the other stops. So the
+    /// holder's summary is always the last written.
+    async fn write_summary(&self, writer: &Writer, summary: Vec<u8>) -> anyhow::Result<()> {
         let (run_id, mut known) = {
             let s = lock(&self.state);
             (s.summary.run_id.clone(), s.summary_etag.clone())
@@ -271,14 +274,8 @@ impl Copy {
                 lock(&self.state).summary_etag = Some(Some(etag));
                 return Ok(());
             }
-            let ours = lock(&self.state).etag.clone();
-            if self.loc.head(journal_key).await? != ours {
-                let why = format!(
-                    "{} was written by another process (the run was taken over?): this runner writes nothing more",
-                    self.loc.url(journal_key)
-                );
-                lock(&self.state).lost = Some(why.clone());
-                return Err(crate::lease::LeaseLost { run_id, why }.into());
+            if let Err(Refused(url)) = writer.still_ours(&self.loc).await? {
+                return Err(self.lost(run_id, &url, "writes"));
             }
             known = None;
         }
@@ -322,9 +319,9 @@ pub async fn fetch(url: &str, run_id: &str, dest: &Rooted) -> anyhow::Result<()>
     let loc = S3Location::connect(url).await?;
     let prefix = run_prefix(&loc, run_id);
     let keys = loc.list(&prefix).await?;
-    let journal_key = format!("{prefix}journal.jsonl");
+    let journal_key = segments::base_key(&loc, run_id);
     let remote = match keys.contains(&journal_key) {
-        true => loc.get(&journal_key).await?.map(|(bytes, _)| bytes),
+        true => segments::read(&loc, run_id).await?.map(|s| s.bytes),
         false => None,
     };
     let Some(remote) = remote else {
