@@ -37,6 +37,7 @@ bench: build-plugins
     command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk unavailable: the probe is shown without its reference"
     cargo bench -p launch-host --bench plugins -- --plugins "{{justfile_directory()}}/plugins"
     cargo bench -p launch-host --bench lab -- --plugins "{{justfile_directory()}}/plugins"
+    cargo bench -p launch-host --bench journal -- --plugins "{{justfile_directory()}}/plugins"
     cargo bench -p launch-host --bench trust -- --plugins "{{justfile_directory()}}/plugins"
     cargo bench -p launch-host --bench web
     cargo bench -p launch-host --bench playbook

@@ -9,7 +9,8 @@ use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
 use crate::lab::record::{Saved, action_answer, check_answers, verdict_answer};
 use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
-use launch_runtime::types::{CanaryState, Decision};
+use launch_runtime::bounds::MAX_HISTORY;
+use launch_runtime::types::{CanaryState, CanaryWindow, Decision};
 
 /// What a call answered, in the fixtures' words.
 pub struct Answer {
@@ -57,11 +58,42 @@ pub struct History {
     pub len: u64,
 }
 
-impl History {
-    /// A window `seq` was added to the history.
-    pub fn push(&mut self, seq: u64) {
-        self.from.get_or_insert(seq);
-        self.len += 1;
+/// A canary step's history as its policy is shown it: the step's complete windows, the most
+/// recent `MAX_HISTORY` of them, each with its number in the journal.
+#[derive(Default)]
+pub struct StepHistory {
+    windows: Vec<CanaryWindow>,
+    seqs: std::collections::VecDeque<u64>,
+}
+
+impl StepHistory {
+    /// Window `seq` of the journal joins the history; the oldest leaves past the bound.
+    pub fn push(&mut self, window: CanaryWindow, seq: u64) {
+        if self.windows.len() == MAX_HISTORY {
+            // A memmove of MAX_HISTORY small records, against a policy call that reads them all.
+            self.windows.remove(0);
+            self.seqs.pop_front();
+        }
+        self.windows.push(window);
+        self.seqs.push_back(seq);
+    }
+
+    pub fn windows(&self) -> &[CanaryWindow] {
+        &self.windows
+    }
+
+    /// Where the history is in the journal, for the call's record. Windows with a gap are
+    /// never in it, so its windows are the stage's complete ones from `from` on.
+    pub fn range(&self) -> History {
+        History {
+            from: self.seqs.front().copied(),
+            len: self.seqs.len() as u64,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.windows.clear();
+        self.seqs.clear();
     }
 }
 
@@ -129,4 +161,34 @@ pub fn uat(plugin: &str, stage: &Stage, input: UatInput) -> Fixture {
     let mut f = Fixture::new(plugin, stage.config_value());
     f.uat = Some(input);
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(start_ms: u64) -> CanaryWindow {
+        CanaryWindow {
+            start_ms,
+            duration_ms: 100,
+            canary: Vec::new(),
+            baseline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_policy_is_shown_the_most_recent_windows_and_the_call_names_them() {
+        let mut h = StepHistory::default();
+        // Window numbers of the run, two apart (another stage's windows between).
+        for i in 0..(MAX_HISTORY as u64 + 5) {
+            h.push(window(i), 10 + 2 * i);
+        }
+        assert_eq!(h.windows().len(), MAX_HISTORY);
+        assert_eq!(h.windows()[0].start_ms, 5);
+        assert_eq!(h.windows().last().unwrap().start_ms, MAX_HISTORY as u64 + 4);
+        let range = h.range();
+        assert_eq!((range.from, range.len), (Some(20), MAX_HISTORY as u64));
+        h.clear();
+        assert_eq!((h.range().from, h.range().len), (None, 0));
+    }
 }

@@ -11,7 +11,7 @@ use crate::journal::Event;
 use crate::operator::{Measure, Notice};
 use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
-use launch_runtime::types::{Action, CanaryState, CanaryWindow};
+use launch_runtime::types::{Action, CanaryState};
 
 /// The longest a canary stage may take when its `duration` does not say: past it, a canary
 /// still holding (on missing data, say) is rolled back rather than left half-way forever.
@@ -62,9 +62,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         crate::control::Inbox::open(&ctx.run_dir, &ctx.run_id, state.as_deref(), obeyed).await;
     let started = Instant::now();
     let mut step_started = Instant::now();
-    let mut history: Vec<CanaryWindow> = Vec::new();
-    // Where `history` is in the journal, for the recorded calls.
-    let mut history_seqs = super::calls::History::default();
+    let mut history = super::calls::StepHistory::default();
     let mut last_checks: Vec<CheckRecord> = Vec::new();
     let mut decisions = 0u32;
     let mut blindness = Blindness::new(blind::limit(stage, interval));
@@ -95,9 +93,9 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                     let record = WindowRecord::from_reading(reading, percent);
                     let gaps = launch_targets::metrics::gaps(&record.endpoints);
                     if gaps.is_empty() {
-                        history.push(record.canary_window());
+                        let window = record.canary_window();
                         let seq = ctx.record_window(&name, &env_name, record)?;
-                        history_seqs.push(seq);
+                        history.push(window, seq);
                     } else {
                         // Journaled as measured, never shown to the policy: a missing
                         // measure is no data, not a number.
@@ -158,20 +156,20 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         let input = super::calls::canary(&plugin_name, stage, &state);
         decisions = decisions.saturating_add(1);
         let decision = match plugin
-            .decide_canary(&sandbox, &state, &history, &config)
+            .decide_canary(&sandbox, &state, history.windows(), &config)
             .await
         {
             Ok(called) => {
                 journal_logs(ctx, stage, &called.logs)?;
                 let answer = super::calls::Answer::of_decision(&called.value);
-                super::calls::record(ctx, stage, &input, history_seqs, answer)?;
+                super::calls::record(ctx, stage, &input, history.range(), answer)?;
                 called.value
             }
             Err(failure) => {
                 // A broken policy cannot keep traffic on the canary.
                 journal_logs(ctx, stage, &failure.logs)?;
                 let answer = super::calls::Answer::failed(&failure.to_string());
-                super::calls::record(ctx, stage, &input, history_seqs, answer)?;
+                super::calls::record(ctx, stage, &input, history.range(), answer)?;
                 let reason = failure.to_string();
                 rollback(ctx, stage, "policy-failed", &reason).await?;
                 return Ok(rolled_back(
@@ -205,7 +203,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         // Before acting: a promotion clears the history the shadows must see.
         let inputs = super::shadow::Inputs::Canary {
             state: &state,
-            history: &history,
+            history: history.windows(),
         };
         super::shadow::consult(ctx, stage, inputs, &action_word, Some(percent)).await?;
         if let Action::Hold(why) = &decision.action {
@@ -269,7 +267,6 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 }
                 step_started = Instant::now();
                 history.clear();
-                history_seqs = Default::default();
                 // A new step: its first windows may be empty; the count starts again.
                 blindness.seen();
                 holding = false;
