@@ -40,36 +40,49 @@ if [ "$mode" = "--test-plugins" ]; then
     exit 0
 fi
 
-cargo_wasm "$root/plugins/Cargo.toml"
+# Python plugins: one folder each with app.py and world.txt naming the WIT world.
+build_python() {
+    for dir in "$root"/plugins/python/*/; do
+        name=$(basename "$dir")
+        world=$(cat "$dir/world.txt")   # the WIT world the plugin implements, e.g. slo-gate-plugin
+        out="$root/plugins/$name.wasm"
+        stamp="$target_dir/python-$name.sha256"
+        sum=$(cat "$root"/wit/*.wit "$dir"/*.py | sha256sum | cut -d' ' -f1)
+        if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then continue; fi
+        (cd "$dir" && componentize-py -d "$root/wit" -w "$world" componentize app -o "$out" >/dev/null)
+        echo "$sum" > "$stamp"
+    done
+}
+# JavaScript plugins: one folder each with app.js and world.txt, built with componentize-js.
+build_js() {
+    componentize_js="$root/plugins/js/tools/node_modules/.bin/componentize-js"
+    for dir in "$root"/plugins/js/*/; do
+        [ -f "$dir/app.js" ] || continue
+        name=$(basename "$dir")
+        world=$(cat "$dir/world.txt")
+        out="$root/plugins/$name.wasm"
+        stamp="$target_dir/js-$name.sha256"
+        sum=$(cat "$root"/wit/*.wit "$dir"/*.js | sha256sum | cut -d' ' -f1)
+        if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then continue; fi
+        [ -x "$componentize_js" ] || { echo "build-plugins: run scripts/setup.sh first (componentize-js)" >&2; exit 1; }
+        (cd "$dir" && "$componentize_js" app.js --wit "$root/wit" --world-name "$world" -o "$out" >/dev/null)
+        echo "$sum" > "$stamp"
+    done
+}
+
+# The Python and JavaScript plugins build beside the Rust ones: componentize-py and
+# componentize-js each use one core, while cargo uses what is left.
+mkdir -p "$target_dir"
+build_python & python_pid=$!
+build_js & js_pid=$!
+failed=0
+cargo_wasm "$root/plugins/Cargo.toml" || failed=1
 for dir in "$root"/plugins/rust/*/; do
     crate=$(basename "$dir")
     [ "$crate" = sdk ] && continue
-    install_wasm "$crate" "$root/plugins"
+    [ "$failed" = 0 ] && install_wasm "$crate" "$root/plugins"
 done
-
-# Python plugins: one folder each with app.py and world.txt naming the WIT world.
-for dir in "$root"/plugins/python/*/; do
-    name=$(basename "$dir")
-    world=$(cat "$dir/world.txt")   # the WIT world the plugin implements, e.g. slo-gate-plugin
-    out="$root/plugins/$name.wasm"
-    stamp="$target_dir/python-$name.sha256"
-    sum=$(cat "$root"/wit/*.wit "$dir"/*.py | sha256sum | cut -d' ' -f1)
-    if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then continue; fi
-    (cd "$dir" && componentize-py -d "$root/wit" -w "$world" componentize app -o "$out" >/dev/null)
-    echo "$sum" > "$stamp"
-done
-# JavaScript plugins: one folder each with app.js and world.txt, built with componentize-js.
-componentize_js="$root/plugins/js/tools/node_modules/.bin/componentize-js"
-for dir in "$root"/plugins/js/*/; do
-    [ -f "$dir/app.js" ] || continue
-    name=$(basename "$dir")
-    world=$(cat "$dir/world.txt")
-    out="$root/plugins/$name.wasm"
-    stamp="$target_dir/js-$name.sha256"
-    sum=$(cat "$root"/wit/*.wit "$dir"/*.js | sha256sum | cut -d' ' -f1)
-    if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then continue; fi
-    [ -x "$componentize_js" ] || { echo "build-plugins: run scripts/setup.sh first (componentize-js)" >&2; exit 1; }
-    (cd "$dir" && "$componentize_js" app.js --wit "$root/wit" --world-name "$world" -o "$out" >/dev/null)
-    echo "$sum" > "$stamp"
-done
+wait "$python_pid" || { echo "build-plugins: a Python plugin failed to build (above)" >&2; failed=1; }
+wait "$js_pid" || { echo "build-plugins: a JavaScript plugin failed to build (above)" >&2; failed=1; }
+[ "$failed" = 0 ] || exit 1
 echo "plugins: $(ls "$root"/plugins/*.wasm | wc -l) built in plugins/"

@@ -2,7 +2,7 @@
 //!
 //! One canary step held for 10 000 windows (`LAUNCH_HOST_BENCH_WINDOWS`), each window shaped
 //! like the embedded target's at a 100 ms interval (three endpoints, both versions, a few raw
-//! latencies), decided by the stock `canary-steps` with the step's whole history, and
+//! latencies), decided by the stock `canary-steps` with the step's history as the host bounds it, and
 //! recorded as a run records it: the `window`, `call` and `decision` records. The run is
 //! mirrored to S3 (moto on 127.0.0.1) with one upload per window — the most a run sends; its
 //! background uploads coalesce. Printed: the journal per window, the bytes the mirror sent next
@@ -22,7 +22,7 @@ use launch_engine::lab::fixture::Fixture;
 use launch_engine::lab::record::{CallStore, Saved, action_answer, action_word, check_answers};
 use launch_engine::mirror::Mirror;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
-use launch_runtime::types::{Action, CanaryState, CanaryWindow};
+use launch_runtime::types::{Action, CanaryState};
 use launch_runtime::{Runtime, Sandbox};
 use launch_targets::probe::Served;
 
@@ -134,14 +134,16 @@ async fn run() -> anyhow::Result<()> {
         step_elapsed_ms: 0,
         total_elapsed_ms: 0,
     };
-    let mut history: Vec<CanaryWindow> = Vec::new();
+    // The step's history as the host keeps it: its most recent windows, bounded.
+    let mut history = launch_engine::StepHistory::default();
     let (mut start, mut end) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);
     let sent_before = launch_targets::s3::bytes_sent();
     let mut whole_journal_uploads: u64 = 0;
     let began = Instant::now();
     for i in 0..windows {
         let w = window(i);
-        history.push(w.canary_window());
+        // The run's window number: every window of this run is the canary's.
+        history.push(w.canary_window(), i);
         journal.append(Event::Window {
             stage: "canary".into(),
             environment: "production".into(),
@@ -151,7 +153,7 @@ async fn run() -> anyhow::Result<()> {
         state.total_elapsed_ms += INTERVAL_MS;
         let t = Instant::now();
         let called = plugin
-            .decide_canary(&sandbox, &state, &history, &config_json)
+            .decide_canary(&sandbox, &state, history.windows(), &config_json)
             .await?;
         let took = t.elapsed().as_nanos() as u64;
         if i < EDGE {
@@ -179,8 +181,8 @@ async fn run() -> anyhow::Result<()> {
             input,
             inputs,
             windows: Vec::new(),
-            history_from: Some(0),
-            history_len: history.len() as u64,
+            history_from: history.range().from,
+            history_len: history.range().len,
             answer,
             reason,
             checks: check_answers(&checks),
@@ -259,7 +261,10 @@ async fn run() -> anyhow::Result<()> {
         "",
     );
     row(
-        &format!("decide, median of the last {EDGE} (history {windows})"),
+        &format!(
+            "decide, median of the last {EDGE} (history {})",
+            windows.min(launch_runtime::bounds::MAX_HISTORY as u64)
+        ),
         median(&end),
         "",
         "",

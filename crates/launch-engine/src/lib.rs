@@ -46,3 +46,5 @@ pub use operator::{Operator, Unattended};
 pub use plan::{Operation, RollbackMode};
 pub use run::{Outcome, RunSummary};
 pub use runbook::{Runbook, RunbookError};
+/// A canary step's history as its policy is shown it (the journal benchmark drives it).
+pub use stages::StepHistory;

@@ -4,6 +4,7 @@
 
 mod blind;
 mod calls;
+pub use calls::StepHistory;
 mod canary;
 mod canary_control;
 mod checks;
