@@ -215,13 +215,7 @@ async fn a_run_mirrored_in_s3_verifies_from_another_machine_and_an_edit_there_is
         "\"event\":\"decision\",\"note\":\"x\",",
         1,
     );
-    s3.put_object()
-        .bucket("state")
-        .key(&key)
-        .body(edited.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    rewrite(&s3, &key, edited).await;
     let _ = std::fs::remove_dir_all(&elsewhere);
     let (e2, el) = (env.clone(), elsewhere.clone());
     let (code, text) = tokio::task::spawn_blocking(move || verify(&e2, &el, &state))
@@ -241,13 +235,7 @@ async fn a_run_mirrored_in_s3_verifies_from_another_machine_and_an_edit_there_is
         "\"event\":\"decision\",",
         "\"event\":\"decision\",\"note\":\"y\",",
     );
-    s3.put_object()
-        .bucket("state")
-        .key(&key)
-        .body(forged.into_bytes().into())
-        .send()
-        .await
-        .unwrap();
+    rewrite(&s3, &key, forged).await;
     let (e2, h2) = (env.clone(), here.clone());
     let (code, text) = tokio::task::spawn_blocking(move || verify(&e2, &h2, &state))
         .await
@@ -297,6 +285,26 @@ fn sha256(line: &str) -> String {
 /// What a forger who can write the folder does: edit line `at` (1-based) with `from` → `to`,
 /// then rewrite every later line's hash of the line before it (a signature's `head` too), so
 /// the chain is consistent again.
+/// Writes `body` over the object `key` of bucket `state`, keeping its metadata (the mirrored
+/// journal's `segments-from`), as a forger who knows the layout would.
+async fn rewrite(s3: &aws_sdk_s3::Client, key: &str, body: String) {
+    let was = s3
+        .head_object()
+        .bucket("state")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("state")
+        .key(key)
+        .set_metadata(was.metadata().cloned())
+        .body(body.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+}
+
 fn forge(journal: &str, at: usize, from: &str, to: &str) -> String {
     let mut lines: Vec<String> = journal.lines().map(String::from).collect();
     let old = sha256(&lines[at - 1]);

@@ -241,9 +241,8 @@ pub async fn mirrored_journal(
         .and_then(|m| m.get("segments-from"))
         .cloned();
     let mut bytes = base.body.collect().await.unwrap().into_bytes().to_vec();
-    let Some(mut seq) = from.map(|f| f.parse::<u64>().unwrap()) else {
-        return Some(bytes);
-    };
+    // A base without it was written before segments, and is continued from segment 0.
+    let mut seq = from.map_or(0, |f| f.parse::<u64>().unwrap());
     'next: loop {
         for level in (0..=4u32).rev() {
             let span = 16u64.pow(level);

@@ -68,14 +68,9 @@ pub async fn read(loc: &S3Location, run_id: &str) -> anyhow::Result<Option<Share
         Some(v) => v
             .parse::<u64>()
             .with_context(|| format!("{}: its {FROM} is not a number", loc.url(&key)))?,
-        // A copy written before segments: the base is the whole journal.
-        None => {
-            return Ok(Some(Shared {
-                bytes: base.bytes,
-                base_etag: base.etag,
-                next: 0,
-            }));
-        }
+        // A copy written before segments (the base was the whole journal), which a runner of
+        // today may have continued from segment 0.
+        None => 0,
     };
     let mut bytes = base.bytes;
     'segments: while next < MAX_SEGMENTS {
@@ -117,10 +112,12 @@ pub struct Writer {
     next: u64,
     /// Bytes of the journal in the copy.
     uploaded: usize,
-    /// The first segment this process created, and where each of its segments starts in the
-    /// journal: what the levels above are merged from.
+    /// The first segment this process created: only segments it created are merged, so the
+    /// bytes of a merged object are the ones that won their keys.
     own: Option<u64>,
-    starts: Vec<usize>,
+    /// Per level, where in the journal its group in progress starts (the last segment this
+    /// process created whose number is a multiple of the level's span).
+    group_start: [usize; TOP as usize + 1],
 }
 
 /// An upload was refused: another runner continues the journal.
@@ -135,13 +132,8 @@ impl Writer {
             next: shared.map_or(0, |s| s.next),
             uploaded: shared.map_or(0, |s| s.bytes.len()),
             own: None,
-            starts: Vec::new(),
+            group_start: [0; TOP as usize + 1],
         }
-    }
-
-    /// Bytes of the journal in the copy.
-    pub fn uploaded(&self) -> usize {
-        self.uploaded
     }
 
     /// Uploads what `journal` (the whole local journal) has beyond the copy: the base for a
@@ -186,7 +178,11 @@ impl Writer {
             return Ok(Err(Refused(loc.url(&key))));
         }
         let own = *self.own.get_or_insert(seq);
-        self.starts.push(self.uploaded);
+        for level in 1..=TOP {
+            if seq.is_multiple_of(span(level)) {
+                self.group_start[level as usize] = self.uploaded;
+            }
+        }
         self.uploaded = journal.len();
         self.next = seq + 1;
         // Every level this segment completes, lowest first, from bytes that won their keys.
@@ -195,7 +191,7 @@ impl Writer {
                 Some(first) if (seq + 1).is_multiple_of(span(level)) && first >= own => first,
                 _ => break,
             };
-            let from = self.starts[(first - own) as usize];
+            let from = self.group_start[level as usize];
             self.merge(loc, level, first, from..self.uploaded, journal)
                 .await?;
         }
