@@ -192,8 +192,15 @@ impl Writer {
                 _ => break,
             };
             let from = self.group_start[level as usize];
-            self.merge(loc, level, first, from..self.uploaded, journal)
-                .await?;
+            // The segment is durable already; a merged object only saves readers requests, so
+            // one that failed is not a failed upload (readers take the smaller ones).
+            if self
+                .merge(loc, level, first, from..self.uploaded, journal)
+                .await
+                .is_err()
+            {
+                break;
+            }
         }
         Ok(Ok(()))
     }
