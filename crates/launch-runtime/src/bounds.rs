@@ -12,7 +12,7 @@ pub const MAX_NAME: usize = 256;
 pub const MAX_CHECKS: usize = 1_000;
 /// Most windows a canary policy is shown: the step's most recent. A canary held for hours at a
 /// sub-second interval would otherwise hand its policy a list that grows every window (and
-/// each call's time with it); a policy that needs a longer memory keeps its own numbers.
+/// each call's time with it). The state's `step-elapsed-ms` still counts from the step's start.
 pub const MAX_HISTORY: usize = 1_000;
 
 pub trait Bound {
