@@ -124,6 +124,23 @@ pub fn record(
     })
 }
 
+/// `record` for a call that ended in a stage's report (a smoke suite, an SLO gate, a step):
+/// no canary history, the report's verdict as the answer.
+pub fn record_report(
+    ctx: &mut Ctx,
+    stage: &Stage,
+    fixture: &Fixture,
+    result: &StageResult,
+) -> anyhow::Result<()> {
+    record(
+        ctx,
+        stage,
+        fixture,
+        History::default(),
+        Answer::of_report(result),
+    )
+}
+
 /// The inputs of a canary decision, but its history: the call names the run's windows.
 pub fn canary(plugin: &str, stage: &Stage, state: &CanaryState) -> Fixture {
     Fixture::canary(plugin, stage.config_value(), state)

@@ -2,7 +2,7 @@
 //! the host (target, measured windows, context) and their report becomes the stage's verdict.
 //! Canary and UAT stages have loops and data of their own (`canary`, `uat`).
 
-use super::calls::{self, Answer};
+use super::calls;
 use super::shadow::Inputs;
 use super::{journal_logs, target};
 use crate::context::{Ctx, StageResult};
@@ -22,13 +22,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let http = std::mem::take(&mut called.exchanges);
             let result = report_result(ctx, stage, called)?;
             let input = calls::target(&plugin_name, stage, &target, &http);
-            calls::record(
-                ctx,
-                stage,
-                &input,
-                Default::default(),
-                Answer::of_report(&result),
-            )?;
+            calls::record_report(ctx, stage, &input, &result)?;
             shadows(ctx, stage, Inputs::Smoke(&target, &http), &result).await?;
             result
         }
@@ -52,13 +46,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let called = plugin.evaluate_slo(&sandbox, &samples, &config).await?;
             let result = report_result(ctx, stage, called)?;
             let input = calls::slo(&plugin_name, stage, &windows);
-            calls::record(
-                ctx,
-                stage,
-                &input,
-                Default::default(),
-                Answer::of_report(&result),
-            )?;
+            calls::record_report(ctx, stage, &input, &result)?;
             shadows(ctx, stage, Inputs::Slo(&samples), &result).await?;
             result
         }
@@ -82,13 +70,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let http = std::mem::take(&mut called.exchanges);
             let result = report_result(ctx, stage, called)?;
             let input = calls::target(&plugin_name, stage, &context.target, &http);
-            calls::record(
-                ctx,
-                stage,
-                &input,
-                Default::default(),
-                Answer::of_report(&result),
-            )?;
+            calls::record_report(ctx, stage, &input, &result)?;
             shadows(ctx, stage, Inputs::Step(&context, &http), &result).await?;
             result
         }
