@@ -84,8 +84,11 @@ async fn a_runner_frozen_past_its_lease_is_taken_over_and_makes_no_effect_when_i
     )
     .await;
     let taken = safe - frozen;
+    // The lease is taken a whole TTL (3 s) after its last renewal was seen, and that renewal
+    // may precede the freeze by up to TTL/3 (the renewal period): never sooner than 2 s after
+    // it. CI once saw 2.99 s against a bound of 3 s that ignored the renewal period.
     assert!(
-        taken >= Duration::from_secs(3),
+        taken >= Duration::from_secs(2),
         "a live owner's lease is taken only after its TTL: {taken:?}"
     );
     let id = run_id(&runs).unwrap();
