@@ -169,7 +169,7 @@ async fn run() -> anyhow::Result<()> {
         );
         // What a run records per call (stages::calls::record), then its decision.
         let f = Fixture::canary("canary-steps", config.clone(), &state);
-        let (input, inputs) = match store.save(&f)? {
+        let (input, inputs) = match store.save("canary", &f)? {
             Saved::Inline(value) => (String::new(), Some(value)),
             Saved::File(path) => (path, None),
         };

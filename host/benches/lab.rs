@@ -115,7 +115,7 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
         if let (Some(store), Some(j)) = (store.as_mut(), journal.as_mut()) {
             // What a run records per call (stages::calls::record).
             let f = Fixture::canary("canary-steps", config.clone(), &state);
-            let (input, inputs) = match store.save(&f)? {
+            let (input, inputs) = match store.save("canary", &f)? {
                 Saved::Inline(value) => (String::new(), Some(value)),
                 Saved::File(path) => (path, None),
             };

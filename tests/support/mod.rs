@@ -264,12 +264,22 @@ pub async fn mirrored_journal(
 /// the journal's `call` record).
 pub fn recorded_inputs(run: &std::path::Path) -> Vec<(Option<PathBuf>, serde_json::Value)> {
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    let mut inlined = launch_engine::lab::record::Inlined::default();
     journal
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|r| r["event"] == "call")
         .map(|r| match r["inputs"].is_object() {
-            true => (None, r["inputs"].clone()),
+            // Inline inputs leave out what the record or an earlier one says: read as replay
+            // reads them.
+            true => (
+                None,
+                inlined.restore(
+                    r["stage"].as_str().unwrap_or_default(),
+                    r["plugin"].as_str().unwrap_or_default(),
+                    r["inputs"].clone(),
+                ),
+            ),
             false => {
                 let file = run.join(r["input"].as_str().unwrap());
                 let value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();

@@ -136,6 +136,11 @@ pub struct WindowRecord {
     pub duration_ms: u64,
     /// Flag percentage while the window was measured.
     pub percent: u8,
+    /// Written short (`journal::rows`): a canary writes a window every interval.
+    #[serde(
+        serialize_with = "crate::journal::rows::write",
+        deserialize_with = "crate::journal::rows::read"
+    )]
     pub endpoints: Vec<EndpointRecord>,
     /// What measured it; the probe alone when absent (runs before sources were named).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -12,6 +12,7 @@ use launch_targets::rooted::Rooted;
 
 mod event;
 mod lost;
+pub mod rows;
 pub mod signing;
 
 pub use event::{Event, Record};

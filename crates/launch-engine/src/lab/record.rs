@@ -4,7 +4,7 @@
 //! content-addressed). A canary's windows are not copied: the call names the run's `window`
 //! records that made up its history.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -77,6 +77,79 @@ fn json_len(value: &serde_json::Value) -> serde_json::Result<usize> {
     Ok(count.0)
 }
 
+/// A fixture as the `call` record holds it: without what the record says already (its
+/// plugin), what is empty (`expect`, a canary's history, which the record names as a range),
+/// or what the stage's previous inline call held (its config). A canary writes one such
+/// record per window, so each byte counts thousands of times; `Inlined::restore` puts them
+/// back.
+fn inline(
+    mut value: serde_json::Value,
+    stage: &str,
+    configs: &mut HashMap<String, serde_json::Value>,
+) -> serde_json::Value {
+    if let Some(fixture) = value.as_object_mut() {
+        fixture.remove("plugin");
+        if fixture
+            .get("expect")
+            .and_then(|e| e.as_object())
+            .is_some_and(|e| e.is_empty())
+        {
+            fixture.remove("expect");
+        }
+        if let Some(canary) = fixture.get_mut("canary").and_then(|c| c.as_object_mut())
+            && canary
+                .get("history")
+                .and_then(|h| h.as_array())
+                .is_some_and(|h| h.is_empty())
+        {
+            canary.remove("history");
+        }
+        if let Some(config) = fixture.remove("config")
+            && configs.get(stage) != Some(&config)
+        {
+            fixture.insert("config".into(), config.clone());
+            configs.insert(stage.into(), config);
+        }
+    }
+    value
+}
+
+/// Reads a journal's inline fixtures whole again, in the order they were written: a call
+/// without a config had its stage's previous inline call's, and its plugin is the record's.
+#[derive(Default)]
+pub struct Inlined {
+    configs: HashMap<String, serde_json::Value>,
+}
+
+impl Inlined {
+    pub fn restore(
+        &mut self,
+        stage: &str,
+        plugin: &str,
+        mut value: serde_json::Value,
+    ) -> serde_json::Value {
+        if let Some(fixture) = value.as_object_mut() {
+            if !plugin.is_empty() {
+                fixture.entry("plugin").or_insert_with(|| plugin.into());
+            }
+            fixture
+                .entry("expect")
+                .or_insert_with(|| serde_json::json!({}));
+            match fixture.get("config") {
+                Some(config) => {
+                    self.configs.insert(stage.into(), config.clone());
+                }
+                None => {
+                    if let Some(config) = self.configs.get(stage) {
+                        fixture.insert("config".into(), config.clone());
+                    }
+                }
+            }
+        }
+        value
+    }
+}
+
 /// Where a call's recorded inputs went.
 pub enum Saved {
     /// Small: they go into the `call` record itself, durable with it, at no extra cost.
@@ -92,6 +165,8 @@ pub struct CallStore {
     run_dir: PathBuf,
     folder: Option<Rooted>,
     saved: HashSet<String>,
+    /// The config each stage's last inline call held (one per stage of the runbook).
+    configs: HashMap<String, serde_json::Value>,
 }
 
 impl CallStore {
@@ -100,15 +175,16 @@ impl CallStore {
             run_dir: run_dir.to_path_buf(),
             folder: None,
             saved: HashSet::new(),
+            configs: HashMap::new(),
         }
     }
 
     /// Saves `fixture` (a call's inputs), secrets masked (inline ones by the journal, which
     /// masks every record).
-    pub fn save(&mut self, fixture: &Fixture) -> anyhow::Result<Saved> {
+    pub fn save(&mut self, stage: &str, fixture: &Fixture) -> anyhow::Result<Saved> {
         let mut value = serde_json::to_value(fixture)?;
         if json_len(&value)? <= INLINE_BYTES {
-            return Ok(Saved::Inline(value));
+            return Ok(Saved::Inline(inline(value, stage, &mut self.configs)));
         }
         crate::redact::json(&mut value);
         let bytes = serde_json::to_vec(&value)?;

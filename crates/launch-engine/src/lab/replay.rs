@@ -71,6 +71,7 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
     // Every window of the run, numbered as the journal numbers them, with its stage.
     let mut windows: Vec<(&str, &WindowRecord)> = Vec::new();
     let mut calls = Vec::new();
+    let mut inlined = super::record::Inlined::default();
     for r in &records {
         match &r.event {
             Event::Window { stage, window, .. } => windows.push((stage, window)),
@@ -87,9 +88,14 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
                 checks,
             } => {
                 let mut fixture: Fixture = match inputs {
-                    Some(value) => serde_json::from_value(value.clone()).with_context(|| {
-                        format!("the call of `{stage}` in the journal holds no recorded inputs")
-                    })?,
+                    Some(value) => {
+                        serde_json::from_value(inlined.restore(stage, plugin, value.clone()))
+                            .with_context(|| {
+                                format!(
+                                    "the call of `{stage}` in the journal holds no recorded inputs"
+                                )
+                            })?
+                    }
                     None => {
                         let bytes = crate::files::read_rooted(
                             &folder,

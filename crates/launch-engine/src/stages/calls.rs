@@ -105,7 +105,7 @@ pub fn record(
     history: History,
     answer: Answer,
 ) -> anyhow::Result<()> {
-    let (input, inputs) = match ctx.calls.save(fixture)? {
+    let (input, inputs) = match ctx.calls.save(stage.name.get_ref(), fixture)? {
         Saved::Inline(value) => (String::new(), Some(value)),
         Saved::File(path) => (path, None),
     };
