@@ -49,6 +49,19 @@ if [ ! -x "$root/plugins/js/tools/node_modules/.bin/componentize-js" ]; then
         || { echo "setup: npm ci succeeded but componentize-js is missing from plugins/js/tools" >&2; exit 1; }
     echo "setup: installed componentize-js in plugins/js/tools"
 fi
+# axe-core, pinned by tests/web-tools/package-lock.json: the web tests run it in Chromium over
+# every page and allow no serious accessibility violation.
+if [ ! -f "$root/tests/web-tools/node_modules/axe-core/axe.min.js" ]; then
+    npm_log=$(mktemp)
+    if ! npm ci --prefix "$root/tests/web-tools" --no-audit --no-fund >"$npm_log" 2>&1; then
+        cat "$npm_log" >&2
+        rm -f "$npm_log"
+        echo "setup: npm ci in tests/web-tools failed (above); the web tests cannot check accessibility" >&2
+        exit 1
+    fi
+    rm -f "$npm_log"
+    echo "setup: installed axe-core in tests/web-tools"
+fi
 # Prometheus: the metrics system the tests start on 127.0.0.1 to judge a canary on real traffic.
 if ! command -v prometheus >/dev/null; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus

@@ -35,23 +35,31 @@ const EDGE: u64 = 200;
 fn window(i: u64) -> WindowRecord {
     let row = |endpoint: &str, served: Option<Served>, requests: u64| {
         let base = 1.2 + ((i * 7 + requests) % 13) as f64 / 10.0;
-        let raw: Vec<f64> = match served {
-            Some(_) => (0..requests)
-                .map(|k| ((base + k as f64 * 0.137) * 1000.0).round() / 1000.0)
-                .collect(),
-            None => Vec::new(),
+        let mut samples: Vec<f64> = (0..requests)
+            .map(|k| ((base + k as f64 * 0.137) * 1000.0).round() / 1000.0)
+            .collect();
+        let raw = if served.is_some() {
+            samples.clone()
+        } else {
+            Vec::new()
         };
+        // The probe's statistics of those samples: nearest-rank percentiles, so (as on the
+        // embedded target) a window of a few requests has p95 = p99 = its maximum.
+        samples.sort_by(f64::total_cmp);
+        let rank =
+            |q: f64| samples[((q * requests as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+        let avg = (samples.iter().sum::<f64>() / requests as f64 * 1000.0).round() / 1000.0;
         EndpointRecord {
             endpoint: endpoint.into(),
             served,
             requests,
             errors: 0,
             conflicts: 0,
-            p50_ms: base,
-            p95_ms: base + 0.5,
-            p99_ms: base + 0.5,
-            avg_ms: base + 0.1,
-            max_ms: base + 0.5,
+            p50_ms: rank(0.5),
+            p95_ms: rank(0.95),
+            p99_ms: rank(0.99),
+            avg_ms: avg,
+            max_ms: rank(1.0),
             latencies_ms: raw,
             missing: Vec::new(),
         }

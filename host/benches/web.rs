@@ -63,6 +63,9 @@ fn start_run(dir: &Path) -> anyhow::Result<Journal> {
         plugins: Vec::new(),
         auto: true,
         started_by: Some("bench".into()),
+        launch: "StatusBoardV2".into(),
+        flag: "STATUS_BOARD_V2_ENABLED".into(),
+        environments: vec!["staging".into()],
     })?;
     journal.append(Event::StageStarted {
         stage: "canary".into(),

@@ -4,6 +4,7 @@
 
 pub mod fleet;
 pub mod registry;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

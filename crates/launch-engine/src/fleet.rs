@@ -98,11 +98,19 @@ impl Summary {
             Event::RunStarted {
                 runbook,
                 started_by,
+                launch,
+                environments,
                 ..
             } => {
                 self.runbook = runbook.clone();
                 self.started_ms = r.at;
                 self.started_by = started_by.clone();
+                if !launch.is_empty() {
+                    self.launch = launch.clone();
+                }
+                if !environments.is_empty() {
+                    self.environments = environments.clone();
+                }
             }
             Event::Planned { stages } => self.stages_planned = stages.len(),
             Event::StageStarted { title, .. } => self.stage = Some(title.clone()),
@@ -124,8 +132,8 @@ impl Summary {
 }
 
 impl Summary {
-    /// A run folder's summary, from its journal (a run that was never mirrored has no
-    /// summary object; its launch name is left empty).
+    /// A run folder's summary, from its journal (its launch name and environments are empty
+    /// for journals written before the run's first record named them).
     pub fn of_run(run_dir: &Path) -> anyhow::Result<Summary> {
         let id = run_dir
             .file_name()

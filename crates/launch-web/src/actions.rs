@@ -43,6 +43,9 @@ pub struct Form {
     pub reason: String,
     #[serde(default)]
     pub token: String,
+    /// The emergency rollback's confirmation box (`yes` when ticked).
+    #[serde(default)]
+    pub confirm: String,
 }
 
 /// Why an action was not done.
@@ -99,6 +102,11 @@ impl Actions {
             Action::Pause => Command::Pause,
             Action::Resume => Command::Resume,
             Action::Abort => Command::Abort,
+            Action::Rollback if form.confirm != "yes" => {
+                return Err(Refusal::Incomplete(
+                    "tick the confirmation: an emergency rollback sets the flag to 0% at once; nothing was done".into(),
+                ));
+            }
             Action::Rollback => return self.rollback(run_dir, operator, &reason).await,
         };
         // The run's own runbook says which environment its canary is on.
@@ -119,23 +127,7 @@ impl Actions {
         reason: &str,
     ) -> Result<String, Refusal> {
         let runbook = run_runbook(run_dir).map_err(|e| Refusal::Conflict(format!("{e:#}")))?;
-        let report = launch_engine::report::RunReport::from_journal(run_dir)
-            .map_err(|e| Refusal::Conflict(format!("{e:#}")))?;
-        let environment = report
-            .stages
-            .iter()
-            .rev()
-            .find_map(|s| {
-                runbook
-                    .stages
-                    .iter()
-                    .find(|r| r.name.get_ref() == &s.name)
-                    .and_then(|r| r.environment())
-            })
-            .ok_or_else(|| {
-                Refusal::Conflict("this run has reached no environment to roll back".into())
-            })?
-            .to_string();
+        let environment = reached(run_dir, &runbook).map_err(Refusal::Conflict)?;
         let options = RunOptions {
             lock: false,
             auto: true,
@@ -164,6 +156,40 @@ impl Actions {
             )),
             Err(e) => Err(Refusal::Conflict(format!("{e:#}"))),
         }
+    }
+}
+
+/// The environment the run in `run_dir` reached last: the one an emergency rollback sets back.
+fn reached(run_dir: &Path, runbook: &Runbook) -> Result<String, String> {
+    let report =
+        launch_engine::report::RunReport::from_journal(run_dir).map_err(|e| format!("{e:#}"))?;
+    report
+        .stages
+        .iter()
+        .rev()
+        .find_map(|s| {
+            runbook
+                .stages
+                .iter()
+                .find(|r| r.name.get_ref() == &s.name)
+                .and_then(|r| r.environment())
+        })
+        .map(str::to_string)
+        .ok_or_else(|| "this run has reached no environment to roll back".into())
+}
+
+/// What the emergency rollback of the run in `run_dir` would do, for its confirmation.
+pub fn emergency(run_dir: &Path) -> String {
+    let runbook = match run_runbook(run_dir) {
+        Ok(r) => r,
+        Err(e) => return format!("No rollback is possible: {e:#}"),
+    };
+    match reached(run_dir, &runbook) {
+        Ok(env) => format!(
+            "Sets {} to 0% in {env} now: an emergency rollback, journaled as a run of its own under your name.",
+            runbook.launch.flag
+        ),
+        Err(why) => format!("No rollback is possible: {why}."),
     }
 }
 

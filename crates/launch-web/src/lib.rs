@@ -105,14 +105,24 @@ async fn folder(app: &App, id: &str) -> Option<std::path::PathBuf> {
     app.runs.open(id).await
 }
 
-async fn runs_page(State(app): Shared) -> Html<String> {
-    Html(app.runs.page().await)
+async fn runs_page(
+    State(app): Shared,
+    axum::extract::Query(filter): axum::extract::Query<runs::Filter>,
+) -> Html<String> {
+    Html(app.runs.page(&filter).await)
 }
 
 async fn run_page(State(app): Shared, Path(id): Path<String>) -> Response {
+    let emergency = match (&app.actions, app.runs.folder(&id)) {
+        (Some(_), Some(dir)) => tokio::task::spawn_blocking(move || actions::emergency(&dir))
+            .await
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
     let live = page::Live {
         events: format!("/runs/{id}/events"),
         actions: app.actions.as_ref().map(|_| format!("/runs/{id}/actions")),
+        emergency,
     };
     run(&app, &id, Some(&live)).await
 }

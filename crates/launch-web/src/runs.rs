@@ -9,10 +9,60 @@ use askama::Template;
 
 use launch_engine::fleet::Row;
 
+/// What the fleet page shows: every field empty shows everything.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub environment: String,
+    #[serde(default)]
+    pub outcome: String,
+}
+
+impl Filter {
+    fn keeps(&self, row: &Row) -> bool {
+        let s = &row.summary;
+        (self.service.is_empty() || s.launch == self.service)
+            && (self.environment.is_empty() || s.environments.contains(&self.environment))
+            && (self.outcome.is_empty() || s.outcome == self.outcome)
+    }
+}
+
+/// One filter's choices: (value, shown, selected), "all" first.
+pub struct Choices {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub options: Vec<(String, String, bool)>,
+}
+
+impl Choices {
+    fn of<'a>(
+        name: &'static str,
+        label: &'static str,
+        values: impl Iterator<Item = &'a str>,
+        chosen: &str,
+    ) -> Choices {
+        let values: BTreeSet<&str> = values.filter(|v| !v.is_empty()).collect();
+        let mut options = vec![(String::new(), "all".to_string(), chosen.is_empty())];
+        options.extend(
+            values
+                .into_iter()
+                .map(|v| (v.to_string(), v.to_string(), v == chosen)),
+        );
+        Choices {
+            name,
+            label,
+            options,
+        }
+    }
+}
+
 /// One line of the runs list.
 pub struct RunRow {
     pub id: String,
     pub launch: String,
+    pub environments: String,
     pub outcome: String,
     pub stage: String,
     pub started: String,
@@ -29,6 +79,7 @@ impl RunRow {
         RunRow {
             id: s.run_id.clone(),
             launch: s.launch.clone(),
+            environments: s.environments.join(", "),
             outcome: s.outcome.clone(),
             stage: s.stage.clone().unwrap_or_default(),
             started: humantime::format_rfc3339_seconds(
@@ -61,6 +112,10 @@ impl RunRow {
 struct RunsPage<'a> {
     source: &'a str,
     runs: &'a [RunRow],
+    /// How many runs there are before the filters.
+    total: usize,
+    running: usize,
+    filters: Vec<Choices>,
     errors: &'a [String],
 }
 
@@ -126,17 +181,49 @@ impl Runs {
         (rows, errors)
     }
 
-    /// The runs list page.
-    pub async fn page(&self) -> String {
-        let (rows, errors) = self.rows().await;
-        let rows: Vec<RunRow> = rows.iter().map(RunRow::of).collect();
+    /// The fleet page: the runs `filter` keeps, those running first, then newest first.
+    pub async fn page(&self, filter: &Filter) -> String {
+        let (mut rows, errors) = self.rows().await;
+        rows.sort_by_key(|r| r.summary.finished_ms.is_some());
+        let choices = |name, label, field: fn(&Row) -> Vec<&str>, chosen: &str| {
+            Choices::of(name, label, rows.iter().flat_map(field), chosen)
+        };
+        let filters = vec![
+            choices(
+                "service",
+                "service",
+                |r| vec![r.summary.launch.as_str()],
+                &filter.service,
+            ),
+            choices(
+                "environment",
+                "environment",
+                |r| r.summary.environments.iter().map(String::as_str).collect(),
+                &filter.environment,
+            ),
+            choices(
+                "outcome",
+                "outcome",
+                |r| vec![r.summary.outcome.as_str()],
+                &filter.outcome,
+            ),
+        ];
+        let total = rows.len();
+        let kept: Vec<RunRow> = rows
+            .iter()
+            .filter(|r| filter.keeps(r))
+            .map(RunRow::of)
+            .collect();
         let source = match &self.state {
             Some(url) => format!("{} and {url}", self.dir.display()),
             None => self.dir.display().to_string(),
         };
         RunsPage {
             source: &source,
-            runs: &rows,
+            running: kept.iter().filter(|r| r.duration == "running").count(),
+            runs: &kept,
+            total,
+            filters,
             errors: &errors,
         }
         .render()

@@ -19,6 +19,14 @@ pub enum Event {
         /// Who started it: `--operator`, else the login name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         started_by: Option<String>,
+        /// The runbook's launch name, flag and environments: what pages and the fleet name the
+        /// run by. Empty in journals written before they were kept.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        launch: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        flag: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        environments: Vec<String>,
     },
     /// The stages the run means to go through, in order (name, title): what a page shows as
     /// pending before they start.

@@ -1,5 +1,8 @@
-//! A canary's charts as data: axes with round ticks and units, a line per served version, the
-//! policy's thresholds and the flag's steps on a 0–100 % axis of their own. The SVG is drawn by
+//! A canary's charts as data: axes with round ticks and units scaled to the data, a line per
+//! served version (at most `MAX_POINTS`, the worst of each span), the policy's thresholds (one
+//! far above the data is written at the top instead), the flag's steps on a 0–100 % axis of
+//! their own down to 0 on a rollback, markers for promotions, the rollback and operators'
+//! requests, and each span's values on hover (an SVG `title`). The SVG is drawn by
 //! a template (`templates/chart.svg`), so no markup or escaping is written here, and the chart
 //! needs no script: it reads the same in a printed report as on the live page.
 
@@ -9,11 +12,20 @@ use super::StageReport;
 use launch_targets::probe::Served;
 
 const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 240.0;
+const HEIGHT: f64 = 250.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 44.0;
-const TOP: f64 = 14.0;
+/// Room above the plot for the units and the markers' labels, clear of the top tick.
+const TOP: f64 = 34.0;
 const BOTTOM: f64 = 34.0;
+/// The most points a line has: windows beyond are taken together (the worst of each span),
+/// so a two-hour canary's chart is as light as a two-minute one's and a peak is never lost.
+pub const MAX_POINTS: usize = 240;
+/// The most markers a chart draws (the latest).
+const MAX_MARKERS: usize = 40;
+/// A threshold more than this many times the highest value is written above the plot instead
+/// of flattening the lines onto zero.
+const THRESHOLD_REACH: f64 = 4.0;
 
 pub struct Tick {
     pub at: f64,
@@ -29,6 +41,29 @@ pub struct Series {
 pub struct Threshold {
     pub y: f64,
     pub label: String,
+    /// Above the plotted range: written at the top with an arrow, no line.
+    pub above: bool,
+}
+
+/// A moment the canary changed: a promotion, the rollback, an operator's request.
+pub struct Marker {
+    pub x: f64,
+    /// The label's row (0 or 1), so neighbours do not overwrite each other.
+    pub row: f64,
+    /// `promote`, `rollback`, `operator`.
+    pub class: &'static str,
+    /// Near the right edge the label ends at the line instead of starting there.
+    pub end: bool,
+    pub label: String,
+    /// What hovering it says.
+    pub title: String,
+}
+
+/// A span of the x axis that names its numbers on hover.
+pub struct Hover {
+    pub x: f64,
+    pub width: f64,
+    pub title: String,
 }
 
 #[derive(Template)]
@@ -47,6 +82,8 @@ pub struct Chart {
     pub flag_ticks: Vec<Tick>,
     pub series: Vec<Series>,
     pub thresholds: Vec<Threshold>,
+    pub markers: Vec<Marker>,
+    pub hovers: Vec<Hover>,
     pub flag: String,
 }
 
@@ -82,7 +119,7 @@ impl Measure {
     }
 
     /// The value of one window for one version, if it served requests.
-    fn of(self, w: &crate::record::WindowRecord, served: Served) -> Option<f64> {
+    pub fn of(self, w: &crate::record::WindowRecord, served: Served) -> Option<f64> {
         let eps: Vec<_> = w
             .endpoints
             .iter()
@@ -91,14 +128,20 @@ impl Measure {
         if eps.is_empty() {
             return None;
         }
-        Some(match self {
+        let v = match self {
             Measure::P95 => eps.iter().map(|e| e.p95_ms).fold(0.0, f64::max),
             Measure::ErrorRate => {
                 let requests: u64 = eps.iter().map(|e| e.requests).sum();
                 let errors: u64 = eps.iter().map(|e| e.errors).sum();
                 errors as f64 * 100.0 / requests as f64
             }
-        })
+        };
+        v.is_finite().then_some(v)
+    }
+
+    /// A value in this measure's unit, for a label.
+    pub fn show(self, v: f64) -> String {
+        format!("{} {}", label(v), self.unit())
     }
 }
 
@@ -117,24 +160,59 @@ pub fn nice_step(span: f64, count: f64) -> f64 {
     step.max(f64::MIN_POSITIVE)
 }
 
-fn label(v: f64) -> String {
+pub fn label(v: f64) -> String {
     if v.fract() == 0.0 || v.abs() >= 100.0 {
         format!("{v:.0}")
-    } else if (v * 10.0).fract().abs() < 1e-9 {
+    } else if v.abs() >= 1.0 || (v * 10.0).fract().abs() < 1e-9 {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
     }
 }
 
+/// The canary's flag after each decision that moved it: a promotion's target, 0 on a rollback.
+fn flag_moves(s: &StageReport) -> Vec<(u64, u8)> {
+    s.decisions
+        .iter()
+        .filter_map(|d| {
+            if d.action.starts_with("rollback") {
+                Some((d.at_ms, 0))
+            } else {
+                let p = d.action.strip_prefix("promote ")?;
+                Some((d.at_ms, p.trim_end_matches('%').parse().ok()?))
+            }
+        })
+        .collect()
+}
+
+/// One point per span of windows: the span's end and its worst value.
+fn buckets(pts: &[(u64, f64)], t0: u64, t1: u64) -> Vec<(u64, f64)> {
+    if pts.len() <= MAX_POINTS {
+        return pts.to_vec();
+    }
+    let width = (t1 - t0).div_ceil(MAX_POINTS as u64).max(1);
+    let mut out: Vec<(u64, f64)> = Vec::with_capacity(MAX_POINTS);
+    for &(t, v) in pts {
+        let end = (t0 + (t.saturating_sub(t0) / width + 1) * width).min(t1);
+        match out.last_mut() {
+            Some((e, worst)) if *e == end => *worst = worst.max(v),
+            _ => out.push((end, v)),
+        }
+    }
+    out
+}
+
 /// The chart of `measure` over a canary stage's windows; `None` when nothing was measured.
 pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
     let first = s.windows.first()?;
     let t0 = first.start_ms;
+    let moves = flag_moves(s);
     let t1 = s
         .windows
         .iter()
         .map(|w| w.start_ms.saturating_add(w.duration_ms))
+        .chain(moves.iter().map(|m| m.0))
+        .chain(s.controls.iter().map(|c| c.at_ms))
         .max()
         .unwrap_or(t0)
         .max(t0 + 1);
@@ -156,18 +234,28 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
             .filter_map(|w| {
                 measure
                     .of(w, served)
-                    .filter(|v| v.is_finite())
                     .map(|v| (w.start_ms.saturating_add(w.duration_ms), v))
             })
             .collect()
     };
     let (canary, baseline) = (values(Served::Canary), values(Served::Baseline));
-    let top = canary
+    let data_top = canary
         .iter()
         .chain(&baseline)
         .map(|p| p.1)
-        .chain(thresholds.iter().map(|t| t.1))
         .fold(0.0, f64::max);
+    // A threshold far above the data would flatten the lines onto zero: the axis is the
+    // data's, and the threshold is written above it.
+    let reach = if data_top > 0.0 {
+        data_top * THRESHOLD_REACH
+    } else {
+        f64::INFINITY
+    };
+    let top = thresholds
+        .iter()
+        .map(|t| t.1)
+        .filter(|t| *t <= reach)
+        .fold(data_top, f64::max);
     let step = nice_step(if top > 0.0 { top * 1.1 } else { 1.0 }, 4.0);
     let ymax = ((top * 1.1 / step).ceil() * step).max(step);
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
@@ -175,7 +263,8 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
     let x = |t: u64| LEFT + t.saturating_sub(t0) as f64 / span * plot_w;
     let y = |v: f64| TOP + plot_h - (v / ymax).clamp(0.0, 1.0) * plot_h;
     let points = |pts: &[(u64, f64)]| {
-        pts.iter()
+        buckets(pts, t0, t1)
+            .iter()
             .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
             .collect::<Vec<_>>()
             .join(" ")
@@ -208,13 +297,7 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
             label: format!("{p}%"),
         })
         .collect();
-    // The flag as steps: each window's percent held from its start to its end.
-    let mut flag = Vec::new();
-    for w in &s.windows {
-        let (a, b) = (w.start_ms, w.start_ms.saturating_add(w.duration_ms));
-        flag.push(format!("{:.1},{:.1}", x(a), flag_y(w.percent)));
-        flag.push(format!("{:.1},{:.1}", x(b), flag_y(w.percent)));
-    }
+    let flag = flag_line(s, &moves, t0, t1, &x, &flag_y);
     let mut series = Vec::new();
     if !baseline.is_empty() {
         series.push(Series {
@@ -248,13 +331,148 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
         series,
         thresholds: thresholds
             .into_iter()
-            .map(|(name, v)| Threshold {
-                y: y(v),
-                label: format!("{name} ≤ {} {}", label(v), measure.unit()),
+            .map(|(name, v)| {
+                let above = v > ymax;
+                Threshold {
+                    y: if above { TOP + 16.0 } else { y(v) },
+                    label: if above {
+                        format!("↑ {name} ≤ {}, above this scale", measure.show(v))
+                    } else {
+                        format!("{name} ≤ {}", measure.show(v))
+                    },
+                    above,
+                }
             })
             .collect(),
-        flag: flag.join(" "),
+        markers: markers(s, &x),
+        hovers: hovers(s, measure, t0, t1, &x),
+        flag,
     })
+}
+
+/// The flag as steps: each window's percent from its start to its end, and a move the
+/// policy made after the last window (the rollback to 0) drawn to the chart's end.
+fn flag_line(
+    s: &StageReport,
+    moves: &[(u64, u8)],
+    t0: u64,
+    t1: u64,
+    x: &dyn Fn(u64) -> f64,
+    y: &dyn Fn(u8) -> f64,
+) -> String {
+    let mut steps: Vec<(u64, u8)> = Vec::new();
+    for w in &s.windows {
+        if steps.last().map(|l| l.1) != Some(w.percent) {
+            steps.push((w.start_ms, w.percent));
+        }
+    }
+    let last_window = s
+        .windows
+        .iter()
+        .map(|w| w.start_ms.saturating_add(w.duration_ms))
+        .max()
+        .unwrap_or(t0);
+    for &(at, p) in moves.iter().filter(|m| m.0 >= last_window) {
+        steps.push((at, p));
+    }
+    let mut line = Vec::new();
+    for (i, &(at, p)) in steps.iter().enumerate() {
+        let end = steps.get(i + 1).map_or(t1, |n| n.0);
+        line.push(format!("{:.1},{:.1}", x(at), y(p)));
+        line.push(format!("{:.1},{:.1}", x(end), y(p)));
+    }
+    line.join(" ")
+}
+
+/// Promotions, the rollback and operators' requests, the latest `MAX_MARKERS`.
+fn markers(s: &StageReport, x: &dyn Fn(u64) -> f64) -> Vec<Marker> {
+    let mut all: Vec<(u64, &'static str, String, String)> = Vec::new();
+    for d in &s.decisions {
+        if let Some(p) = d.action.strip_prefix("promote ") {
+            all.push((d.at_ms, "promote", format!("→{p}"), d.summary.clone()));
+        } else if d.action.starts_with("rollback") {
+            all.push((d.at_ms, "rollback", "rollback".into(), d.summary.clone()));
+        }
+    }
+    for c in &s.controls {
+        all.push((
+            c.at_ms,
+            "operator",
+            c.command.clone(),
+            format!(
+                "{}: {} ({}) — {}",
+                c.operator, c.command, c.reason, c.outcome
+            ),
+        ));
+    }
+    all.sort_by_key(|m| m.0);
+    let skip = all.len().saturating_sub(MAX_MARKERS);
+    all.into_iter()
+        .skip(skip)
+        .enumerate()
+        .map(|(i, (at, class, label, title))| Marker {
+            end: x(at) > WIDTH - RIGHT - 60.0,
+            x: x(at),
+            row: (i % 2) as f64,
+            class,
+            label,
+            title,
+        })
+        .collect()
+}
+
+/// One hover span per point of the lines: the canary's and the baseline's value and the flag.
+fn hovers(
+    s: &StageReport,
+    measure: Measure,
+    t0: u64,
+    t1: u64,
+    x: &dyn Fn(u64) -> f64,
+) -> Vec<Hover> {
+    /// (start, end, canary's worst, baseline's worst, flag at the end).
+    type Span = (u64, u64, Option<f64>, Option<f64>, u8);
+    let width = (t1 - t0).div_ceil(MAX_POINTS as u64).max(1);
+    let mut spans: Vec<Span> = Vec::new();
+    for w in &s.windows {
+        let (a, b) = (w.start_ms, w.start_ms.saturating_add(w.duration_ms));
+        let key = if s.windows.len() <= MAX_POINTS {
+            a
+        } else {
+            t0 + a.saturating_sub(t0) / width * width
+        };
+        let worst = |o: Option<f64>, v: Option<f64>| match (o, v) {
+            (Some(o), Some(v)) => Some(o.max(v)),
+            (o, v) => o.or(v),
+        };
+        let (c, bl) = (
+            measure.of(w, Served::Canary),
+            measure.of(w, Served::Baseline),
+        );
+        match spans.last_mut() {
+            Some(last) if last.0 == key => {
+                last.1 = b;
+                last.2 = worst(last.2, c);
+                last.3 = worst(last.3, bl);
+                last.4 = w.percent;
+            }
+            _ => spans.push((key, b, c, bl, w.percent)),
+        }
+    }
+    let show = |v: Option<f64>| v.map_or_else(|| "no traffic".into(), |v| measure.show(v));
+    spans
+        .into_iter()
+        .map(|(a, b, c, bl, p)| Hover {
+            x: x(a),
+            width: (x(b) - x(a)).max(1.0),
+            title: format!(
+                "+{} s to +{} s at {p}%: canary {}, baseline {}",
+                label(a.saturating_sub(t0) as f64 / 1000.0),
+                label(b.saturating_sub(t0) as f64 / 1000.0),
+                show(c),
+                show(bl)
+            ),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -268,6 +486,23 @@ mod tests {
         assert_eq!(nice_step(1.1, 4.0), 0.5);
         assert_eq!(nice_step(0.0, 4.0), 1.0);
         assert_eq!(nice_step(f64::NAN, 4.0), 1.0);
+    }
+
+    #[test]
+    fn a_long_line_is_at_most_max_points_and_keeps_its_peak() {
+        let pts: Vec<(u64, f64)> = (0..10_000u64)
+            .map(|i| (i * 100, if i == 5_000 { 900.0 } else { 5.0 }))
+            .collect();
+        let b = buckets(&pts, 0, 1_000_000);
+        assert!(b.len() <= MAX_POINTS, "{}", b.len());
+        assert_eq!(b.iter().map(|p| p.1).fold(0.0, f64::max), 900.0);
+        assert!(b.windows(2).all(|w| w[0].0 < w[1].0));
+        let few = &pts[..100];
+        assert_eq!(
+            buckets(few, 0, 10_000),
+            few.to_vec(),
+            "a short line as it is"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the run page (`page`) standalone: stages, canary charts with thresholds, UAT, capabilities.
 
 mod chart;
+pub mod glance;
 pub(crate) mod junit;
 mod markdown;
 pub mod page;
@@ -22,6 +23,14 @@ use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
 #[derive(Debug, Serialize)]
 pub struct RunReport {
     pub run_id: String,
+    /// The runbook's launch name, flag and environments (empty for journals written before
+    /// the run's first record named them).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub launch: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub flag: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
     pub runbook: String,
     /// `passed`, `gate-failed`, `rolled-back`, `aborted`, `host-failed`, or for an unfinished
     /// run `running` (its process lives) or `interrupted` (it does not).
@@ -132,6 +141,22 @@ pub struct StageReport {
     pub measured_by: Option<String>,
     #[serde(skip)]
     pub windows: Vec<WindowRecord>,
+    /// The environment its windows were measured in (a canary's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Operators' requests to the canary (`canary pause` ...), as obeyed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<ControlReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ControlReport {
+    pub at_ms: u64,
+    /// `pause`, `resume`, `abort`...
+    pub command: String,
+    pub operator: String,
+    pub reason: String,
+    pub outcome: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,6 +237,9 @@ impl RunReport {
             .unwrap_or_default();
         let mut report = RunReport {
             run_id: String::new(),
+            launch: String::new(),
+            flag: String::new(),
+            environments: Vec::new(),
             runbook: String::new(),
             outcome: "running".into(),
             summary: String::new(),
@@ -235,12 +263,18 @@ impl RunReport {
                     runbook,
                     plugins,
                     started_by,
+                    launch,
+                    flag,
+                    environments,
                     ..
                 } => {
                     report.run_id = run_id;
                     report.runbook = runbook;
                     report.plugins = plugins;
                     report.started_by = started_by;
+                    report.launch = launch;
+                    report.flag = flag;
+                    report.environments = environments;
                 }
                 Event::Planned { stages } => report.planned = stages,
                 Event::Capabilities {
@@ -267,6 +301,8 @@ impl RunReport {
                     shadows: Vec::new(),
                     measured_by: None,
                     windows: Vec::new(),
+                    environment: None,
+                    controls: Vec::new(),
                 }),
                 Event::EffectDone { stage, detail, .. } => {
                     if let Some(s) = report.stage_mut(&stage) {
@@ -314,8 +350,13 @@ impl RunReport {
                         });
                     }
                 }
-                Event::Window { stage, window, .. } => {
+                Event::Window {
+                    stage,
+                    window,
+                    environment,
+                } => {
                     if let Some(s) = report.stage_mut(&stage) {
+                        s.environment.get_or_insert(environment);
                         let by = window.source_words();
                         s.measured_by = Some(match s.measured_by.take() {
                             Some(seen) if seen != by && !seen.split(", ").any(|w| w == by) => {
@@ -384,6 +425,13 @@ impl RunReport {
                             "{operator}: canary {} ({reason}) — {outcome}",
                             command.word()
                         ));
+                        s.controls.push(ControlReport {
+                            at_ms: r.at,
+                            command: command.word().into(),
+                            operator,
+                            reason,
+                            outcome,
+                        });
                     }
                 }
                 Event::Notified {

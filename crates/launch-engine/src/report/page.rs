@@ -7,6 +7,7 @@
 use askama::Template;
 
 use super::chart::{self, Chart, Measure};
+use super::glance::{self, DecisionGroup, Glance};
 use super::{RunReport, StageReport, numbers, shadow};
 use crate::record::CheckRecord;
 use crate::uat::UatData;
@@ -17,6 +18,8 @@ pub struct Live {
     pub events: String,
     /// Where the action forms post, when the server allows actions.
     pub actions: Option<String>,
+    /// What the emergency rollback would do, in a sentence its confirmation shows.
+    pub emergency: String,
 }
 
 /// A verdict word as a CSS class (`NO DATA` → `NO-DATA`).
@@ -44,14 +47,6 @@ impl CheckView {
                 .to_string(),
         }
     }
-}
-
-pub struct DecisionView {
-    pub at: String,
-    pub percent: u8,
-    pub action: String,
-    pub summary: String,
-    pub plugin: String,
 }
 
 pub struct ShadowRow {
@@ -87,7 +82,10 @@ pub struct StageView {
     /// The canary's current flag %, when the stage moved one.
     pub flag: Option<u8>,
     pub charts: Vec<String>,
-    pub decisions: Vec<DecisionView>,
+    /// Its charts are on the first screen instead (the canary the page is about).
+    pub charts_above: bool,
+    /// Its decisions, repeats taken together.
+    pub groups: Vec<DecisionGroup>,
     pub shadows: Vec<ShadowRow>,
     pub disagreements: Vec<Disagreement>,
 }
@@ -120,6 +118,9 @@ pub struct GrantView {
 #[derive(Template)]
 #[template(path = "run_body.html")]
 pub struct Body {
+    pub glance: Glance,
+    /// The charts of the canary the first screen is about.
+    pub now_charts: Vec<String>,
     pub run_id: String,
     pub outcome: String,
     pub outcome_class: String,
@@ -142,6 +143,7 @@ pub struct Body {
 #[template(path = "run.html")]
 struct Page<'a> {
     run_id: &'a str,
+    launch: &'a str,
     outcome: &'a str,
     body: &'a str,
     live: Option<&'a Live>,
@@ -154,24 +156,6 @@ fn at(ms: u64) -> String {
 
 fn secs(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
-}
-
-/// The canary's flag % now: where its latest decision moved it (a promotion's target, 0 after
-/// a rollback), else its latest window's.
-fn flag_of(s: &StageReport) -> Option<u8> {
-    if s.outcome.contains("rolled back") {
-        return Some(0);
-    }
-    match s.decisions.last() {
-        Some(d) if d.action.starts_with("rollback") => Some(0),
-        Some(d) => Some(
-            d.action
-                .strip_prefix("promote ")
-                .and_then(|p| p.trim_end_matches('%').parse().ok())
-                .unwrap_or(d.percent),
-        ),
-        None => s.windows.last().map(|w| w.percent),
-    }
 }
 
 fn stage(i: usize, s: &StageReport, t0: u64) -> StageView {
@@ -202,19 +186,10 @@ fn stage(i: usize, s: &StageReport, t0: u64) -> StageView {
         plugin: s.plugin.clone().unwrap_or_default(),
         checks: s.checks.iter().map(CheckView::of).collect(),
         effects: s.effects.clone(),
-        flag: flag_of(s),
+        flag: glance::flag_of(s),
         charts,
-        decisions: s
-            .decisions
-            .iter()
-            .map(|d| DecisionView {
-                at: format!("+{}", secs(d.at_ms.saturating_sub(t0))),
-                percent: d.percent,
-                action: d.action.clone(),
-                summary: d.summary.clone(),
-                plugin: d.plugin.clone(),
-            })
-            .collect(),
+        charts_above: false,
+        groups: glance::groups(s, t0),
         shadows: shadow::tallies(s)
             .into_iter()
             .map(|(plugin, t)| ShadowRow {
@@ -272,7 +247,8 @@ fn stages(r: &RunReport) -> Vec<StageView> {
             effects: Vec::new(),
             flag: None,
             charts: Vec::new(),
-            decisions: Vec::new(),
+            charts_above: false,
+            groups: Vec::new(),
             shadows: Vec::new(),
             disagreements: Vec::new(),
         });
@@ -320,7 +296,24 @@ pub fn body(r: &RunReport, uat: Option<&UatData>) -> Body {
                 .collect(),
         ),
     };
+    let glance = glance::glance(r);
+    let mut stages = stages(r);
+    // The canary the first screen is about shows its charts there, not again below.
+    let now_charts = match &glance.canary {
+        Some(c) => stages
+            .iter_mut()
+            .rev()
+            .find(|s| s.started && s.name == c.stage)
+            .map(|s| {
+                s.charts_above = !s.charts.is_empty();
+                std::mem::take(&mut s.charts)
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     Body {
+        glance,
+        now_charts,
         run_id: r.run_id.clone(),
         outcome: r.outcome.to_uppercase(),
         outcome_class: r.outcome.clone(),
@@ -338,7 +331,7 @@ pub fn body(r: &RunReport, uat: Option<&UatData>) -> Body {
             .finished_ms
             .map(|f| secs(f.saturating_sub(t0)))
             .unwrap_or_else(|| "running".into()),
-        stages: stages(r),
+        stages,
         uat_items,
         signoffs,
         manifest: r
@@ -379,6 +372,11 @@ pub fn render(r: &RunReport, uat: Option<&UatData>, live: Option<&Live>) -> Stri
         .unwrap_or_else(|e| format!("<p>{e}</p>"));
     Page {
         run_id: &r.run_id,
+        launch: if r.launch.is_empty() {
+            &r.runbook
+        } else {
+            &r.launch
+        },
         outcome: &r.outcome,
         body: &body,
         live,
@@ -412,6 +410,9 @@ mod tests {
                 plugins: Vec::new(),
                 auto: true,
                 started_by: Some("alice <script>".into()),
+                launch: "StatusBoardV2".into(),
+                flag: "STATUS_BOARD_V2_ENABLED".into(),
+                environments: vec!["staging".into()],
             },
             Event::Planned {
                 stages: vec![
@@ -436,6 +437,7 @@ mod tests {
         let live = super::Live {
             events: "/runs/r1/events".into(),
             actions: None,
+            emergency: String::new(),
         };
         let served = super::render(&r, None, Some(&live));
         assert!(

@@ -143,6 +143,9 @@ pub async fn start(launch: Launch<'_>) -> anyhow::Result<RunSummary> {
         plugins,
         auto: options.auto,
         started_by: Some(crate::control::operator_name(options.operator.as_deref())),
+        launch: runbook.launch.name.clone(),
+        flag: runbook.launch.flag.clone(),
+        environments: runbook.environments.keys().cloned().collect(),
     })?;
     journal.append(Event::Planned {
         stages: runbook
