@@ -252,7 +252,7 @@ async fn runs_mirrored_in_s3_are_listed_and_shown_on_another_machine() {
     std::fs::write(
         &book,
         format!(
-            "[launch]\nname = \"x\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n\
+            "[launch]\nname = \"StatusBoardV2\"\nflag = \"STATUS_BOARD_V2_ENABLED\"\n\
              [environments.production]\nurl = \"{e}/site\"\napi-url = \"{e}/site\"\nstore = \"s3://site\"\n\
              [[stage]]\nname = \"bake\"\naction = \"wait\"\nenvironment = \"production\"\nduration = \"200ms\"\n",
             e = moto.endpoint
@@ -297,6 +297,10 @@ async fn runs_mirrored_in_s3_are_listed_and_shown_on_another_machine() {
         .unwrap();
     assert!(list.contains(&format!("data-run=\"{id}\"")), "{list}");
     assert!(list.contains("class=\"passed\""), "{list}");
+    assert!(
+        list.contains("<td>StatusBoardV2</td><td>production</td>"),
+        "{list}"
+    );
     // Listed from its summary: none of its files came here until its page is opened.
     let fetched = here.join("runs").join(&id);
     assert!(!fetched.exists(), "the list fetched {}", fetched.display());
@@ -309,7 +313,7 @@ async fn runs_mirrored_in_s3_are_listed_and_shown_on_another_machine() {
     let page = page.text().await.unwrap();
     assert!(
         page.contains(&format!("run {id}"))
-            && page.contains(r#"<span class="launch" id="launch">web</span>"#)
+            && page.contains(r#"<span class="launch" id="launch">StatusBoardV2</span>"#)
             && page.contains("PASSED"),
         "{page}"
     );
