@@ -541,6 +541,13 @@ async fn charts_are_scaled_to_the_data_and_marked_and_the_fleet_filters_in_light
             .unwrap();
         let none = browser.text("#fleet-runs").await;
         assert!(none.contains("No run matches these filters"), "{none}");
+        // The server's own short answers (an unknown run) too.
+        browser
+            .page()
+            .goto(&format!("{}/runs/no-such-run", server.url))
+            .await
+            .unwrap();
+        assert_eq!(axe(&browser).await, Vec::<String>::new(), "the 404 page");
         // The check can fail: an image without a text alternative, planted, is found.
         browser
             .page()

@@ -87,7 +87,7 @@ fn not_found(id: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
         Html(format!(
-            "<!doctype html><title>no such run</title><p>No run {} here. <a href=\"/\">All runs</a></p>",
+            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>no such run</title><main><p>No run {} here. <a href=\"/\">All runs</a></p></main></html>",
             escape(id)
         )),
     )
@@ -173,7 +173,7 @@ async fn run_action(
         (
             status,
             Html(format!(
-                "<!doctype html><title>{}</title><p>{}</p><p><a href=\"/runs/{}\">Back to the run</a></p>",
+                "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>{}</title><main><p>{}</p><p><a href=\"/runs/{}\">Back to the run</a></p></main></html>",
                 status.as_u16(),
                 escape(what),
                 escape(&id)
