@@ -17,7 +17,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::web::{Browser, Server, journal, start_run, wait_for_run};
+use support::web::{Browser, Server, canary_runbook, journal, start_run, wait_for_run};
 use support::{local_runs, repo};
 
 const TAB: &str = "\u{E004}";
@@ -26,32 +26,7 @@ const SPACE: &str = " ";
 
 /// A canary of five steps on the embedded target, about ten seconds unless held.
 fn runbook(dir: &Path, launch: &str, step_ms: u64) -> PathBuf {
-    let path = dir.join(format!("{launch}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"[launch]
-name = "{launch}"
-flag = "STATUS_BOARD_V2_ENABLED"
-
-[environments.staging]
-target = "embedded"
-
-[defaults]
-probe-rate = 100
-
-[[stage]]
-name = "canary"
-title = "Canary on staging"
-plugin = "canary-steps"
-environment = "staging"
-interval = "250ms"
-config = {{ steps = [10, 20, 30, 40, 100], step-duration-ms = {step_ms}, min-requests = 3 }}
-"#
-        ),
-    )
-    .unwrap();
-    path
+    canary_runbook(&dir.join(format!("{launch}.toml")), launch, step_ms)
 }
 
 /// The serious and critical accessibility violations axe-core finds on the current page.

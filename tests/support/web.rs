@@ -13,11 +13,16 @@ use super::{free_port, launch_host_with, repo};
 
 /// A canary that takes about ten seconds on the embedded target: long enough to watch and act.
 pub fn runbook(dir: &Path) -> PathBuf {
-    let path = dir.join("launch.toml");
+    canary_runbook(&dir.join("launch.toml"), "web", 2000)
+}
+
+/// A canary of launch `launch` in five steps of `step_ms` on the embedded target, at `path`.
+pub fn canary_runbook(path: &Path, launch: &str, step_ms: u64) -> PathBuf {
     std::fs::write(
-        &path,
-        r#"[launch]
-name = "web"
+        path,
+        format!(
+            r#"[launch]
+name = "{launch}"
 flag = "STATUS_BOARD_V2_ENABLED"
 
 [environments.staging]
@@ -32,11 +37,12 @@ title = "Canary on staging"
 plugin = "canary-steps"
 environment = "staging"
 interval = "250ms"
-config = { steps = [10, 20, 30, 40, 100], step-duration-ms = 2000, min-requests = 3 }
-"#,
+config = {{ steps = [10, 20, 30, 40, 100], step-duration-ms = {step_ms}, min-requests = 3 }}
+"#
+        ),
     )
     .unwrap();
-    path
+    path.to_path_buf()
 }
 
 /// `launch-host serve` on an ephemeral loopback port, with actions; stopped when dropped.

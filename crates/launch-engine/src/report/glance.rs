@@ -226,35 +226,20 @@ mod tests {
     use crate::report::DecisionReport;
 
     fn stage(actions: &[(&str, u8)]) -> StageReport {
-        StageReport {
-            name: "canary".into(),
-            title: "Canary".into(),
-            verdict: None,
-            checks: Vec::new(),
-            summary: String::new(),
-            plugin: None,
-            outcome: "running".into(),
-            dry_run: false,
-            elapsed_ms: 0,
-            effects: Vec::new(),
-            decisions: actions
-                .iter()
-                .enumerate()
-                .map(|(i, (action, percent))| DecisionReport {
-                    at_ms: 1000 * i as u64,
-                    percent: *percent,
-                    action: action.to_string(),
-                    summary: format!("{action} #{i}"),
-                    plugin: "canary-steps".into(),
-                    checks: Vec::new(),
-                })
-                .collect(),
-            shadows: Vec::new(),
-            measured_by: None,
-            windows: Vec::new(),
-            environment: None,
-            controls: Vec::new(),
-        }
+        let mut s = StageReport::started("canary".into(), "Canary".into());
+        s.decisions = actions
+            .iter()
+            .enumerate()
+            .map(|(i, (action, percent))| DecisionReport {
+                at_ms: 1000 * i as u64,
+                percent: *percent,
+                action: action.to_string(),
+                summary: format!("{action} #{i}"),
+                plugin: "canary-steps".into(),
+                checks: Vec::new(),
+            })
+            .collect();
+        s
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod chart;
 pub mod glance;
 pub(crate) mod junit;
 mod markdown;
+mod marks;
 pub mod page;
 mod shadow;
 
@@ -169,6 +170,30 @@ pub struct DecisionReport {
     pub checks: Vec<CheckRecord>,
 }
 
+impl StageReport {
+    /// A stage that has just started: nothing decided or measured yet.
+    pub fn started(name: String, title: String) -> StageReport {
+        StageReport {
+            name,
+            title,
+            verdict: None,
+            checks: Vec::new(),
+            summary: String::new(),
+            plugin: None,
+            outcome: "running".into(),
+            dry_run: false,
+            elapsed_ms: 0,
+            effects: Vec::new(),
+            decisions: Vec::new(),
+            shadows: Vec::new(),
+            measured_by: None,
+            windows: Vec::new(),
+            environment: None,
+            controls: Vec::new(),
+        }
+    }
+}
+
 impl RunReport {
     /// The latest attempt of `name` (a resumed stage starts again).
     fn stage_mut(&mut self, name: &str) -> Option<&mut StageReport> {
@@ -286,24 +311,9 @@ impl RunReport {
                         grants,
                     })
                 }
-                Event::StageStarted { stage, title } => report.stages.push(StageReport {
-                    name: stage,
-                    title,
-                    verdict: None,
-                    checks: Vec::new(),
-                    summary: String::new(),
-                    plugin: None,
-                    outcome: "running".into(),
-                    dry_run: false,
-                    elapsed_ms: 0,
-                    effects: Vec::new(),
-                    decisions: Vec::new(),
-                    shadows: Vec::new(),
-                    measured_by: None,
-                    windows: Vec::new(),
-                    environment: None,
-                    controls: Vec::new(),
-                }),
+                Event::StageStarted { stage, title } => {
+                    report.stages.push(StageReport::started(stage, title))
+                }
                 Event::EffectDone { stage, detail, .. } => {
                     if let Some(s) = report.stage_mut(&stage) {
                         s.effects.push(detail);
