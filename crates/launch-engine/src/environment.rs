@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::runbook::{Environment, Metrics, Runbook};
+use super::runbook::{Environment, FlagProvider, Metrics, Runbook};
 use launch_targets::cloudfront::CloudFront;
-use launch_targets::flags::{FlagStore, HttpFlags, LocalFlags};
+use launch_targets::flags::unleash::UnleashConfig;
+use launch_targets::flags::{Document, FlagStore, HttpFlags, LocalFlags, S3Flags, UnleashFlags};
 use launch_targets::metrics::{Prometheus, Signals, Source, Sources};
 use launch_targets::probe::statusboard_endpoints;
 use launch_targets::s3::S3Store;
-use launch_targets::s3_flags::S3Flags;
 use launch_targets::simulator::{Inject, Simulator, SimulatorConfig, site};
 use launch_targets::store::{ArtifactStore, LocalStore};
 
@@ -33,6 +33,19 @@ pub struct Env {
 }
 
 impl Env {
+    /// The launch's flags (the primary, then its components) as the provider reads them now.
+    pub async fn launch_flags(
+        &self,
+        runbook: &Runbook,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, u8>> {
+        let mut flags = std::collections::BTreeMap::new();
+        let names = std::iter::once(&runbook.launch.flag).chain(&runbook.launch.component_flags);
+        for name in names {
+            flags.insert(name.clone(), self.flags.get(name).await?);
+        }
+        Ok(flags)
+    }
+
     /// The target's health endpoint, as the guide's scripts probe it.
     pub fn health_url(&self) -> String {
         format!("{}/api/health", self.api_url)
@@ -150,19 +163,37 @@ pub async fn open(
         }
         Some(other) => anyhow::bail!("environment `{name}`: store `{other}` is not an s3:// URL"),
     };
-    // Where the engine reads and moves flags: the run's flag file, or the target's admin API.
-    let flags: Arc<dyn FlagStore> = match spec.flags_spec() {
-        None | Some("file") => local_flags,
-        Some("http") => Arc::new(HttpFlags::new(format!(
+    // Where the engine reads and moves flags: checked by `validate`, so `None` is a runbook
+    // that was not.
+    let context = || format!("environment `{name}`: flags");
+    let provider = spec.flag_provider().with_context(|| {
+        format!("environment `{name}`: flags `{}` is not a provider launch-host knows (run `launch-host validate`)", spec.flags_spec().unwrap_or_default())
+    })?;
+    let flags: Arc<dyn FlagStore> = match provider {
+        FlagProvider::File => local_flags,
+        FlagProvider::Http => Arc::new(HttpFlags::new(format!(
             "{api_url}/api/admin/feature-flags"
         ))?),
-        Some(url) if url.starts_with("s3://") => Arc::new(
-            S3Flags::connect(url)
+        FlagProvider::S3(url) => Arc::new(
+            S3Flags::connect(url, Document::Percentages)
                 .await
-                .with_context(|| format!("environment `{name}`: flags"))?,
+                .with_context(context)?,
         ),
-        Some(other) => anyhow::bail!(
-            "environment `{name}`: unknown flag provider `{other}` (expected \"file\", \"http\" or an s3://bucket/flags.json URL)"
+        FlagProvider::FlagdFile(path) => Arc::new(LocalFlags::flagd(path)),
+        FlagProvider::FlagdObject(url) => Arc::new(
+            S3Flags::connect(url, Document::Flagd)
+                .await
+                .with_context(context)?,
+        ),
+        FlagProvider::Unleash(u) => Arc::new(
+            UnleashFlags::new(UnleashConfig {
+                url: u.url.get_ref().clone(),
+                token: u.token.get_ref().clone(),
+                project: u.project.clone(),
+                environment: u.environment.clone().unwrap_or_else(|| name.to_string()),
+                on_rollback: u.on_rollback,
+            })
+            .with_context(context)?,
         ),
     };
     let cdn = match &spec.cloudfront {

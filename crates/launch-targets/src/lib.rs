@@ -1,6 +1,6 @@
 //! What a launch acts on, each behind a small host-neutral API so the engine never sees a client
-//! library's types: artifact stores (`store`: local, `s3`), flag stores (`flags`: file, HTTP admin
-//! API, `s3_flags`), the CDN (`cloudfront`), the constant-rate `probe`, and the embedded
+//! library's types: artifact stores (`store`: local, `s3`), flag providers (`flags`: file, HTTP admin
+//! API, S3, flagd, Unleash), the CDN (`cloudfront`), the constant-rate `probe`, and the embedded
 //! StatusBoardV2 `simulator`. Nothing here knows of runbooks, plugins or journals.
 
 pub mod cloudfront;
@@ -10,6 +10,5 @@ pub mod notify;
 pub mod probe;
 pub mod rooted;
 pub mod s3;
-pub mod s3_flags;
 pub mod simulator;
 pub mod store;

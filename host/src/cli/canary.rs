@@ -191,7 +191,7 @@ pub async fn run(host: &Host, cmd: CanaryCommand) -> anyhow::Result<Exit> {
                 Ok(opened) => opened,
                 Err(e) => return usage(e),
             };
-            let flags = env.flags.all().await?;
+            let flags = env.launch_flags(&rb).await?;
             let status = serde_json::json!({
                 "environment": env.name,
                 "flag": rb.launch.flag,

@@ -116,7 +116,7 @@ async fn status(a: &LaunchArgs, output: Output) -> anyhow::Result<Exit> {
         Ok(status) => status.to_string(),
         Err(e) => format!("unreachable: {e}"),
     };
-    let flags = env.flags.all().await?;
+    let flags = env.launch_flags(&rb).await?;
     let percent = flags.get(&rb.launch.flag).copied().unwrap_or(0);
     let canary = workspace::canary_progress(&a.ws.runs_dir(), &rb, &env.name);
     let last_run = workspace::runs(&a.ws.runs_dir()).pop();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+mod flags;
 pub mod limits;
 mod metrics;
 mod notify;
@@ -17,6 +18,7 @@ mod stage;
 mod units;
 mod vars;
 
+pub use flags::{FlagProvider, FlagdSpec, UnleashSpec};
 pub use metrics::Metrics;
 pub use notify::{Channel, ChannelSpec, Notify};
 pub use stage::{Action, OnFail, Shadow, SignoffSpec, Stage, Takeover};
@@ -85,9 +87,13 @@ pub struct Environment {
     /// full rollback.
     pub cloudfront: Option<String>,
     /// Where flags are moved: `file` (the run folder; default), `http` (the target's
-    /// `/api/admin/feature-flags`), or `s3://bucket/path/flags.json` (a JSON object that a
-    /// static site reads).
+    /// `/api/admin/feature-flags`), `s3://bucket/path/flags.json` (a JSON object that a
+    /// static site reads), `unleash` or `flagd` (with their table below).
     pub flags: Option<Spanned<String>>,
+    /// `flags = "unleash"`: the server, token, project and Unleash environment.
+    pub unleash: Option<Spanned<UnleashSpec>>,
+    /// `flags = "flagd"`: the flag definition flagd syncs, a file or an S3 object.
+    pub flagd: Option<Spanned<FlagdSpec>>,
     /// Embedded targets: the loopback address to serve on (e.g. `127.0.0.1:9464`), so a
     /// metrics system can scrape its `/metrics` [default: an ephemeral port].
     pub listen: Option<Spanned<String>>,
@@ -109,8 +115,10 @@ impl Environment {
     pub fn local_to_runner(&self) -> Option<&'static str> {
         if self.is_embedded() {
             Some("its target is embedded (it runs inside the runner)")
-        } else if matches!(self.flags_spec(), None | Some("file")) {
+        } else if matches!(self.flag_provider(), None | Some(FlagProvider::File)) {
             Some("its flags are a file in the runner's workspace")
+        } else if matches!(self.flag_provider(), Some(FlagProvider::FlagdFile(_))) {
+            Some("its flags are a flagd file on the runner's machine")
         } else {
             None
         }

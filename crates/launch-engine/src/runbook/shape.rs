@@ -57,17 +57,7 @@ impl Runbook {
         if let Some(metrics) = &env.metrics {
             self.check_metrics(name, metrics)?;
         }
-        if let Some(flags) = &env.flags {
-            let f = flags.get_ref().as_str();
-            if !(f == "file" || f == "http" || f.starts_with("s3://")) {
-                return Err(self.error_at(
-                    flags.span().start,
-                    format!(
-                        "environment `{name}`: unknown flag provider `{f}` (expected \"file\", \"http\" or an s3://bucket/flags.json URL)"
-                    ),
-                ));
-            }
-        }
+        self.check_flags(name, env)?;
         Ok(())
     }
 
