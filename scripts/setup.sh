@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building plugins and running the tests need: just (the task runner), moto, the wasm32-wasip2 Rust target (rustup, else Debian's
-# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py and componentize-js, Prometheus, docker-registry. Idempotent.
+# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py and componentize-js, Prometheus, docker-registry, PostgreSQL and the flag services' npm packages (Unleash, flagd-core). Idempotent.
 set -euo pipefail
 
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
@@ -61,6 +61,27 @@ if [ ! -f "$root/tests/web-tools/node_modules/axe-core/axe.min.js" ]; then
     fi
     rm -f "$npm_log"
     echo "setup: installed axe-core in tests/web-tools"
+fi
+# The flag services the tests move flags in, pinned by tests/flag-services/package-lock.json:
+# an Unleash server and its Node SDK, flagd's evaluator, ajv for flagd's published schema.
+if [ ! -d "$root/tests/flag-services/node_modules/unleash-server" ]; then
+    npm_log=$(mktemp)
+    if ! npm ci --prefix "$root/tests/flag-services" --no-audit --no-fund >"$npm_log" 2>&1; then
+        cat "$npm_log" >&2
+        rm -f "$npm_log"
+        echo "setup: npm ci in tests/flag-services failed (above); the Unleash and flagd tests cannot run" >&2
+        exit 1
+    fi
+    rm -f "$npm_log"
+    echo "setup: installed unleash-server, unleash-client and flagd-core in tests/flag-services"
+fi
+# PostgreSQL's server: the database the Unleash tests start on 127.0.0.1 (a throwaway cluster
+# each). Debian's package may start its own cluster; the tests start theirs.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+    pg_ctlcluster --help >/dev/null 2>&1 && for c in /etc/postgresql/*/main; do
+        [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop 2>/dev/null || true
+    done
 fi
 # Prometheus: the metrics system the tests start on 127.0.0.1 to judge a canary on real traffic.
 if ! command -v prometheus >/dev/null; then

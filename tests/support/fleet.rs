@@ -32,6 +32,12 @@ pub async fn flag_following_target(s3: aws_sdk_s3::Client) -> Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
+    target_following(percent).await
+}
+
+/// A service whose new version serves `percent` of requests (whoever keeps it current),
+/// answering `x-served-by: v2` or `v1`.
+pub async fn target_following(percent: Arc<AtomicU8>) -> Server {
     let counter = Arc::new(AtomicU64::new(0));
     let app = Router::new().fallback(move || {
         let (percent, counter) = (percent.clone(), counter.clone());

@@ -2,6 +2,7 @@
 //! and small real HTTP servers on 127.0.0.1 that count their hits.
 #![allow(dead_code)]
 
+pub mod flag_services;
 pub mod fleet;
 pub mod registry;
 pub mod web;
