@@ -486,3 +486,84 @@ percent = 30
         "nobody after the rollback"
     );
 }
+
+#[test]
+fn a_flag_provider_written_wrong_is_refused_at_its_line() {
+    let token = "token = \"${UNLEASH_ADMIN_TOKEN}\"";
+    let cases = [
+        ("", "flags = \"unleash\"", 8, "needs its server and token"),
+        (
+            "",
+            &format!(
+                "flags = \"file\"\n[environments.production.unleash]\nurl = \"http://127.0.0.1:1\"\n{token}"
+            ),
+            9,
+            "a [unleash] table is set but flags is not \"unleash\"",
+        ),
+        (
+            "",
+            &format!(
+                "flags = \"unleash\"\n[environments.production.unleash]\nurl = \"ftp://127.0.0.1\"\n{token}"
+            ),
+            10,
+            "is not an http(s) URL",
+        ),
+        (
+            "",
+            "flags = \"flagd\"\n[environments.production.flagd]\nfile = \"/tmp/f.json\"\nobject = \"s3://b/f.json\"",
+            9,
+            "exactly one place",
+        ),
+        (
+            "",
+            "flags = \"flagd\"\n[environments.production.flagd]\nobject = \"/tmp/f.json\"",
+            10,
+            "is not an s3:// URL",
+        ),
+        (
+            "target = \"embedded\"\n",
+            &format!(
+                "flags = \"unleash\"\n[environments.production.unleash]\nurl = \"http://127.0.0.1:1\"\n{token}"
+            ),
+            7,
+            "an embedded target follows its own flag file",
+        ),
+    ];
+    let plugins = plugins();
+    for (target, flags, line, expect) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let book = dir.path().join("launch.toml");
+        let address = if target.is_empty() {
+            "url = \"http://127.0.0.1:9\"\napi-url = \"http://127.0.0.1:9\"\n"
+        } else {
+            target
+        };
+        std::fs::write(
+            &book,
+            format!(
+                "[launch]\nname = \"x\"\nflag = \"{FLAG}\"\n\n[environments.production]\n{address}{flags}\n\n[[stage]]\nname = \"on\"\naction = \"flag\"\nenvironment = \"production\"\npercent = 10\n"
+            ),
+        )
+        .unwrap();
+        let book = book.display().to_string();
+        let env = [("UNLEASH_ADMIN_TOKEN", UNLEASH_ADMIN_TOKEN.to_string())];
+        let args = ["--plugins", plugins.to_str().unwrap(), "--runbook", &book];
+        let (code, out) = launch_host_output(&env, &[&["validate"][..], &args].concat());
+        assert_ne!(code, Some(0), "{flags}: {out}");
+        assert!(
+            out.contains(&format!("launch.toml:{line}:")) && out.contains(expect),
+            "{flags}: expected `{expect}` at line {line}: {out}"
+        );
+        let runs = dir.path().join("runs");
+        let (code, out) = launch_host_output(
+            &env,
+            &[
+                &["run", "--yes", "--runs-dir", runs.to_str().unwrap()][..],
+                &args,
+            ]
+            .concat(),
+        );
+        assert_eq!(code, Some(2), "run refuses it as validate does: {out}");
+        assert!(!runs.exists(), "a refused run leaves no folder behind");
+    }
+}
