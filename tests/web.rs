@@ -128,6 +128,30 @@ async fn a_live_run_page_follows_the_canary_and_refuses_actions_without_the_toke
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The body the updates built, line changes on line changes, is the body the server
+    // renders for the finished run: compared as the browser parses both (the page's own
+    // whitespace around it aside).
+    let started = Instant::now();
+    loop {
+        let same = browser
+            .page()
+            .execute_async(
+                "var done = arguments[0];
+                 fetch(location.href, {cache: 'no-store'}).then(function (r) { return r.text(); }).then(function (t) {
+                   var fresh = new DOMParser().parseFromString(t, 'text/html').getElementById('run').innerHTML.trim();
+                   var live = document.getElementById('run').innerHTML.trim();
+                   done(fresh === live ? 'same' : 'fresh ' + fresh.length + ' B, live ' + live.length + ' B');
+                 });",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if same == "same" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{same}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     browser.close().await;
 
     // The emergency rollback button: a run of its own in the workspace, started by eve.

@@ -1,6 +1,10 @@
 //! Live run pages: one watcher per run being viewed reads the journal when it grows, renders
 //! the page body once, and hands the same update to every viewer (a `watch` channel: a slow
-//! viewer skips to the newest body, it never queues). Viewers get it as server-sent events.
+//! viewer skips to the newest body, it never queues). Viewers get it as server-sent events:
+//! the whole body first, then only the lines that changed since what that viewer has (`Delta`)
+//! — a window of a long canary is a few lines (the page's charts keep their points in place
+//! while a stage runs, one point a line), so a two-hour canary's page costs a viewer a few
+//! hundred kilobytes, not a whole body per journal record.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -123,19 +127,129 @@ async fn follow(hub: Hub, dir: PathBuf, tx: watch::Sender<Arc<Update>>, runs: Ru
     }
 }
 
-/// The server-sent events of one viewer: the current body at once, then every new one.
+/// The server-sent events of one viewer: the current body at once, then what changed.
 pub fn events(
     mut rx: watch::Receiver<Arc<Update>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     rx.mark_changed();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    let shown: Option<Arc<Update>> = None;
+    let stream = futures::stream::unfold((rx, shown), |(mut rx, shown)| async move {
         rx.changed().await.ok()?;
         let update = rx.borrow_and_update().clone();
-        let event = Event::default()
-            .id(update.seq.to_string())
-            .json_data(&*update)
-            .unwrap_or_default();
-        Some((Ok(event), rx))
+        let event = Event::default().id(update.seq.to_string());
+        let event = match shown.as_deref().and_then(|s| delta(&s.html, &update.html)) {
+            Some(ops) => event.json_data(Delta {
+                seq: update.seq,
+                ops,
+            }),
+            None => event.json_data(&*update),
+        }
+        .unwrap_or_default();
+        Some((Ok(event), (rx, Some(update))))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// An update as the lines that changed: the viewer's body, split after each newline, becomes
+/// the new one by `ops` in order — a positive number keeps that many lines, a negative one
+/// drops that many, a string is a line to insert.
+#[derive(Debug, serde::Serialize)]
+pub struct Delta {
+    pub seq: usize,
+    pub ops: Vec<Op>,
+}
+
+#[derive(Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Op {
+    Lines(i64),
+    Insert(String),
+}
+
+/// How long a diff may take before it settles for a coarser answer.
+const DIFF_DEADLINE: Duration = Duration::from_millis(20);
+
+/// `ops` taking `old` to `new`, or `None` when sending `new` whole is as small.
+pub fn delta(old: &str, new: &str) -> Option<Vec<Op>> {
+    use similar::{Algorithm, DiffOp, TextDiff};
+    let diff = TextDiff::configure()
+        .algorithm(Algorithm::Myers)
+        .timeout(DIFF_DEADLINE)
+        .diff_lines(old, new);
+    let lines = diff.new_slices();
+    let mut ops = Vec::new();
+    let mut size = 0;
+    for op in diff.ops() {
+        match *op {
+            DiffOp::Equal { len, .. } => ops.push(Op::Lines(len as i64)),
+            DiffOp::Delete { old_len, .. } => ops.push(Op::Lines(-(old_len as i64))),
+            DiffOp::Insert {
+                new_index, new_len, ..
+            } => insert(&mut ops, &mut size, &lines[new_index..new_index + new_len]),
+            DiffOp::Replace {
+                old_len,
+                new_index,
+                new_len,
+                ..
+            } => {
+                ops.push(Op::Lines(-(old_len as i64)));
+                insert(&mut ops, &mut size, &lines[new_index..new_index + new_len]);
+            }
+        }
+    }
+    (size + ops.len() * 4 < new.len()).then_some(ops)
+}
+
+fn insert(ops: &mut Vec<Op>, size: &mut usize, lines: &[&str]) {
+    for line in lines {
+        *size += line.len();
+        ops.push(Op::Insert((*line).to_string()));
+    }
+}
+
+/// `ops` applied to `old`: what a viewer's script does (kept here to test the protocol).
+pub fn apply(old: &str, ops: &[Op]) -> String {
+    let lines: Vec<&str> = old.split_inclusive('\n').collect();
+    let (mut at, mut out) = (0usize, String::new());
+    for op in ops {
+        match op {
+            Op::Lines(n) if *n >= 0 => {
+                let n = *n as usize;
+                out.extend(
+                    lines[at.min(lines.len())..(at + n).min(lines.len())]
+                        .iter()
+                        .copied(),
+                );
+                at += n;
+            }
+            Op::Lines(n) => at += n.unsigned_abs() as usize,
+            Op::Insert(line) => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delta_rebuilds_the_new_body_and_is_small_when_little_changed() {
+        let old: String = (0..300).map(|i| format!("<li>line {i}</li>\n")).collect();
+        let mut new = old.replace("<li>line 7</li>", "<li>line seven</li>");
+        new.push_str("<li>appended</li>\n");
+        new = new.replace("<li>line 100</li>\n", "");
+        let ops = delta(&old, &new).expect("smaller than the whole");
+        assert_eq!(apply(&old, &ops), new);
+        let sent = serde_json::to_string(&ops).unwrap().len();
+        assert!(sent < 120, "{sent} bytes: {ops:?}");
+        // Nothing in common: the whole body is sent instead.
+        assert!(delta("a\nb\n", "c\nd\n").is_none());
+        // No trailing newline, and an empty body, either way round.
+        for (a, b) in [("x\ny", "x\nz"), ("", "x\n"), ("x\n", "")] {
+            if let Some(ops) = delta(a, b) {
+                assert_eq!(apply(a, &ops), b);
+            }
+        }
+    }
 }

@@ -150,12 +150,36 @@ pub fn label(v: f64) -> String {
     }
 }
 
-/// One point per span of windows: the span's end and its worst value.
-fn buckets(pts: &[(u64, f64)], t0: u64, t1: u64) -> Vec<(u64, f64)> {
-    if pts.len() <= MAX_POINTS {
+/// The time axis of a stage still running: its elapsed time rounded up to a round length
+/// (1, 2, 5, 10, 15, 30 min, 1, 2, 3, 6, 12 h, then days), so a point once drawn keeps its
+/// place until the canary outgrows the axis — the live page then sends a new window as a
+/// few new lines, not every point moved a little left.
+pub fn axis_span(elapsed_ms: u64) -> u64 {
+    const SECS: [u64; 16] = [
+        10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400,
+        172_800,
+    ];
+    SECS.iter()
+        .map(|s| s * 1000)
+        .find(|s| *s >= elapsed_ms)
+        .unwrap_or_else(|| elapsed_ms.div_ceil(86_400_000) * 86_400_000)
+}
+
+/// The span of windows one point stands for on an axis of `span` ms: 0 (each window its own
+/// point) while they fit, else a fixed width, so spans keep their bounds as windows arrive.
+pub(super) fn bucket_width(windows: usize, span: u64) -> u64 {
+    if windows <= MAX_POINTS {
+        0
+    } else {
+        span.div_ceil(MAX_POINTS as u64).max(1)
+    }
+}
+
+/// One point per span of `width` ms (0: per window): the span's end and its worst value.
+fn buckets(pts: &[(u64, f64)], t0: u64, t1: u64, width: u64) -> Vec<(u64, f64)> {
+    if width == 0 {
         return pts.to_vec();
     }
-    let width = (t1 - t0).div_ceil(MAX_POINTS as u64).max(1);
     let mut out: Vec<(u64, f64)> = Vec::with_capacity(MAX_POINTS);
     for &(t, v) in pts {
         let end = (t0 + (t.saturating_sub(t0) / width + 1) * width).min(t1);
@@ -172,7 +196,7 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
     let first = s.windows.first()?;
     let t0 = first.start_ms;
     let moves = flag_moves(s);
-    let t1 = s
+    let last = s
         .windows
         .iter()
         .map(|w| w.start_ms.saturating_add(w.duration_ms))
@@ -181,6 +205,12 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
         .max()
         .unwrap_or(t0)
         .max(t0 + 1);
+    // A finished stage's axis ends with it; a running one's is a round length (`axis_span`).
+    let t1 = if s.verdict.is_some() {
+        last
+    } else {
+        t0 + axis_span(last - t0)
+    };
     let thresholds: Vec<(String, f64)> = {
         let mut found: Vec<(String, f64)> = Vec::new();
         for c in s.decisions.iter().flat_map(|d| &d.checks) {
@@ -227,12 +257,14 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
     let span = (t1 - t0) as f64;
     let x = |t: u64| LEFT + t.saturating_sub(t0) as f64 / span * plot_w;
     let y = |v: f64| TOP + plot_h - (v / ymax).clamp(0.0, 1.0) * plot_h;
+    let width = bucket_width(s.windows.len(), t1 - t0);
     let points = |pts: &[(u64, f64)]| {
-        buckets(pts, t0, t1)
+        buckets(pts, t0, t1, width)
             .iter()
             .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
             .collect::<Vec<_>>()
-            .join(" ")
+            // One point a line: the live page sends the lines that changed.
+            .join("\n")
     };
     let secs = span / 1000.0;
     let x_step = nice_step(secs, 6.0);
@@ -262,7 +294,7 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
             label: format!("{p}%"),
         })
         .collect();
-    let flag = flag_line(s, &moves, t0, t1, &x, &flag_y);
+    let flag = flag_line(s, &moves, t0, last, &x, &flag_y);
     let mut series = Vec::new();
     if !baseline.is_empty() {
         series.push(Series {
@@ -333,16 +365,37 @@ mod tests {
         let pts: Vec<(u64, f64)> = (0..10_000u64)
             .map(|i| (i * 100, if i == 5_000 { 900.0 } else { 5.0 }))
             .collect();
-        let b = buckets(&pts, 0, 1_000_000);
+        let b = buckets(&pts, 0, 1_000_000, bucket_width(pts.len(), 1_000_000));
         assert!(b.len() <= MAX_POINTS, "{}", b.len());
         assert_eq!(b.iter().map(|p| p.1).fold(0.0, f64::max), 900.0);
         assert!(b.windows(2).all(|w| w[0].0 < w[1].0));
         let few = &pts[..100];
         assert_eq!(
-            buckets(few, 0, 10_000),
+            buckets(few, 0, 10_000, bucket_width(few.len(), 10_000)),
             few.to_vec(),
             "a short line as it is"
         );
+    }
+
+    #[test]
+    fn a_running_axis_is_round_and_a_point_keeps_its_span_as_windows_arrive() {
+        assert_eq!(axis_span(0), 10_000);
+        assert_eq!(axis_span(10_001), 20_000);
+        assert_eq!(axis_span(4_000_000), 7_200_000);
+        assert_eq!(axis_span(200_000_000), 259_200_000);
+        // 400 windows of 10 s on a 2-hour axis: a window added later changes the last
+        // point only.
+        let pts: Vec<(u64, f64)> = (0..400u64).map(|i| (i * 10_000, (i % 7) as f64)).collect();
+        let width = bucket_width(pts.len(), 7_200_000);
+        let before = buckets(&pts[..399], 0, 7_200_000, width);
+        let after = buckets(&pts, 0, 7_200_000, width);
+        let kept = before
+            .iter()
+            .zip(&after)
+            .take_while(|(a, b)| a == b)
+            .count();
+        assert!(kept >= before.len() - 1, "{kept} of {}", before.len());
+        assert!(after.len() <= MAX_POINTS);
     }
 
     #[test]

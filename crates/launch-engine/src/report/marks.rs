@@ -4,7 +4,7 @@
 //! chart's axes (`chart`), passed in as functions.
 
 use super::StageReport;
-use super::chart::{MAX_MARKERS, MAX_POINTS, Measure, RIGHT, WIDTH, label};
+use super::chart::{MAX_MARKERS, Measure, RIGHT, WIDTH, bucket_width, label};
 use launch_targets::probe::Served;
 
 /// A moment the canary changed: a promotion, the rollback, an operator's request.
@@ -44,7 +44,7 @@ pub(super) fn flag_moves(s: &StageReport) -> Vec<(u64, u8)> {
 }
 
 /// The flag as steps: each window's percent from its start to its end, and a move the
-/// policy made after the last window (the rollback to 0) drawn to the chart's end.
+/// policy made after the last window (the rollback to 0) drawn to `t1`, the latest moment.
 pub(super) fn flag_line(
     s: &StageReport,
     moves: &[(u64, u8)],
@@ -74,7 +74,7 @@ pub(super) fn flag_line(
         line.push(format!("{:.1},{:.1}", x(at), y(p)));
         line.push(format!("{:.1},{:.1}", x(end), y(p)));
     }
-    line.join(" ")
+    line.join("\n")
 }
 
 /// Promotions, the rollback and operators' requests, the latest `MAX_MARKERS`.
@@ -124,11 +124,11 @@ pub(super) fn hovers(
 ) -> Vec<Hover> {
     /// (start, end, canary's worst, baseline's worst, flag at the end).
     type Span = (u64, u64, Option<f64>, Option<f64>, u8);
-    let width = (t1 - t0).div_ceil(MAX_POINTS as u64).max(1);
+    let width = bucket_width(s.windows.len(), t1 - t0);
     let mut spans: Vec<Span> = Vec::new();
     for w in &s.windows {
         let (a, b) = (w.start_ms, w.start_ms.saturating_add(w.duration_ms));
-        let key = if s.windows.len() <= MAX_POINTS {
+        let key = if width == 0 {
             a
         } else {
             t0 + a.saturating_sub(t0) / width * width
