@@ -1,5 +1,6 @@
 //! `just bench`: the web dashboard under 50 viewers of one live run, next to the goal of issue
-//! [10/10] (the server-sent events stay under 1 s behind the journal).
+//! [10/10] (the server-sent events stay under 1 s behind the journal); then what one viewer of
+//! a two-hour canary receives, next to [14/16]'s goal (under 1 MB) and to whole bodies.
 //!
 //! The server (`launch_web::router`, as `launch-host serve` runs it) serves a run folder whose
 //! journal this bench writes: a 2-second-window canary's records (a window and a decision) ten
@@ -29,6 +30,11 @@ const APPENDS: usize = 150;
 const EVERY: Duration = Duration::from_millis(100);
 
 fn window(i: usize) -> WindowRecord {
+    window_of(i, APPENDS, 2_000)
+}
+
+/// Window `i` of `count`, each `every_ms` long: the flag steps 10 → 30 → 50 → 100 over them.
+fn window_of(i: usize, count: usize, every_ms: u64) -> WindowRecord {
     let side = |served, base: f64| EndpointRecord {
         endpoint: "board".into(),
         served: Some(served),
@@ -44,11 +50,30 @@ fn window(i: usize) -> WindowRecord {
         missing: Vec::new(),
     };
     WindowRecord {
-        start_ms: 1_800_000_000_000 + i as u64 * 2_000,
-        duration_ms: 2_000,
-        percent: [10, 30, 50, 100][(i * 4 / APPENDS).min(3)],
+        start_ms: 1_800_000_000_000 + i as u64 * every_ms,
+        duration_ms: every_ms,
+        percent: [10, 30, 50, 100][(i * 4 / count).min(3)],
         endpoints: vec![side(Served::Baseline, 80.0), side(Served::Canary, 90.0)],
         sources: Vec::new(),
+    }
+}
+
+fn decision(i: usize, percent: u8) -> Event {
+    Event::Decision {
+        stage: "canary".into(),
+        percent,
+        action: "hold".into(),
+        summary: format!("hold: healthy, window {i}"),
+        checks: vec![launch_engine::record::CheckRecord {
+            name: "latency-p95".into(),
+            verdict: VerdictRecord::Pass,
+            observed: Some(180.0),
+            threshold: Some(2000.0),
+            unit: "ms".into(),
+            detail: String::new(),
+            skipped: false,
+        }],
+        plugin: "canary-steps".into(),
     }
 }
 
@@ -149,22 +174,7 @@ async fn run() -> anyhow::Result<()> {
             environment: "staging".into(),
             window: window(i),
         })?;
-        journal.append(Event::Decision {
-            stage: "canary".into(),
-            percent: window(i).percent,
-            action: "hold".into(),
-            summary: format!("hold: healthy, window {i}"),
-            checks: vec![launch_engine::record::CheckRecord {
-                name: "latency-p95".into(),
-                verdict: VerdictRecord::Pass,
-                observed: Some(180.0),
-                threshold: Some(2000.0),
-                unit: "ms".into(),
-                detail: String::new(),
-                skipped: false,
-            }],
-            plugin: "canary-steps".into(),
-        })?;
+        journal.append(decision(i, window(i).percent))?;
         records += 2;
         written.push((records, Instant::now()));
         next += EVERY;
@@ -204,5 +214,89 @@ async fn run() -> anyhow::Result<()> {
     );
     support::row("SSE behind the journal, max", &ms(lag.max()), "");
     support::row("appends a viewer never saw", &missed.to_string(), "0");
+    // The guide's canary checks health every 60 s; a 10 s interval is six times as dense.
+    two_hours(&client, addr, &runs, 60_000).await?;
+    two_hours(&client, addr, &runs, 10_000).await
+}
+
+/// A two-hour canary of `window_ms` windows (a window and a decision each), appended one
+/// window at a time, each its own update: the bytes one viewer's event stream carries, next
+/// to what whole bodies (the page before [14/16]) would have been.
+async fn two_hours(
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    runs: &Path,
+    window_ms: u64,
+) -> anyhow::Result<()> {
+    let windows = (7_200_000 / window_ms) as usize;
+    let id = format!("20261128T000000000Z-long{}", window_ms / 1000);
+    let dir = runs.join(&id);
+    let mut journal = start_run(&dir)?;
+    let received = Arc::new(Mutex::new((0usize, 0usize, 0usize)));
+    let counted = received.clone();
+    let response = client
+        .get(format!("http://{addr}/runs/{id}/events"))
+        .send()
+        .await?;
+    let viewer = tokio::spawn(async move {
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            let mut c = counted.lock().await;
+            c.0 += chunk.len();
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                c.1 += 1;
+                c.2 = c.2.max(event.len());
+            }
+        }
+        anyhow::Ok(())
+    });
+    let mut whole = 0usize;
+    let mut last_body = 0usize;
+    for i in 0..windows {
+        let w = window_of(i, windows, window_ms);
+        let percent = w.percent;
+        journal.append(Event::Window {
+            stage: "canary".into(),
+            environment: "staging".into(),
+            window: w,
+        })?;
+        journal.append(decision(i, percent))?;
+        // What a whole-body update of this window would have sent (its data line's JSON).
+        let d = dir.clone();
+        let update = tokio::task::spawn_blocking(move || launch_web::live::render(&d)).await?;
+        last_body = serde_json::to_string(&update)?.len();
+        whole += last_body;
+        // Past the server's 100 ms look at the journal: every window is an update.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    viewer.abort();
+    let (bytes, events, largest) = *received.lock().await;
+    let kb = |b: usize| format!("{:.0} KB", b as f64 / 1000.0);
+    println!(
+        "\none viewer of a two-hour canary: {windows} windows of {} s, each its own update\n",
+        window_ms / 1000
+    );
+    support::row("measure", "launch-host", "whole bodies / goal");
+    support::row(
+        "bytes sent to the viewer",
+        &kb(bytes),
+        &format!("{} / < 1000 KB", kb(whole)),
+    );
+    support::row("events", &events.to_string(), &windows.to_string());
+    support::row(
+        "largest event",
+        &kb(largest),
+        &format!("{} (the last body)", kb(last_body)),
+    );
+    support::row(
+        "per window",
+        &format!("{:.0} B", bytes as f64 / windows as f64),
+        &format!("{:.0} B", whole as f64 / windows as f64),
+    );
     Ok(())
 }

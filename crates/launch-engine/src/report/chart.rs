@@ -165,30 +165,28 @@ pub fn axis_span(elapsed_ms: u64) -> u64 {
         .unwrap_or_else(|| elapsed_ms.div_ceil(86_400_000) * 86_400_000)
 }
 
-/// The span of windows one point stands for on an axis of `span` ms: 0 (each window its own
-/// point) while they fit, else a fixed width, so spans keep their bounds as windows arrive.
-pub(super) fn bucket_width(windows: usize, span: u64) -> u64 {
-    if windows <= MAX_POINTS {
-        0
-    } else {
-        span.div_ceil(MAX_POINTS as u64).max(1)
-    }
+/// The span of time one point stands for on an axis of `span` ms: a fixed width from the
+/// axis alone, so a span keeps its bounds as windows arrive (windows shorter than it share a
+/// point; longer ones have one each).
+pub(super) fn bucket_width(span: u64) -> u64 {
+    span.div_ceil(MAX_POINTS as u64).max(1)
 }
 
-/// One point per span of `width` ms (0: per window): the span's end and its worst value.
-fn buckets(pts: &[(u64, f64)], t0: u64, t1: u64, width: u64) -> Vec<(u64, f64)> {
-    if width == 0 {
-        return pts.to_vec();
-    }
-    let mut out: Vec<(u64, f64)> = Vec::with_capacity(MAX_POINTS);
+/// One point per span of `width` ms from `t0`: at its latest window's end, its worst value.
+fn buckets(pts: &[(u64, f64)], t0: u64, width: u64) -> Vec<(u64, f64)> {
+    let mut out: Vec<(u64, u64, f64)> = Vec::with_capacity(MAX_POINTS);
     for &(t, v) in pts {
-        let end = (t0 + (t.saturating_sub(t0) / width + 1) * width).min(t1);
+        // A window ending on a bound belongs to the span it ran in.
+        let key = t.saturating_sub(t0).saturating_sub(1) / width;
         match out.last_mut() {
-            Some((e, worst)) if *e == end => *worst = worst.max(v),
-            _ => out.push((end, v)),
+            Some((k, end, worst)) if *k == key => {
+                *end = t;
+                *worst = worst.max(v);
+            }
+            _ => out.push((key, t, v)),
         }
     }
-    out
+    out.into_iter().map(|(_, t, v)| (t, v)).collect()
 }
 
 /// The chart of `measure` over a canary stage's windows; `None` when nothing was measured.
@@ -257,14 +255,14 @@ pub fn chart(s: &StageReport, measure: Measure) -> Option<Chart> {
     let span = (t1 - t0) as f64;
     let x = |t: u64| LEFT + t.saturating_sub(t0) as f64 / span * plot_w;
     let y = |v: f64| TOP + plot_h - (v / ymax).clamp(0.0, 1.0) * plot_h;
-    let width = bucket_width(s.windows.len(), t1 - t0);
+    let width = bucket_width(t1 - t0);
     let points = |pts: &[(u64, f64)]| {
-        buckets(pts, t0, t1, width)
+        buckets(pts, t0, width)
             .iter()
             .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
-            .collect::<Vec<_>>()
-            // One point a line: the live page sends the lines that changed.
-            .join("\n")
+            // One point a line, the attribute's end on a line of its own: the live page sends
+            // a new window as the lines it adds.
+            .fold(String::new(), |all, p| all + &p + "\n")
     };
     let secs = span / 1000.0;
     let x_step = nice_step(secs, 6.0);
@@ -365,13 +363,13 @@ mod tests {
         let pts: Vec<(u64, f64)> = (0..10_000u64)
             .map(|i| (i * 100, if i == 5_000 { 900.0 } else { 5.0 }))
             .collect();
-        let b = buckets(&pts, 0, 1_000_000, bucket_width(pts.len(), 1_000_000));
+        let b = buckets(&pts, 0, bucket_width(1_000_000));
         assert!(b.len() <= MAX_POINTS, "{}", b.len());
         assert_eq!(b.iter().map(|p| p.1).fold(0.0, f64::max), 900.0);
         assert!(b.windows(2).all(|w| w[0].0 < w[1].0));
         let few = &pts[..100];
         assert_eq!(
-            buckets(few, 0, 10_000, bucket_width(few.len(), 10_000)),
+            buckets(few, 0, bucket_width(10_000)),
             few.to_vec(),
             "a short line as it is"
         );
@@ -386,9 +384,9 @@ mod tests {
         // 400 windows of 10 s on a 2-hour axis: a window added later changes the last
         // point only.
         let pts: Vec<(u64, f64)> = (0..400u64).map(|i| (i * 10_000, (i % 7) as f64)).collect();
-        let width = bucket_width(pts.len(), 7_200_000);
-        let before = buckets(&pts[..399], 0, 7_200_000, width);
-        let after = buckets(&pts, 0, 7_200_000, width);
+        let width = bucket_width(7_200_000);
+        let before = buckets(&pts[..399], 0, width);
+        let after = buckets(&pts, 0, width);
         let kept = before
             .iter()
             .zip(&after)

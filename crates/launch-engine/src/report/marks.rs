@@ -74,7 +74,7 @@ pub(super) fn flag_line(
         line.push(format!("{:.1},{:.1}", x(at), y(p)));
         line.push(format!("{:.1},{:.1}", x(end), y(p)));
     }
-    line.join("\n")
+    line.iter().fold(String::new(), |all, p| all + p + "\n")
 }
 
 /// Promotions, the rollback and operators' requests, the latest `MAX_MARKERS`.
@@ -124,15 +124,11 @@ pub(super) fn hovers(
 ) -> Vec<Hover> {
     /// (start, end, canary's worst, baseline's worst, flag at the end).
     type Span = (u64, u64, Option<f64>, Option<f64>, u8);
-    let width = bucket_width(s.windows.len(), t1 - t0);
+    let width = bucket_width(t1 - t0);
     let mut spans: Vec<Span> = Vec::new();
     for w in &s.windows {
-        let (a, b) = (w.start_ms, w.start_ms.saturating_add(w.duration_ms));
-        let key = if width == 0 {
-            a
-        } else {
-            t0 + a.saturating_sub(t0) / width * width
-        };
+        let b = w.start_ms.saturating_add(w.duration_ms);
+        let key = t0 + b.saturating_sub(t0).saturating_sub(1) / width * width;
         let worst = |o: Option<f64>, v: Option<f64>| match (o, v) {
             (Some(o), Some(v)) => Some(o.max(v)),
             (o, v) => o.or(v),
