@@ -232,6 +232,7 @@ async fn an_unleash_canary_moves_the_rollout_users_see_and_a_rollback_disables_i
     assert_eq!(strategies[0]["name"], "flexibleRollout");
     assert_eq!(strategies[0]["title"], "launch-host");
     let share = unleash.share_once(FLAG, USERS, |s| near(s, 40));
+    eprintln!("unleash at 40%: the Node SDK sees {share} of {USERS} users");
     assert!(
         near(share, 40),
         "the Node SDK sees {share} of {USERS} users on at 40%"
@@ -386,6 +387,7 @@ async fn a_flagd_canary_writes_a_fractional_split_flagd_evaluates() {
     };
     until("the split", r#"["new",40]"#, split).await;
     let share = flagd_share(&file, FLAG, USERS);
+    eprintln!("flagd file at 40%: flagd-core serves {share} of {USERS} users");
     assert!(
         near(share, 40),
         "flagd serves {share} of {USERS} users the new variant at 40%"
@@ -459,6 +461,7 @@ percent = 30
         json!({"fractional": [["on", 30], ["off", 70]]})
     );
     let share = flagd_share(&synced, FLAG, USERS);
+    eprintln!("flagd object at 30%: flagd-core serves {share} of {USERS} users");
     assert!(
         near(share, 30),
         "flagd serves {share} of {USERS} users at 30%"

@@ -36,8 +36,8 @@ pub enum OnRollback {
     Zero,
 }
 
-/// Where the feature is, and how to reach it.
-#[derive(Debug, Clone)]
+/// Where the feature is, and how to reach it. Its `Debug` masks the token.
+#[derive(Clone)]
 pub struct UnleashConfig {
     /// The server, e.g. `https://unleash.example.com` (without `/api`).
     pub url: String,
@@ -47,6 +47,18 @@ pub struct UnleashConfig {
     /// The Unleash environment, e.g. `production`.
     pub environment: String,
     pub on_rollback: OnRollback,
+}
+
+impl std::fmt::Debug for UnleashConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnleashConfig")
+            .field("url", &self.url)
+            .field("token", &"***")
+            .field("project", &self.project)
+            .field("environment", &self.environment)
+            .field("on_rollback", &self.on_rollback)
+            .finish()
+    }
 }
 
 pub struct UnleashFlags {
