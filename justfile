@@ -15,6 +15,11 @@ default:
 setup:
     scripts/setup.sh
 
+# Install what the tests start and drive too: moto, Prometheus, docker-registry, PostgreSQL,
+# Chromium, the flag services (idempotent; quick when they are there)
+setup-tests:
+    scripts/setup.sh --tests
+
 # Build every stock plugin into plugins/*.wasm
 build-plugins:
     scripts/build-plugins.sh "{{plugins_target}}"
@@ -29,7 +34,7 @@ build:
 
 # Run every test (every crate's unit tests, the end-to-end tests, the pty tests): builds plugins
 # and test plugins first
-test: build-plugins build-test-plugins
+test: setup-tests build-plugins build-test-plugins
     cargo test --workspace --no-fail-fast
 
 # Benchmarks (release build): plugin loads and calls; recording and replay; signatures; 50 web viewers; the embedded run, the probe vs wrk, reaction time

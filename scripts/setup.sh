@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs what building plugins and running the tests need: just (the task runner), moto, the wasm32-wasip2 Rust target (rustup, else Debian's
-# toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py and componentize-js, Prometheus, docker-registry, PostgreSQL and the flag services' npm packages (Unleash, flagd-core). Idempotent.
+# Installs what building plugins needs: just (the task runner), the wasm32-wasip2 Rust target
+# (rustup, else Debian's toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py
+# and componentize-js. With --tests (`just test` passes it) also what the tests start or drive:
+# moto, Prometheus, docker-registry, PostgreSQL, Chromium, ssh-keygen, axe-core and the flag
+# services' npm packages (Unleash, flagd-core). Idempotent.
 set -euo pipefail
 
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
@@ -49,6 +52,13 @@ if [ ! -x "$root/plugins/js/tools/node_modules/.bin/componentize-js" ]; then
         || { echo "setup: npm ci succeeded but componentize-js is missing from plugins/js/tools" >&2; exit 1; }
     echo "setup: installed componentize-js in plugins/js/tools"
 fi
+if [ "${1:-}" != "--tests" ]; then
+    echo "setup: done (the test servers and browsers: scripts/setup.sh --tests, which \`just test\` runs)"
+    exit 0
+fi
+
+# --tests: what only the tests need — the real servers they start on 127.0.0.1, the browser,
+# the SDKs that check a flag service — kept out of the quick start's path.
 # axe-core, pinned by tests/web-tools/package-lock.json: the web tests run it in Chromium over
 # every page and allow no serious accessibility violation.
 if [ ! -f "$root/tests/web-tools/node_modules/axe-core/axe.min.js" ]; then
@@ -103,4 +113,4 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 # moto: the AWS stand-in (S3, CloudFront) the tests start on 127.0.0.1.
 command -v moto_server >/dev/null || pip_install 'moto[server]==5.2.5'
-echo "setup: done"
+echo "setup: done, with the tests' servers and tools"

@@ -33,7 +33,7 @@ fn runbook(dir: &Path, launch: &str, step_ms: u64) -> PathBuf {
 async fn axe(browser: &Browser) -> Vec<String> {
     let source =
         std::fs::read_to_string(repo().join("tests/web-tools/node_modules/axe-core/axe.min.js"))
-            .expect("axe-core in tests/web-tools (scripts/setup.sh runs npm ci there)");
+            .expect("axe-core in tests/web-tools (scripts/setup.sh --tests runs npm ci there)");
     browser.page().execute(&source, vec![]).await.unwrap();
     let found = browser
         .page()

@@ -49,7 +49,7 @@ fn keypair(dir: &Path) -> (PathBuf, PathBuf) {
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "release", "-f"])
         .arg(&key)
         .status()
-        .expect("ssh-keygen (scripts/setup.sh installs openssh-client)")
+        .expect("ssh-keygen (scripts/setup.sh --tests installs openssh-client)")
         .success();
     assert!(ok);
     (key.clone(), key.with_extension("pub"))

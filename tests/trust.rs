@@ -16,7 +16,7 @@ fn keygen(dir: &Path, name: &str) -> PathBuf {
         .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
         .arg(&key)
         .output()
-        .expect("ssh-keygen (openssh-client; scripts/setup.sh installs it)");
+        .expect("ssh-keygen (openssh-client; scripts/setup.sh --tests installs it)");
     assert!(
         out.status.success(),
         "{}",

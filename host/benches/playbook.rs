@@ -191,7 +191,9 @@ fn main() -> anyhow::Result<()> {
         .output()
         .is_ok_and(|o| o.status.success());
     match prometheus_installed {
-        false => println!("prometheus is not installed (scripts/setup.sh): no Prometheus row"),
+        false => {
+            println!("prometheus is not installed (scripts/setup.sh --tests): no Prometheus row")
+        }
         true => {
             let mut reactions = Vec::new();
             for i in 0..3 {

@@ -1,7 +1,7 @@
 //! The flag services teams run, started for real on 127.0.0.1: PostgreSQL (Debian's) and an
 //! Unleash server on it (npm `unleash-server`), and the SDKs that say what users see — the
 //! Unleash Node SDK and flagd's evaluator (`@openfeature/flagd-core`), which also validates a
-//! definition against flagd's published schema. scripts/setup.sh installs all of them
+//! definition against flagd's published schema. scripts/setup.sh --tests installs all of them
 //! (tests/flag-services/package-lock.json pins the npm side).
 
 use std::io::{BufRead, BufReader};
@@ -19,7 +19,7 @@ fn tools() -> PathBuf {
     let dir = repo().join("tests/flag-services");
     assert!(
         dir.join("node_modules/unleash-server").is_dir(),
-        "tests/flag-services/node_modules is missing: run scripts/setup.sh (npm ci there)"
+        "tests/flag-services/node_modules is missing: run scripts/setup.sh --tests (npm ci there)"
     );
     dir
 }
@@ -118,7 +118,7 @@ fn postgres_bin() -> PathBuf {
     found.sort();
     found
         .pop()
-        .expect("PostgreSQL's server is installed (scripts/setup.sh installs Debian's postgresql)")
+        .expect("PostgreSQL's server is installed (scripts/setup.sh --tests installs Debian's postgresql)")
         .1
 }
 
@@ -139,7 +139,7 @@ impl Unleash {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("node is installed (scripts/setup.sh)");
+            .expect("node is installed (scripts/setup.sh --tests)");
         // First start runs Unleash's migrations: several seconds on two cores.
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();
@@ -247,7 +247,7 @@ fn node(script: &str, args: &[&str]) -> serde_json::Value {
         .arg(tools().join(script))
         .args(args)
         .output()
-        .expect("node is installed (scripts/setup.sh)");
+        .expect("node is installed (scripts/setup.sh --tests)");
     assert!(
         out.status.success(),
         "{script} {args:?}: {}",

@@ -140,7 +140,7 @@ impl Moto {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("moto_server is installed (scripts/setup.sh installs moto[server])");
+            .expect("moto_server is installed (scripts/setup.sh --tests installs moto[server])");
         let endpoint = format!("http://127.0.0.1:{port}");
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -300,7 +300,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A real Prometheus server (Debian's `prometheus`, installed by scripts/setup.sh) on an
+/// A real Prometheus server (Debian's `prometheus`, installed by scripts/setup.sh --tests) on an
 /// ephemeral loopback port, scraping `targets` every second; stopped when dropped.
 pub struct PrometheusServer {
     pub url: String,
@@ -332,7 +332,9 @@ impl PrometheusServer {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("prometheus is installed (scripts/setup.sh installs Debian's prometheus)");
+            .expect(
+                "prometheus is installed (scripts/setup.sh --tests installs Debian's prometheus)",
+            );
         let url = format!("http://127.0.0.1:{port}");
         let started = std::time::Instant::now();
         let ready = || {

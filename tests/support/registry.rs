@@ -1,5 +1,5 @@
 //! A real OCI registry: Debian's `docker-registry` (distribution 2.8, installed by
-//! scripts/setup.sh) on an ephemeral loopback port, with its storage in a temporary folder
+//! scripts/setup.sh --tests) on an ephemeral loopback port, with its storage in a temporary folder
 //! (so a test can play someone who can write it), optionally behind htpasswd basic auth.
 
 use std::path::{Path, PathBuf};
@@ -25,7 +25,9 @@ impl Registry {
                 let out = std::process::Command::new("htpasswd")
                     .args(["-Bbn", name, password])
                     .output()
-                    .expect("htpasswd is installed (scripts/setup.sh installs apache2-utils)");
+                    .expect(
+                        "htpasswd is installed (scripts/setup.sh --tests installs apache2-utils)",
+                    );
                 assert!(out.status.success());
                 std::fs::write(&file, out.stdout).unwrap();
                 format!(
@@ -49,7 +51,7 @@ impl Registry {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("docker-registry is installed (scripts/setup.sh installs it)");
+            .expect("docker-registry is installed (scripts/setup.sh --tests installs it)");
         let started = std::time::Instant::now();
         let ready = || {
             use std::io::{Read, Write};

@@ -147,7 +147,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver (Debian's chromium-driver, installed by scripts/setup.sh)");
+            .expect(
+                "chromedriver (Debian's chromium-driver, installed by scripts/setup.sh --tests)",
+            );
         let profile = tempfile::tempdir().unwrap();
         let mut caps = serde_json::Map::new();
         caps.insert(
