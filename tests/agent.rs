@@ -182,10 +182,57 @@ async fn a_runner_frozen_past_its_lease_is_taken_over_and_makes_no_effect_when_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zombies_flag_write_after_a_takeover_is_refused_by_the_fence_and_journaled() {
+    zombie_write_is_fenced(Store::Percentages).await;
+}
+
+/// The same zombie, its flag a flagd definition in S3 (what flagd syncs): the fence lives in
+/// the object's metadata just as for the plain map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombies_write_to_a_flagd_object_is_refused_by_the_fence() {
+    zombie_write_is_fenced(Store::Flagd).await;
+}
+
+/// Where the fleet's flag is kept.
+#[derive(Clone, Copy)]
+enum Store {
+    /// `s3://site/flags.json`, a map of percentages.
+    Percentages,
+    /// `s3://site/flagd.json`, a flagd definition.
+    Flagd,
+}
+
+impl Store {
+    fn runbook_lines(self) -> &'static str {
+        match self {
+            Store::Percentages => "flags = \"s3://site/flags.json\"",
+            Store::Flagd => {
+                "flags = \"flagd\"\n[environments.production.flagd]\nobject = \"s3://site/flagd.json\""
+            }
+        }
+    }
+
+    /// The flag's percentage as its readers see it.
+    async fn read(self, s3: &aws_sdk_s3::Client) -> u64 {
+        match self {
+            Store::Percentages => flag(s3).await,
+            Store::Flagd => {
+                let bytes = s3_object(s3, "site", "flagd.json")
+                    .await
+                    .expect("the definition");
+                let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let rule = &doc["flags"][FLAG]["targeting"]["fractional"];
+                assert_eq!(rule[0][0], "on", "{doc}");
+                rule[0][1].as_u64().unwrap()
+            }
+        }
+    }
+}
+
+async fn zombie_write_is_fenced(store: Store) {
     let (moto, s3, target) = fleet().await;
     let env = moto.env();
     let dir = tempfile::tempdir().unwrap();
-    let book = runbook(dir.path(), &target, 1500);
+    let book = runbook_with_flags(dir.path(), &target, 1500, store.runbook_lines());
     let watcher = agent(&env, &dir.path().join("agent"));
     let runs = dir.path().join("runner");
     // The worst moment to freeze: after the lease was confirmed in S3 and the effect announced,
@@ -224,7 +271,7 @@ async fn a_zombies_flag_write_after_a_takeover_is_refused_by_the_fence_and_journ
     assert_eq!(status.code(), Some(4), "{said}");
     // Its write of 10 % came after the agent's rollback and was refused by the fence.
     assert_eq!(
-        flag(&s3).await,
+        store.read(&s3).await,
         0,
         "the zombie's late write moved the flag: {said}"
     );

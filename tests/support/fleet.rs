@@ -53,6 +53,16 @@ pub async fn target_following(percent: Arc<AtomicU8>) -> Server {
 /// The fleet's launch: a canary on production whose flags live in S3, mirrored with a 3 s
 /// lease.
 pub fn runbook(dir: &std::path::Path, target: &Server, step_ms: u64) -> String {
+    runbook_with_flags(dir, target, step_ms, "flags = \"s3://site/flags.json\"")
+}
+
+/// The fleet's launch with its flags kept as `flags` (the end of the environment's table).
+pub fn runbook_with_flags(
+    dir: &std::path::Path,
+    target: &Server,
+    step_ms: u64,
+    flags: &str,
+) -> String {
     let path = dir.join("launch.toml");
     std::fs::write(
         &path,
@@ -66,7 +76,7 @@ lease-ttl = "3s"
 [environments.production]
 url = "{url}"
 api-url = "{url}"
-flags = "s3://site/flags.json"
+{flags}
 
 [defaults]
 probe-rate = 200
