@@ -7,6 +7,20 @@
 set -euo pipefail
 
 pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@"; }
+# `npm ci` in folder $1 (its package-lock.json pins it), quiet when it works and everything it
+# said when it does not (a failed install must never pass unseen: `--silent` hid one); $2 says
+# what cannot work without it.
+npm_ci() {
+    local npm_log
+    npm_log=$(mktemp)
+    if ! npm ci --prefix "$1" --no-audit --no-fund >"$npm_log" 2>&1; then
+        cat "$npm_log" >&2
+        rm -f "$npm_log"
+        echo "setup: npm ci in $1 failed (above); $2" >&2
+        exit 1
+    fi
+    rm -f "$npm_log"
+}
 # pip puts tools here; make them visible to the rest of this script.
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 
@@ -38,16 +52,7 @@ if ! command -v npm >/dev/null; then
     apt-get update -qq && apt-get install -y -qq nodejs npm
 fi
 if [ ! -x "$root/plugins/js/tools/node_modules/.bin/componentize-js" ]; then
-    # Quiet when it works, everything it said when it does not (a failed install must never
-    # pass unseen: `--silent` hid one).
-    npm_log=$(mktemp)
-    if ! npm ci --prefix "$root/plugins/js/tools" --no-audit --no-fund >"$npm_log" 2>&1; then
-        cat "$npm_log" >&2
-        rm -f "$npm_log"
-        echo "setup: npm ci in plugins/js/tools failed (above); JavaScript plugins cannot be built" >&2
-        exit 1
-    fi
-    rm -f "$npm_log"
+    npm_ci "$root/plugins/js/tools" "JavaScript plugins cannot be built"
     [ -x "$root/plugins/js/tools/node_modules/.bin/componentize-js" ] \
         || { echo "setup: npm ci succeeded but componentize-js is missing from plugins/js/tools" >&2; exit 1; }
     echo "setup: installed componentize-js in plugins/js/tools"
@@ -62,34 +67,20 @@ fi
 # axe-core, pinned by tests/web-tools/package-lock.json: the web tests run it in Chromium over
 # every page and allow no serious accessibility violation.
 if [ ! -f "$root/tests/web-tools/node_modules/axe-core/axe.min.js" ]; then
-    npm_log=$(mktemp)
-    if ! npm ci --prefix "$root/tests/web-tools" --no-audit --no-fund >"$npm_log" 2>&1; then
-        cat "$npm_log" >&2
-        rm -f "$npm_log"
-        echo "setup: npm ci in tests/web-tools failed (above); the web tests cannot check accessibility" >&2
-        exit 1
-    fi
-    rm -f "$npm_log"
+    npm_ci "$root/tests/web-tools" "the web tests cannot check accessibility"
     echo "setup: installed axe-core in tests/web-tools"
 fi
 # The flag services the tests move flags in, pinned by tests/flag-services/package-lock.json:
 # an Unleash server and its Node SDK, flagd's evaluator, ajv for flagd's published schema.
 if [ ! -d "$root/tests/flag-services/node_modules/unleash-server" ]; then
-    npm_log=$(mktemp)
-    if ! npm ci --prefix "$root/tests/flag-services" --no-audit --no-fund >"$npm_log" 2>&1; then
-        cat "$npm_log" >&2
-        rm -f "$npm_log"
-        echo "setup: npm ci in tests/flag-services failed (above); the Unleash and flagd tests cannot run" >&2
-        exit 1
-    fi
-    rm -f "$npm_log"
+    npm_ci "$root/tests/flag-services" "the Unleash and flagd tests cannot run"
     echo "setup: installed unleash-server, unleash-client and flagd-core in tests/flag-services"
 fi
 # PostgreSQL's server: the database the Unleash tests start on 127.0.0.1 (a throwaway cluster
 # each). Debian's package may start its own cluster; the tests start theirs.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
-    pg_ctlcluster --help >/dev/null 2>&1 && for c in /etc/postgresql/*/main; do
+    for c in /etc/postgresql/*/main; do
         [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop 2>/dev/null || true
     done
 fi

@@ -57,6 +57,21 @@ config = {{ steps = [10, 40, 100], step-duration-ms = 5000, min-requests = 3 }}
     path.display().to_string()
 }
 
+/// `launch-host validate` of `book` with the stock plugins the canary uses.
+fn validate(env: &[(&str, String)], book: &str) -> (Option<i32>, String) {
+    let plugins = plugins();
+    launch_host_output(
+        env,
+        &[
+            "validate",
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--runbook",
+            book,
+        ],
+    )
+}
+
 fn run(env: &[(&str, String)], book: &str, ws: &std::path::Path) -> (Option<i32>, String) {
     finish(start_run(env, book, ws))
 }
@@ -195,16 +210,7 @@ async fn an_unleash_canary_moves_the_rollout_users_see_and_a_rollback_disables_i
         &target,
         &unleash_table(&unleash.url, "disable").replace("${UNLEASH_ADMIN_TOKEN}", "plain-token"),
     );
-    let (code, out) = launch_host_output(
-        &[],
-        &[
-            "validate",
-            "--plugins",
-            plugins().to_str().unwrap(),
-            "--runbook",
-            &literal,
-        ],
-    );
+    let (code, out) = validate(&[], &literal);
     assert_ne!(code, Some(0), "{out}");
     assert!(
         out.contains("launch.toml:")
@@ -358,16 +364,7 @@ async fn a_flagd_canary_writes_a_fractional_split_flagd_evaluates() {
         &target,
         &flagd_table("file = \"flagd/flags.json\""),
     );
-    let (code, out) = launch_host_output(
-        &[],
-        &[
-            "validate",
-            "--plugins",
-            plugins().to_str().unwrap(),
-            "--runbook",
-            &relative,
-        ],
-    );
+    let (code, out) = validate(&[], &relative);
     assert_ne!(code, Some(0), "{out}");
     assert!(
         out.contains("launch.toml:") && out.contains("not an absolute path"),
@@ -551,7 +548,7 @@ fn a_flag_provider_written_wrong_is_refused_at_its_line() {
         let book = book.display().to_string();
         let env = [("UNLEASH_ADMIN_TOKEN", UNLEASH_ADMIN_TOKEN.to_string())];
         let args = ["--plugins", plugins.to_str().unwrap(), "--runbook", &book];
-        let (code, out) = launch_host_output(&env, &[&["validate"][..], &args].concat());
+        let (code, out) = validate(&env, &book);
         assert_ne!(code, Some(0), "{flags}: {out}");
         assert!(
             out.contains(&format!("launch.toml:{line}:")) && out.contains(expect),

@@ -207,8 +207,9 @@ fn insert(ops: &mut Vec<Op>, size: &mut usize, lines: &[&str]) {
     }
 }
 
-/// `ops` applied to `old`: what a viewer's script does (kept here to test the protocol).
-pub fn apply(old: &str, ops: &[Op]) -> String {
+/// `ops` applied to `old`: what a viewer's script (`live.js`) does, to test the protocol.
+#[cfg(test)]
+fn apply(old: &str, ops: &[Op]) -> String {
     let lines: Vec<&str> = old.split_inclusive('\n').collect();
     let (mut at, mut out) = (0usize, String::new());
     for op in ops {

@@ -61,11 +61,6 @@ impl Document {
             }
         }
     }
-
-    /// The media type the document is written with.
-    pub fn content_type(self) -> &'static str {
-        "application/json"
-    }
 }
 
 /// The plain map of percentages.

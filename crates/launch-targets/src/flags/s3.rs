@@ -90,7 +90,7 @@ impl S3Flags {
             let meta: &[(&str, String)] = if read.fences.is_empty() { &[] } else { &meta };
             if self
                 .loc
-                .put_with(&self.key, body, self.document.content_type(), only_if, meta)
+                .put_with(&self.key, body, "application/json", only_if, meta)
                 .await?
                 .is_some()
             {
