@@ -129,28 +129,38 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// Started on a port free a moment ago. Until moto binds it, another process may take it
+    /// (a run's embedded target binding port 0 gets the same kind of port), and a connect
+    /// would reach that one: moto is ready when *its* process listens there, and a moto that
+    /// lost its port is started again on another.
     pub fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("moto_server is installed (scripts/setup.sh --tests installs moto[server])");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(20),
-                "moto did not start on port {port}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = std::process::Command::new("moto_server")
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect(
+                    "moto_server is installed (scripts/setup.sh --tests installs moto[server])",
+                );
+            let started = std::time::Instant::now();
+            loop {
+                if listens(child.id(), port) {
+                    let endpoint = format!("http://127.0.0.1:{port}");
+                    return Moto { endpoint, child };
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break; // it lost the port: another try
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(20),
+                    "moto did not start on port {port}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
-        Moto { endpoint, child }
+        panic!("moto lost its port three times in a row")
     }
 
     /// Environment for the SDK (in the binary or in a test) to talk to this moto.
@@ -289,6 +299,31 @@ pub fn recorded_inputs(run: &std::path::Path) -> Vec<(Option<PathBuf>, serde_jso
             }
         })
         .collect()
+}
+
+/// Whether process `pid` holds a TCP socket listening on `port` (Linux: the socket's inode
+/// in /proc/net/tcp among the process's file descriptors).
+pub fn listens(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit(':').next()?;
+            // State 0A is LISTEN.
+            let listening = u16::from_str_radix(local_port, 16).ok()? == port && *f.get(3)? == "0A";
+            listening.then(|| format!("socket:[{}]", f.get(9).unwrap_or(&"")))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|target| inodes.iter().any(|i| target.to_string_lossy() == *i))
 }
 
 /// A loopback port free right now (the OS picked it; a race with another process is unlikely).
