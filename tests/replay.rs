@@ -440,8 +440,40 @@ config = { steps = [10, 100], step-duration-ms = 4000, min-requests = 1 }
         max - min <= 32,
         "a call record grows with its history: {min} B → {max} B over {longest} windows"
     );
+    // Nor does it say what its decision, journaled next, says: the answer, the checks, and
+    // the stock policy's reason (its summary reads `<answer>: <reason>`).
+    for l in calls.iter().filter(|l| l.contains("history_from")) {
+        for k in ["\"answer\"", "\"reason\"", "\"checks\""] {
+            assert!(
+                !l.contains(k),
+                "a canary call repeats its decision's {k}: {l}"
+            );
+        }
+    }
     let (out, rows) = replay(&run, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(rows.len(), calls.len(), "{rows:#?}");
     assert!(rows.iter().all(|r| r["same"] == true), "{rows:#?}");
+    // ... and the replay reads them back from the decision: its words, its reason.
+    let decisions: Vec<serde_json::Value> = lines
+        .lines()
+        .filter(|l| l.contains(r#""event":"decision""#))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(decisions.len(), rows.len());
+    for (d, r) in decisions.iter().zip(&rows) {
+        let (recorded, why) = (
+            r["recorded"].as_str().unwrap(),
+            r["recorded_reason"].as_str().unwrap(),
+        );
+        assert_eq!(
+            d["action"].as_str().unwrap().trim_end_matches('%'),
+            recorded,
+            "{r}"
+        );
+        if recorded == "hold" {
+            assert!(!why.is_empty(), "a hold's reason was lost: {r}");
+            assert_eq!(d["summary"], format!("hold: {why}"), "{r}");
+        }
+    }
 }

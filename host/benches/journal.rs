@@ -19,7 +19,9 @@ mod test_support;
 
 use launch_engine::journal::{Event, Journal};
 use launch_engine::lab::fixture::Fixture;
-use launch_engine::lab::record::{CallStore, Saved, action_answer, action_word, check_answers};
+use launch_engine::lab::record::{
+    CallStore, Saved, action_answer, action_word, check_answers, leave_to_decision,
+};
 use launch_engine::mirror::Mirror;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
 use launch_runtime::types::{Action, CanaryState};
@@ -175,7 +177,8 @@ async fn run() -> anyhow::Result<()> {
             "window {i}: {:?}",
             decision.action
         );
-        // What a run records per call (stages::calls::record), then its decision.
+        // What a run records per call (stages::calls::record), then its decision: the call
+        // leaves to the decision what it says.
         let f = Fixture::canary("canary-steps", config.clone(), &state);
         let (input, inputs) = match store.save("canary", &f)? {
             Saved::Inline(value) => (String::new(), Some(value)),
@@ -183,6 +186,15 @@ async fn run() -> anyhow::Result<()> {
         };
         let (answer, reason) = action_answer(&decision.action);
         let checks = record::checks(&decision.checks);
+        let (action, summary) = (action_word(&decision.action), decision.summary);
+        let kept = leave_to_decision(
+            answer,
+            reason,
+            check_answers(&checks),
+            &action,
+            &summary,
+            &checks,
+        );
         journal.append_unsynced(Event::Call {
             stage: "canary".into(),
             plugin: "canary-steps".into(),
@@ -191,15 +203,15 @@ async fn run() -> anyhow::Result<()> {
             windows: Vec::new(),
             history_from: history.range().from,
             history_len: history.range().len,
-            answer,
-            reason,
-            checks: check_answers(&checks),
+            answer: kept.answer,
+            reason: kept.reason,
+            checks: kept.checks,
         })?;
         journal.append(Event::Decision {
             stage: "canary".into(),
             percent: 10,
-            action: action_word(&decision.action),
-            summary: decision.summary,
+            action,
+            summary,
             checks,
             plugin: "canary-steps".into(),
         })?;

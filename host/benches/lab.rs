@@ -129,7 +129,7 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
                 history_from: from,
                 history_len: history.len() as u64,
                 answer,
-                reason,
+                reason: Some(reason),
                 checks: check_answers(&record::checks(&called.value.checks)),
             })?;
         }

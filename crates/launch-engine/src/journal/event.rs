@@ -138,8 +138,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "is_zero")]
         history_len: u64,
         /// In the fixtures' words: `promote 30`, `hold`, `pass`, `no-data`... or `failed`.
+        /// Absent on a canary call whose `decision`, journaled right after it, says it (as
+        /// the checks and, when written `<answer>: <reason>`, the reason): a canary makes a
+        /// call per window, and none of it is said twice (`lab::record::leave_to_decision`).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         answer: String,
-        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         checks: std::collections::BTreeMap<String, String>,
     },

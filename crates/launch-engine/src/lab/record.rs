@@ -56,6 +56,94 @@ pub fn check_answers(checks: &[CheckRecord]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A call's answer as its `call` record holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallAnswer {
+    /// Empty: the `decision` journaled next says it.
+    pub answer: String,
+    /// None: the decision's summary says it (`<answer>: <reason>`).
+    pub reason: Option<String>,
+    /// Empty: the decision's checks are these.
+    pub checks: BTreeMap<String, String>,
+}
+
+impl CallAnswer {
+    /// An answer no decision repeats (a report's verdict, a failed call): all of it.
+    pub fn whole(answer: String, reason: String, checks: BTreeMap<String, String>) -> CallAnswer {
+        CallAnswer {
+            answer,
+            reason: Some(reason),
+            checks,
+        }
+    }
+}
+
+/// The fixtures' answer for a decision's action word: `promote 30%` → `promote 30`.
+pub fn answer_of_action_word(word: &str) -> String {
+    match word.strip_prefix("promote ") {
+        Some(p) => format!("promote {}", p.trim_end_matches('%')),
+        None => word.to_string(),
+    }
+}
+
+/// The reason a decision's summary gives, when it is written `<answer>: <reason>` (as the
+/// stock policies write theirs); else "".
+pub fn reason_in_summary<'a>(answer: &str, summary: &'a str) -> &'a str {
+    summary
+        .strip_prefix(answer)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or("")
+}
+
+/// What a canary call's record keeps of its answer when its decision (`action`, `summary`,
+/// `checks`) is journaled right after it: only what the decision does not say. A canary
+/// records a call and a decision per window, so saying it once keeps the journal short;
+/// `restore_from_decision` takes it back exactly.
+pub fn leave_to_decision(
+    answer: String,
+    reason: String,
+    checks: BTreeMap<String, String>,
+    action: &str,
+    summary: &str,
+    decision_checks: &[CheckRecord],
+) -> CallAnswer {
+    if answer != answer_of_action_word(action) {
+        return CallAnswer::whole(answer, reason, checks);
+    }
+    let reason = (reason_in_summary(&answer, summary) != reason).then_some(reason);
+    let checks = if checks == check_answers(decision_checks) {
+        BTreeMap::new()
+    } else {
+        checks
+    };
+    CallAnswer {
+        answer: String::new(),
+        reason,
+        checks,
+    }
+}
+
+/// The answer, reason and checks of a call recorded by `leave_to_decision`, from the
+/// decision journaled after it.
+pub fn restore_from_decision(
+    call: &CallAnswer,
+    action: &str,
+    summary: &str,
+    decision_checks: &[CheckRecord],
+) -> (String, String, BTreeMap<String, String>) {
+    let answer = answer_of_action_word(action);
+    let reason = match &call.reason {
+        Some(r) => r.clone(),
+        None => reason_in_summary(&answer, summary).to_string(),
+    };
+    let checks = if call.checks.is_empty() {
+        check_answers(decision_checks)
+    } else {
+        call.checks.clone()
+    };
+    (answer, reason, checks)
+}
+
 /// Inputs up to this size (as JSON) stay in the journal record; larger ones (an SLO gate's
 /// raw latencies, a smoke suite's HTTP bodies) go to a file of their own.
 pub const INLINE_BYTES: usize = 4 << 10;
@@ -208,5 +296,84 @@ impl CallStore {
             self.saved.insert(name.clone());
         }
         Ok(Saved::File(format!("{CALLS}/{name}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, verdict: VerdictRecord) -> CheckRecord {
+        CheckRecord {
+            name: name.into(),
+            verdict,
+            observed: Some(1.0),
+            threshold: Some(2.0),
+            unit: "ms".into(),
+            detail: String::new(),
+            skipped: false,
+        }
+    }
+
+    #[test]
+    fn a_call_leaves_to_its_decision_only_what_the_decision_says_and_gets_it_back() {
+        let checks = vec![
+            check("error-rate", VerdictRecord::Pass),
+            check("latency-p95", VerdictRecord::Fail("slow".into())),
+        ];
+        // (answer, reason, the decision's action word and summary, the reason kept)
+        let cases = [
+            ("hold", "healthy", "hold", "hold: healthy", None),
+            ("promote 30", "", "promote 30%", "promote to 30%", None),
+            (
+                "rollback",
+                "p95 2504 ms",
+                "rollback",
+                "rollback: p95 2504 ms",
+                None,
+            ),
+            // A summary in other words, or one the host added to (a paused canary's).
+            ("hold", "quiet", "hold", "waiting: quiet", Some("quiet")),
+            (
+                "hold",
+                "ok",
+                "hold",
+                "hold: ok (paused by ana: not acted on)",
+                Some("ok"),
+            ),
+            ("promote 30", "", "promote 30%", "promote 30: now", Some("")),
+        ];
+        for (answer, reason, action, summary, kept) in cases {
+            let full = check_answers(&checks);
+            let call = leave_to_decision(
+                answer.into(),
+                reason.into(),
+                full.clone(),
+                action,
+                summary,
+                &checks,
+            );
+            assert_eq!(call.answer, "", "{summary}: the decision says the answer");
+            assert!(call.checks.is_empty(), "{summary}: and the checks");
+            assert_eq!(call.reason.as_deref(), kept, "{summary}");
+            assert_eq!(
+                restore_from_decision(&call, action, summary, &checks),
+                (answer.to_string(), reason.to_string(), full),
+                "{summary}"
+            );
+        }
+        // An answer the decision does not give (a failed call) is kept whole.
+        let failed = leave_to_decision(
+            "failed".into(),
+            "trap".into(),
+            BTreeMap::new(),
+            "rollback",
+            "rollback: trap",
+            &[],
+        );
+        assert_eq!(
+            failed,
+            CallAnswer::whole("failed".into(), "trap".into(), BTreeMap::new())
+        );
     }
 }

@@ -3,11 +3,13 @@
 //! exchanges, never the network — against the recorded
 //! plugin (which must answer the same) or a new one, side by side with what was answered then.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
 use super::fixture::{CanaryWindowInput, Fixture};
+use super::record::CallAnswer;
 use crate::journal::{Event, Journal};
 use crate::record::WindowRecord;
 use launch_runtime::Plugin;
@@ -70,11 +72,31 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
         Rooted::open(run_dir, false).with_context(|| format!("opening {}", run_dir.display()))?;
     // Every window of the run, numbered as the journal numbers them, with its stage.
     let mut windows: Vec<(&str, &WindowRecord)> = Vec::new();
-    let mut calls = Vec::new();
+    let mut calls: Vec<Option<RecordedCall>> = Vec::new();
     let mut inlined = super::record::Inlined::default();
+    // Canary calls whose answer is in the decision journaled after them: stage → (index in
+    // `calls`, what the call's record kept of it).
+    let mut undecided: HashMap<&str, (usize, CallAnswer)> = HashMap::new();
     for r in &records {
         match &r.event {
             Event::Window { stage, window, .. } => windows.push((stage, window)),
+            Event::Decision {
+                stage,
+                action,
+                summary,
+                checks,
+                ..
+            } => {
+                if let Some((i, kept)) = undecided.remove(stage.as_str()) {
+                    let (answer, reason, checks) =
+                        super::record::restore_from_decision(&kept, action, summary, checks);
+                    let call = calls[i].as_mut().expect("an undecided call");
+                    call.fixture.expect.action = Some(answer.clone());
+                    call.fixture.expect.checks = checks;
+                    call.answer = answer;
+                    call.reason = reason;
+                }
+            }
             Event::Call {
                 stage,
                 plugin,
@@ -126,25 +148,40 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
                             })
                             .collect::<anyhow::Result<_>>()?,
                     };
-                    if answer != "failed" {
+                    if answer.is_empty() {
+                        // Its decision, journaled next, says the answer.
+                        let kept = CallAnswer {
+                            answer: String::new(),
+                            reason: reason.clone(),
+                            checks: checks.clone(),
+                        };
+                        if let Some((earlier, _)) = undecided.insert(stage, (calls.len(), kept)) {
+                            calls[earlier] = None; // never decided: see below
+                        }
+                    } else if answer != "failed" {
                         fixture.expect.action = Some(answer.clone());
                     }
                 } else if answer != "failed" {
                     fixture.expect.verdict = Some(answer.clone());
                 }
                 fixture.expect.checks = checks.clone();
-                calls.push(RecordedCall {
+                calls.push(Some(RecordedCall {
                     stage: stage.clone(),
                     plugin: plugin.clone(),
                     fixture,
                     answer: answer.clone(),
-                    reason: reason.clone(),
-                });
+                    reason: reason.clone().unwrap_or_default(),
+                }));
             }
             _ => {}
         }
     }
-    Ok(calls)
+    // A call whose decision was never journaled (the run was killed between the two) led to
+    // nothing: it is not replayed.
+    for (i, _) in undecided.into_values() {
+        calls[i] = None;
+    }
+    Ok(calls.into_iter().flatten().collect())
 }
 
 /// Writes each call as a fixture expecting what was answered (`NNN-STAGE.json`) in

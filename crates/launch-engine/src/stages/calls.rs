@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use crate::context::{Ctx, StageResult};
 use crate::journal::Event;
 use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
-use crate::lab::record::{Saved, action_answer, check_answers, verdict_answer};
+use crate::lab::record::{
+    CallAnswer, Saved, action_answer, check_answers, leave_to_decision, verdict_answer,
+};
 use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
 use launch_runtime::bounds::MAX_HISTORY;
@@ -47,6 +49,33 @@ impl Answer {
             reason: why.to_string(),
             checks: BTreeMap::new(),
         }
+    }
+
+    /// The answer as the call's record keeps it when `decision` is journaled right after:
+    /// only what the decision does not say.
+    pub fn leaving_to(self, decision: &Event) -> CallAnswer {
+        match decision {
+            Event::Decision {
+                action,
+                summary,
+                checks,
+                ..
+            } => leave_to_decision(
+                self.answer,
+                self.reason,
+                self.checks,
+                action,
+                summary,
+                checks,
+            ),
+            _ => self.into(),
+        }
+    }
+}
+
+impl From<Answer> for CallAnswer {
+    fn from(a: Answer) -> CallAnswer {
+        CallAnswer::whole(a.answer, a.reason, a.checks)
     }
 }
 
@@ -103,8 +132,9 @@ pub fn record(
     stage: &Stage,
     fixture: &Fixture,
     history: History,
-    answer: Answer,
+    answer: impl Into<CallAnswer>,
 ) -> anyhow::Result<()> {
+    let answer = answer.into();
     let (input, inputs) = match ctx.calls.save(stage.name.get_ref(), fixture)? {
         Saved::Inline(value) => (String::new(), Some(value)),
         Saved::File(path) => (path, None),

@@ -161,8 +161,6 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         {
             Ok(called) => {
                 journal_logs(ctx, stage, &called.logs)?;
-                let answer = super::calls::Answer::of_decision(&called.value);
-                super::calls::record(ctx, stage, &input, history.range(), answer)?;
                 called.value
             }
             Err(failure) => {
@@ -192,14 +190,18 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             Some(who) if held => format!("{} (paused by {who}: not acted on)", decision.summary),
             _ => decision.summary.clone(),
         };
-        ctx.journal.append(Event::Decision {
+        let decided = Event::Decision {
             stage: name.clone(),
             percent,
             action: action_word.clone(),
             summary,
             checks: last_checks.clone(),
             plugin: plugin_name,
-        })?;
+        };
+        // The call, then its decision: the call's record leaves to it what it says.
+        let answer = super::calls::Answer::of_decision(&decision).leaving_to(&decided);
+        super::calls::record(ctx, stage, &input, history.range(), answer)?;
+        ctx.journal.append(decided)?;
         // Before acting: a promotion clears the history the shadows must see.
         let inputs = super::shadow::Inputs::Canary {
             state: &state,
