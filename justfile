@@ -65,12 +65,6 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # The quick start's first command: build the plugins and run the whole playbook on the embedded default
-demo:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    # The host builds while the plugins do: each leaves a core idle at times, the other fills it.
-    cargo build -p launch-host & host=$!
-    scripts/build-plugins.sh "{{plugins_target}}" || { kill "$host" 2>/dev/null; wait "$host" || true; exit 1; }
-    wait "$host"
+demo: build-plugins
     cargo run --quiet -p launch-host -- plugins list --plugins plugins
     cargo run --quiet -p launch-host -- run --plugins plugins --yes
