@@ -19,9 +19,7 @@ mod test_support;
 
 use launch_engine::journal::{Event, Journal};
 use launch_engine::lab::fixture::Fixture;
-use launch_engine::lab::record::{
-    CallStore, Saved, action_answer, action_word, check_answers, leave_to_decision,
-};
+use launch_engine::lab::record::{CallStore, Saved, action_word, decided_call};
 use launch_engine::mirror::Mirror;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
 use launch_runtime::types::{Action, CanaryState};
@@ -180,21 +178,13 @@ async fn run() -> anyhow::Result<()> {
         // What a run records per call (stages::calls::record), then its decision: the call
         // leaves to the decision what it says.
         let f = Fixture::canary("canary-steps", config.clone(), &state);
-        let (input, inputs) = match store.save("canary", &f)? {
+        let (input, inputs) = match store.save("canary", f)? {
             Saved::Inline(value) => (String::new(), Some(value)),
             Saved::File(path) => (path, None),
         };
-        let (answer, reason) = action_answer(&decision.action);
         let checks = record::checks(&decision.checks);
         let (action, summary) = (action_word(&decision.action), decision.summary);
-        let kept = leave_to_decision(
-            answer,
-            reason,
-            check_answers(&checks),
-            &action,
-            &summary,
-            &checks,
-        );
+        let kept = decided_call(&decision.action, &summary);
         journal.append_unsynced(Event::Call {
             stage: "canary".into(),
             plugin: "canary-steps".into(),

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 
 use launch_engine::journal::{Event, Journal};
 use launch_engine::lab::fixture::Fixture;
-use launch_engine::lab::record::{CallStore, Saved, action_answer, check_answers};
+use launch_engine::lab::record::{CallStore, Saved, action_word, decided_call};
 use launch_engine::lab::replay;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
 use launch_runtime::types::{Action, CanaryState, CanaryWindow};
@@ -111,15 +111,19 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
             .decide_canary(&sandbox, &state, &history, &config_json)
             .await?;
         times.call.record(t.elapsed().as_nanos() as u64)?;
+        // The decision a run journals whether it records or not.
+        let (action, summary) = (action_word(&called.value.action), &called.value.summary);
+        let checks = record::checks(&called.value.checks);
         let t = Instant::now();
         if let (Some(store), Some(j)) = (store.as_mut(), journal.as_mut()) {
-            // What a run records per call (stages::calls::record).
+            // What a run records per call (stages::calls::record): its inputs, and what its
+            // decision, journaled next, does not say.
             let f = Fixture::canary("canary-steps", config.clone(), &state);
-            let (input, inputs) = match store.save("canary", &f)? {
+            let (input, inputs) = match store.save("canary", f)? {
                 Saved::Inline(value) => (String::new(), Some(value)),
                 Saved::File(path) => (path, None),
             };
-            let (answer, reason) = action_answer(&called.value.action);
+            let kept = decided_call(&called.value.action, summary);
             j.append_unsynced(Event::Call {
                 stage: "canary".into(),
                 plugin: "canary-steps".into(),
@@ -128,13 +132,23 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
                 windows: Vec::new(),
                 history_from: from,
                 history_len: history.len() as u64,
-                answer,
-                reason: Some(reason),
-                checks: check_answers(&record::checks(&called.value.checks)),
+                answer: kept.answer,
+                reason: kept.reason,
+                checks: kept.checks,
             })?;
         }
         if run.is_some() {
             times.recording.record(t.elapsed().as_nanos() as u64)?;
+        }
+        if let Some(j) = journal.as_mut() {
+            j.append(Event::Decision {
+                stage: "canary".into(),
+                percent: state.percent,
+                action,
+                summary: summary.clone(),
+                checks,
+                plugin: "canary-steps".into(),
+            })?;
         }
         calls += 1;
         match called.value.action {

@@ -30,11 +30,13 @@ pub const NAMES_VAR: &str = "LAUNCH_HOST_SECRET_NAMES";
 
 /// The secret values of an environment, longest first (so a secret containing another is
 /// masked whole).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Secrets {
     values: Vec<String>,
-    /// Each value as it appears inside a JSON string (escaped, without quotes).
-    in_json: Vec<String>,
+    /// What a line of JSON holds when it might need masking: a value as it appears inside a
+    /// JSON string (escaped, without quotes), a `://` or an `authorization` in any case. One
+    /// pattern, so a line is searched once for all of them (every journal record is).
+    might: regex::bytes::Regex,
 }
 
 impl Secrets {
@@ -60,15 +62,21 @@ impl Secrets {
             .collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
-        let in_json = values
-            .iter()
-            .map(|v| {
-                let quoted = serde_json::to_string(v).unwrap_or_default();
-                let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
-                inner.unwrap_or(&quoted).to_string()
-            })
-            .collect();
-        Secrets { values, in_json }
+        let in_json = values.iter().map(|v| {
+            let quoted = serde_json::to_string(v).unwrap_or_default();
+            let inner = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
+            regex::escape(inner.unwrap_or(&quoted))
+        });
+        let pattern = in_json
+            .chain(["://".to_string(), "(?i:authorization)".to_string()])
+            .collect::<Vec<_>>()
+            .join("|");
+        let might = regex::bytes::RegexBuilder::new(&pattern)
+            // Every secret of the environment, escaped: far below this.
+            .size_limit(64 << 20)
+            .build()
+            .expect("escaped literals make a valid pattern");
+        Secrets { values, might }
     }
 
     /// The secrets of this process's environment, read once.
@@ -82,10 +90,7 @@ impl Secrets {
 
     /// Whether serialized JSON might hold something to mask.
     fn might_be_in(&self, json: &[u8]) -> bool {
-        let has =
-            |needle: &[u8]| !needle.is_empty() && json.windows(needle.len()).any(|w| w == needle);
-        let named = |w: &[u8]| w.eq_ignore_ascii_case(b"authorization");
-        self.in_json.iter().any(|v| has(v.as_bytes())) || has(b"://") || json.windows(13).any(named)
+        self.might.is_match(json)
     }
 
     /// `text` with every secret masked.
@@ -203,6 +208,17 @@ mod tests {
         assert!(s.might_be_in(&line(serde_json::json!({"reason": "sent to\"ken\\value"}))));
         assert!(s.might_be_in(&line(serde_json::json!({"url": "https://a:b@h"}))));
         assert!(s.might_be_in(&line(serde_json::json!({"h": "AUTHORIZATION: x"}))));
+        assert!(s.might_be_in(&line(serde_json::json!({"h": "proxy-Authorization"}))));
+        // A secret is a literal, whatever it holds: pattern characters match only themselves.
+        let vars = [("DB_PASSWORD", "p@ss.w*rd(1)|x")].map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = Secrets::from_vars(vars, "");
+        assert!(s.might_be_in(&line(serde_json::json!({"r": "with p@ss.w*rd(1)|x"}))));
+        assert!(!s.might_be_in(&line(serde_json::json!({"r": "with p@ssXw*rd(1)|x"}))));
+        assert!(!s.might_be_in(&line(serde_json::json!({"r": "x"}))));
+        // No secrets at all: only the URL and the header words remain.
+        let s = Secrets::from_vars(Vec::new(), "");
+        assert!(!s.might_be_in(b"{\"stage\":\"canary\"}"));
+        assert!(s.might_be_in(b"{\"u\":\"http://h\"}"));
     }
 
     #[test]

@@ -132,8 +132,6 @@ impl Plugin {
         target: &types::Target,
         config_json: &str,
     ) -> Result<Called<types::StepReport>, CallFailure> {
-        let target = target.clone();
-        let config = config_json.to_string();
         bounded(role_call!(
             self,
             SmokeSuite,
@@ -141,7 +139,7 @@ impl Plugin {
             sandbox,
             |i, store| i
                 .launch_plugin_smoke_suite()
-                .call_run(&mut store, &target, &config)
+                .call_run(&mut store, target, config_json)
         ))
     }
 
@@ -151,8 +149,6 @@ impl Plugin {
         samples: &types::Samples,
         config_json: &str,
     ) -> Result<Called<types::StepReport>, CallFailure> {
-        let samples = samples.clone();
-        let config = config_json.to_string();
         bounded(role_call!(
             self,
             SloGate,
@@ -160,7 +156,7 @@ impl Plugin {
             sandbox,
             |i, store| i
                 .launch_plugin_slo_gate()
-                .call_evaluate(&mut store, &samples, &config)
+                .call_evaluate(&mut store, samples, config_json)
         ))
     }
 
@@ -169,7 +165,6 @@ impl Plugin {
         sandbox: &Sandbox,
         config_json: &str,
     ) -> Result<Called<Vec<types::UatItem>>, CallFailure> {
-        let config = config_json.to_string();
         role_call!(
             self,
             UatChecklist,
@@ -177,7 +172,7 @@ impl Plugin {
             sandbox,
             |i, store| i
                 .launch_plugin_uat_checklist()
-                .call_checklist(&mut store, &config)
+                .call_checklist(&mut store, config_json)
         )
     }
 
@@ -188,16 +183,17 @@ impl Plugin {
         signoffs: &[types::Signoff],
         config_json: &str,
     ) -> Result<Called<types::StepReport>, CallFailure> {
-        let (results, signoffs, config) =
-            (results.to_vec(), signoffs.to_vec(), config_json.to_string());
         bounded(role_call!(
             self,
             UatChecklist,
             "uat-checklist.evaluate",
             sandbox,
-            |i, store| i
-                .launch_plugin_uat_checklist()
-                .call_evaluate(&mut store, &results, &signoffs, &config)
+            |i, store| i.launch_plugin_uat_checklist().call_evaluate(
+                &mut store,
+                results,
+                signoffs,
+                config_json
+            )
         ))
     }
 
@@ -208,15 +204,17 @@ impl Plugin {
         history: &[types::CanaryWindow],
         config_json: &str,
     ) -> Result<Called<types::Decision>, CallFailure> {
-        let (state, history, config) = (*state, history.to_vec(), config_json.to_string());
         let mut called = role_call!(
             self,
             CanaryPolicy,
             "canary-policy.decide",
             sandbox,
-            |i, store| i
-                .launch_plugin_canary_policy()
-                .call_decide(&mut store, state, &history, &config)
+            |i, store| i.launch_plugin_canary_policy().call_decide(
+                &mut store,
+                *state,
+                history,
+                config_json
+            )
         )?;
         called.value.checks.bound();
         Ok(called)
@@ -228,10 +226,9 @@ impl Plugin {
         context: &types::StepContext,
         config_json: &str,
     ) -> Result<Called<types::StepReport>, CallFailure> {
-        let (context, config) = (context.clone(), config_json.to_string());
         bounded(role_call!(self, Step, "step.run", sandbox, |i, store| i
             .launch_plugin_step()
-            .call_run(&mut store, &context, &config)))
+            .call_run(&mut store, context, config_json)))
     }
 }
 

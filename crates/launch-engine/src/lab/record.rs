@@ -123,6 +123,29 @@ pub fn leave_to_decision(
     }
 }
 
+/// `leave_to_decision` for a policy's own decision, journaled right after its call with the
+/// action's word and the checks it gave: its answer and checks are the decision's by
+/// construction, so only a reason the summary does not say stays. A canary records this
+/// every window; it builds nothing that would be dropped.
+pub fn decided_call(action: &Action, summary: &str) -> CallAnswer {
+    let reason = match action {
+        Action::Hold(r) | Action::Rollback(r) => {
+            let (answer, _) = action_answer(action);
+            (reason_in_summary(&answer, summary) != r).then(|| r.clone())
+        }
+        // No reason: the summary says one only when it is not `<answer>: ...`.
+        Action::Promote(p) => {
+            (!reason_in_summary(&format!("promote {p}"), summary).is_empty()).then(String::new)
+        }
+        Action::Complete => (!reason_in_summary("complete", summary).is_empty()).then(String::new),
+    };
+    CallAnswer {
+        answer: String::new(),
+        reason,
+        checks: BTreeMap::new(),
+    }
+}
+
 /// The answer, reason and checks of a call recorded by `leave_to_decision`, from the
 /// decision journaled after it.
 pub fn restore_from_decision(
@@ -269,11 +292,28 @@ impl CallStore {
 
     /// Saves `fixture` (a call's inputs), secrets masked (inline ones by the journal, which
     /// masks every record).
-    pub fn save(&mut self, stage: &str, fixture: &Fixture) -> anyhow::Result<Saved> {
-        let mut value = serde_json::to_value(fixture)?;
-        if json_len(&value)? <= INLINE_BYTES {
-            return Ok(Saved::Inline(inline(value, stage, &mut self.configs)));
+    pub fn save(&mut self, stage: &str, mut fixture: Fixture) -> anyhow::Result<Saved> {
+        // A stage's config is the same at every call, and an inline record leaves out the one
+        // its stage's previous inline call held: it is not serialized only to be dropped (a
+        // canary saves a call per window).
+        let config = serde_json::Value::Object(std::mem::take(&mut fixture.config));
+        let known = self.configs.get(stage) == Some(&config);
+        let mut value = serde_json::to_value(&fixture)?;
+        let Some(fields) = value.as_object_mut() else {
+            anyhow::bail!("a fixture serializes to an object");
+        };
+        fields.remove("config"); // the empty one `take` left
+        if !(known && json_len(&value)? <= INLINE_BYTES) {
+            value["config"] = config;
+            if json_len(&value)? > INLINE_BYTES {
+                return self.save_file(value);
+            }
         }
+        Ok(Saved::Inline(inline(value, stage, &mut self.configs)))
+    }
+
+    /// Writes a fixture too large for its record to `calls/`, once per content.
+    fn save_file(&mut self, mut value: serde_json::Value) -> anyhow::Result<Saved> {
         crate::redact::json(&mut value);
         let bytes = serde_json::to_vec(&value)?;
         let digest = hex::encode(Sha256::digest(&bytes));
@@ -362,6 +402,39 @@ mod tests {
                 "{summary}"
             );
         }
+        // A policy's own decision: `decided_call` keeps exactly what `leave_to_decision` of
+        // the whole answer keeps.
+        let actions = [
+            Action::Hold("healthy".into()),
+            Action::Rollback("p95 2504 ms".into()),
+            Action::Promote(30),
+            Action::Complete,
+        ];
+        let summaries = [
+            "hold: healthy",
+            "rollback: p95 2504 ms",
+            "promote to 30%",
+            "promote 30: now",
+            "complete: done",
+            "canary complete",
+            "waiting: healthy",
+            "hold: healthy (paused by ana: not acted on)",
+        ];
+        for action in &actions {
+            for summary in summaries {
+                let (answer, reason) = action_answer(action);
+                let word = action_word(action);
+                let whole = leave_to_decision(
+                    answer,
+                    reason,
+                    check_answers(&checks),
+                    &word,
+                    summary,
+                    &checks,
+                );
+                assert_eq!(decided_call(action, summary), whole, "{word} / {summary}");
+            }
+        }
         // An answer the decision does not give (a failed call) is kept whole.
         let failed = leave_to_decision(
             "failed".into(),
@@ -375,5 +448,49 @@ mod tests {
             failed,
             CallAnswer::whole("failed".into(), "trap".into(), BTreeMap::new())
         );
+    }
+
+    #[test]
+    fn a_stages_config_is_recorded_once_and_every_fixture_comes_back_whole() {
+        let run = tempfile::tempdir().unwrap();
+        let mut store = CallStore::new(run.path());
+        let mut inlined = Inlined::default();
+        let state = |percent| launch_runtime::types::CanaryState {
+            percent,
+            step_index: 1,
+            step_elapsed_ms: 500,
+            total_elapsed_ms: 900,
+        };
+        let config = serde_json::json!({"steps": [10, 30], "mode": "statistical"});
+        let other = serde_json::json!({"steps": [50]});
+        let big = serde_json::json!({"pad": "x".repeat(INLINE_BYTES)});
+        let calls = [
+            ("canary", config.clone(), true),
+            ("canary", config.clone(), false), // the same config: left out
+            ("gate", config.clone(), true),    // another stage: its own
+            ("canary", other.clone(), true),   // changed: written again
+            ("canary", other.clone(), false),
+            ("canary", big.clone(), true), // too large to inline: a file, config and all
+            ("canary", other.clone(), false),
+        ];
+        for (i, (stage, config, holds_config)) in calls.into_iter().enumerate() {
+            let fixture = Fixture::canary("canary-steps", config.clone(), &state(10 + i as u8));
+            let whole = serde_json::to_value(&fixture).unwrap();
+            let restored = match store.save(stage, fixture).unwrap() {
+                Saved::Inline(value) => {
+                    assert_eq!(value.get("config").is_some(), holds_config, "call {i}");
+                    assert!(value.get("plugin").is_none(), "call {i}");
+                    inlined.restore(stage, "canary-steps", value)
+                }
+                Saved::File(path) => {
+                    assert!(config == big, "call {i} went to {path}");
+                    let text = std::fs::read_to_string(run.path().join(&path)).unwrap();
+                    serde_json::from_str(&text).unwrap()
+                }
+            };
+            // Read back as a fixture (an empty history is a default one).
+            let restored: Fixture = serde_json::from_value(restored).unwrap();
+            assert_eq!(serde_json::to_value(&restored).unwrap(), whole, "call {i}");
+        }
     }
 }

@@ -6,13 +6,11 @@ use std::collections::BTreeMap;
 use crate::context::{Ctx, StageResult};
 use crate::journal::Event;
 use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
-use crate::lab::record::{
-    CallAnswer, Saved, action_answer, check_answers, leave_to_decision, verdict_answer,
-};
-use crate::record::{self, CheckRecord, VerdictRecord, WindowRecord};
+use crate::lab::record::{CallAnswer, Saved, check_answers, verdict_answer};
+use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
 use launch_runtime::bounds::MAX_HISTORY;
-use launch_runtime::types::{CanaryState, CanaryWindow, Decision};
+use launch_runtime::types::{CanaryState, CanaryWindow};
 
 /// What a call answered, in the fixtures' words.
 pub struct Answer {
@@ -34,41 +32,11 @@ impl Answer {
         }
     }
 
-    pub fn of_decision(d: &Decision) -> Answer {
-        let (answer, reason) = action_answer(&d.action);
-        Answer {
-            answer,
-            reason,
-            checks: check_answers(&record::checks(&d.checks)),
-        }
-    }
-
     pub fn failed(why: &str) -> Answer {
         Answer {
             answer: "failed".into(),
             reason: why.to_string(),
             checks: BTreeMap::new(),
-        }
-    }
-
-    /// The answer as the call's record keeps it when `decision` is journaled right after:
-    /// only what the decision does not say.
-    pub fn leaving_to(self, decision: &Event) -> CallAnswer {
-        match decision {
-            Event::Decision {
-                action,
-                summary,
-                checks,
-                ..
-            } => leave_to_decision(
-                self.answer,
-                self.reason,
-                self.checks,
-                action,
-                summary,
-                checks,
-            ),
-            _ => self.into(),
         }
     }
 }
@@ -130,11 +98,12 @@ impl StepHistory {
 pub fn record(
     ctx: &mut Ctx,
     stage: &Stage,
-    fixture: &Fixture,
+    fixture: Fixture,
     history: History,
     answer: impl Into<CallAnswer>,
 ) -> anyhow::Result<()> {
     let answer = answer.into();
+    let plugin = fixture.plugin.clone().unwrap_or_default();
     let (input, inputs) = match ctx.calls.save(stage.name.get_ref(), fixture)? {
         Saved::Inline(value) => (String::new(), Some(value)),
         Saved::File(path) => (path, None),
@@ -142,7 +111,7 @@ pub fn record(
     // The decision or verdict the call led to is journaled next, and makes this durable.
     ctx.journal.append_unsynced(Event::Call {
         stage: stage.name.get_ref().clone(),
-        plugin: fixture.plugin.clone().unwrap_or_default(),
+        plugin,
         input,
         inputs,
         windows: Vec::new(),
@@ -159,7 +128,7 @@ pub fn record(
 pub fn record_report(
     ctx: &mut Ctx,
     stage: &Stage,
-    fixture: &Fixture,
+    fixture: Fixture,
     result: &StageResult,
 ) -> anyhow::Result<()> {
     record(

@@ -167,7 +167,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 // A broken policy cannot keep traffic on the canary.
                 journal_logs(ctx, stage, &failure.logs)?;
                 let answer = super::calls::Answer::failed(&failure.to_string());
-                super::calls::record(ctx, stage, &input, history.range(), answer)?;
+                super::calls::record(ctx, stage, input, history.range(), answer)?;
                 let reason = failure.to_string();
                 rollback(ctx, stage, "policy-failed", &reason).await?;
                 return Ok(rolled_back(
@@ -190,6 +190,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             Some(who) if held => format!("{} (paused by {who}: not acted on)", decision.summary),
             _ => decision.summary.clone(),
         };
+        // The call, then its decision: the call's record leaves to it what it says.
+        let answer = crate::lab::record::decided_call(&decision.action, &summary);
         let decided = Event::Decision {
             stage: name.clone(),
             percent,
@@ -198,9 +200,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             checks: last_checks.clone(),
             plugin: plugin_name,
         };
-        // The call, then its decision: the call's record leaves to it what it says.
-        let answer = super::calls::Answer::of_decision(&decision).leaving_to(&decided);
-        super::calls::record(ctx, stage, &input, history.range(), answer)?;
+        super::calls::record(ctx, stage, input, history.range(), answer)?;
         ctx.journal.append(decided)?;
         // Before acting: a promotion clears the history the shadows must see.
         let inputs = super::shadow::Inputs::Canary {

@@ -22,7 +22,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let http = std::mem::take(&mut called.exchanges);
             let result = report_result(ctx, stage, called)?;
             let input = calls::target(&plugin_name, stage, &target, &http);
-            calls::record_report(ctx, stage, &input, &result)?;
+            calls::record_report(ctx, stage, input, &result)?;
             shadows(ctx, stage, Inputs::Smoke(&target, &http), &result).await?;
             result
         }
@@ -46,7 +46,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let called = plugin.evaluate_slo(&sandbox, &samples, &config).await?;
             let result = report_result(ctx, stage, called)?;
             let input = calls::slo(&plugin_name, stage, &windows);
-            calls::record_report(ctx, stage, &input, &result)?;
+            calls::record_report(ctx, stage, input, &result)?;
             shadows(ctx, stage, Inputs::Slo(&samples), &result).await?;
             result
         }
@@ -70,7 +70,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             let http = std::mem::take(&mut called.exchanges);
             let result = report_result(ctx, stage, called)?;
             let input = calls::target(&plugin_name, stage, &context.target, &http);
-            calls::record_report(ctx, stage, &input, &result)?;
+            calls::record_report(ctx, stage, input, &result)?;
             shadows(ctx, stage, Inputs::Step(&context, &http), &result).await?;
             result
         }

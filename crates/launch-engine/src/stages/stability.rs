@@ -100,7 +100,7 @@ pub async fn watch(
         calls::record(
             ctx,
             stage,
-            &input,
+            input,
             Default::default(),
             Answer::of_report(&answer),
         )?;

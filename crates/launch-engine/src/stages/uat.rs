@@ -179,7 +179,7 @@ pub async fn evaluate(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResul
     super::calls::record(
         ctx,
         stage,
-        &super::calls::uat(&plugin_name, stage, input),
+        super::calls::uat(&plugin_name, stage, input),
         Default::default(),
         answer,
     )?;
