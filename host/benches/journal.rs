@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 #[path = "../../tests/support/mod.rs"]
 mod test_support;
 
-use launch_engine::journal::{Event, Journal};
+use launch_engine::journal::{Event, Inputs, Journal};
 use launch_engine::lab::fixture::Fixture;
 use launch_engine::lab::record::{CallStore, Saved, action_word, decided_call};
 use launch_engine::mirror::Mirror;
@@ -179,7 +179,7 @@ async fn run() -> anyhow::Result<()> {
         // leaves to the decision what it says.
         let f = Fixture::canary("canary-steps", config.clone(), &state);
         let (input, inputs) = match store.save("canary", f)? {
-            Saved::Inline(value) => (String::new(), Some(value)),
+            Saved::Inline(rendered) => (String::new(), Some(Inputs::Rendered(rendered))),
             Saved::File(path) => (path, None),
         };
         let checks = record::checks(&decision.checks);

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use launch_engine::journal::{Event, Journal};
+use launch_engine::journal::{Event, Inputs, Journal};
 use launch_engine::lab::fixture::Fixture;
 use launch_engine::lab::record::{CallStore, Saved, action_word, decided_call};
 use launch_engine::lab::replay;
@@ -120,7 +120,7 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
             // decision, journaled next, does not say.
             let f = Fixture::canary("canary-steps", config.clone(), &state);
             let (input, inputs) = match store.save("canary", f)? {
-                Saved::Inline(value) => (String::new(), Some(value)),
+                Saved::Inline(rendered) => (String::new(), Some(Inputs::Rendered(rendered))),
                 Saved::File(path) => (path, None),
             };
             let kept = decided_call(&called.value.action, summary);

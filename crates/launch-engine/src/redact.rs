@@ -117,13 +117,22 @@ pub fn text(text: &str) -> Cow<'_, str> {
 /// they are written as they serialize, and only a line that might (a secret's value, as it
 /// appears escaped in JSON, a `://` or an `authorization`) takes the masking path.
 pub fn json_line<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
-    let line = serde_json::to_vec(value)?;
-    if !Secrets::of_process().might_be_in(&line) {
-        return Ok(line);
+    let mut line = Vec::with_capacity(256);
+    json_line_into(&mut line, value)?;
+    Ok(line)
+}
+
+/// `json_line`, written at the end of `out` (on an error, `out` may hold part of it).
+pub fn json_line_into<T: serde::Serialize>(out: &mut Vec<u8>, value: &T) -> serde_json::Result<()> {
+    let start = out.len();
+    serde_json::to_writer(&mut *out, value)?;
+    if !Secrets::of_process().might_be_in(&out[start..]) {
+        return Ok(());
     }
+    out.truncate(start);
     let mut value = serde_json::to_value(value)?;
     json(&mut value);
-    serde_json::to_vec(&value)
+    serde_json::to_writer(out, &value)
 }
 
 /// Masks every string inside a JSON value, in place.
@@ -249,5 +258,45 @@ mod tests {
         let mut v = serde_json::json!({"a": ["https://u:p4ss@h"], "n": 3});
         json(&mut v);
         assert_eq!(v, serde_json::json!({"a": ["https://u:***@h"], "n": 3}));
+    }
+
+    #[test]
+    fn a_calls_rendered_inputs_are_masked_in_its_journal_line() {
+        // Inline inputs are written as rendered, not as a value: the line is masked all the same.
+        let rendered = serde_json::value::to_raw_value(&serde_json::json!({
+            "target": {"base-url": "https://ana:hunter2@staging.example"}
+        }))
+        .unwrap();
+        let record = crate::journal::Record::new(crate::journal::Event::Call {
+            stage: "smoke".into(),
+            plugin: "p".into(),
+            input: String::new(),
+            inputs: Some(crate::journal::Inputs::Rendered(rendered)),
+            windows: Vec::new(),
+            history_from: None,
+            history_len: 0,
+            answer: "pass".into(),
+            reason: None,
+            checks: Default::default(),
+        });
+        let line = String::from_utf8(json_line(&record).unwrap()).unwrap();
+        assert!(!line.contains("hunter2"), "{line}");
+        assert!(
+            line.contains(r#""inputs":{"target":{"base-url":"https://ana:***@staging.example"}}"#),
+            "{line}"
+        );
+        // And it reads back as the value it was.
+        let read: crate::journal::Record = serde_json::from_str(&line).unwrap();
+        let crate::journal::Event::Call {
+            inputs: Some(inputs),
+            ..
+        } = read.event
+        else {
+            panic!("{line}")
+        };
+        assert_eq!(
+            inputs.to_value().unwrap(),
+            serde_json::json!({"target": {"base-url": "https://ana:***@staging.example"}})
+        );
     }
 }

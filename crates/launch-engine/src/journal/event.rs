@@ -7,6 +7,39 @@ use crate::record::{CheckRecord, Outcome, VerdictRecord, WindowRecord};
 
 use super::now_ms;
 
+/// A call's inputs inside its record: written as the recorder rendered them (a canary
+/// records a call per window, so they are serialized once, not built as a value first), read
+/// back as a value.
+#[derive(Debug, Clone)]
+pub enum Inputs {
+    Rendered(Box<serde_json::value::RawValue>),
+    Read(serde_json::Value),
+}
+
+impl Inputs {
+    pub fn to_value(&self) -> serde_json::Result<serde_json::Value> {
+        match self {
+            Inputs::Rendered(raw) => serde_json::from_str(raw.get()),
+            Inputs::Read(value) => Ok(value.clone()),
+        }
+    }
+}
+
+impl Serialize for Inputs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Inputs::Rendered(raw) => raw.serialize(s),
+            Inputs::Read(value) => value.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Inputs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde_json::Value::deserialize(d).map(Inputs::Read)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
@@ -130,7 +163,7 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         input: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        inputs: Option<serde_json::Value>,
+        inputs: Option<Inputs>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         windows: Vec<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

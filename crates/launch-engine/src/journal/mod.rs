@@ -15,7 +15,7 @@ mod lost;
 pub mod rows;
 pub mod signing;
 
-pub use event::{Event, Record};
+pub use event::{Event, Inputs, Record};
 pub use lost::{HOST_FAILED, HostFailed, JournalLost, SALVAGED, mark};
 
 /// The most a journal may hold: a week-long canary at one window a second writes well under.
@@ -128,8 +128,7 @@ impl Journal {
     /// append fails with `JournalLost`, and this and later records go to the salvage file.
     pub fn append(&mut self, event: Event) -> anyhow::Result<()> {
         let mut record = Record::new(event);
-        let line = self.line_of(&mut record)?;
-        self.pending.extend_from_slice(&line);
+        self.push_line(&mut record)?;
         if self.lost.is_none()
             && let Err(what) = self.place.check(&self.path, &self.file)
         {
@@ -210,21 +209,25 @@ impl Journal {
     /// follows — a recorded plugin call, then the decision or verdict it led to — so recording
     /// a call costs no system call on the launch's path.
     pub fn append_unsynced(&mut self, event: Event) -> anyhow::Result<()> {
-        let line = self.line_of(&mut Record::new(event))?;
-        self.pending.extend_from_slice(&line);
-        Ok(())
+        self.push_line(&mut Record::new(event))
     }
 
     /// One record as a line chained to the one before, secrets masked in every string before
-    /// it exists on disk.
-    fn line_of(&mut self, record: &mut Record) -> anyhow::Result<Vec<u8>> {
+    /// it exists on disk, added to the pending bytes (written in place: a canary adds three
+    /// lines per window). A record that cannot be written leaves the chain as it was.
+    fn push_line(&mut self, record: &mut Record) -> anyhow::Result<()> {
         record.prev = self.last.take();
+        record.n = self.lines + 1;
+        let start = self.pending.len();
+        if let Err(e) = crate::redact::json_line_into(&mut self.pending, record) {
+            self.pending.truncate(start);
+            self.last = record.prev.take();
+            return Err(e.into());
+        }
         self.lines += 1;
-        record.n = self.lines;
-        let mut line = crate::redact::json_line(record)?;
-        self.last = Some(line_hash(&line));
-        line.push(b'\n');
-        Ok(line)
+        self.last = Some(line_hash(&self.pending[start..]));
+        self.pending.push(b'\n');
+        Ok(())
     }
 
     /// The sha256 of the last line written: what a report records so that even the last line

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
-use super::fixture::Fixture;
+use serde::Serialize;
+
+use super::fixture::{CanaryWindowInput, Expect, Fixture, SloInput, TargetInput, UatInput};
 use crate::record::{CheckRecord, VerdictRecord};
 use launch_runtime::types::Action;
 use launch_targets::rooted::Rooted;
@@ -171,58 +173,93 @@ pub fn restore_from_decision(
 /// raw latencies, a smoke suite's HTTP bodies) go to a file of their own.
 pub const INLINE_BYTES: usize = 4 << 10;
 
-/// The length of `value` as JSON, without writing it anywhere.
-fn json_len(value: &serde_json::Value) -> serde_json::Result<usize> {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, value)?;
-    Ok(count.0)
+/// A fixture as its `call` record holds it: without what the record says already (its
+/// plugin), what is empty (`expect`, a canary's history, which the record names as a range),
+/// or the config its stage's previous inline call held. A canary writes one per window, so
+/// each byte counts thousands of times, and it is rendered straight from the fixture, not
+/// built as a JSON value first; `Inlined::restore` puts it all back.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct InlineFixture<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canary: Option<InlineCanary<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expect: Option<&'a Expect>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<&'a [launch_runtime::Exchange]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slo: Option<&'a SloInput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a TargetInput>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uat: Option<&'a UatInput>,
 }
 
-/// A fixture as the `call` record holds it: without what the record says already (its
-/// plugin), what is empty (`expect`, a canary's history, which the record names as a range),
-/// or what the stage's previous inline call held (its config). A canary writes one such
-/// record per window, so each byte counts thousands of times; `Inlined::restore` puts them
-/// back.
-fn inline(
-    mut value: serde_json::Value,
-    stage: &str,
-    configs: &mut HashMap<String, serde_json::Value>,
-) -> serde_json::Value {
-    if let Some(fixture) = value.as_object_mut() {
-        fixture.remove("plugin");
-        if fixture
-            .get("expect")
-            .and_then(|e| e.as_object())
-            .is_some_and(|e| e.is_empty())
-        {
-            fixture.remove("expect");
-        }
-        if let Some(canary) = fixture.get_mut("canary").and_then(|c| c.as_object_mut())
-            && canary
-                .get("history")
-                .and_then(|h| h.as_array())
-                .is_some_and(|h| h.is_empty())
-        {
-            canary.remove("history");
-        }
-        if let Some(config) = fixture.remove("config")
-            && configs.get(stage) != Some(&config)
-        {
-            fixture.insert("config".into(), config.clone());
-            configs.insert(stage.into(), config);
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct InlineCanary<'a> {
+    percent: u8,
+    step_index: u32,
+    step_elapsed_ms: u64,
+    total_elapsed_ms: u64,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    history: &'a [CanaryWindowInput],
+}
+
+impl<'a> InlineFixture<'a> {
+    /// `config` when the record must hold it. Every field is named, not `..`: a field added
+    /// to `Fixture` does not compile until it is recorded here too.
+    fn of(
+        fixture: &'a Fixture,
+        config: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    ) -> Self {
+        let Fixture {
+            description,
+            plugin: _,
+            config: _,
+            canary,
+            slo,
+            uat,
+            target,
+            http,
+            expect,
+            file: _,
+        } = fixture;
+        let Expect {
+            verdict,
+            action,
+            reason_contains,
+            summary_contains,
+            checks,
+            within,
+        } = expect;
+        let expects_nothing = verdict.is_none()
+            && action.is_none()
+            && reason_contains.is_none()
+            && summary_contains.is_none()
+            && checks.is_empty()
+            && within.is_none();
+        InlineFixture {
+            canary: canary.as_ref().map(|c| InlineCanary {
+                percent: c.percent,
+                step_index: c.step_index,
+                step_elapsed_ms: c.step_elapsed_ms,
+                total_elapsed_ms: c.total_elapsed_ms,
+                history: &c.history,
+            }),
+            config,
+            description: description.as_deref(),
+            expect: (!expects_nothing).then_some(expect),
+            http: http.as_deref(),
+            slo: slo.as_ref(),
+            target: target.as_ref(),
+            uat: uat.as_ref(),
         }
     }
-    value
 }
 
 /// Reads a journal's inline fixtures whole again, in the order they were written: a call
@@ -264,7 +301,7 @@ impl Inlined {
 /// Where a call's recorded inputs went.
 pub enum Saved {
     /// Small: they go into the `call` record itself, durable with it, at no extra cost.
-    Inline(serde_json::Value),
+    Inline(Box<serde_json::value::RawValue>),
     /// Large: `calls/<digest>.json` in the run folder, written before the record names it.
     File(String),
 }
@@ -277,7 +314,7 @@ pub struct CallStore {
     folder: Option<Rooted>,
     saved: HashSet<String>,
     /// The config each stage's last inline call held (one per stage of the runbook).
-    configs: HashMap<String, serde_json::Value>,
+    configs: HashMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl CallStore {
@@ -292,24 +329,18 @@ impl CallStore {
 
     /// Saves `fixture` (a call's inputs), secrets masked (inline ones by the journal, which
     /// masks every record).
-    pub fn save(&mut self, stage: &str, mut fixture: Fixture) -> anyhow::Result<Saved> {
-        // A stage's config is the same at every call, and an inline record leaves out the one
-        // its stage's previous inline call held: it is not serialized only to be dropped (a
-        // canary saves a call per window).
-        let config = serde_json::Value::Object(std::mem::take(&mut fixture.config));
-        let known = self.configs.get(stage) == Some(&config);
-        let mut value = serde_json::to_value(&fixture)?;
-        let Some(fields) = value.as_object_mut() else {
-            anyhow::bail!("a fixture serializes to an object");
-        };
-        fields.remove("config"); // the empty one `take` left
-        if !(known && json_len(&value)? <= INLINE_BYTES) {
-            value["config"] = config;
-            if json_len(&value)? > INLINE_BYTES {
-                return self.save_file(value);
-            }
+    pub fn save(&mut self, stage: &str, fixture: Fixture) -> anyhow::Result<Saved> {
+        // A stage's config is the same at every call: a record holds it when it changed.
+        let known = self.configs.get(stage) == Some(&fixture.config);
+        let view = InlineFixture::of(&fixture, (!known).then_some(&fixture.config));
+        let rendered = serde_json::value::to_raw_value(&view)?;
+        if rendered.get().len() > INLINE_BYTES {
+            return self.save_file(serde_json::to_value(&fixture)?);
         }
-        Ok(Saved::Inline(inline(value, stage, &mut self.configs)))
+        if !known {
+            self.configs.insert(stage.to_string(), fixture.config);
+        }
+        Ok(Saved::Inline(rendered))
     }
 
     /// Writes a fixture too large for its record to `calls/`, once per content.
@@ -474,12 +505,20 @@ mod tests {
             ("canary", other.clone(), false),
         ];
         for (i, (stage, config, holds_config)) in calls.into_iter().enumerate() {
-            let fixture = Fixture::canary("canary-steps", config.clone(), &state(10 + i as u8));
+            let mut fixture = Fixture::canary("canary-steps", config.clone(), &state(10 + i as u8));
+            if stage == "gate" {
+                // What a fixture says besides its inputs is kept too.
+                fixture.description = Some("a gate".into());
+                fixture.expect.action = Some("hold".into());
+            }
             let whole = serde_json::to_value(&fixture).unwrap();
             let restored = match store.save(stage, fixture).unwrap() {
-                Saved::Inline(value) => {
+                Saved::Inline(rendered) => {
+                    let value: serde_json::Value = serde_json::from_str(rendered.get()).unwrap();
                     assert_eq!(value.get("config").is_some(), holds_config, "call {i}");
                     assert!(value.get("plugin").is_none(), "call {i}");
+                    assert_eq!(value.get("expect").is_some(), stage == "gate", "call {i}");
+                    assert!(value["canary"].get("history").is_none(), "call {i}");
                     inlined.restore(stage, "canary-steps", value)
                 }
                 Saved::File(path) => {

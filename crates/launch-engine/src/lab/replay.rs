@@ -110,13 +110,11 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
                 checks,
             } => {
                 let mut fixture: Fixture = match inputs {
-                    Some(value) => {
-                        serde_json::from_value(inlined.restore(stage, plugin, value.clone()))
+                    Some(inputs) => {
+                        serde_json::from_value(inlined.restore(stage, plugin, inputs.to_value()?))
                             .with_context(|| {
-                                format!(
-                                    "the call of `{stage}` in the journal holds no recorded inputs"
-                                )
-                            })?
+                            format!("the call of `{stage}` in the journal holds no recorded inputs")
+                        })?
                     }
                     None => {
                         let bytes = crate::files::read_rooted(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::context::{Ctx, StageResult};
-use crate::journal::Event;
+use crate::journal::{Event, Inputs};
 use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
 use crate::lab::record::{CallAnswer, Saved, check_answers, verdict_answer};
 use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
@@ -105,7 +105,7 @@ pub fn record(
     let answer = answer.into();
     let plugin = fixture.plugin.clone().unwrap_or_default();
     let (input, inputs) = match ctx.calls.save(stage.name.get_ref(), fixture)? {
-        Saved::Inline(value) => (String::new(), Some(value)),
+        Saved::Inline(rendered) => (String::new(), Some(Inputs::Rendered(rendered))),
         Saved::File(path) => (path, None),
     };
     // The decision or verdict the call led to is journaled next, and makes this durable.
