@@ -72,7 +72,8 @@ impl Secrets {
             .collect::<Vec<_>>()
             .join("|");
         let might = regex::bytes::RegexBuilder::new(&pattern)
-            // Every secret of the environment, escaped: far below this.
+            // Room above the default 10 MB for an environment holding many long secrets
+            // (PEM keys): the pattern is built once per process.
             .size_limit(64 << 20)
             .build()
             .expect("escaped literals make a valid pattern");
