@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 
 use serde::Serialize;
 
-use super::fixture::{CanaryWindowInput, Expect, Fixture, SloInput, TargetInput, UatInput};
+use super::fixture::{
+    CanaryInput, CanaryWindowInput, Expect, Fixture, SloInput, TargetInput, UatInput,
+};
 use crate::record::{CheckRecord, VerdictRecord};
 use launch_runtime::types::Action;
 use launch_targets::rooted::Rooted;
@@ -212,7 +214,7 @@ struct InlineCanary<'a> {
 
 impl<'a> InlineFixture<'a> {
     /// `config` when the record must hold it. Every field is named, not `..`: a field added
-    /// to `Fixture` does not compile until it is recorded here too.
+    /// to `Fixture`, `Expect` or `CanaryInput` does not compile until it is recorded here too.
     fn of(
         fixture: &'a Fixture,
         config: Option<&'a serde_json::Map<String, serde_json::Value>>,
@@ -244,12 +246,21 @@ impl<'a> InlineFixture<'a> {
             && checks.is_empty()
             && within.is_none();
         InlineFixture {
-            canary: canary.as_ref().map(|c| InlineCanary {
-                percent: c.percent,
-                step_index: c.step_index,
-                step_elapsed_ms: c.step_elapsed_ms,
-                total_elapsed_ms: c.total_elapsed_ms,
-                history: &c.history,
+            canary: canary.as_ref().map(|c| {
+                let CanaryInput {
+                    percent,
+                    step_index,
+                    step_elapsed_ms,
+                    total_elapsed_ms,
+                    history,
+                } = c;
+                InlineCanary {
+                    percent: *percent,
+                    step_index: *step_index,
+                    step_elapsed_ms: *step_elapsed_ms,
+                    total_elapsed_ms: *total_elapsed_ms,
+                    history,
+                }
             }),
             config,
             description: description.as_deref(),
