@@ -18,8 +18,9 @@ use hdrhistogram::Histogram;
 mod test_support;
 
 use launch_engine::journal::{Event, Inputs, Journal};
+use launch_engine::lab::answer::{action_word, decided_call};
 use launch_engine::lab::fixture::Fixture;
-use launch_engine::lab::record::{CallStore, Saved, action_word, decided_call};
+use launch_engine::lab::record::{CallStore, Saved};
 use launch_engine::mirror::Mirror;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
 use launch_runtime::types::{Action, CanaryState};

@@ -173,7 +173,7 @@ pub enum Event {
         /// In the fixtures' words: `promote 30`, `hold`, `pass`, `no-data`... or `failed`.
         /// Absent on a canary call whose `decision`, journaled right after it, says it (as
         /// the checks and, when written `<answer>: <reason>`, the reason): a canary makes a
-        /// call per window, and none of it is said twice (`lab::record::leave_to_decision`).
+        /// call per window, and none of it is said twice (`lab::answer::leave_to_decision`).
         #[serde(default, skip_serializing_if = "String::is_empty")]
         answer: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use super::answer::CallAnswer;
 use super::fixture::{CanaryWindowInput, Fixture};
-use super::record::CallAnswer;
 use crate::journal::{Event, Journal};
 use crate::record::WindowRecord;
 use launch_runtime::Plugin;
@@ -89,7 +89,7 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
             } => {
                 if let Some((i, kept)) = undecided.remove(stage.as_str()) {
                     let (answer, reason, checks) =
-                        super::record::restore_from_decision(&kept, action, summary, checks);
+                        super::answer::restore_from_decision(&kept, action, summary, checks);
                     let call = calls[i].as_mut().expect("an undecided call");
                     call.fixture.expect.action = Some(answer.clone());
                     call.fixture.expect.checks = checks;

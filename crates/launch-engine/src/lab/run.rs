@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::answer::{action_answer, verdict_answer};
 use super::fixture::{Fixture, TargetInput};
-use super::record::{action_answer, verdict_answer};
 use crate::record::{self, CheckRecord, VerdictRecord};
 use launch_runtime::capabilities::allow_list::AllowList;
 use launch_runtime::capabilities::grants::Grants;

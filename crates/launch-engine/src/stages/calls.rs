@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::context::{Ctx, StageResult};
 use crate::journal::{Event, Inputs};
+use crate::lab::answer::{CallAnswer, check_answers, verdict_answer};
 use crate::lab::fixture::{Fixture, MetricWindowInput, TargetInput, UatInput};
-use crate::lab::record::{CallAnswer, Saved, check_answers, verdict_answer};
+use crate::lab::record::Saved;
 use crate::record::{CheckRecord, VerdictRecord, WindowRecord};
 use crate::runbook::Stage;
 use launch_runtime::bounds::MAX_HISTORY;

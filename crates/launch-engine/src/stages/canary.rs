@@ -178,7 +178,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             }
         };
         last_checks = record::checks(&decision.checks);
-        let action_word = crate::lab::record::action_word(&decision.action);
+        let action_word = crate::lab::answer::action_word(&decision.action);
         bar.set_message(format!(
             "{}: {action_word} — {}",
             stage.title(),
@@ -191,7 +191,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             _ => decision.summary.clone(),
         };
         // The call, then its decision: the call's record leaves to it what it says.
-        let answer = crate::lab::record::decided_call(&decision.action, &summary);
+        let answer = crate::lab::answer::decided_call(&decision.action, &summary);
         let decided = Event::Decision {
             stage: name.clone(),
             percent,

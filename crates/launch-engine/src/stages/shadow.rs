@@ -122,7 +122,7 @@ async fn ask(
                 .await?
                 .value;
             return Ok(Answer {
-                word: crate::lab::record::action_word(&d.action),
+                word: crate::lab::answer::action_word(&d.action),
                 summary: d.summary,
                 checks: record::checks(&d.checks),
             });
