@@ -32,9 +32,10 @@ build-test-plugins:
 build:
     cargo build -p launch-host
 
-# Run every test (every crate's unit tests, the end-to-end tests, the pty tests): builds plugins
-# and test plugins first
+# Run every test (every crate's unit tests, the end-to-end tests, the pty tests, the stock
+# plugins' own unit tests on the host): builds plugins and test plugins first
 test: setup-tests build-plugins build-test-plugins
+    cargo test --quiet --manifest-path plugins/Cargo.toml --workspace --target-dir "{{plugins_target}}"
     cargo test --workspace --no-fail-fast
 
 # Benchmarks (release build): plugin loads and calls; recording and replay; signatures; 50 web viewers; the embedded run, the probe vs wrk, reaction time

@@ -7,21 +7,25 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # pip puts componentize-py here; a fresh shell (pyenv, --user installs) may not have it on PATH.
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
-target_dir=${1:?usage: build-plugins.sh TARGET_DIR [--test-plugins]}
+target_dir=$(realpath -m "${1:?usage: build-plugins.sh TARGET_DIR [--test-plugins]}")
 mode=${2:-stock}
 
-cargo_wasm() {
+# Cargo runs in the workspace's folder, so its .cargo/config.toml applies (plugins/ has one);
+# a subshell, so the script's folder stays as it was.
+cargo_wasm() (
     local manifest=$1
+    cd "$(dirname "$manifest")"
     if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
         cargo build --quiet --release --target wasm32-wasip2 --manifest-path "$manifest" --target-dir "$target_dir"
     else
-        # Debian's toolchain (DESIGN §7): build std for the target ourselves.
+        # Debian's toolchain (DESIGN §7): build std for the target ourselves. (Cargo adds
+        # this variable's flags to those of .cargo/config.toml.)
         RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
         CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="-L native=/usr/lib/wasm32-wasi" \
             /usr/bin/cargo build --quiet --release --target wasm32-wasip2 -Zbuild-std=std,panic_abort \
             --manifest-path "$manifest" --target-dir "$target_dir"
     fi
-}
+)
 
 # Copies target/<crate_name>.wasm to DEST/<kebab-name>.wasm when it changed.
 install_wasm() {

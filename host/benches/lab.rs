@@ -189,8 +189,13 @@ async fn run() -> anyhow::Result<()> {
     };
     canary(&plugin, None, &mut times).await?; // warm-up
     times.call.reset();
+    // `LAUNCH_HOST_BENCH_ROUNDS`: more canaries, e.g. to profile the calls.
+    let rounds: usize = std::env::var("LAUNCH_HOST_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ROUNDS);
     let (mut calls, mut last_run) = (0, None);
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds.max(1) {
         let run = tempfile::tempdir()?;
         calls = canary(&plugin, Some(run.path()), &mut times).await?;
         last_run = Some(run);

@@ -141,15 +141,20 @@ impl canary_policy::Guest for Plugin {
 /// the interval (normal approximation with tie correction), plus a minimum effect size so a
 /// statistically significant but negligible slowdown does not roll back.
 fn compare_with_baseline(w: &CanaryWindow, cfg: &Config) -> Check {
-    let raw = |eps: &[EndpointWindow]| eps.iter().flat_map(|e| e.latencies_ms.iter().copied()).collect::<Vec<f64>>();
-    let (canary, baseline) = (raw(&w.canary), raw(&w.baseline));
+    // Each side sorted once: the ranks of the test and both medians are read off the two.
+    let sorted = |eps: &[EndpointWindow]| {
+        let mut v = eps.iter().flat_map(|e| e.latencies_ms.iter().copied()).collect::<Vec<f64>>();
+        v.sort_unstable_by(f64::total_cmp);
+        v
+    };
+    let (canary, baseline) = (sorted(&w.canary), sorted(&w.baseline));
     let name = "latency-vs-baseline";
     if canary.len() < 8 || baseline.len() < 8 {
         let reason = format!("{} canary and {} baseline samples; the test needs 8 of each", canary.len(), baseline.len());
         return Check { name: name.into(), verdict: Verdict::Inconclusive(reason), observed: None, threshold: Some(cfg.alpha), unit: "p".into(), detail: String::new() };
     }
     let p = mann_whitney_greater(&canary, &baseline);
-    let (mc, mb) = (sdk::percentile(&canary, 50.0).unwrap_or(0.0), sdk::percentile(&baseline, 50.0).unwrap_or(0.0));
+    let (mc, mb) = (sdk::percentile_of_sorted(&canary, 50.0).unwrap_or(0.0), sdk::percentile_of_sorted(&baseline, 50.0).unwrap_or(0.0));
     let slowdown = if mb > 0.0 { 100.0 * (mc - mb) / mb } else { 0.0 };
     let detail = format!("median {mc:.1} ms (canary, n={}) vs {mb:.1} ms (baseline, n={}): {slowdown:+.1} %", canary.len(), baseline.len());
     let verdict = if p < cfg.alpha && slowdown >= cfg.min_slowdown_pct {
@@ -160,22 +165,33 @@ fn compare_with_baseline(w: &CanaryWindow, cfg: &Config) -> Check {
     Check { name: name.into(), verdict, observed: Some(p), threshold: Some(cfg.alpha), unit: "p".into(), detail }
 }
 
-/// One-sided p-value that `x` tends to be larger than `y`.
+/// One-sided p-value that `x` tends to be larger than `y`, both sorted by `f64::total_cmp`.
+/// The two are merged in order, a group of tied values at a time (ties compare with `==`, as
+/// the ranks of the pooled sample would), each member getting the group's average rank.
 fn mann_whitney_greater(x: &[f64], y: &[f64]) -> f64 {
     let (n1, n2) = (x.len() as f64, y.len() as f64);
-    let mut all: Vec<(f64, bool)> = x.iter().map(|&v| (v, true)).chain(y.iter().map(|&v| (v, false))).collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum_x, mut tie_term, mut i) = (0.0, 0.0, 0);
-    while i < all.len() {
-        let mut j = i;
-        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
-            j += 1;
+    let (mut rank_sum_x, mut tie_term) = (0.0, 0.0);
+    let (mut i, mut k, mut start) = (0, 0, 0);
+    while i < x.len() || k < y.len() {
+        // The group starts at the smaller head, which it always takes (a NaN ties nothing).
+        let from_x = k == y.len() || (i < x.len() && x[i].total_cmp(&y[k]).is_le());
+        let v = if from_x { x[i] } else { y[k] };
+        let (x0, y0) = (i, k);
+        if from_x { i += 1 } else { k += 1 }
+        while i < x.len() && x[i] == v {
+            i += 1;
         }
-        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        let t = (j - i + 1) as f64;
+        while k < y.len() && y[k] == v {
+            k += 1;
+        }
+        let in_x = i - x0;
+        let t = in_x + (k - y0);
+        let end = start + t - 1;
+        let avg_rank = (start + end) as f64 / 2.0 + 1.0;
+        let t = t as f64;
         tie_term += t * t * t - t;
-        rank_sum_x += all[i..=j].iter().filter(|e| e.1).count() as f64 * avg_rank;
-        i = j + 1;
+        rank_sum_x += in_x as f64 * avg_rank;
+        start = end + 1;
     }
     let u = rank_sum_x - n1 * (n1 + 1.0) / 2.0;
     let n = n1 + n2;
@@ -219,3 +235,62 @@ fn decision(action: Action, checks: Vec<Check>) -> Decision {
 }
 
 export!(Plugin);
+
+#[cfg(test)]
+mod tests {
+    use super::mann_whitney_greater;
+
+    /// The test as first written: rank the pooled sample sorted as (value, from-x) pairs.
+    fn pooled(x: &[f64], y: &[f64]) -> f64 {
+        let (n1, n2) = (x.len() as f64, y.len() as f64);
+        let mut all: Vec<(f64, bool)> = x.iter().map(|&v| (v, true)).chain(y.iter().map(|&v| (v, false))).collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut rank_sum_x, mut tie_term, mut i) = (0.0, 0.0, 0);
+        while i < all.len() {
+            let mut j = i;
+            while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+                j += 1;
+            }
+            let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+            let t = (j - i + 1) as f64;
+            tie_term += t * t * t - t;
+            rank_sum_x += all[i..=j].iter().filter(|e| e.1).count() as f64 * avg_rank;
+            i = j + 1;
+        }
+        let u = rank_sum_x - n1 * (n1 + 1.0) / 2.0;
+        let n = n1 + n2;
+        let sigma = (n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)))).sqrt();
+        if sigma == 0.0 {
+            return 1.0;
+        }
+        1.0 - super::normal_cdf((u - n1 * n2 / 2.0 - 0.5) / sigma)
+    }
+
+    #[test]
+    fn merging_two_sorted_sides_gives_the_pooled_ranking_bit_for_bit() {
+        // A small LCG: many samples with ties, both signed zeros and NaNs among them.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        let specials = [0.0, -0.0, f64::NAN, -f64::NAN, 1.5, f64::INFINITY];
+        for case in 0..2_000 {
+            let (n1, n2) = (1 + next() % 40, 1 + next() % 40);
+            let mut side = |n: u64| -> Vec<f64> {
+                (0..n)
+                    .map(|_| match next() % 10 {
+                        0 => specials[(next() % 6) as usize],
+                        _ => (next() % (1 + case % 50)) as f64 * 0.5,
+                    })
+                    .collect()
+            };
+            let (mut x, mut y) = (side(n1), side(n2));
+            let want = pooled(&x, &y);
+            x.sort_unstable_by(f64::total_cmp);
+            y.sort_unstable_by(f64::total_cmp);
+            let got = mann_whitney_greater(&x, &y);
+            assert_eq!(got.to_bits(), want.to_bits(), "case {case}: {x:?} vs {y:?}");
+        }
+    }
+}
