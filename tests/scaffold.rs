@@ -109,9 +109,20 @@ fn a_rust_canary_policy_builds_and_passes_its_fixture() {
             );
     }
     sh(&project, &mut cargo);
-    plugin_test(
-        &project,
-        &target.join("wasm32-wasip2/release/my_canary.wasm"),
+    let wasm = target.join("wasm32-wasip2/release/my_canary.wasm");
+    plugin_test(&project, &wasm);
+    // The project's .cargo/config.toml took effect: the plugin starts with 2 MiB (32 pages)
+    // of linear memory, so a call handed many windows does not grow it.
+    let printed = Command::new(pip_tool("wasm-tools"))
+        .arg("print")
+        .arg(&wasm)
+        .output()
+        .expect("running wasm-tools (scripts/setup.sh installs it)");
+    let wat = text(&printed.stdout);
+    assert!(
+        wat.lines().any(|l| l.trim() == "(memory (;0;) 32)"),
+        "the scaffolded plugin's memory: {:?}",
+        wat.lines().find(|l| l.contains("(memory"))
     );
 }
 

@@ -64,7 +64,7 @@ const WIT: [(&str, &str); 4] = [
     ("worlds.wit", include_str!("../../../../wit/worlds.wit")),
 ];
 
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("lib.rs", include_str!("templates/lib.rs.j2")),
     ("Cargo.toml", include_str!("templates/Cargo.toml.j2")),
     ("app.py", include_str!("templates/app.py.j2")),
@@ -72,6 +72,10 @@ const TEMPLATES: [(&str, &str); 7] = [
     ("package.json", include_str!("templates/package.json.j2")),
     ("README.md", include_str!("templates/README.md.j2")),
     ("fixture.toml", include_str!("templates/fixture.toml.j2")),
+    (
+        "cargo-config.toml",
+        include_str!("templates/cargo-config.toml.j2"),
+    ),
 ];
 
 fn valid_name(name: &str) -> bool {
@@ -90,9 +94,13 @@ fn files(lang: Lang) -> Vec<(&'static str, &'static str)> {
         ("fixtures/example.toml", "fixture.toml"),
     ];
     out.extend(match lang {
-        Lang::Rust => [("src/lib.rs", "lib.rs"), ("Cargo.toml", "Cargo.toml")],
-        Lang::Python => [("app.py", "app.py"), ("world.txt", "")],
-        Lang::Js => [("app.js", "app.js"), ("package.json", "package.json")],
+        Lang::Rust => &[
+            ("src/lib.rs", "lib.rs"),
+            ("Cargo.toml", "Cargo.toml"),
+            (".cargo/config.toml", "cargo-config.toml"),
+        ][..],
+        Lang::Python => &[("app.py", "app.py"), ("world.txt", "")],
+        Lang::Js => &[("app.js", "app.js"), ("package.json", "package.json")],
     });
     out
 }
