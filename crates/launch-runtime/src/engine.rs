@@ -48,7 +48,7 @@ pub fn new_engine() -> anyhow::Result<Engine> {
     // 4 GiB of address space per memory slot, as wasmtime's default: a 32-bit index can then
     // never reach past the reservation plus guard, so Cranelift drops the bounds check from
     // every guest load and store and the guard pages trap instead. With 1 GiB (what the largest
-    // grant can use) every access was checked, and a canary decision ran 12 % slower. It is
+    // grant can use) every access was checked, and a canary decision took 8-12 % longer. It is
     // address space, not memory: 512 slots take 2 TiB of the 128 TiB a process has.
     config.memory_reservation(4 << 30);
     config.memory_guard_size(32 << 20);

@@ -127,7 +127,7 @@ pub fn describe_error(e: &http::Error) -> String {
 pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
     let nth = nearest_rank(values.len(), p)?;
     // Nearest rank is one order statistic: selecting it is linear, where sorting the whole
-    // copy was most of a canary decision's time in the guest.
+    // copy took a large part of a canary decision's time in the guest.
     let mut v = values.to_vec();
     let (_, nth, _) = v.select_nth_unstable_by(nth, f64::total_cmp);
     Some(*nth)
@@ -157,14 +157,17 @@ mod tests {
         let values = [5.0, f64::INFINITY, 1.0, 3.0, -0.0, 0.0, 2.0, 4.0, 3.0, 100.0];
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
-        for p in [0.0, 1.0, 10.0, 25.0, 49.9, 50.0, 50.1, 90.0, 95.0, 99.0, 100.0, 150.0] {
+        for p in [0.0_f64, 1.0, 10.0, 25.0, 49.9, 50.0, 50.1, 90.0, 95.0, 99.0, 100.0, 150.0] {
             // Nearest rank: the ceil(p/100 · n)-th smallest value, at least the first.
-            let rank = ((p / 100.0 * 10.0) as f64).ceil().clamp(1.0, 10.0) as usize;
+            let rank = (p / 100.0 * 10.0).ceil().clamp(1.0, 10.0) as usize;
             let want = sorted[rank - 1];
             assert_eq!(percentile(&values, p).map(f64::to_bits), Some(want.to_bits()), "p{p}");
             assert_eq!(percentile_of_sorted(&sorted, p).map(f64::to_bits), Some(want.to_bits()), "p{p}");
         }
-        assert_eq!(percentile(&values, 50.0), Some(3.0));
+        // Sorted: -0, 0, 1, 2, 3, 3, 4, 5, 100, inf.
+        for (p, want) in [(0.0, -0.0), (25.0, 1.0), (50.0, 3.0), (90.0, 100.0), (95.0, f64::INFINITY)] {
+            assert_eq!(percentile(&values, p).map(f64::to_bits), Some(f64::to_bits(want)), "p{p}");
+        }
         assert_eq!(percentile(&[], 50.0), None);
         assert_eq!(percentile_of_sorted(&[], 50.0), None);
     }
