@@ -193,6 +193,12 @@ fn mann_whitney_greater(x: &[f64], y: &[f64]) -> f64 {
         rank_sum_x += in_x as f64 * avg_rank;
         start = end + 1;
     }
+    p_greater(n1, n2, rank_sum_x, tie_term)
+}
+
+/// The one-sided p-value of the U statistic, given the rank sum of `x` (n1 values) in the
+/// pooled sample and the tie term Σ(t³ − t) over its groups of tied values.
+fn p_greater(n1: f64, n2: f64, rank_sum_x: f64, tie_term: f64) -> f64 {
     let u = rank_sum_x - n1 * (n1 + 1.0) / 2.0;
     let n = n1 + n2;
     let sigma = (n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)))).sqrt();
@@ -238,9 +244,9 @@ export!(Plugin);
 
 #[cfg(test)]
 mod tests {
-    use super::mann_whitney_greater;
+    use super::{mann_whitney_greater, p_greater};
 
-    /// The test as first written: rank the pooled sample sorted as (value, from-x) pairs.
+    /// The ranking as first written: the pooled sample sorted as (value, from-x) pairs.
     fn pooled(x: &[f64], y: &[f64]) -> f64 {
         let (n1, n2) = (x.len() as f64, y.len() as f64);
         let mut all: Vec<(f64, bool)> = x.iter().map(|&v| (v, true)).chain(y.iter().map(|&v| (v, false))).collect();
@@ -257,13 +263,7 @@ mod tests {
             rank_sum_x += all[i..=j].iter().filter(|e| e.1).count() as f64 * avg_rank;
             i = j + 1;
         }
-        let u = rank_sum_x - n1 * (n1 + 1.0) / 2.0;
-        let n = n1 + n2;
-        let sigma = (n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)))).sqrt();
-        if sigma == 0.0 {
-            return 1.0;
-        }
-        1.0 - super::normal_cdf((u - n1 * n2 / 2.0 - 0.5) / sigma)
+        p_greater(n1, n2, rank_sum_x, tie_term)
     }
 
     #[test]
