@@ -10,6 +10,7 @@ use axum::Router;
 use axum::response::Redirect;
 use axum::routing::get;
 use launch_runtime::bounds::{MAX_CHECKS, MAX_TEXT};
+use launch_runtime::capabilities::grants::ReadOnlyDir;
 use launch_runtime::capabilities::{AllowList, Grants};
 use launch_runtime::types::*;
 use launch_runtime::{FailureKind, HttpSource, Limits, Plugin, Runtime, Sandbox};
@@ -261,6 +262,44 @@ async fn wasi_shows_no_environment_files_or_sockets() {
         .unwrap()
         .value;
     assert_eq!(report.summary, "", "the plugin saw: {}", report.summary);
+    still_serves(&rt).await;
+}
+
+/// After two calls under one sandbox, the plugin's next instance is made ahead for it
+/// (`standby`). It must never serve a call under another sandbox: three calls granting a
+/// folder see it; the call after them, granting nothing, sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_made_ahead_serves_only_the_sandbox_it_was_made_for() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("granted-marker"), "x").unwrap();
+    let granted = Sandbox {
+        grants: Arc::new(Grants::default().with_read_only_dirs(vec![ReadOnlyDir {
+            host: dir.path().to_path_buf(),
+            guest: "/".into(),
+        }])),
+        ..Sandbox::default()
+    };
+    for call in 1..=3 {
+        let seen = attack(&hostile, &granted, "snoop")
+            .await
+            .unwrap()
+            .value
+            .summary;
+        assert!(
+            seen.contains("dir entry /granted-marker"),
+            "call {call} under the grant saw: {seen}"
+        );
+        // Time for the spare, made on a task of its own, to be ready for the next call.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = attack(&hostile, &Sandbox::default(), "snoop")
+        .await
+        .unwrap()
+        .value
+        .summary;
+    assert_eq!(seen, "", "a call granting nothing saw: {seen}");
     still_serves(&rt).await;
 }
 

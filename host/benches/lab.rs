@@ -2,7 +2,9 @@
 //!
 //! - recording: a 2-hour canary at a 60 s interval (120 windows, 120 decisions by the stock
 //!   `canary-steps` in statistical mode, 200 raw latencies per side), each call timed, then
-//!   what a run records for it (its inputs, masked, and a `call` journal record) timed apart;
+//!   what a run records for it (its inputs, masked, and a `call` journal record) timed apart.
+//!   As in a run, one sandbox serves the whole canary, so from its third call on each call's
+//!   instance was made ahead, after the call before (`launch_runtime::standby`);
 //! - replay: that recorded run read back and replayed against the same plugin, every decision
 //!   reproduced;
 //! - backtest: `launch-host backtest` (the release binary) over 200 copies of that run — 24 000
@@ -222,7 +224,7 @@ async fn run() -> anyhow::Result<()> {
     println!("{:<58} {:>14} {:>12}", "measure", "launch-host", "goal");
     row(
         &format!(
-            "instantiate + canary-policy.decide, median of {}",
+            "canary-policy.decide, instance made ahead, median of {}",
             times.call.len()
         ),
         format!("{call:.1} µs"),
@@ -234,7 +236,7 @@ async fn run() -> anyhow::Result<()> {
         "",
     );
     row(
-        "recording overhead on instantiate + call",
+        "recording overhead on the call",
         format!("{:.1} %", recording / call * 100.0),
         "< 5 %",
     );
@@ -278,7 +280,11 @@ fn backtest(recorded: &Path, policy: &Path, calls: usize) -> anyhow::Result<()> 
             && rows
                 .iter()
                 .all(|r| r["finding"] == "agreed" && r["calls"] == calls),
-        "backtest: {}",
+        "backtest: {} run(s) of {RUNS}; the first not agreed with {calls} calls: {}; {}",
+        rows.len(),
+        rows.iter()
+            .find(|r| r["finding"] != "agreed" || r["calls"] != calls)
+            .map_or(String::new(), |r| r.to_string()),
         String::from_utf8_lossy(&out.stderr)
     );
     row(

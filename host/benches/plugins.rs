@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -132,8 +133,14 @@ async fn run() -> anyhow::Result<()> {
         let t = Instant::now();
         gate.describe(&sandbox).await?;
         describe.record(t.elapsed().as_nanos() as u64)?;
+        // A sandbox of its own, as a replayed call has: no instance was made ahead for it
+        // (`launch_runtime::standby`), so this times instantiation too.
+        let own = Sandbox {
+            grants: Arc::new((*sandbox.grants).clone()),
+            ..sandbox.clone()
+        };
         let t = Instant::now();
-        gate.evaluate_slo(&sandbox, &samples, "").await?;
+        gate.evaluate_slo(&own, &samples, "").await?;
         evaluate.record(t.elapsed().as_nanos() as u64)?;
     }
 

@@ -11,7 +11,8 @@ use wasmtime::Store;
 use crate::Runtime;
 use crate::capabilities::Grants;
 use crate::capabilities::exchange::{Exchange, Exchanges, HttpSource};
-use crate::capabilities::log::{LogLine, Source};
+use crate::capabilities::log::{LogLine, LogSink, Source};
+use crate::capabilities::wasi::CapturedOutput;
 use crate::engine::deadline_ticks;
 use crate::error::{CallFailure, FailureKind};
 use crate::limits::{Limits, MemoryLimitExceeded};
@@ -38,14 +39,50 @@ pub struct Called<T> {
     pub exchanges: Vec<Exchange>,
 }
 
-/// Runs one call in a fresh store under `sandbox`, turning every way it can go wrong into a
-/// `CallFailure` that names the plugin and function.
+/// A fresh store for one call under a sandbox, with the handles its outcome is read from.
+pub(crate) struct Prepared {
+    pub(crate) store: Store<PluginState>,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
+    exchanges: Exchanges,
+}
+
+impl Prepared {
+    pub(crate) fn new(runtime: &Runtime, sandbox: &Sandbox) -> Result<Prepared, String> {
+        let limits = sandbox.limits.bounded();
+        let exchanges = Exchanges::new(&sandbox.http);
+        let state = PluginState::new(
+            sandbox.grants.clone(),
+            runtime.inner.http.clone(),
+            exchanges.clone(),
+            limits.memory_bytes,
+        )?;
+        let (stdout, stderr) = (state.stdout.clone(), state.stderr.clone());
+        let mut store = Store::new(&runtime.inner.engine, state);
+        store.limiter(|s| &mut s.memory);
+        // Instantiation runs guest code too (start functions): it has the call's deadline.
+        store.set_epoch_deadline(deadline_ticks(limits.deadline));
+        store.epoch_deadline_trap();
+        Ok(Prepared {
+            store,
+            stdout,
+            stderr,
+            exchanges,
+        })
+    }
+}
+
+/// Runs one call under `sandbox` in `prepared` (a spare made ahead for it) or else a fresh
+/// store, turning every way it can go wrong into a `CallFailure` that names the plugin and
+/// function. A call that answered hands its store to `done`, to be torn down.
 pub(crate) async fn call<T, F, Fut>(
     runtime: &Runtime,
     plugin: &str,
     function: &str,
     sandbox: &Sandbox,
+    prepared: Option<Prepared>,
     body: F,
+    done: impl FnOnce(Store<PluginState>),
 ) -> Result<Called<T>, CallFailure>
 where
     F: FnOnce(Store<PluginState>) -> Fut,
@@ -53,36 +90,37 @@ where
 {
     let started = Instant::now();
     let limits = sandbox.limits.bounded();
-    let exchanges = Exchanges::new(&sandbox.http);
-    let state = PluginState::new(
-        sandbox.grants.clone(),
-        runtime.inner.http.clone(),
-        exchanges.clone(),
-        limits.memory_bytes,
-    )
-    .map_err(|why| CallFailure {
-        plugin: plugin.to_string(),
-        function: function.to_string(),
-        kind: FailureKind::Instantiate(why),
-        logs: Vec::new(),
-    })?;
-    let stdout = state.stdout.clone();
-    let stderr = state.stderr.clone();
-    let mut store = Store::new(&runtime.inner.engine, state);
-    store.limiter(|s| &mut s.memory);
+    let prepared = match prepared {
+        Some(p) => p,
+        None => Prepared::new(runtime, sandbox).map_err(|why| CallFailure {
+            plugin: plugin.to_string(),
+            function: function.to_string(),
+            kind: FailureKind::Instantiate(why),
+            logs: Vec::new(),
+        })?,
+    };
+    let Prepared {
+        mut store,
+        stdout,
+        stderr,
+        exchanges,
+    } = prepared;
+    // The deadline counts from here, for a spare made earlier too.
     store.set_epoch_deadline(deadline_ticks(limits.deadline));
-    store.epoch_deadline_trap();
 
     // The epoch deadline stops guest code; this timeout also covers time spent awaiting host
     // calls (a slow HTTP request), with a little slack so the epoch trap wins when both apply.
     let hard = limits.deadline + Duration::from_millis(250);
     let outcome = tokio::time::timeout(hard, body(store)).await;
 
-    let collect_logs = |state: Option<PluginState>| {
+    let collect_logs = |state: Option<&mut PluginState>| {
         let (mut sink, denied) = match state {
-            Some(s) => (s.log, s.http_gate.denied),
+            Some(s) => (
+                std::mem::replace(&mut s.log, LogSink::new(0, 0)),
+                std::mem::take(&mut s.http_gate.denied),
+            ),
             None => (
-                crate::capabilities::log::LogSink::new(
+                LogSink::new(
                     sandbox.grants.log_max_lines,
                     sandbox.grants.log_max_line_bytes,
                 ),
@@ -103,13 +141,16 @@ where
         logs,
     };
     match outcome {
-        Ok(Ok((value, store))) => {
-            let state = store.into_data();
+        Ok(Ok((value, mut store))) => {
+            let state = store.data_mut();
             let http_requests = state.http.requests;
+            let logs = collect_logs(Some(state));
+            let elapsed = started.elapsed();
+            done(store);
             Ok(Called {
                 value,
-                logs: collect_logs(Some(state)),
-                elapsed: started.elapsed(),
+                logs,
+                elapsed,
                 http_requests,
                 exchanges: exchanges.take(),
             })

@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod limits;
 mod load;
 pub mod plugin;
+mod standby;
 mod state;
 mod text;
 pub mod types;

@@ -183,7 +183,7 @@ pub(crate) async fn load(
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     let sandbox = Sandbox::default();
-    let described = call(runtime, &file_name, "describe", &sandbox, |mut store| {
+    let describe_once = |mut store| {
         let describe = describe.clone();
         async move {
             let instance = describe.instantiate_async(&mut store).await?;
@@ -193,7 +193,16 @@ pub(crate) async fn load(
                 .await?;
             Ok((info, store))
         }
-    })
+    };
+    let described = call(
+        runtime,
+        &file_name,
+        "describe",
+        &sandbox,
+        None,
+        describe_once,
+        drop,
+    )
     .await
     .map_err(|failure| LoadError::Describe {
         path: path.clone(),
@@ -211,6 +220,7 @@ pub(crate) async fn load(
         runtime: runtime.clone(),
         describe,
         role: role_pre,
+        standby: Default::default(),
         path,
     })
 }

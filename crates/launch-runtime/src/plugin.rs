@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use wasmtime::Store;
+
 use super::Runtime;
 use super::bindings;
 use super::bounds::Bound;
@@ -13,6 +15,7 @@ use super::call::call;
 pub use super::call::{Called, Sandbox};
 use super::contract::Role;
 use super::error::{CallFailure, FailureKind};
+use super::standby::{Spare, Standby};
 use super::state::PluginState;
 use super::types;
 
@@ -39,12 +42,41 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
+#[derive(Clone)]
 pub(crate) enum RolePre {
     SmokeSuite(bindings::smoke_suite::SmokeSuitePluginPre<PluginState>),
     SloGate(bindings::slo_gate::SloGatePluginPre<PluginState>),
     UatChecklist(bindings::uat_checklist::UatChecklistPluginPre<PluginState>),
     CanaryPolicy(bindings::canary_policy::CanaryPolicyPluginPre<PluginState>),
     Step(bindings::step::StepPluginPre<PluginState>),
+}
+
+/// An instance of a role's world, not called yet (a spare: `standby`).
+pub(crate) enum RoleInstance {
+    SmokeSuite(bindings::smoke_suite::SmokeSuitePlugin),
+    SloGate(bindings::slo_gate::SloGatePlugin),
+    UatChecklist(bindings::uat_checklist::UatChecklistPlugin),
+    CanaryPolicy(bindings::canary_policy::CanaryPolicyPlugin),
+    Step(bindings::step::StepPlugin),
+}
+
+impl RolePre {
+    pub(crate) async fn instantiate(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<RoleInstance> {
+        Ok(match self {
+            RolePre::SmokeSuite(p) => RoleInstance::SmokeSuite(p.instantiate_async(store).await?),
+            RolePre::SloGate(p) => RoleInstance::SloGate(p.instantiate_async(store).await?),
+            RolePre::UatChecklist(p) => {
+                RoleInstance::UatChecklist(p.instantiate_async(store).await?)
+            }
+            RolePre::CanaryPolicy(p) => {
+                RoleInstance::CanaryPolicy(p.instantiate_async(store).await?)
+            }
+            RolePre::Step(p) => RoleInstance::Step(p.instantiate_async(store).await?),
+        })
+    }
 }
 
 pub struct Plugin {
@@ -62,6 +94,8 @@ pub struct Plugin {
     pub(crate) runtime: Runtime,
     pub(crate) describe: bindings::describe::PluginPre<PluginState>,
     pub(crate) role: RolePre,
+    /// The next role call's instance, made ahead.
+    pub(crate) standby: Standby,
 }
 
 macro_rules! role_call {
@@ -70,15 +104,33 @@ macro_rules! role_call {
             return Err($self.wrong_role($function));
         };
         let pre = pre.clone();
+        // A spare made for this sandbox is this call's instance; else one is made now.
+        let (prepared, ready) = match $self.standby.take($sandbox) {
+            Some(Spare {
+                prepared,
+                instance: RoleInstance::$variant(instance),
+                ..
+            }) => (Some(prepared), Some(instance)),
+            _ => (None, None),
+        };
         call(
             &$self.runtime,
             &$self.info.name,
             $function,
             $sandbox,
+            prepared,
             |mut $store| async move {
-                let $inst = pre.instantiate_async(&mut $store).await?;
+                let $inst = match ready {
+                    Some(instance) => instance,
+                    None => pre.instantiate_async(&mut $store).await?,
+                };
                 let value = $call.await?;
                 Ok((value, $store))
+            },
+            |used| {
+                $self
+                    .standby
+                    .refresh(used, &$self.runtime, &$self.role, $sandbox)
             },
         )
         .await
@@ -113,6 +165,7 @@ impl Plugin {
             &self.info.name,
             "describe",
             sandbox,
+            None,
             |mut store| async move {
                 let instance = pre.instantiate_async(&mut store).await?;
                 let mut info = instance
@@ -122,6 +175,7 @@ impl Plugin {
                 info.bound();
                 Ok((info, store))
             },
+            drop,
         )
         .await
     }
