@@ -303,6 +303,37 @@ async fn an_instance_made_ahead_serves_only_the_sandbox_it_was_made_for() {
     still_serves(&rt).await;
 }
 
+/// A spare waits between calls, for as long as a canary's interval: its call's deadline counts
+/// from the call, not from when the instance was made. After a wait longer than the deadline a
+/// quick call still answers, and a loop is still stopped at the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_made_ahead_has_the_whole_deadline_of_its_call() {
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    let sandbox = limits(300, 64);
+    for _ in 0..2 {
+        attack(&hostile, &sandbox, "snoop").await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    attack(&hostile, &sandbox, "snoop")
+        .await
+        .expect("a quick call on an instance made 700 ms ago answers");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = Instant::now();
+    let failure = attack(&hostile, &sandbox, "loop")
+        .await
+        .expect_err("a loop cannot succeed");
+    let took = started.elapsed();
+    assert_eq!(
+        failure.kind,
+        FailureKind::Deadline(Duration::from_millis(300))
+    );
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(1300),
+        "stopped after {took:?}"
+    );
+}
+
 #[tokio::test]
 async fn huge_results_and_floods_are_bounded() {
     let rt = runtime();

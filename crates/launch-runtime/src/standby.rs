@@ -122,3 +122,46 @@ fn same(a: &Sandbox, b: &Sandbox) -> bool {
     };
     http && a.limits == b.limits && Arc::ptr_eq(&a.grants, &b.grants)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+    use crate::capabilities::Grants;
+
+    #[test]
+    fn a_spare_serves_only_the_very_sandbox_it_was_made_for() {
+        let sandbox = Sandbox::default();
+        assert!(
+            same(&sandbox, &sandbox.clone()),
+            "a clone shares its grants"
+        );
+        let equal_grants = Sandbox {
+            grants: Arc::new(Grants::default()),
+            ..sandbox.clone()
+        };
+        assert!(!same(&sandbox, &equal_grants), "equal grants, another Arc");
+        let more_memory = Sandbox {
+            limits: Limits {
+                memory_bytes: sandbox.limits.memory_bytes * 2,
+                ..sandbox.limits
+            },
+            ..sandbox.clone()
+        };
+        assert!(!same(&sandbox, &more_memory), "other limits");
+        let canned = Sandbox {
+            http: HttpSource::Canned(Arc::from(Vec::new())),
+            ..sandbox.clone()
+        };
+        assert!(!same(&sandbox, &canned), "live vs canned");
+        assert!(same(&canned, &canned.clone()), "the same canned answers");
+        let other_canned = Sandbox {
+            http: HttpSource::Canned(Arc::from(Vec::new())),
+            ..sandbox.clone()
+        };
+        assert!(
+            !same(&canned, &other_canned),
+            "equal canned answers, another Arc"
+        );
+    }
+}
