@@ -273,7 +273,7 @@ fn a_run_killed_mid_canary_replays_what_it_recorded() {
         if let Some(run) = local_runs(&runs).pop()
             && std::fs::read_to_string(run.join("journal.jsonl"))
                 .unwrap_or_default()
-                .matches(r#""event":"call""#)
+                .matches(r#""call":{"#)
                 .count()
                 >= 6
         {
@@ -407,46 +407,52 @@ config = { steps = [10, 100], step-duration-ms = 4000, min-requests = 1 }
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = local_runs(&runs).pop().unwrap();
     let lines = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
-    let calls: Vec<&str> = lines
+    // Each decision of the canary's policy holds its call.
+    let calls: Vec<serde_json::Value> = lines
         .lines()
-        .filter(|l| l.contains(r#""event":"call""#))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"] == "decision" && r["call"].is_object())
+        .map(|r| r["call"].clone())
         .collect();
+    assert!(
+        !lines.contains(r#""event":"call""#),
+        "a call the decision holds has a record of its own too"
+    );
     let held: Vec<u64> = calls
         .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|r| r["history_len"].as_u64())
+        .filter_map(|c| c["history_len"].as_u64())
         .collect();
     let longest = held.iter().copied().max().unwrap_or(0);
     assert!(longest >= 20, "the step held {longest} windows: {held:?}");
-    // What names the history is the same size whatever its length (its answer and reason
-    // are words that vary; they are left out of the comparison).
+    // The stage's config is held once, by its first call.
+    let configs: Vec<usize> = (0..calls.len())
+        .filter(|&i| calls[i].get("config").is_some())
+        .collect();
+    assert_eq!(configs, [0], "the calls holding the config");
+    // What names the history is the same size whatever its length.
     let sizes: Vec<usize> = calls
         .iter()
-        .filter(|l| l.contains("history_from"))
-        .map(|l| {
-            let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+        .filter(|c| c.get("history_from").is_some() && c.get("config").is_none())
+        .map(|c| {
             assert!(
-                r.get("windows").is_none(),
-                "a history listed window by window: {l}"
+                c.get("windows").is_none(),
+                "a history listed window by window: {c}"
             );
-            for k in ["answer", "reason", "checks", "hash", "seq"] {
-                r.as_object_mut().unwrap().remove(k);
-            }
-            r.to_string().len()
+            c.to_string().len()
         })
         .collect();
     let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
     assert!(
-        max - min <= 32,
-        "a call record grows with its history: {min} B → {max} B over {longest} windows"
+        max - min <= 16,
+        "a call grows with its history: {min} B → {max} B over {longest} windows"
     );
-    // Nor does it say what its decision, journaled next, says: the answer, the checks, and
-    // the stock policy's reason (its summary reads `<answer>: <reason>`).
-    for l in calls.iter().filter(|l| l.contains("history_from")) {
-        for k in ["\"answer\"", "\"reason\"", "\"checks\""] {
+    // Nor does it say what its decision says: the answer, the checks, and the stock
+    // policy's reason (its summary reads `<answer>: <reason>`).
+    for c in &calls {
+        for k in ["answer", "reason", "checks"] {
             assert!(
-                !l.contains(k),
-                "a canary call repeats its decision's {k}: {l}"
+                c.get(k).is_none(),
+                "a canary call repeats its decision's {k}: {c}"
             );
         }
     }

@@ -3,7 +3,7 @@
 //! One canary step held for 10 000 windows (`LAUNCH_HOST_BENCH_WINDOWS`), each window shaped
 //! like the embedded target's at a 100 ms interval (three endpoints, both versions, a few raw
 //! latencies), decided by the stock `canary-steps` with the step's history as the host bounds it, and
-//! recorded as a run records it: the `window`, `call` and `decision` records. The run is
+//! recorded as a run records it: the `window` record, and the `decision` holding its call. The run is
 //! mirrored to S3 (moto on 127.0.0.1) with one upload per window — the most a run sends; its
 //! background uploads coalesce. Printed: the journal per window, the bytes the mirror sent next
 //! to what re-uploading the whole journal each time would have (computed from the journal's
@@ -17,10 +17,9 @@ use hdrhistogram::Histogram;
 #[path = "../../tests/support/mod.rs"]
 mod test_support;
 
-use launch_engine::journal::{Event, Inputs, Journal};
-use launch_engine::lab::answer::{action_word, decided_call};
-use launch_engine::lab::fixture::Fixture;
-use launch_engine::lab::record::{CallStore, Saved};
+use launch_engine::journal::{Event, Journal};
+use launch_engine::lab::answer::action_word;
+use launch_engine::lab::record::{CallStore, CanaryCalls};
 use launch_engine::mirror::Mirror;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
 use launch_runtime::types::{Action, CanaryState};
@@ -135,6 +134,7 @@ async fn run() -> anyhow::Result<()> {
     let mut store = CallStore::new(run.path());
     let config =
         serde_json::json!({ "steps": [10, 100], "step-duration-ms": 3_600_000, "min-requests": 1 });
+    let mut recorder = CanaryCalls::new("canary", config.as_object().cloned().unwrap_or_default());
     let config_json = config.to_string();
     let sandbox = Sandbox::default();
     let mut state = CanaryState {
@@ -176,28 +176,17 @@ async fn run() -> anyhow::Result<()> {
             "window {i}: {:?}",
             decision.action
         );
-        // What a run records per call (stages::calls::record), then its decision: the call
-        // leaves to the decision what it says.
-        let f = Fixture::canary("canary-steps", config.clone(), &state);
-        let (input, inputs) = match store.save("canary", f)? {
-            Saved::Inline(rendered) => (String::new(), Some(Inputs::Rendered(rendered))),
-            Saved::File(path) => (path, None),
-        };
+        // What a run journals per call (stages::canary): its decision, holding the call.
         let checks = record::checks(&decision.checks);
         let (action, summary) = (action_word(&decision.action), decision.summary);
-        let kept = decided_call(&decision.action, &summary);
-        journal.append_unsynced(Event::Call {
-            stage: "canary".into(),
-            plugin: "canary-steps".into(),
-            input,
-            inputs,
-            windows: Vec::new(),
-            history_from: history.range().from,
-            history_len: history.range().len,
-            answer: kept.answer,
-            reason: kept.reason,
-            checks: kept.checks,
-        })?;
+        let range = history.range();
+        let call = recorder.call(
+            &mut store,
+            &state,
+            (range.from, range.len),
+            &decision.action,
+            &summary,
+        );
         journal.append(Event::Decision {
             stage: "canary".into(),
             percent: 10,
@@ -205,6 +194,7 @@ async fn run() -> anyhow::Result<()> {
             summary,
             checks,
             plugin: "canary-steps".into(),
+            call: Some(call),
         })?;
         shared.flush().await?;
         whole_journal_uploads += std::fs::metadata(run.path().join("journal.jsonl"))?.len();

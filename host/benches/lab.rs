@@ -2,7 +2,8 @@
 //!
 //! - recording: a 2-hour canary at a 60 s interval (120 windows, 120 decisions by the stock
 //!   `canary-steps` in statistical mode, 200 raw latencies per side), each call timed, then
-//!   what a run records for it (its inputs, masked, and a `call` journal record) timed apart.
+//!   what a run records for it (the call's inputs and what its decision does not say, held
+//!   by the decision) timed apart.
 //!   As in a run, one sandbox serves the whole canary, so from its third call on each call's
 //!   instance was made ahead, after the call before (`launch_runtime::standby`);
 //! - replay: that recorded run read back and replayed against the same plugin, every decision
@@ -17,12 +18,12 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use launch_engine::journal::{Event, Inputs, Journal};
-use launch_engine::lab::answer::{action_word, decided_call};
-use launch_engine::lab::fixture::Fixture;
-use launch_engine::lab::record::{CallStore, Saved};
+use launch_engine::journal::{self, Event, Journal};
+use launch_engine::lab::answer::action_word;
+use launch_engine::lab::record::{CallStore, CanaryCalls};
 use launch_engine::lab::replay;
 use launch_engine::record::{self, EndpointRecord, WindowRecord};
+use launch_engine::redact;
 use launch_runtime::types::{Action, CanaryState, CanaryWindow};
 use launch_runtime::{Plugin, Runtime, Sandbox};
 use launch_targets::probe::Served;
@@ -82,9 +83,13 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
         Some(dir) => Some(Journal::open(&dir.join("journal.jsonl"))?),
         None => None,
     };
-    let mut store = run.map(CallStore::new);
-    let sandbox = Sandbox::default();
     let config = config();
+    let mut recorder = run.map(|dir| {
+        let map = config.as_object().cloned().unwrap_or_default();
+        (CanaryCalls::new("canary", map), CallStore::new(dir))
+    });
+    let mut scratch = Vec::new();
+    let sandbox = Sandbox::default();
     let config_json = config.to_string();
     let mut state = CanaryState {
         percent: 0,
@@ -92,7 +97,7 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
         step_elapsed_ms: 0,
         total_elapsed_ms: 0,
     };
-    // The history, and where it starts in the journal (what a call record names).
+    // The history, and where it starts in the journal (what a call names).
     let (mut history, mut from): (Vec<CanaryWindow>, Option<u64>) = (Vec::new(), None);
     let mut calls = 0;
     for i in 0..WINDOWS {
@@ -114,33 +119,21 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
             .decide_canary(&sandbox, &state, &history, &config_json)
             .await?;
         times.call.record(t.elapsed().as_nanos() as u64)?;
+        let len = history.len() as u64;
         // The decision a run journals whether it records or not.
         let (action, summary) = (action_word(&called.value.action), &called.value.summary);
         let checks = record::checks(&called.value.checks);
+        // What a run records of the call (stages::canary): the call, in its decision. Timed
+        // with what the journal does to it — serialized, secret-scanned, hashed — as a line of
+        // its own: more than it adds to the decision's line, which is written either way.
         let t = Instant::now();
-        if let (Some(store), Some(j)) = (store.as_mut(), journal.as_mut()) {
-            // What a run records per call (stages::calls::record): its inputs, and what its
-            // decision, journaled next, does not say.
-            let f = Fixture::canary("canary-steps", config.clone(), &state);
-            let (input, inputs) = match store.save("canary", f)? {
-                Saved::Inline(rendered) => (String::new(), Some(Inputs::Rendered(rendered))),
-                Saved::File(path) => (path, None),
-            };
-            let kept = decided_call(&called.value.action, summary);
-            j.append_unsynced(Event::Call {
-                stage: "canary".into(),
-                plugin: "canary-steps".into(),
-                input,
-                inputs,
-                windows: Vec::new(),
-                history_from: from,
-                history_len: history.len() as u64,
-                answer: kept.answer,
-                reason: kept.reason,
-                checks: kept.checks,
-            })?;
-        }
-        if run.is_some() {
+        let call = recorder.as_mut().map(|(recorder, store)| {
+            recorder.call(store, &state, (from, len), &called.value.action, summary)
+        });
+        if let Some(call) = &call {
+            scratch.clear();
+            redact::json_line_into(&mut scratch, call)?;
+            std::hint::black_box(journal::line_hash(&scratch));
             times.recording.record(t.elapsed().as_nanos() as u64)?;
         }
         if let Some(j) = journal.as_mut() {
@@ -151,6 +144,7 @@ async fn canary(plugin: &Plugin, run: Option<&Path>, times: &mut Times) -> anyho
                 summary: summary.clone(),
                 checks,
                 plugin: "canary-steps".into(),
+                call,
             })?;
         }
         calls += 1;
@@ -231,7 +225,7 @@ async fn run() -> anyhow::Result<()> {
         "< 60 µs",
     );
     row(
-        "recording its inputs and answer, median",
+        "recording the call in its decision, median (at most)",
         format!("{recording:.1} µs"),
         "",
     );

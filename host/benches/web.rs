@@ -74,6 +74,16 @@ fn decision(i: usize, percent: u8) -> Event {
             skipped: false,
         }],
         plugin: "canary-steps".into(),
+        // What a policy's decision holds of its call.
+        call: Some(launch_engine::journal::CanaryCall {
+            step_index: 0,
+            step_elapsed_ms: i as u64 * 100,
+            total_elapsed_ms: i as u64 * 100,
+            history_from: Some(i.saturating_sub(9) as u64),
+            history_len: i.min(9) as u64 + 1,
+            config: None,
+            reason: None,
+        }),
     }
 }
 

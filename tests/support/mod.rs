@@ -273,29 +273,44 @@ pub async fn mirrored_journal(
 }
 
 /// Every recorded call's inputs of a run, with the path of the file they are in (`None`: in
-/// the journal's `call` record).
+/// the journal: a `call` record's, or a canary decision's `call`).
 pub fn recorded_inputs(run: &std::path::Path) -> Vec<(Option<PathBuf>, serde_json::Value)> {
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
     let mut inlined = launch_engine::lab::record::Inlined::default();
     journal
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["event"] == "call")
-        .map(|r| match r["inputs"].is_object() {
-            // Inline inputs leave out what the record or an earlier one says: read as replay
-            // reads them.
-            true => (
-                None,
-                inlined.restore(
-                    r["stage"].as_str().unwrap_or_default(),
-                    r["plugin"].as_str().unwrap_or_default(),
-                    r["inputs"].clone(),
-                ),
-            ),
-            false => {
-                let file = run.join(r["input"].as_str().unwrap());
-                let value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-                (Some(file), value)
+        .filter(|r| r["event"] == "call" || r["call"].is_object())
+        .map(|r| {
+            let (stage, plugin) = (
+                r["stage"].as_str().unwrap_or_default(),
+                r["plugin"].as_str().unwrap_or_default(),
+            );
+            if r["event"] == "decision" {
+                // Its call: the canary's state, the config when it changed.
+                let call = &r["call"];
+                let config = inlined.config(stage, call["config"].as_object());
+                let input = serde_json::json!({
+                    "plugin": plugin,
+                    "config": config,
+                    "canary": {
+                        "percent": r["percent"],
+                        "step-index": call["step_index"],
+                        "step-elapsed-ms": call["step_elapsed_ms"],
+                        "total-elapsed-ms": call["total_elapsed_ms"],
+                    },
+                });
+                return (None, input);
+            }
+            match r["inputs"].is_object() {
+                // Inline inputs leave out what the record or an earlier one says: read as
+                // replay reads them.
+                true => (None, inlined.restore(stage, plugin, r["inputs"].clone())),
+                false => {
+                    let file = run.join(r["input"].as_str().unwrap());
+                    let value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+                    (Some(file), value)
+                }
             }
         })
         .collect()

@@ -302,6 +302,7 @@ fn fuzz_the_handling_of_plugin_results() {
                     summary: summary.clone(),
                     checks: checks.clone(),
                     plugin: action.clone(),
+                    call: None,
                 },
                 Event::StageFinished {
                     stage: "s".into(),

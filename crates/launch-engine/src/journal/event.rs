@@ -40,6 +40,30 @@ impl<'de> Deserialize<'de> for Inputs {
     }
 }
 
+/// A canary policy's call, inside the decision it made: what the policy was shown besides the
+/// decision's `percent` and `plugin`, and what the decision does not say of its answer. A
+/// canary calls its policy every window, and a record of its own per call cost a line, a hash
+/// and most of the time recording took (`just bench`); these are a few numbers in a line the
+/// run writes anyway. Journals written before have a `call` record before the decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryCall {
+    pub step_index: u32,
+    pub step_elapsed_ms: u64,
+    pub total_elapsed_ms: u64,
+    /// The history: `history_len` of the stage's complete windows from the run's window
+    /// number `history_from` on, as in a `call` record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_from: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_len: u64,
+    /// The stage's config, when the stage's last recorded call did not hold the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The policy's reason, when the summary does not say it (`lab::answer::decided_call`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
@@ -97,6 +121,8 @@ pub enum Event {
         environment: String,
         window: WindowRecord,
     },
+    /// A canary's decision. One its policy made holds the `call` that made it, so the call
+    /// is replayable without a `call` record of its own.
     Decision {
         stage: String,
         percent: u8,
@@ -104,6 +130,8 @@ pub enum Event {
         summary: String,
         checks: Vec<CheckRecord>,
         plugin: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CanaryCall>,
     },
     /// An operator's request to a running canary (`canary pause` ...), as it was obeyed.
     Control {

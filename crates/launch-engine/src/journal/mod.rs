@@ -15,7 +15,7 @@ mod lost;
 pub mod rows;
 pub mod signing;
 
-pub use event::{Event, Inputs, Record};
+pub use event::{CanaryCall, Event, Inputs, Record};
 pub use lost::{HOST_FAILED, HostFailed, JournalLost, SALVAGED, mark};
 
 /// The most a journal may hold: a week-long canary at one window a second writes well under.

@@ -118,10 +118,8 @@ pub fn leave_to_decision(
 /// every window; it builds nothing that would be dropped.
 pub fn decided_call(action: &Action, summary: &str) -> CallAnswer {
     let reason = match action {
-        Action::Hold(r) | Action::Rollback(r) => {
-            let (answer, _) = action_answer(action);
-            (reason_in_summary(&answer, summary) != r).then(|| r.clone())
-        }
+        Action::Hold(r) => (reason_in_summary("hold", summary) != r).then(|| r.clone()),
+        Action::Rollback(r) => (reason_in_summary("rollback", summary) != r).then(|| r.clone()),
         // No reason: the summary says one only when it is not `<answer>: ...`.
         Action::Promote(p) => {
             (!reason_in_summary(&format!("promote {p}"), summary).is_empty()).then(String::new)

@@ -2,7 +2,8 @@
 //! policy: a `call` journal record with the answer (`lab::answer`) and the inputs as a fixture,
 //! secrets masked — in the record when small, else in the run folder (`calls/<sha256>.json`,
 //! content-addressed). A canary's windows are not copied: the call names the run's `window`
-//! records that made up its history.
+//! records that made up its history. A canary's own call is recorded in the decision it made
+//! (`CanaryCalls`): a few numbers in a line the run writes anyway.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ use serde::Serialize;
 use super::fixture::{
     CanaryInput, CanaryWindowInput, Expect, Fixture, SloInput, TargetInput, UatInput,
 };
+use crate::journal::CanaryCall;
+use launch_runtime::types::{Action, CanaryState};
 use launch_targets::rooted::Rooted;
 
 /// The folder of a run that holds recorded inputs.
@@ -122,6 +125,50 @@ impl<'a> InlineFixture<'a> {
     }
 }
 
+/// A canary stage's calls, each recorded in the decision it made (`journal::CanaryCall`). The
+/// stage's config is the same at every call: whether the journal must hold it again is asked
+/// once, at the stage's first call here, not every window (comparing it cost a tenth of what
+/// recording a call did).
+pub struct CanaryCalls {
+    stage: String,
+    /// The config, until the first call has asked.
+    config: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl CanaryCalls {
+    pub fn new(stage: &str, config: serde_json::Map<String, serde_json::Value>) -> CanaryCalls {
+        CanaryCalls {
+            stage: stage.to_string(),
+            config: Some(config),
+        }
+    }
+
+    /// The call that showed the policy `state` and `history_len` windows from the run's window
+    /// `history_from` on, and answered `action` (journaled in its decision with `summary`).
+    pub fn call(
+        &mut self,
+        store: &mut CallStore,
+        state: &CanaryState,
+        (history_from, history_len): (Option<u64>, u64),
+        action: &Action,
+        summary: &str,
+    ) -> CanaryCall {
+        let config = self
+            .config
+            .take()
+            .and_then(|c| store.config_to_hold(&self.stage, c));
+        CanaryCall {
+            step_index: state.step_index,
+            step_elapsed_ms: state.step_elapsed_ms,
+            total_elapsed_ms: state.total_elapsed_ms,
+            history_from,
+            history_len,
+            config,
+            reason: super::answer::decided_call(action, summary).reason,
+        }
+    }
+}
+
 /// Reads a journal's inline fixtures whole again, in the order they were written: a call
 /// without a config had its stage's previous inline call's, and its plugin is the record's.
 #[derive(Default)]
@@ -156,6 +203,23 @@ impl Inlined {
         }
         value
     }
+
+    /// The config of a canary call recorded in its decision: the one it holds (the calls after
+    /// it had the same), else its stage's previous call's.
+    pub fn config(
+        &mut self,
+        stage: &str,
+        held: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> serde_json::Value {
+        match held {
+            Some(config) => {
+                let config = serde_json::Value::Object(config.clone());
+                self.configs.insert(stage.into(), config.clone());
+                config
+            }
+            None => self.configs.get(stage).cloned().unwrap_or_default(),
+        }
+    }
 }
 
 /// Where a call's recorded inputs went.
@@ -185,6 +249,20 @@ impl CallStore {
             saved: HashSet::new(),
             configs: HashMap::new(),
         }
+    }
+
+    /// `config` when a call of `stage` must hold it (the stage's last recorded call held
+    /// another, or none), noted as held from now on.
+    pub fn config_to_hold(
+        &mut self,
+        stage: &str,
+        config: serde_json::Map<String, serde_json::Value>,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        if self.configs.get(stage) == Some(&config) {
+            return None;
+        }
+        self.configs.insert(stage.to_string(), config.clone());
+        Some(config)
     }
 
     /// Saves `fixture` (a call's inputs), secrets masked (inline ones by the journal, which

@@ -82,20 +82,58 @@ pub fn recorded(run_dir: &Path) -> anyhow::Result<Vec<RecordedCall>> {
             Event::Window { stage, window, .. } => windows.push((stage, window)),
             Event::Decision {
                 stage,
+                percent,
                 action,
                 summary,
                 checks,
-                ..
+                plugin,
+                call,
             } => {
-                if let Some((i, kept)) = undecided.remove(stage.as_str()) {
-                    let (answer, reason, checks) =
-                        super::answer::restore_from_decision(&kept, action, summary, checks);
-                    let call = calls[i].as_mut().expect("an undecided call");
-                    call.fixture.expect.action = Some(answer.clone());
-                    call.fixture.expect.checks = checks;
-                    call.answer = answer;
-                    call.reason = reason;
+                let earlier = undecided.remove(stage.as_str());
+                let Some(call) = call else {
+                    if let Some((i, kept)) = earlier {
+                        let (answer, reason, checks) =
+                            super::answer::restore_from_decision(&kept, action, summary, checks);
+                        let call = calls[i].as_mut().expect("an undecided call");
+                        call.fixture.expect.action = Some(answer.clone());
+                        call.fixture.expect.checks = checks;
+                        call.answer = answer;
+                        call.reason = reason;
+                    }
+                    continue;
+                };
+                // A decision holding its call: a `call` record before it was never decided.
+                if let Some((i, _)) = earlier {
+                    calls[i] = None;
                 }
+                let state = launch_runtime::types::CanaryState {
+                    percent: *percent,
+                    step_index: call.step_index,
+                    step_elapsed_ms: call.step_elapsed_ms,
+                    total_elapsed_ms: call.total_elapsed_ms,
+                };
+                let config = inlined.config(stage, call.config.as_ref());
+                let mut fixture = Fixture::canary(plugin, config, &state);
+                fixture.file = folder.display("journal.jsonl");
+                if let (Some(canary), Some(from)) = (fixture.canary.as_mut(), call.history_from) {
+                    canary.history = history(&windows, stage, from, call.history_len)?;
+                }
+                let kept = CallAnswer {
+                    answer: String::new(),
+                    reason: call.reason.clone(),
+                    checks: Default::default(),
+                };
+                let (answer, reason, checks) =
+                    super::answer::restore_from_decision(&kept, action, summary, checks);
+                fixture.expect.action = Some(answer.clone());
+                fixture.expect.checks = checks;
+                calls.push(Some(RecordedCall {
+                    stage: stage.clone(),
+                    plugin: plugin.clone(),
+                    fixture,
+                    answer,
+                    reason,
+                }));
             }
             Event::Call {
                 stage,

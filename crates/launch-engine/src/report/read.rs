@@ -202,6 +202,7 @@ impl RunReport {
                     summary,
                     checks,
                     plugin,
+                    ..
                 } => {
                     if let Some(s) = report.stage_mut(&stage) {
                         s.decisions.push(DecisionReport {

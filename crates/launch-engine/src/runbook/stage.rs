@@ -184,12 +184,15 @@ impl Stage {
 
     /// The plugin's config, `{}` when the runbook gives none.
     pub fn config_value(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.config
-                .as_ref()
-                .map(|c| c.get_ref().clone())
-                .unwrap_or_default(),
-        )
+        serde_json::Value::Object(self.config_map())
+    }
+
+    /// `config_value`'s map.
+    pub fn config_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.config
+            .as_ref()
+            .map(|c| c.get_ref().clone())
+            .unwrap_or_default()
     }
 
     /// The plugin's config as the JSON text a plugin call takes.

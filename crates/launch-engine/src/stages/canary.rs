@@ -63,6 +63,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
     let started = Instant::now();
     let mut step_started = Instant::now();
     let mut history = super::calls::StepHistory::default();
+    let mut recorder = crate::lab::record::CanaryCalls::new(&name, stage.config_map());
     let mut last_checks: Vec<CheckRecord> = Vec::new();
     let mut decisions = 0u32;
     let mut blindness = Blindness::new(blind::limit(stage, interval));
@@ -129,6 +130,7 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
                 summary: format!("no data: {reason}"),
                 checks: vec![check],
                 plugin,
+                call: None,
             })?;
             bar.set_message(format!("{}: no data — {reason}", stage.title()));
             match blindness.blind(&reason) {
@@ -152,8 +154,6 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
         };
         let plugin = ctx.plugin(stage)?;
         let plugin_name = plugin.info.name.clone();
-        // The call's recorded inputs (its history is the run's windows it names).
-        let input = super::calls::canary(&plugin_name, stage, &state);
         decisions = decisions.saturating_add(1);
         let decision = match plugin
             .decide_canary(&sandbox, &state, history.windows(), &config)
@@ -166,6 +166,8 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             Err(failure) => {
                 // A broken policy cannot keep traffic on the canary.
                 journal_logs(ctx, stage, &failure.logs)?;
+                // No decision to hold it: the call has a record of its own.
+                let input = super::calls::canary(&plugin_name, stage, &state);
                 let answer = super::calls::Answer::failed(&failure.to_string());
                 super::calls::record(ctx, stage, input, history.range(), answer)?;
                 let reason = failure.to_string();
@@ -190,18 +192,24 @@ pub async fn run(ctx: &mut Ctx, stage: &Stage) -> anyhow::Result<StageResult> {
             Some(who) if held => format!("{} (paused by {who}: not acted on)", decision.summary),
             _ => decision.summary.clone(),
         };
-        // The call, then its decision: the call's record leaves to it what it says.
-        let answer = crate::lab::answer::decided_call(&decision.action, &summary);
-        let decided = Event::Decision {
+        // The decision, with the call that made it (replayable from the journal alone).
+        let range = history.range();
+        let call = recorder.call(
+            &mut ctx.calls,
+            &state,
+            (range.from, range.len),
+            &decision.action,
+            &summary,
+        );
+        ctx.journal.append(Event::Decision {
             stage: name.clone(),
             percent,
             action: action_word.clone(),
             summary,
             checks: last_checks.clone(),
             plugin: plugin_name,
-        };
-        super::calls::record(ctx, stage, input, history.range(), answer)?;
-        ctx.journal.append(decided)?;
+            call: Some(call),
+        })?;
         // Before acting: a promotion clears the history the shadows must see.
         let inputs = super::shadow::Inputs::Canary {
             state: &state,
@@ -339,6 +347,7 @@ fn moved_back(
         summary: reason.clone(),
         checks: Vec::new(),
         plugin: String::new(),
+        call: None,
     })?;
     ctx.operator.tell(Notice::Warning(&reason));
     Ok(StageResult {
