@@ -228,6 +228,9 @@ pub fn main() -> ExitCode {
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A launch runs on a worker (`on_worker`): the main thread's 8 MiB, not tokio's 2 MiB,
+        // which a debug build's rollback path overflowed.
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(rt) => rt,
