@@ -3,8 +3,9 @@
 //! `#alerts` a failed gate and an automatic rollback (level 1); `#statusboard-emergency` a
 //! manual or full rollback (level 2, on-call mentioned), a failed rollback or both
 //! environments rolled back (level 3, leadership too). Messages are sent after the effect,
-//! concurrently, each with retries inside a deadline: nothing waits for a webhook, and a dead
-//! one is journaled (`notified`), never fatal.
+//! each with retries inside a deadline: nothing waits for a webhook, and a dead one is
+//! journaled (`notified`), never fatal. Channels are sent to concurrently; one channel hears
+//! its messages in the journal's order (each starts when the one before it ended).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -35,8 +36,10 @@ struct Shared {
     run_id: Mutex<String>,
     /// Deliveries finished and not journaled yet.
     done: Mutex<Vec<Event>>,
-    /// Deliveries on their way: `#channel (what)` and the task.
-    running: Mutex<Vec<(String, tokio::task::JoinHandle<()>)>>,
+    /// Deliveries on their way: the channel, `#channel (what)` and the task.
+    running: Mutex<Vec<(Channel, String, tokio::task::JoinHandle<()>)>>,
+    /// Per channel, what tells the next message that the last one sent there has ended.
+    last: Mutex<BTreeMap<Channel, tokio::sync::oneshot::Receiver<()>>>,
 }
 
 /// Sends a run's notifications. Cheap to clone.
@@ -72,6 +75,7 @@ impl Notifier {
                 run_id: Mutex::new(String::new()),
                 done: Mutex::new(Vec::new()),
                 running: Mutex::new(Vec::new()),
+                last: Mutex::new(BTreeMap::new()),
             }),
         }))
     }
@@ -110,7 +114,16 @@ impl Notifier {
             return;
         };
         let sender = shared.clone();
+        // Ordered here, not by when the tasks happen to be run: the scheduler may run the
+        // latest first. `ended` drops with the task, however it ends.
+        let (ended, this_ended) = tokio::sync::oneshot::channel::<()>();
+        let before = lock(&shared.last).insert(message.channel, this_ended);
         let task = runtime.spawn(async move {
+            let _ended = ended;
+            if let Some(before) = before {
+                // Bounded: the one before has a deadline of its own.
+                let _ = before.await;
+            }
             let shared = sender;
             let d: Delivery = hook
                 .deliver(
@@ -133,8 +146,9 @@ impl Notifier {
             });
         });
         let mut running = lock(&shared.running);
-        running.retain(|(_, t)| !t.is_finished());
+        running.retain(|(_, _, t)| !t.is_finished());
         running.push((
+            message.channel,
             format!("#{} ({})", message.channel.word(), message.what),
             task,
         ));
@@ -144,8 +158,8 @@ impl Notifier {
     pub fn waiting(&self) -> Vec<String> {
         lock(&self.shared.running)
             .iter()
-            .filter(|(_, t)| !t.is_finished())
-            .map(|(what, _)| what.clone())
+            .filter(|(_, _, t)| !t.is_finished())
+            .map(|(_, what, _)| what.clone())
             .collect()
     }
 
@@ -159,12 +173,19 @@ impl Notifier {
         std::mem::take(&mut *lock(&self.shared.done))
     }
 
-    /// Waits for the deliveries still running (each is bounded by the deadline), then returns
-    /// every outcome not journaled yet.
+    /// Waits for the deliveries still running (each is bounded by the deadline, and one
+    /// channel's run one after another), then returns every outcome not journaled yet.
     pub async fn finish(&self) -> Vec<Event> {
         let running = std::mem::take(&mut *lock(&self.shared.running));
-        let bound = self.shared.deadline + Duration::from_secs(1);
-        let tasks = running.into_iter().map(|(_, t)| t);
+        let mut queued: BTreeMap<Channel, u32> = BTreeMap::new();
+        for (channel, _, t) in &running {
+            if !t.is_finished() {
+                *queued.entry(*channel).or_default() += 1;
+            }
+        }
+        let longest = queued.into_values().max().unwrap_or(0);
+        let bound = self.shared.deadline * longest + Duration::from_secs(1);
+        let tasks = running.into_iter().map(|(_, _, t)| t);
         let _ = tokio::time::timeout(bound, futures::future::join_all(tasks)).await;
         self.finished()
     }
