@@ -3,7 +3,8 @@
 //!
 //! - cold load (compile from bytes, no cache) vs warm load (from the artifact cache) per plugin;
 //! - all stock Rust plugins warm-loaded together;
-//! - instantiate + call of a policy plugin (fresh instance per call), median and p99.
+//! - instantiate + call of a policy plugin (fresh instance per call), median and p99, and the
+//!   spread of its medians over 50 chunks of calls (`support::chunks`).
 
 mod support;
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use launch_runtime::types::*;
 use launch_runtime::{Runtime, Sandbox};
+use support::chunks::{Chunked, GAP};
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
@@ -124,15 +126,29 @@ async fn run() -> anyhow::Result<()> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(5_000);
-    let mut describe = Histogram::<u64>::new(3)?;
-    let mut evaluate = Histogram::<u64>::new(3)?;
     for _ in 0..200 {
         gate.evaluate_slo(&sandbox, &samples, "").await?; // warm-up
     }
-    for _ in 0..calls {
+    // In chunks of 100 calls spread over a few seconds (`support::chunks`).
+    let (describe, evaluate) = (0, 1);
+    let mut timings = Chunked::new(2);
+    for i in 0..calls {
+        if i % 100 == 0 {
+            timings.chunk();
+            tokio::time::sleep(GAP).await;
+            // After the pause, the chunk's first calls are not timed.
+            for _ in 0..5 {
+                let own = Sandbox {
+                    grants: Arc::new((*sandbox.grants).clone()),
+                    ..sandbox.clone()
+                };
+                gate.describe(&own).await?;
+                gate.evaluate_slo(&own, &samples, "").await?;
+            }
+        }
         let t = Instant::now();
         gate.describe(&sandbox).await?;
-        describe.record(t.elapsed().as_nanos() as u64)?;
+        timings.record(describe, t.elapsed());
         // A sandbox of its own, as a replayed call has: no instance was made ahead for it
         // (`launch_runtime::standby`), so this times instantiation too.
         let own = Sandbox {
@@ -141,7 +157,7 @@ async fn run() -> anyhow::Result<()> {
         };
         let t = Instant::now();
         gate.evaluate_slo(&own, &samples, "").await?;
-        evaluate.record(t.elapsed().as_nanos() as u64)?;
+        timings.record(evaluate, t.elapsed());
     }
 
     // What a call's host state costs by itself (WASI context, capabilities, captures).
@@ -189,29 +205,30 @@ async fn run() -> anyhow::Result<()> {
             "< 20 ms"
         );
     }
-    println!(
-        "{:<52} {:>12} {:>12}",
-        format!("instantiate+describe, median of {calls}"),
-        us(describe.value_at_quantile(0.5)),
-        "< 25 µs"
+    let median = |h: Histogram<u64>| us(h.value_at_quantile(0.5));
+    let p99 = |h: Histogram<u64>| us(h.value_at_quantile(0.99));
+    let spread = |series| {
+        let (fastest, middle, slowest) = timings.chunk_medians(series);
+        let n = |ns: u64| format!("{:.1}", ns as f64 / 1e3);
+        format!("{}/{}/{} µs", n(fastest), n(middle), n(slowest))
+    };
+    let of_chunks = format!(
+        "  {} chunks' medians: fastest/middle/slowest",
+        timings.chunks()
     );
-    println!(
-        "{:<52} {:>12} {:>12}",
-        "instantiate+describe, p99",
-        us(describe.value_at_quantile(0.99)),
-        ""
+    support::row(
+        &format!("instantiate+describe, median of {calls}"),
+        &median(timings.all(describe)),
+        "< 25 µs",
     );
-    println!(
-        "{:<52} {:>12} {:>12}",
+    support::row("  p99", &p99(timings.all(describe)), "");
+    support::row(&of_chunks, &spread(describe), "");
+    support::row(
         "instantiate+slo-gate.evaluate (10 windows), median",
-        us(evaluate.value_at_quantile(0.5)),
-        "< 25 µs"
+        &median(timings.all(evaluate)),
+        "< 25 µs",
     );
-    println!(
-        "{:<52} {:>12} {:>12}",
-        "instantiate+slo-gate.evaluate, p99",
-        us(evaluate.value_at_quantile(0.99)),
-        ""
-    );
+    support::row("  p99", &p99(timings.all(evaluate)), "");
+    support::row(&of_chunks, &spread(evaluate), "");
     Ok(())
 }

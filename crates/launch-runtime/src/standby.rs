@@ -80,6 +80,10 @@ impl Standby {
             Err(_) => false,
         };
         if !make {
+            // Here, not on a task of its own: with back-to-back calls (a replay) the teardown
+            // then ran on the other core while the next call ran, and instantiate + evaluate
+            // took 26.2-44.4 µs instead of 21.4-32.9, slower in each of 4 alternating pairs
+            // (`cargo bench --bench plugins`, calls on a worker).
             return drop(used);
         }
         let (standby, runtime, role) = (self.clone(), runtime.clone(), role.clone());

@@ -1,5 +1,7 @@
 //! What the benchmarks share.
 
+pub mod chunks;
+
 use std::path::{Path, PathBuf};
 
 /// `--plugins DIR`, else the repository's `plugins/`.
