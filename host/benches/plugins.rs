@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use launch_runtime::types::*;
 use launch_runtime::{Runtime, Sandbox};
-use support::chunks::{Chunked, GAP};
+use support::chunks::{CHUNK, Chunked};
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
@@ -46,6 +46,15 @@ fn samples() -> Samples {
                 endpoints: vec![ep("board"), ep("drawer")],
             })
             .collect(),
+    }
+}
+
+/// A sandbox of its own, as a replayed call has: no instance was made ahead for it
+/// (`launch_runtime::standby`), so a call under it times instantiation too.
+fn own(sandbox: &Sandbox) -> Sandbox {
+    Sandbox {
+        grants: Arc::new((*sandbox.grants).clone()),
+        ..sandbox.clone()
     }
 }
 
@@ -132,53 +141,41 @@ async fn run() -> anyhow::Result<()> {
     for _ in 0..200 {
         gate.evaluate_slo(&sandbox, &samples, "").await?; // warm-up
     }
-    // In chunks of 100 calls spread over a few seconds (`support::chunks`).
+    // In chunks of `CHUNK` calls spread over a few seconds (`support::chunks`).
     let (describe, evaluate) = (0, 1);
     let mut timings = Chunked::new(2);
-    for i in 0..calls {
-        if i % 100 == 0 {
-            timings.chunk();
-            tokio::time::sleep(GAP).await;
-            // After the pause, the chunk's first calls are not timed.
-            for _ in 0..5 {
-                let own = Sandbox {
-                    grants: Arc::new((*sandbox.grants).clone()),
-                    ..sandbox.clone()
-                };
-                gate.describe(&own).await?;
-                gate.evaluate_slo(&own, &samples, "").await?;
-            }
+    for _ in 0..calls.div_ceil(CHUNK) {
+        timings.chunk().await;
+        // After the pause, the chunk's first calls are not timed.
+        for _ in 0..5 {
+            let own = own(&sandbox);
+            gate.describe(&own).await?;
+            gate.evaluate_slo(&own, &samples, "").await?;
         }
-        let t = Instant::now();
-        gate.describe(&sandbox).await?;
-        timings.record(describe, t.elapsed());
-        // A sandbox of its own, as a replayed call has: no instance was made ahead for it
-        // (`launch_runtime::standby`), so this times instantiation too.
-        let own = Sandbox {
-            grants: Arc::new((*sandbox.grants).clone()),
-            ..sandbox.clone()
-        };
-        let t = Instant::now();
-        gate.evaluate_slo(&own, &samples, "").await?;
-        timings.record(evaluate, t.elapsed());
+        for _ in 0..CHUNK {
+            let t = Instant::now();
+            gate.describe(&sandbox).await?;
+            timings.record(describe, t.elapsed());
+            let own = own(&sandbox);
+            let t = Instant::now();
+            gate.evaluate_slo(&own, &samples, "").await?;
+            timings.record(evaluate, t.elapsed());
+        }
     }
 
     // The same sandbox call after call, with a wait between, as a gate's windows: the call
     // finds an instance made ahead for it (`launch_runtime::standby`) while the caller waited.
     let mut ahead = Chunked::new(1);
-    for i in 0..calls {
-        if i % 100 == 0 {
-            ahead.chunk();
-            tokio::time::sleep(GAP).await;
-            for _ in 0..5 {
-                gate.evaluate_slo(&sandbox, &samples, "").await?;
-                tokio::task::yield_now().await;
+    for _ in 0..calls.div_ceil(CHUNK) {
+        ahead.chunk().await;
+        for i in 0..5 + CHUNK {
+            let t = Instant::now();
+            gate.evaluate_slo(&sandbox, &samples, "").await?;
+            if i >= 5 {
+                ahead.record(0, t.elapsed());
             }
+            tokio::task::yield_now().await;
         }
-        let t = Instant::now();
-        gate.evaluate_slo(&sandbox, &samples, "").await?;
-        ahead.record(0, t.elapsed());
-        tokio::task::yield_now().await;
     }
 
     // What a call's host state costs by itself (WASI context, capabilities, captures).
@@ -238,7 +235,10 @@ async fn run() -> anyhow::Result<()> {
         timings.chunks()
     );
     support::row(
-        &format!("instantiate+describe, median of {calls}"),
+        &format!(
+            "instantiate+describe, median of {}",
+            timings.all(describe).len()
+        ),
         &median(timings.all(describe)),
         "< 25 µs",
     );

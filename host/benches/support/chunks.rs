@@ -13,7 +13,10 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 /// The pause before each chunk, so that a run spans several periods.
-pub const GAP: Duration = Duration::from_millis(40);
+const GAP: Duration = Duration::from_millis(40);
+
+/// Timed calls per chunk.
+pub const CHUNK: usize = 100;
 
 pub struct Chunked {
     series: usize,
@@ -29,8 +32,9 @@ impl Chunked {
         }
     }
 
-    /// Starts a chunk: the timings recorded next belong to it.
-    pub fn chunk(&mut self) {
+    /// Pauses for `GAP`, then starts a chunk: the timings recorded next belong to it.
+    pub async fn chunk(&mut self) {
+        tokio::time::sleep(GAP).await;
         self.chunks.push(vec![Vec::new(); self.series]);
     }
 
