@@ -12,6 +12,14 @@ wit_bindgen::generate!({
 
 pub use launch::plugin::{http, log, types};
 
+pub mod arena;
+
+/// Every plugin built on this crate allocates from a per-call arena (`arena`); a plugin that
+/// brings its own global allocator turns the `call-arena` feature off.
+#[cfg(all(feature = "call-arena", target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: arena::CallArena = arena::CallArena::new();
+
 use types::{Check, StepReport, Verdict};
 
 /// The verdict of a whole step, from its checks: any failure fails the step; otherwise anything
