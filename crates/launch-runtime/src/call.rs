@@ -74,7 +74,9 @@ impl Prepared {
 
 /// Runs one call under `sandbox` in `prepared` (a spare made ahead for it) or else a fresh
 /// store, turning every way it can go wrong into a `CallFailure` that names the plugin and
-/// function. A call that answered hands its store to `done`, to be torn down.
+/// function. `body` gives the store back with its outcome, so a call that failed still has
+/// what it logged (a panic's message, from a plugin built without WASI). A call that answered
+/// hands its store to `done`, to be torn down.
 pub(crate) async fn call<T, F, Fut>(
     runtime: &Runtime,
     plugin: &str,
@@ -86,7 +88,7 @@ pub(crate) async fn call<T, F, Fut>(
 ) -> Result<Called<T>, CallFailure>
 where
     F: FnOnce(Store<PluginState>) -> Fut,
-    Fut: Future<Output = wasmtime::Result<(T, Store<PluginState>)>>,
+    Fut: Future<Output = (wasmtime::Result<T>, Store<PluginState>)>,
 {
     let started = Instant::now();
     let limits = sandbox.limits.bounded();
@@ -141,7 +143,7 @@ where
         logs,
     };
     match outcome {
-        Ok(Ok((value, mut store))) => {
+        Ok((Ok(value), mut store)) => {
             let state = store.data_mut();
             let http_requests = state.http.requests;
             let logs = collect_logs(Some(state));
@@ -155,7 +157,10 @@ where
                 exchanges: exchanges.take(),
             })
         }
-        Ok(Err(error)) => Err(failure(classify_error(&error, sandbox), collect_logs(None))),
+        Ok((Err(error), mut store)) => {
+            let logs = collect_logs(Some(store.data_mut()));
+            Err(failure(classify_error(&error, sandbox), logs))
+        }
         Err(_) => Err(failure(
             FailureKind::Deadline(limits.deadline),
             collect_logs(None),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::contract::{self, Role};
-use crate::capabilities::log::{LogLine, Source};
+use crate::capabilities::log::{Level, LogLine, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -137,6 +137,9 @@ impl fmt::Display for CallFailure {
             .collect();
         if !stderr.is_empty() {
             write!(f, "; its stderr says: {}", meaningful(&stderr).join(" | "))?;
+        } else if let Some(panic) = self.logs.iter().rev().find(|l| is_panic_log(l)) {
+            // A plugin built without WASI has no stderr: the SDK's panic hook logs the message.
+            write!(f, "; its log says: {}", panic.message)?;
         }
         Ok(())
     }
@@ -180,6 +183,13 @@ pub fn meaningful<'a>(stderr: &[&'a str]) -> Vec<&'a str> {
     }
     picked.dedup();
     picked[picked.len().saturating_sub(3)..].to_vec()
+}
+
+/// The line the Rust SDK's panic hook logs: `panicked at src/lib.rs:9:5: the message`.
+fn is_panic_log(line: &LogLine) -> bool {
+    line.source == Source::Log
+        && line.level == Level::Error
+        && line.message.starts_with("panicked at ")
 }
 
 pub fn mib(bytes: usize) -> String {

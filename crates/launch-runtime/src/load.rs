@@ -186,12 +186,15 @@ pub(crate) async fn load(
     let describe_once = |mut store| {
         let describe = describe.clone();
         async move {
-            let instance = describe.instantiate_async(&mut store).await?;
-            let info = instance
-                .launch_plugin_describe()
-                .call_describe(&mut store)
-                .await?;
-            Ok((info, store))
+            let info: wasmtime::Result<_> = async {
+                let instance = describe.instantiate_async(&mut store).await?;
+                instance
+                    .launch_plugin_describe()
+                    .call_describe(&mut store)
+                    .await
+            }
+            .await;
+            (info, store)
         }
     };
     let described = call(

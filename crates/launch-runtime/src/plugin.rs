@@ -120,12 +120,15 @@ macro_rules! role_call {
             $sandbox,
             prepared,
             |mut $store| async move {
-                let $inst = match ready {
-                    Some(instance) => instance,
-                    None => pre.instantiate_async(&mut $store).await?,
-                };
-                let value = $call.await?;
-                Ok((value, $store))
+                let value: wasmtime::Result<_> = async {
+                    let $inst = match ready {
+                        Some(instance) => instance,
+                        None => pre.instantiate_async(&mut $store).await?,
+                    };
+                    $call.await
+                }
+                .await;
+                (value, $store)
             },
             |used| {
                 $self
@@ -167,13 +170,17 @@ impl Plugin {
             sandbox,
             None,
             |mut store| async move {
-                let instance = pre.instantiate_async(&mut store).await?;
-                let mut info = instance
-                    .launch_plugin_describe()
-                    .call_describe(&mut store)
-                    .await?;
-                info.bound();
-                Ok((info, store))
+                let info: wasmtime::Result<_> = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let mut info = instance
+                        .launch_plugin_describe()
+                        .call_describe(&mut store)
+                        .await?;
+                    info.bound();
+                    Ok(info)
+                }
+                .await;
+                (info, store)
             },
             drop,
         )

@@ -13,6 +13,8 @@ wit_bindgen::generate!({
 pub use launch::plugin::{http, log, types};
 
 pub mod arena;
+#[cfg(all(target_family = "wasm", target_os = "unknown"))]
+mod panic;
 
 /// Every plugin built on this crate allocates from a per-call arena (`arena`); a plugin that
 /// brings its own global allocator turns the `call-arena` feature off.
