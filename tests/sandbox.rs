@@ -179,6 +179,18 @@ async fn a_plugin_without_wasi_names_its_panic_through_its_log() {
 }
 
 #[tokio::test]
+async fn only_a_plugin_that_imports_wasi_is_given_a_wasi_context() {
+    let rt = runtime();
+    // The stock policies import only `launch:plugin` interfaces: their calls build no WASI
+    // context. The hostile plugin imports WASI and is confined by its context (the tests above).
+    let gate = load(&rt, stock_plugin("slo-thresholds")).await;
+    assert!(!gate.wasi, "slo-thresholds imports no WASI");
+    let hostile = load(&rt, test_plugin("hostile")).await;
+    assert!(hostile.wasi, "the hostile plugin imports WASI");
+    still_serves(&rt).await;
+}
+
+#[tokio::test]
 async fn http_to_a_host_off_the_allow_list_never_leaves_the_process() {
     let rt = runtime();
     let hostile = load(&rt, test_plugin("hostile")).await;

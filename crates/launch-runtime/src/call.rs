@@ -39,6 +39,14 @@ pub struct Called<T> {
     pub exchanges: Vec<Exchange>,
 }
 
+/// Who a call is into: the plugin, its function, and whether the plugin imports WASI.
+#[derive(Clone, Copy)]
+pub(crate) struct Callee<'a> {
+    pub(crate) plugin: &'a str,
+    pub(crate) function: &'a str,
+    pub(crate) wasi: bool,
+}
+
 /// A fresh store for one call under a sandbox, with the handles its outcome is read from.
 pub(crate) struct Prepared {
     pub(crate) store: Store<PluginState>,
@@ -48,7 +56,12 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    pub(crate) fn new(runtime: &Runtime, sandbox: &Sandbox) -> Result<Prepared, String> {
+    /// `wasi`: whether the plugin imports WASI.
+    pub(crate) fn new(
+        runtime: &Runtime,
+        sandbox: &Sandbox,
+        wasi: bool,
+    ) -> Result<Prepared, String> {
         let limits = sandbox.limits.bounded();
         let exchanges = Exchanges::new(&sandbox.http);
         let state = PluginState::new(
@@ -56,6 +69,7 @@ impl Prepared {
             runtime.inner.http.clone(),
             exchanges.clone(),
             limits.memory_bytes,
+            wasi,
         )?;
         let (stdout, stderr) = (state.stdout.clone(), state.stderr.clone());
         let mut store = Store::new(&runtime.inner.engine, state);
@@ -79,8 +93,7 @@ impl Prepared {
 /// hands its store to `done`, to be torn down.
 pub(crate) async fn call<T, F, Fut>(
     runtime: &Runtime,
-    plugin: &str,
-    function: &str,
+    callee: Callee<'_>,
     sandbox: &Sandbox,
     prepared: Option<Prepared>,
     body: F,
@@ -90,11 +103,14 @@ where
     F: FnOnce(Store<PluginState>) -> Fut,
     Fut: Future<Output = (wasmtime::Result<T>, Store<PluginState>)>,
 {
+    let Callee {
+        plugin, function, ..
+    } = callee;
     let started = Instant::now();
     let limits = sandbox.limits.bounded();
     let prepared = match prepared {
         Some(p) => p,
-        None => Prepared::new(runtime, sandbox).map_err(|why| CallFailure {
+        None => Prepared::new(runtime, sandbox, callee.wasi).map_err(|why| CallFailure {
             plugin: plugin.to_string(),
             function: function.to_string(),
             kind: FailureKind::Instantiate(why),

@@ -9,7 +9,7 @@ use wasmtime::component::InstancePre;
 
 use crate::bindings;
 use crate::bounds::Bound;
-use crate::call::call;
+use crate::call::{Callee, call};
 use crate::contract::{self, Role};
 use crate::error::LoadError;
 use crate::state::PluginState;
@@ -118,6 +118,9 @@ pub(crate) async fn load(
             .imports(&runtime.inner.engine)
             .map(|(name, _)| name),
     );
+    let wasi = component_type
+        .imports(&runtime.inner.engine)
+        .any(|(name, _)| name.starts_with("wasi:"));
     let scan = contract::scan_exports(
         component_type
             .exports(&runtime.inner.engine)
@@ -197,20 +200,17 @@ pub(crate) async fn load(
             (info, store)
         }
     };
-    let described = call(
-        runtime,
-        &file_name,
-        "describe",
-        &sandbox,
-        None,
-        describe_once,
-        drop,
-    )
-    .await
-    .map_err(|failure| LoadError::Describe {
-        path: path.clone(),
-        failure: Box::new(failure),
-    })?;
+    let callee = Callee {
+        plugin: &file_name,
+        function: "describe",
+        wasi,
+    };
+    let described = call(runtime, callee, &sandbox, None, describe_once, drop)
+        .await
+        .map_err(|failure| LoadError::Describe {
+            path: path.clone(),
+            failure: Box::new(failure),
+        })?;
     let info = host_info(described.value, role, &path)?;
     let version = scan.versions.first().cloned().unwrap_or_default();
     Ok(Plugin {
@@ -218,6 +218,7 @@ pub(crate) async fn load(
         digest,
         contract: version,
         network,
+        wasi,
         info,
         load,
         runtime: runtime.clone(),

@@ -11,8 +11,8 @@ use super::Runtime;
 use super::bindings;
 use super::bounds::Bound;
 use super::cache::LoadSource;
-use super::call::call;
 pub use super::call::{Called, Sandbox};
+use super::call::{Callee, call};
 use super::contract::Role;
 use super::error::{CallFailure, FailureKind};
 use super::standby::{Spare, Standby};
@@ -89,6 +89,8 @@ pub struct Plugin {
     /// The network interfaces it imports (`launch:plugin/http`, `wasi:http`), whatever it
     /// says in `describe`.
     pub network: Vec<&'static str>,
+    /// Whether it imports any WASI interface; a call into a plugin without gets no WASI context.
+    pub wasi: bool,
     pub info: PluginInfo,
     pub load: LoadReport,
     pub(crate) runtime: Runtime,
@@ -115,8 +117,7 @@ macro_rules! role_call {
         };
         call(
             &$self.runtime,
-            &$self.info.name,
-            $function,
+            $self.callee($function),
             $sandbox,
             prepared,
             |mut $store| async move {
@@ -133,7 +134,7 @@ macro_rules! role_call {
             |used| {
                 $self
                     .standby
-                    .refresh(used, &$self.runtime, &$self.role, $sandbox)
+                    .refresh(used, &$self.runtime, &$self.role, $sandbox, $self.wasi)
             },
         )
         .await
@@ -143,6 +144,14 @@ macro_rules! role_call {
 impl Plugin {
     pub fn role(&self) -> Role {
         self.info.role
+    }
+
+    fn callee<'a>(&'a self, function: &'a str) -> Callee<'a> {
+        Callee {
+            plugin: &self.info.name,
+            function,
+            wasi: self.wasi,
+        }
     }
 
     fn wrong_role(&self, function: &str) -> CallFailure {
@@ -165,8 +174,7 @@ impl Plugin {
         let pre = self.describe.clone();
         call(
             &self.runtime,
-            &self.info.name,
-            "describe",
+            self.callee("describe"),
             sandbox,
             None,
             |mut store| async move {

@@ -65,6 +65,7 @@ impl Standby {
         runtime: &Runtime,
         role: &RolePre,
         sandbox: &Sandbox,
+        wasi: bool,
     ) {
         let Ok(tokio) = tokio::runtime::Handle::try_current() else {
             return drop(used);
@@ -92,7 +93,7 @@ impl Standby {
             drop(used);
             // A spare that cannot be made (a full pool, a failing start) is no spare: the next
             // call instantiates, and fails, in its own right.
-            let made = match Prepared::new(&runtime, &sandbox) {
+            let made = match Prepared::new(&runtime, &sandbox, wasi) {
                 Ok(mut prepared) => match role.instantiate(&mut prepared.store).await {
                     Ok(instance) => Some(Spare {
                         made_for: sandbox,
