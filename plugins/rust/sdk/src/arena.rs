@@ -9,9 +9,9 @@
 //! (19.6–19.9 vs 17.5–17.9 µs, `cargo bench --bench plugins`). talc, a faster general-purpose
 //! allocator, gained 0.3 µs.
 //!
-//! A call that needs more than the arena falls through to the system allocator (wasi-libc's
-//! malloc) for the rest, as if the arena were not there: the arena's bytes are all a call can
-//! lose to not freeing.
+//! A call that needs more than the arena falls through to the system allocator (std's dlmalloc
+//! without WASI, wasi-libc's malloc with it) for the rest, as if the arena were not there: the
+//! arena's bytes are all a call can lose to not freeing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, UnsafeCell};
@@ -76,7 +76,7 @@ unsafe impl GlobalAlloc for CallArena {
                 self.next.set(offset + layout.size());
                 (self.base() + offset) as *mut u8
             }
-            // SAFETY: the caller's contract for `layout` is the system allocator's.
+            // SAFETY: the caller's contract for `layout` is the system allocator's too.
             None => unsafe { System.alloc(layout) },
         }
     }
