@@ -142,8 +142,8 @@ async fn run() -> anyhow::Result<()> {
         gate.evaluate_slo(&sandbox, &samples, "").await?; // warm-up
     }
     // In chunks of `CHUNK` calls spread over a few seconds (`support::chunks`).
-    let (describe, evaluate) = (0, 1);
-    let mut timings = Chunked::new(2);
+    let (describe, evaluate, machine) = (0, 1, 2);
+    let mut timings = Chunked::new(3);
     for _ in 0..calls.div_ceil(CHUNK) {
         timings.chunk().await;
         // After the pause, the chunk's first calls are not timed.
@@ -160,6 +160,9 @@ async fn run() -> anyhow::Result<()> {
             let t = Instant::now();
             gate.evaluate_slo(&own, &samples, "").await?;
             timings.record(evaluate, t.elapsed());
+        }
+        for _ in 0..20 {
+            timings.record(machine, support::chunks::machine_alone());
         }
     }
 
@@ -257,6 +260,18 @@ async fn run() -> anyhow::Result<()> {
     );
     support::row("  p99", &p99(timings.all(evaluate)), "");
     support::row(&of_chunks, &spread(&timings, evaluate), "");
+    // No plugin: whether the slow chunks were the machine's (`support::chunks::machine_alone`).
+    let (in_fast, in_slow) = support::chunks::control_by_thirds(&timings, evaluate, machine);
+    support::row(
+        "  64 KiB copy + 32 allocations, no plugin, median",
+        &median(timings.all(machine)),
+        "",
+    );
+    support::row(
+        "  … in evaluate's fastest / slowest third of chunks",
+        &format!("{:.2}/{:.2} µs", in_fast as f64 / 1e3, in_slow as f64 / 1e3),
+        "",
+    );
     support::row(
         "slo-gate.evaluate on an instance made ahead, median",
         &median(ahead.all(0)),
