@@ -135,15 +135,20 @@ async fn memory_growth_past_the_limit_traps() {
     still_serves(&rt).await;
 }
 
-#[tokio::test]
-async fn panic_becomes_an_error_naming_the_plugin_and_its_message() {
-    let rt = runtime();
-    let hostile = load(&rt, test_plugin("hostile")).await;
+/// The failure of test plugin `name` told to panic: a trap.
+async fn panicked(rt: &Runtime, name: &str) -> launch_runtime::CallFailure {
+    let hostile = load(rt, test_plugin(name)).await;
     let failure = attack(&hostile, &Sandbox::default(), "panic")
         .await
         .expect_err("a panic is a failure");
     assert!(matches!(failure.kind, FailureKind::Trap(_)), "{failure:?}");
-    let msg = failure.to_string();
+    failure
+}
+
+#[tokio::test]
+async fn panic_becomes_an_error_naming_the_plugin_and_its_message() {
+    let rt = runtime();
+    let msg = panicked(&rt, "hostile").await.to_string();
     assert!(
         msg.contains("plugin `hostile` trapped in `step.run`"),
         "{msg}"
@@ -159,11 +164,7 @@ async fn panic_becomes_an_error_naming_the_plugin_and_its_message() {
 async fn a_plugin_without_wasi_names_its_panic_through_its_log() {
     // Built for wasm32-unknown-unknown, as the stock Rust plugins are: no stderr to write to.
     let rt = runtime();
-    let hostile = load(&rt, test_plugin("hostile-no-wasi")).await;
-    let failure = attack(&hostile, &Sandbox::default(), "panic")
-        .await
-        .expect_err("a panic is a failure");
-    assert!(matches!(failure.kind, FailureKind::Trap(_)), "{failure:?}");
+    let failure = panicked(&rt, "hostile-no-wasi").await;
     let msg = failure.to_string();
     assert!(
         msg.contains("its log says: panicked at hostile/src/lib.rs:")

@@ -43,10 +43,9 @@ impl PluginState {
     ) -> Result<Self, String> {
         let stdout = CapturedOutput::new(CAPTURE_BYTES);
         let stderr = CapturedOutput::new(CAPTURE_BYTES);
-        let wasi = match wasi {
-            true => Some(empty_context(&stdout, &stderr, &grants.read_only_dirs)?),
-            false => None,
-        };
+        let wasi = wasi
+            .then(|| empty_context(&stdout, &stderr, &grants.read_only_dirs))
+            .transpose()?;
         Ok(PluginState {
             table: ResourceTable::new(),
             wasi,
